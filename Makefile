@@ -1,0 +1,41 @@
+# Every target runs inside .venv, created here, so a fresh machine needs only
+# Rust, Python 3.11 and pip.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv dev release test test-rust test-py demo bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ —/'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=23" wheel
+
+venv: $(BIN)/python
+
+release: venv  ## build and install the package (release mode) with test extras
+	$(BIN)/pip install -q "cmake>=3.26" "maturin>=1.7,<2"
+	$(BIN)/pip install -q -e ".[test]"
+
+dev: venv  ## fast rebuild of the extension into .venv
+	$(BIN)/maturin develop --release -q
+
+test-rust: release  ## cargo tests of the core
+	cargo test -p oom-core --release
+
+test-py: release  ## pytest suite
+	$(BIN)/python -m pytest -q
+
+test: test-rust test-py  ## everything CI runs
+
+demo: release  ## the main job on PBMC 3k (downloaded once, cached)
+	$(BIN)/python -m anndataoom.cli demo
+
+bench: release  ## side-by-side benchmark
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,140 @@
+//! Compressed sparse rows for one block. Column indices are `u32`-range
+//! `i32` (what scipy uses); `indptr` is local to the block.
+
+use super::{Dtype, Values};
+use crate::error::{OomError, Result};
+use crate::{values_of, with_values};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    pub nrows: usize,
+    pub ncols: usize,
+    pub indptr: Vec<i64>,
+    pub indices: Vec<i32>,
+    pub data: Values,
+}
+
+impl Csr {
+    pub fn empty(ncols: usize, dtype: Dtype) -> Self {
+        Csr { nrows: 0, ncols, indptr: vec![0], indices: Vec::new(), data: Values::empty(dtype) }
+    }
+
+    #[inline]
+    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+    pub fn row_range(&self, r: usize) -> (usize, usize) {
+        (self.indptr[r] as usize, self.indptr[r + 1] as usize)
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Append the rows of `other` below ours.
+    pub fn append(&mut self, other: &Csr) {
+        let base = *self.indptr.last().expect("indptr is never empty");
+        self.indptr.extend(other.indptr[1..].iter().map(|p| p + base));
+        self.indices.extend_from_slice(&other.indices);
+        self.data.extend_from(&other.data);
+        self.nrows += other.nrows;
+    }
+
+    /// Check indices are in range; sort unsorted rows and sum duplicate
+    /// entries (as scipy's `sum_duplicates`), so every block leaving storage
+    /// is canonical.
+    pub fn canonicalize(&mut self, what: &str) -> Result<()> {
+        let ncols = i64::try_from(self.ncols).unwrap_or(i64::MAX);
+        let mut canonical = true;
+        for r in 0..self.nrows {
+            let (a, b) = self.row_range(r);
+            let row = &self.indices[a..b];
+            for (k, &c) in row.iter().enumerate() {
+                if c < 0 || i64::from(c) >= ncols {
+                    return Err(OomError::Value(format!(
+                        "{what}: column index {c} out of range for {} columns",
+                        self.ncols
+                    )));
+                }
+                if k > 0 && row[k - 1] >= c {
+                    canonical = false;
+                }
+            }
+        }
+        if !canonical {
+            self.sort_and_sum_rows();
+        }
+        Ok(())
+    }
+
+    fn sort_and_sum_rows(&mut self) {
+        let nrows = self.nrows;
+        let dtype = self.data.dtype();
+        let mut indptr = Vec::with_capacity(nrows + 1);
+        indptr.push(0i64);
+        let mut indices = Vec::with_capacity(self.indices.len());
+        let old_indices = &self.indices;
+        let old_ptr = &self.indptr;
+        let data = values_of!(dtype, T => {
+            let src: &[T] = self.data.as_slice().expect("dtype");
+            let mut out: Vec<T> = Vec::with_capacity(src.len());
+            let mut order: Vec<usize> = Vec::new();
+            for r in 0..nrows {
+                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+                let (a, b) = (old_ptr[r] as usize, old_ptr[r + 1] as usize);
+                order.clear();
+                order.extend(a..b);
+                order.sort_by_key(|&k| old_indices[k]);
+                for &k in &order {
+                    let c = old_indices[k];
+                    if indices.len() as i64 > *indptr.last().expect("nonempty")
+                        && *indices.last().expect("nonempty") == c
+                    {
+                        let last = out.last_mut().expect("nonempty");
+                        *last = add(*last, src[k]);
+                    } else {
+                        indices.push(c);
+                        out.push(src[k]);
+                    }
+                }
+                indptr.push(indices.len() as i64);
+            }
+            out
+        });
+        self.indptr = indptr;
+        self.indices = indices;
+        self.data = data;
+    }
+
+    /// Dense row-major copy.
+    pub fn to_dense(&self) -> super::Dense {
+        let n = self.ncols;
+        let data = values_of!(self.data.dtype(), T => {
+            let src: &[T] = self.data.as_slice().expect("dtype");
+            let mut out = vec![T::default(); self.nrows * n];
+            for r in 0..self.nrows {
+                let (a, b) = self.row_range(r);
+                for k in a..b {
+                    #[allow(clippy::cast_sign_loss)]
+                    let c = self.indices[k] as usize;
+                    out[r * n + c] = src[k];
+                }
+            }
+            out
+        });
+        super::Dense { nrows: self.nrows, ncols: n, data }
+    }
+
+    /// Sum of every stored value, per row.
+    pub fn row_sums(&self) -> Vec<f64> {
+        with_values!(&self.data, v => (0..self.nrows)
+            .map(|r| {
+                let (a, b) = self.row_range(r);
+                v[a..b].iter().map(|x| crate::block::Scalar::to_f64(*x)).sum()
+            })
+            .collect())
+    }
+}
+
+#[inline]
+fn add<T: super::Scalar>(a: T, b: T) -> T {
+    T::from_f64(a.to_f64() + b.to_f64())
+}

@@ -1,0 +1,229 @@
+//! Typed value buffers: a matrix keeps the dtype it was stored with, and
+//! kernels read any of them as f64 through [`Scalar`].
+
+use crate::error::{OomError, Result};
+
+/// A numeric element type that can live in a stored matrix.
+pub trait Scalar: Copy + Send + Sync + Default + PartialEq + 'static {
+    const DTYPE: Dtype;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    /// Decode one little-endian element.
+    fn read_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! scalar {
+    ($t:ty, $d:ident) => {
+        impl Scalar for $t {
+            const DTYPE: Dtype = Dtype::$d;
+            #[inline]
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn read_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("element width"))
+            }
+        }
+    };
+}
+scalar!(f32, F32);
+scalar!(f64, F64);
+scalar!(i8, I8);
+scalar!(i16, I16);
+scalar!(i32, I32);
+scalar!(i64, I64);
+scalar!(u8, U8);
+scalar!(u16, U16);
+scalar!(u32, U32);
+scalar!(u64, U64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    F32,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::I8 | Dtype::U8 => 1,
+            Dtype::I16 | Dtype::U16 => 2,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+        }
+    }
+
+    /// numpy's name for the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+            Dtype::I8 => "int8",
+            Dtype::I16 => "int16",
+            Dtype::I32 => "int32",
+            Dtype::I64 => "int64",
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+            Dtype::U32 => "uint32",
+            Dtype::U64 => "uint64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "float32" => Dtype::F32,
+            "float64" => Dtype::F64,
+            "int8" => Dtype::I8,
+            "int16" => Dtype::I16,
+            "int32" => Dtype::I32,
+            "int64" => Dtype::I64,
+            "uint8" | "bool" => Dtype::U8,
+            "uint16" => Dtype::U16,
+            "uint32" => Dtype::U32,
+            "uint64" => Dtype::U64,
+            other => return Err(OomError::Value(format!("unsupported dtype '{other}'"))),
+        })
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Dtype::F32 | Dtype::F64)
+    }
+}
+
+/// A buffer of one dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+}
+
+/// Run `$body` with `$v` bound to the typed vector inside a [`Values`].
+#[macro_export]
+macro_rules! with_values {
+    ($values:expr, $v:ident => $body:expr) => {
+        match $values {
+            $crate::block::Values::F32($v) => $body,
+            $crate::block::Values::F64($v) => $body,
+            $crate::block::Values::I8($v) => $body,
+            $crate::block::Values::I16($v) => $body,
+            $crate::block::Values::I32($v) => $body,
+            $crate::block::Values::I64($v) => $body,
+            $crate::block::Values::U8($v) => $body,
+            $crate::block::Values::U16($v) => $body,
+            $crate::block::Values::U32($v) => $body,
+            $crate::block::Values::U64($v) => $body,
+        }
+    };
+}
+
+/// Build a [`Values`] of `dtype` from a generic constructor `$make::<T>()`.
+#[macro_export]
+macro_rules! values_of {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            $crate::block::Dtype::F32 => { type $t = f32; $crate::block::Values::F32($body) }
+            $crate::block::Dtype::F64 => { type $t = f64; $crate::block::Values::F64($body) }
+            $crate::block::Dtype::I8 => { type $t = i8; $crate::block::Values::I8($body) }
+            $crate::block::Dtype::I16 => { type $t = i16; $crate::block::Values::I16($body) }
+            $crate::block::Dtype::I32 => { type $t = i32; $crate::block::Values::I32($body) }
+            $crate::block::Dtype::I64 => { type $t = i64; $crate::block::Values::I64($body) }
+            $crate::block::Dtype::U8 => { type $t = u8; $crate::block::Values::U8($body) }
+            $crate::block::Dtype::U16 => { type $t = u16; $crate::block::Values::U16($body) }
+            $crate::block::Dtype::U32 => { type $t = u32; $crate::block::Values::U32($body) }
+            $crate::block::Dtype::U64 => { type $t = u64; $crate::block::Values::U64($body) }
+        }
+    };
+}
+
+impl Values {
+    pub fn empty(dtype: Dtype) -> Self {
+        values_of!(dtype, T => Vec::<T>::new())
+    }
+
+    pub fn zeros(dtype: Dtype, n: usize) -> Self {
+        values_of!(dtype, T => vec![T::default(); n])
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        with_values!(self, v => element_dtype(v))
+    }
+
+    pub fn len(&self) -> usize {
+        with_values!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decode little-endian bytes (a whole number of elements).
+    pub fn from_le_bytes(dtype: Dtype, bytes: &[u8]) -> Self {
+        let w = dtype.size();
+        values_of!(dtype, T => bytes.chunks_exact(w).map(<T as Scalar>::read_le).collect())
+    }
+
+    /// Gather `idx` into a new buffer of the same dtype.
+    pub fn gather(&self, idx: impl Iterator<Item = usize> + Clone) -> Self {
+        values_of!(self.dtype(), T => {
+            let src: &[T] = self.as_slice::<T>().expect("dtype matches");
+            idx.map(|i| src[i]).collect()
+        })
+    }
+
+    /// The values as f64, whatever the dtype.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_values!(self, v => v.iter().map(|x| x.to_f64()).collect())
+    }
+
+    /// Borrow as `&[T]` when the dtype is `T`.
+    pub fn as_slice<T: Scalar>(&self) -> Option<&[T]> {
+        with_values!(self, v => {
+            if element_dtype(v) == T::DTYPE {
+                // SAFETY: the dtype tag proves the element type is T.
+                Some(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<T>(), v.len()) })
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Mutable access to the vector when the dtype is `T`.
+    pub fn as_mut_vec<T: Scalar>(&mut self) -> Option<&mut Vec<T>> {
+        with_values!(self, v => (v as &mut dyn std::any::Any).downcast_mut::<Vec<T>>())
+    }
+
+    /// Append `other` (same dtype) to `self`.
+    pub fn extend_from(&mut self, other: &Values) {
+        with_values!(self, v => {
+            let o = other.as_slice().expect("dtypes of appended values match");
+            v.extend_from_slice(o);
+        });
+    }
+}
+
+fn element_dtype<T: Scalar>(_: &[T]) -> Dtype {
+    T::DTYPE
+}

@@ -1,0 +1,57 @@
+//! One error type for the whole core; the bindings map each variant to a
+//! standard Python exception (see `oom-py/src/error.rs`).
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OomError {
+    /// The path does not exist.
+    #[error("no such file: '{0}'")]
+    NotFound(String),
+    /// The file exists but cannot be read as HDF5/Zarr (directory, empty, truncated, not HDF5).
+    #[error("{msg}: '{path}'")]
+    Io { path: String, msg: String },
+    /// A readable container that does not hold AnnData, or holds it in a layout we cannot use.
+    #[error("{msg} (file '{path}', element '{key}')")]
+    Format { path: String, key: String, msg: String },
+    /// A bad argument or a value the operation cannot accept.
+    #[error("{0}")]
+    Value(String),
+    /// An index outside the axis.
+    #[error("{0}")]
+    Index(String),
+    /// An element name that is not there.
+    #[error("{0}")]
+    Key(String),
+    /// The user interrupted a long pass (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+pub type Result<T> = std::result::Result<T, OomError>;
+
+impl OomError {
+    pub fn io(path: &Path, msg: impl Into<String>) -> Self {
+        Self::Io { path: path.display().to_string(), msg: msg.into() }
+    }
+
+    pub fn format(path: &Path, key: &str, msg: impl Into<String>) -> Self {
+        Self::Format { path: path.display().to_string(), key: key.to_string(), msg: msg.into() }
+    }
+}
+
+#[macro_export]
+macro_rules! oom_bail {
+    ($variant:ident, $($arg:tt)*) => {
+        return Err($crate::error::OomError::$variant(format!($($arg)*)))
+    };
+}
+
+#[macro_export]
+macro_rules! oom_ensure {
+    ($cond:expr, $variant:ident, $($arg:tt)*) => {
+        if !$cond {
+            $crate::oom_bail!($variant, $($arg)*);
+        }
+    };
+}

@@ -1,0 +1,66 @@
+//! The block driver: reads blocks of a view on the rayon pool (each read
+//! also decodes its chunks in parallel), hands them to a kernel, and keeps
+//! at most one block per thread in memory. Between blocks it honours a
+//! cancel flag (set by the bindings on Ctrl-C) and counts progress.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::block::Block;
+use crate::error::{OomError, Result};
+use crate::plan::View;
+
+/// Stored values per block: ~4M entries, a few tens of MB per block.
+pub const BLOCK_TARGET: u64 = 1 << 22;
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+static DONE_ROWS: AtomicU64 = AtomicU64::new(0);
+static TOTAL_ROWS: AtomicU64 = AtomicU64::new(0);
+
+/// Ask running passes to stop at the next block boundary.
+pub fn cancel() {
+    CANCEL.store(true, Ordering::SeqCst);
+}
+
+/// Clear the cancel flag and progress before a new call.
+pub fn reset() {
+    CANCEL.store(false, Ordering::SeqCst);
+    DONE_ROWS.store(0, Ordering::SeqCst);
+    TOTAL_ROWS.store(0, Ordering::SeqCst);
+}
+
+/// `(rows done, rows in all passes started so far)` of the current call.
+pub fn progress() -> (u64, u64) {
+    (DONE_ROWS.load(Ordering::Relaxed), TOTAL_ROWS.load(Ordering::Relaxed))
+}
+
+pub fn check_cancel() -> Result<()> {
+    if CANCEL.load(Ordering::Relaxed) {
+        Err(OomError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Run `f(start, end, block)` over every block of `view`, in parallel, and
+/// return the results in row order.
+pub fn map_blocks<R: Send>(
+    view: &View,
+    target: u64,
+    f: impl Fn(u64, u64, Block) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let blocks = view.blocks(target)?;
+    TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
+    blocks
+        .par_iter()
+        .with_max_len(1)
+        .map(|&(a, b)| {
+            check_cancel()?;
+            let block = view.read(a, b)?;
+            let r = f(a, b, block)?;
+            DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);
+            Ok(r)
+        })
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! anndataoom's engine: AnnData matrices streamed from disk in row blocks,
+//! lazy transforms over them, and fused multithreaded kernels.
+//! No Python here; `oom-py` binds it.
+
+pub mod block;
+pub mod error;
+pub mod exec;
+pub mod kernels;
+pub mod linalg;
+pub mod plan;
+pub mod storage;
+
+pub use error::{OomError, Result};

@@ -1,0 +1,93 @@
+//! Column selection applied to blocks: output column j is source column
+//! `cols[j]`; repeats and any order allowed, as numpy fancy indexing.
+
+use crate::block::{Block, Csr, Dense};
+use crate::values_of;
+
+#[derive(Debug, Clone)]
+pub struct ColSel {
+    /// Source column of each output column.
+    pub cols: Vec<u64>,
+    /// For each source column, where its output columns start in `targets`.
+    starts: Vec<u32>,
+    targets: Vec<u32>,
+    /// Output order equals source order (no sort needed after mapping).
+    monotonic: bool,
+}
+
+impl ColSel {
+    pub fn new(cols: Vec<u64>, src_ncols: u64) -> Self {
+        let n = usize::try_from(src_ncols).expect("fits");
+        let mut count = vec![0u32; n + 1];
+        for &c in &cols {
+            count[usize::try_from(c).expect("fits") + 1] += 1;
+        }
+        for i in 0..n {
+            count[i + 1] += count[i];
+        }
+        let mut fill = count.clone();
+        let mut targets = vec![0u32; cols.len()];
+        for (j, &c) in cols.iter().enumerate() {
+            let slot = &mut fill[usize::try_from(c).expect("fits")];
+            targets[*slot as usize] = u32::try_from(j).expect("fewer than 2^32 columns");
+            *slot += 1;
+        }
+        let monotonic = cols.windows(2).all(|w| w[0] < w[1]);
+        ColSel { cols, starts: count, targets, monotonic }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cols.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cols.is_empty()
+    }
+
+    pub fn apply(&self, block: Block) -> Block {
+        match block {
+            Block::Csr(c) => Block::Csr(self.apply_csr(&c)),
+            Block::Dense(d) => Block::Dense(self.apply_dense(&d)),
+        }
+    }
+
+    fn apply_csr(&self, c: &Csr) -> Csr {
+        let mut indptr = Vec::with_capacity(c.nrows + 1);
+        indptr.push(0i64);
+        let mut indices: Vec<i32> = Vec::new();
+        let mut take: Vec<usize> = Vec::new();
+        let mut row: Vec<(i32, usize)> = Vec::new();
+        for r in 0..c.nrows {
+            let (a, b) = c.row_range(r);
+            row.clear();
+            for k in a..b {
+                #[allow(clippy::cast_sign_loss)]
+                let s = c.indices[k] as usize;
+                for &t in &self.targets[self.starts[s] as usize..self.starts[s + 1] as usize] {
+                    row.push((i32::try_from(t).expect("fits"), k));
+                }
+            }
+            if !self.monotonic {
+                row.sort_unstable_by_key(|&(j, _)| j);
+            }
+            indices.extend(row.iter().map(|&(j, _)| j));
+            take.extend(row.iter().map(|&(_, k)| k));
+            indptr.push(indices.len() as i64);
+        }
+        Csr { nrows: c.nrows, ncols: self.len(), indptr, indices, data: c.data.gather(take.into_iter()) }
+    }
+
+    fn apply_dense(&self, d: &Dense) -> Dense {
+        let n = d.ncols;
+        let data = values_of!(d.data.dtype(), T => {
+            let src: &[T] = d.data.as_slice().expect("dtype");
+            let mut out = Vec::with_capacity(d.nrows * self.len());
+            for r in 0..d.nrows {
+                let row = &src[r * n..(r + 1) * n];
+                out.extend(self.cols.iter().map(|&c| row[usize::try_from(c).expect("fits")]));
+            }
+            out
+        });
+        Dense { nrows: d.nrows, ncols: self.len(), data }
+    }
+}

@@ -1,0 +1,196 @@
+//! One-dimensional stored arrays read by ranges. HDF5 datasets are mapped
+//! once (contiguous address or chunk table) and then read with positioned
+//! reads and decoded on all cores without touching the HDF5 library.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::filters::{decode_chunk, Filter};
+use crate::block::{Dtype, Values};
+use crate::error::{OomError, Result};
+use crate::values_of;
+
+/// A stored 1-D array of one dtype.
+pub trait Array1: Send + Sync {
+    fn len(&self) -> u64;
+    fn dtype(&self) -> Dtype;
+    /// Read sorted, disjoint `ranges` and return their concatenation.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values>;
+
+    fn read_range(&self, range: Range<u64>) -> Result<Values> {
+        self.read_ranges(std::slice::from_ref(&range))
+    }
+}
+
+/// Where a dataset's bytes live.
+pub(crate) enum Layout {
+    /// One run of bytes at a file address.
+    Contiguous { addr: u64 },
+    /// Fixed-size chunks, indexed by chunk number; `None` = never written (fill 0).
+    Chunked { chunk: u64, table: Vec<Option<ChunkLoc>>, pipeline: Vec<Filter> },
+    /// Anything else (compact storage, foreign filters, big-endian): ask HDF5.
+    Library(hdf5::Dataset),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkLoc {
+    pub addr: u64,
+    pub size: u64,
+    pub mask: u32,
+}
+
+/// A 1-D dataset in an HDF5 file.
+pub struct H5Array1 {
+    pub(crate) path: PathBuf,
+    pub(crate) key: String,
+    pub(crate) file: Arc<File>,
+    pub(crate) len: u64,
+    pub(crate) dtype: Dtype,
+    pub(crate) layout: Layout,
+}
+
+impl H5Array1 {
+    fn err(&self, msg: impl Into<String>) -> OomError {
+        OomError::format(&self.path, &self.key, msg)
+    }
+
+    fn elem(&self) -> u64 {
+        self.dtype.size() as u64
+    }
+
+    /// Decode chunks `ids` (in parallel) and hand back their bytes in order.
+    fn chunks(&self, ids: &[u64], chunk: u64, table: &[Option<ChunkLoc>], pipeline: &[Filter]) -> Result<Vec<Vec<u8>>> {
+        let elem = self.elem();
+        ids.par_iter()
+            .map(|&id| {
+                let expected = usize::try_from(chunk * elem).expect("chunk fits in memory");
+                let Some(loc) = table.get(usize::try_from(id).unwrap_or(usize::MAX)).copied().flatten() else {
+                    return Ok(vec![0u8; expected]);
+                };
+                let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
+                if pipeline.is_empty() {
+                    return Ok(raw);
+                }
+                decode_chunk(raw, pipeline, loc.mask, expected).map_err(|m| self.err(m))
+            })
+            .collect()
+    }
+}
+
+impl Array1 for H5Array1 {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values> {
+        for r in ranges {
+            if r.end > self.len || r.start > r.end {
+                return Err(self.err(format!(
+                    "range {}..{} outside dataset of length {}",
+                    r.start, r.end, self.len
+                )));
+            }
+        }
+        let elem = self.elem();
+        match &self.layout {
+            Layout::Contiguous { addr } => {
+                let parts: Vec<Vec<u8>> = ranges
+                    .par_iter()
+                    .map(|r| pread(&self.file, &self.path, addr + r.start * elem, (r.end - r.start) * elem))
+                    .collect::<Result<_>>()?;
+                Ok(Values::from_le_bytes(self.dtype, &parts.concat()))
+            }
+            Layout::Chunked { chunk, table, pipeline } => {
+                let chunk = *chunk;
+                let mut ids: Vec<u64> = ranges
+                    .iter()
+                    .filter(|r| r.end > r.start)
+                    .flat_map(|r| r.start / chunk..=(r.end - 1) / chunk)
+                    .collect();
+                ids.dedup();
+                let decoded = self.chunks(&ids, chunk, table, pipeline)?;
+                let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+                let mut out = Vec::with_capacity(usize::try_from(total * elem).unwrap_or(0));
+                for r in ranges {
+                    let mut pos = r.start;
+                    while pos < r.end {
+                        let id = pos / chunk;
+                        let k = ids.binary_search(&id).expect("chunk was decoded");
+                        let stop = r.end.min((id + 1) * chunk);
+                        let a = usize::try_from((pos - id * chunk) * elem).expect("fits");
+                        let b = usize::try_from((stop - id * chunk) * elem).expect("fits");
+                        out.extend_from_slice(&decoded[k][a..b]);
+                        pos = stop;
+                    }
+                }
+                Ok(Values::from_le_bytes(self.dtype, &out))
+            }
+            Layout::Library(ds) => {
+                let mut out = Values::empty(self.dtype);
+                for r in ranges {
+                    let (a, b) = (to_usize(r.start), to_usize(r.end));
+                    let part = hdf5::sync::sync(|| -> hdf5::Result<Values> {
+                        Ok(values_of!(self.dtype, T => ds.read_slice_1d::<T, _>(a..b)?.to_vec()))
+                    })
+                    .map_err(|e| self.err(format!("HDF5 read failed: {e}")))?;
+                    out.extend_from(&part);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Read exactly `len` bytes at `offset`, failing clearly on a short file.
+pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; to_usize(len)];
+    file.read_exact_at(&mut buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            OomError::io(path, "file is truncated (data ends before the stored matrix does)")
+        } else {
+            OomError::io(path, format!("read failed: {e}"))
+        }
+    })?;
+    Ok(buf)
+}
+
+#[inline]
+pub(crate) fn to_usize(x: u64) -> usize {
+    usize::try_from(x).expect("64-bit platform")
+}
+
+/// A 1-D array in a flat little-endian file (our own spill files).
+pub struct RawArray1 {
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<File>,
+    pub(crate) len: u64,
+    pub(crate) dtype: Dtype,
+}
+
+impl Array1 for RawArray1 {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values> {
+        let elem = self.dtype.size() as u64;
+        let parts: Vec<Vec<u8>> = ranges
+            .iter()
+            .map(|r| pread(&self.file, &self.path, r.start * elem, (r.end - r.start) * elem))
+            .collect::<Result<_>>()?;
+        Ok(Values::from_le_bytes(self.dtype, &parts.concat()))
+    }
+}

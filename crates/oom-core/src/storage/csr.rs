@@ -1,0 +1,184 @@
+//! Compressed-row matrices on disk: `indptr` in memory, `indices`/`data`
+//! read by nnz ranges for any set of rows.
+
+use std::ops::Range;
+
+use super::array::{to_usize, Array1};
+use crate::block::{Csr, Dtype, Values};
+use crate::error::{OomError, Result};
+use crate::values_of;
+
+pub struct CsrStore {
+    pub nrows: u64,
+    pub ncols: u64,
+    pub indptr: Vec<u64>,
+    pub(crate) indices: Box<dyn Array1>,
+    pub(crate) data: Box<dyn Array1>,
+    /// Names the matrix in error messages.
+    pub(crate) what: String,
+}
+
+impl CsrStore {
+    /// Validate the structure that every later read relies on.
+    pub fn new(
+        nrows: u64,
+        ncols: u64,
+        indptr: Vec<u64>,
+        indices: Box<dyn Array1>,
+        data: Box<dyn Array1>,
+        what: String,
+    ) -> Result<Self> {
+        let bad = |m: String| Err(OomError::Value(format!("{what}: {m}")));
+        if indptr.len() as u64 != nrows + 1 {
+            return bad(format!("indptr has {} entries for {nrows} rows (expected {})", indptr.len(), nrows + 1));
+        }
+        if indptr[0] != 0 {
+            return bad(format!("indptr must start at 0, starts at {}", indptr[0]));
+        }
+        if let Some(w) = indptr.windows(2).position(|w| w[1] < w[0]) {
+            return bad(format!("indptr decreases at row {w}"));
+        }
+        let nnz = *indptr.last().expect("nrows + 1 > 0");
+        if indices.len() < nnz || data.len() < nnz {
+            return bad(format!(
+                "indptr ends at {nnz} but indices has {} and data has {} entries",
+                indices.len(),
+                data.len()
+            ));
+        }
+        if !indices.dtype().is_float() {
+            Ok(CsrStore { nrows, ncols, indptr, indices, data, what })
+        } else {
+            bad("indices must be integers".into())
+        }
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        self.data.dtype()
+    }
+
+    pub fn nnz(&self) -> u64 {
+        *self.indptr.last().expect("indptr is never empty")
+    }
+
+    /// The rows `r0..r1`.
+    pub fn read_range(&self, r0: u64, r1: u64) -> Result<Csr> {
+        let (a, b) = (self.indptr[to_usize(r0)], self.indptr[to_usize(r1)]);
+        let indices = to_i32(&self.indices.read_range(a..b)?, self.ncols, &self.what)?;
+        let data = self.data.read_range(a..b)?;
+        let indptr = self.indptr[to_usize(r0)..=to_usize(r1)].iter().map(|&p| (p - a) as i64).collect();
+        let mut block = Csr { nrows: to_usize(r1 - r0), ncols: to_usize(self.ncols), indptr, indices, data };
+        block.canonicalize(&self.what)?;
+        Ok(block)
+    }
+
+    /// The rows `rows` (any order, repeats allowed), in that order.
+    pub fn read_rows(&self, rows: &[u64]) -> Result<Csr> {
+        if let Some((r0, r1)) = as_run(rows) {
+            return self.read_range(r0, r1);
+        }
+        let mut uniq = rows.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        // One nnz range per run of consecutive rows; each unique row's
+        // offset within the concatenated read.
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let mut offset = Vec::with_capacity(uniq.len());
+        let mut pos = 0u64;
+        for &r in &uniq {
+            let (a, b) = (self.indptr[to_usize(r)], self.indptr[to_usize(r) + 1]);
+            offset.push(pos);
+            pos += b - a;
+            match ranges.last_mut() {
+                Some(last) if last.end == a => last.end = b,
+                _ if a < b => ranges.push(a..b),
+                _ => {}
+            }
+        }
+        let indices = to_i32(&self.indices.read_ranges(&ranges)?, self.ncols, &self.what)?;
+        let data = self.data.read_ranges(&ranges)?;
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        indptr.push(0i64);
+        let mut take: Vec<usize> = Vec::new();
+        for &r in rows {
+            let k = uniq.binary_search(&r).expect("row is in uniq");
+            let len = self.indptr[to_usize(r) + 1] - self.indptr[to_usize(r)];
+            take.extend(to_usize(offset[k])..to_usize(offset[k] + len));
+            indptr.push(take.len() as i64);
+        }
+        let indices = take.iter().map(|&k| indices[k]).collect();
+        let data = data.gather(take.iter().copied());
+        let mut block = Csr { nrows: rows.len(), ncols: to_usize(self.ncols), indptr, indices, data };
+        block.canonicalize(&self.what)?;
+        Ok(block)
+    }
+}
+
+/// `Some((a, b))` when `rows` is exactly `a..b`.
+pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
+    let first = *rows.first()?;
+    rows.iter().enumerate().all(|(k, &r)| r == first + k as u64).then(|| (first, first + rows.len() as u64))
+}
+
+/// Stored indices of any integer type as scipy's `int32`, range-checked.
+fn to_i32(v: &Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
+    let out: Vec<i64> = match v {
+        Values::I32(x) => return check_i32(x.clone(), ncols, what),
+        other => other.to_f64_vec().into_iter().map(|f| f as i64).collect(),
+    };
+    let mut res = Vec::with_capacity(out.len());
+    for c in out {
+        if c < 0 || c as u64 >= ncols {
+            return Err(out_of_range(c, ncols, what));
+        }
+        res.push(i32::try_from(c).map_err(|_| out_of_range(c, ncols, what))?);
+    }
+    Ok(res)
+}
+
+fn check_i32(x: Vec<i32>, ncols: u64, what: &str) -> Result<Vec<i32>> {
+    if let Some(&c) = x.iter().find(|&&c| c < 0 || c as u64 >= ncols) {
+        return Err(out_of_range(i64::from(c), ncols, what));
+    }
+    Ok(x)
+}
+
+fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
+    OomError::Value(format!("{what}: stored index {c} is out of range for an axis of length {ncols}"))
+}
+
+/// Gather rows from a dense store: read each run of consecutive rows once.
+pub(crate) fn gather_dense_rows(
+    rows: &[u64],
+    ncols: usize,
+    dtype: Dtype,
+    read: impl Fn(u64, u64) -> Result<Values>,
+) -> Result<Values> {
+    if let Some((a, b)) = as_run(rows) {
+        return read(a, b);
+    }
+    let mut uniq = rows.to_vec();
+    uniq.sort_unstable();
+    uniq.dedup();
+    let mut parts: Vec<(u64, Values)> = Vec::new();
+    let mut i = 0;
+    while i < uniq.len() {
+        let mut j = i + 1;
+        while j < uniq.len() && uniq[j] == uniq[j - 1] + 1 {
+            j += 1;
+        }
+        parts.push((uniq[i], read(uniq[i], uniq[j - 1] + 1)?));
+        i = j;
+    }
+    Ok(values_of!(dtype, T => {
+        let mut out: Vec<T> = Vec::with_capacity(rows.len() * ncols);
+        for &r in rows {
+            let p = parts.partition_point(|(start, _)| *start <= r) - 1;
+            let (start, vals) = &parts[p];
+            let src: &[T] = vals.as_slice().expect("dtype");
+            let k = to_usize(r - start) * ncols;
+            out.extend_from_slice(&src[k..k + ncols]);
+        }
+        out
+    }))
+}

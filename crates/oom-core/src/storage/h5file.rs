@@ -1,0 +1,276 @@
+//! Opening `.h5ad` files: checks that give clear errors, attribute reading,
+//! and mapping datasets into [`H5Array1`]/[`H5Dense`] readers.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hdf5::types::TypeDescriptor;
+
+use super::array::{ChunkLoc, H5Array1, Layout};
+use super::dense::H5Dense;
+use super::filters::{
+    Filter, H5Z_FILTER_DEFLATE, H5Z_FILTER_FLETCHER32, H5Z_FILTER_LZF, H5Z_FILTER_SHUFFLE,
+};
+use crate::block::Dtype;
+use crate::error::{OomError, Result};
+
+/// An open `.h5ad` file: the HDF5 handle for metadata and a plain file handle
+/// for positioned reads of the matrix bytes.
+pub struct H5File {
+    pub path: PathBuf,
+    pub(crate) h5: hdf5::File,
+    pub(crate) raw: Arc<File>,
+}
+
+impl H5File {
+    /// Open read-only, without HDF5 file locking (so h5py can have the same
+    /// file open, even for writing, in this or another process).
+    pub fn open(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OomError::NotFound(path.display().to_string()),
+            _ => OomError::io(path, format!("cannot open: {e}")),
+        })?;
+        if meta.is_dir() {
+            return Err(OomError::io(path, "is a directory, not an .h5ad file"));
+        }
+        if meta.len() == 0 {
+            return Err(OomError::io(path, "file is empty, not an HDF5 file"));
+        }
+        let raw = File::open(path).map_err(|e| OomError::io(path, format!("cannot open: {e}")))?;
+        if !has_hdf5_signature(&raw, meta.len()) {
+            return Err(OomError::io(path, "not an HDF5 file (no HDF5 signature)"));
+        }
+        let h5 = hdf5::sync::sync(|| {
+            hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
+        })
+        .map_err(|e| OomError::io(path, format!("cannot read HDF5 file (truncated or corrupt?): {e}")))?;
+        if h5.userblock() != 0 {
+            return Err(OomError::io(path, "HDF5 files with a user block are not supported"));
+        }
+        Ok(H5File { path: path.to_path_buf(), h5, raw: Arc::new(raw) })
+    }
+
+    /// Fail unless the file holds AnnData (an `X`, or `obs` and `var`).
+    pub fn ensure_anndata(&self) -> Result<()> {
+        if self.exists("X") || (self.exists("obs") && self.exists("var")) {
+            Ok(())
+        } else {
+            Err(self.err("/", "HDF5 file is not AnnData: it has no 'X' and no 'obs'/'var'"))
+        }
+    }
+
+    pub fn err(&self, key: &str, msg: impl Into<String>) -> OomError {
+        OomError::format(&self.path, key, msg)
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        hdf5::sync::sync(|| link_exists(&self.h5, key))
+    }
+
+    pub fn is_group(&self, key: &str) -> bool {
+        hdf5::sync::sync(|| self.h5.group(key).is_ok())
+    }
+
+    /// A string attribute of the element at `key`, if present.
+    pub fn str_attr(&self, key: &str, name: &str) -> Option<String> {
+        hdf5::sync::sync(|| {
+            let attr = match self.h5.group(key) {
+                Ok(g) => g.attr(name).ok()?,
+                Err(_) => self.h5.dataset(key).ok()?.attr(name).ok()?,
+            };
+            read_str_attr(&attr)
+        })
+    }
+
+    /// An integer-array attribute (e.g. `shape`).
+    pub fn int_attr(&self, key: &str, name: &str) -> Option<Vec<i64>> {
+        hdf5::sync::sync(|| {
+            let g = self.h5.group(key).ok()?;
+            let attr = g.attr(name).ok()?;
+            attr.read_raw::<i64>().ok()
+        })
+    }
+
+    /// Map a 1-D dataset for range reads.
+    pub fn array1(&self, key: &str) -> Result<H5Array1> {
+        let ds = self.dataset(key)?;
+        let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
+        if info.shape.len() != 1 {
+            return Err(self.err(key, format!("expected a 1-D dataset, found shape {:?}", info.shape)));
+        }
+        let layout = info.layout(&ds);
+        Ok(H5Array1 {
+            path: self.path.clone(),
+            key: key.to_string(),
+            file: Arc::clone(&self.raw),
+            len: info.shape[0],
+            dtype: info.dtype,
+            layout,
+        })
+    }
+
+    /// Map a 2-D dataset for row-range reads.
+    pub fn dense(&self, key: &str) -> Result<H5Dense> {
+        let ds = self.dataset(key)?;
+        let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
+        let (nrows, ncols) = match info.shape.as_slice() {
+            [r, c] => (*r, *c),
+            [n] => (*n, 1),
+            s => return Err(self.err(key, format!("expected a 2-D matrix, found shape {s:?}"))),
+        };
+        let layout = info.layout(&ds);
+        Ok(H5Dense {
+            path: self.path.clone(),
+            key: key.to_string(),
+            file: Arc::clone(&self.raw),
+            nrows,
+            ncols,
+            dtype: info.dtype,
+            chunk_shape: info.chunk,
+            layout,
+        })
+    }
+
+    fn dataset(&self, key: &str) -> Result<hdf5::Dataset> {
+        hdf5::sync::sync(|| self.h5.dataset(key))
+            .map_err(|_| OomError::format(&self.path, key, "missing dataset"))
+    }
+}
+
+fn link_exists(f: &hdf5::File, key: &str) -> bool {
+    let mut prefix = String::new();
+    for part in key.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if !f.link_exists(&prefix) {
+            return false;
+        }
+    }
+    true
+}
+
+/// HDF5's superblock signature sits at 0, 512, 1024, 2048, … bytes.
+fn has_hdf5_signature(file: &File, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    const SIG: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+    let mut at = 0u64;
+    let mut buf = [0u8; 8];
+    while at + 8 <= len {
+        if file.read_exact_at(&mut buf, at).is_ok() && &buf == SIG {
+            return true;
+        }
+        at = if at == 0 { 512 } else { at * 2 };
+    }
+    false
+}
+
+fn read_str_attr(attr: &hdf5::Attribute) -> Option<String> {
+    use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
+    match attr.dtype().ok()?.to_descriptor().ok()? {
+        TypeDescriptor::VarLenUnicode => attr.read_scalar::<VarLenUnicode>().ok().map(|s| s.to_string()),
+        TypeDescriptor::VarLenAscii => attr.read_scalar::<VarLenAscii>().ok().map(|s| s.to_string()),
+        TypeDescriptor::FixedAscii(_) => attr.read_scalar::<FixedAscii<256>>().ok().map(|s| s.to_string()),
+        TypeDescriptor::FixedUnicode(_) => attr.read_scalar::<FixedUnicode<256>>().ok().map(|s| s.to_string()),
+        _ => None,
+    }
+}
+
+/// What we need to know about a dataset to read it ourselves.
+struct DatasetInfo {
+    shape: Vec<u64>,
+    dtype: Dtype,
+    little_endian: bool,
+    chunk: Option<Vec<u64>>,
+    pipeline: Option<Vec<Filter>>,
+}
+
+impl DatasetInfo {
+    fn read(ds: &hdf5::Dataset) -> std::result::Result<Self, String> {
+        let dt = ds.dtype().map_err(|e| e.to_string())?;
+        let desc = dt.to_descriptor().map_err(|e| format!("unsupported element type: {e}"))?;
+        use hdf5::types::{FloatSize, IntSize};
+        let dtype = match desc {
+            TypeDescriptor::Float(FloatSize::U4) => Dtype::F32,
+            TypeDescriptor::Float(FloatSize::U8) => Dtype::F64,
+            TypeDescriptor::Integer(IntSize::U1) => Dtype::I8,
+            TypeDescriptor::Integer(IntSize::U2) => Dtype::I16,
+            TypeDescriptor::Integer(IntSize::U4) => Dtype::I32,
+            TypeDescriptor::Integer(IntSize::U8) => Dtype::I64,
+            TypeDescriptor::Unsigned(IntSize::U1) | TypeDescriptor::Boolean => Dtype::U8,
+            TypeDescriptor::Unsigned(IntSize::U2) => Dtype::U16,
+            TypeDescriptor::Unsigned(IntSize::U4) => Dtype::U32,
+            TypeDescriptor::Unsigned(IntSize::U8) => Dtype::U64,
+            other => return Err(format!("matrix values must be numeric, found {other}")),
+        };
+        let little_endian = dt.byte_order() == hdf5::datatype::ByteOrder::LittleEndian
+            || dtype.size() == 1;
+        let shape = ds.shape().into_iter().map(|x| x as u64).collect();
+        let chunk = ds.chunk().map(|c| c.into_iter().map(|x| x as u64).collect());
+        let pipeline = pipeline_of(ds, dtype.size());
+        Ok(DatasetInfo { shape, dtype, little_endian, chunk, pipeline })
+    }
+
+    /// Choose how to read: our own positioned reads where we understand the
+    /// storage, HDF5 otherwise.
+    fn layout(&self, ds: &hdf5::Dataset) -> Layout {
+        let library = || Layout::Library(ds.clone());
+        if !self.little_endian {
+            return library();
+        }
+        match (&self.chunk, &self.pipeline) {
+            (None, _) => hdf5::sync::sync(|| ds.offset())
+                .map_or_else(library, |addr| Layout::Contiguous { addr }),
+            (Some(chunk), Some(pipeline)) => {
+                let Some(table) = chunk_table(ds, chunk, &self.shape) else { return library() };
+                // For 2-D datasets `chunk` is the rows per chunk; the full
+                // chunk shape is kept by the dense reader.
+                Layout::Chunked { chunk: chunk[0], table, pipeline: pipeline.clone() }
+            }
+            (Some(_), None) => library(),
+        }
+    }
+}
+
+/// The filter pipeline, if every filter in it is one we decode ourselves.
+fn pipeline_of(ds: &hdf5::Dataset, elem_size: usize) -> Option<Vec<Filter>> {
+    let dcpl = ds.dcpl().ok()?;
+    let n = dcpl.filters().len();
+    let mut out = Vec::with_capacity(n);
+    for f in dcpl.filters() {
+        out.push(match f.id() {
+            H5Z_FILTER_DEFLATE => Filter::Deflate,
+            H5Z_FILTER_SHUFFLE => Filter::Shuffle { elem_size },
+            H5Z_FILTER_LZF => Filter::Lzf,
+            H5Z_FILTER_FLETCHER32 => Filter::Fletcher32,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// Chunk locations in row-major chunk-grid order; `None` if HDF5 cannot
+/// enumerate them.
+fn chunk_table(ds: &hdf5::Dataset, chunk: &[u64], shape: &[u64]) -> Option<Vec<Option<ChunkLoc>>> {
+    let grid: Vec<u64> = shape.iter().zip(chunk).map(|(s, c)| s.div_ceil(*c)).collect();
+    let n: u64 = grid.iter().product();
+    let mut table = vec![None; usize::try_from(n).ok()?];
+    let mut ok = true;
+    hdf5::sync::sync(|| {
+        ds.chunks_visit(|info| {
+            let mut id = 0u64;
+            for (d, off) in info.offset.iter().enumerate() {
+                id = id * grid[d] + off / chunk[d];
+            }
+            match table.get_mut(usize::try_from(id).unwrap_or(usize::MAX)) {
+                Some(slot) => *slot = Some(ChunkLoc { addr: info.addr, size: info.size, mask: info.filter_mask }),
+                None => ok = false,
+            }
+            0
+        })
+    })
+    .ok()?;
+    ok.then_some(table)
+}

@@ -1,0 +1,122 @@
+//! `Matrix`: a lazy view of a stored matrix, as seen from Python.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::PyReadonlyArray1;
+use oom_core::kernels::sums::axis_sums;
+use oom_core::plan::View;
+use oom_core::storage::{open_matrix, H5File};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::convert::{block_to_py, f64_vec, u64_vec};
+use crate::enter::enter;
+
+#[pyclass(module = "anndataoom._oom", frozen)]
+pub struct Matrix {
+    pub view: View,
+    #[pyo3(get)]
+    pub path: String,
+    #[pyo3(get)]
+    pub key: String,
+}
+
+/// Check that `path` is a readable AnnData file (raises the typed errors).
+#[pyfunction]
+pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    enter(py, || H5File::open(&path)?.ensure_anndata())
+}
+
+/// Open the matrix element `key` of the `.h5ad` file at `path`.
+#[pyfunction]
+pub fn open(py: Python<'_>, path: PathBuf, key: String) -> PyResult<Matrix> {
+    let view = enter(py, || {
+        let f = H5File::open(&path)?;
+        f.ensure_anndata()?;
+        Ok(View::new(Arc::new(open_matrix(&f, &key)?)))
+    })?;
+    Ok(Matrix { view, path: path.display().to_string(), key })
+}
+
+fn indices(a: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<u64>>> {
+    a.map(|a| {
+        a.as_slice()?
+            .iter()
+            .map(|&i| {
+                u64::try_from(i).map_err(|_| pyo3::exceptions::PyIndexError::new_err(format!("negative index {i}")))
+            })
+            .collect()
+    })
+    .transpose()
+}
+
+#[pymethods]
+impl Matrix {
+    #[getter]
+    fn shape(&self) -> (u64, u64) {
+        (self.view.nrows(), self.view.ncols())
+    }
+
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.view.dtype().name()
+    }
+
+    /// Storage format of the source: `csr_matrix`, `csc_matrix` or `array`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.view.src.format.name()
+    }
+
+    #[getter]
+    fn is_sparse(&self) -> bool {
+        self.view.is_sparse()
+    }
+
+    /// Entries stored in the whole source (not the view); `None` for dense.
+    #[getter]
+    fn stored_nnz(&self) -> Option<u64> {
+        self.view.src.stored_nnz()
+    }
+
+    /// True when the view is the whole source, unchanged.
+    #[getter]
+    fn is_identity(&self) -> bool {
+        self.view.rows.is_none() && self.view.cols.is_none()
+    }
+
+    /// Select `rows` and `cols` (non-negative int64 positions into this view).
+    #[pyo3(signature = (rows=None, cols=None))]
+    fn subset(&self, rows: Option<PyReadonlyArray1<'_, i64>>, cols: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Matrix> {
+        let (rows, cols) = (indices(rows)?, indices(cols)?);
+        let view = self.view.subset(rows.as_deref(), cols.as_deref()).map_err(crate::error::to_py)?;
+        Ok(Matrix { view, path: self.path.clone(), key: self.key.clone() })
+    }
+
+    /// Rows `start..end` as `("csr", data, indices, indptr, shape)` or `("dense", array)`.
+    fn read<'py>(&self, py: Python<'py>, start: u64, end: u64) -> PyResult<Bound<'py, PyTuple>> {
+        let n = self.view.nrows();
+        if start > end || end > n {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!("rows {start}..{end} outside 0..{n}")));
+        }
+        let block = enter(py, || self.view.read(start, end))?;
+        block_to_py(py, block)
+    }
+
+    /// Row boundaries of blocks holding about `target` stored values each.
+    fn blocks(&self, py: Python<'_>, target: u64) -> PyResult<Vec<(u64, u64)>> {
+        enter(py, || self.view.blocks(target.max(1)))
+    }
+
+    /// `(row_sum, row_nnz, col_sum, col_nnz)` in one parallel pass.
+    fn axis_sums<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let s = enter(py, || axis_sums(&self.view))?;
+        PyTuple::new(py, [
+            f64_vec(py, s.row_sum).into_any(),
+            u64_vec(py, s.row_nnz).into_any(),
+            f64_vec(py, s.col_sum).into_any(),
+            u64_vec(py, s.col_nnz).into_any(),
+        ])
+    }
+}
