@@ -1,0 +1,4 @@
+//! Integration tests of the core: one binary, one module per area.
+
+mod fixtures;
+mod io;
