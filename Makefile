@@ -32,7 +32,7 @@ test-py: release  ## pytest suite
 test: test-rust test-py  ## everything CI runs
 
 demo: release  ## the main job on PBMC 3k (downloaded once, cached)
-	$(BIN)/python -m anndataoom.cli demo
+	$(BIN)/anndataoom run pbmc3k -o results/pbmc3k.h5ad
 
 bench: release  ## side-by-side benchmark
 	$(BIN)/python bench/run.py

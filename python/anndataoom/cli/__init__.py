@@ -1,0 +1,1 @@
+"""The ``anndataoom`` command line: ``info``, ``run``, ``convert``."""

@@ -1,0 +1,64 @@
+"""``anndataoom info FILE``: what a file holds, without loading it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import h5py
+
+from anndataoom import _oom
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("info", help="describe an .h5ad file (shape, storage, columns)")
+    p.add_argument("file", help="path to an .h5ad file")
+    p.set_defaults(func=main)
+
+
+def _storage(ds: h5py.Dataset) -> str:
+    comp = ds.compression or "none"
+    if ds.compression_opts is not None and ds.compression == "gzip":
+        comp = f"gzip({ds.compression_opts})"
+    chunks = "contiguous" if ds.chunks is None else f"chunks {ds.chunks}"
+    return f"{ds.dtype}, {comp}, {chunks}"
+
+
+def describe(path: str) -> list[tuple[str, str]]:
+    """Rows of ``(field, value)`` describing the file at ``path``."""
+    m = _oom.open(path, "X")
+    n_obs, n_vars = m.shape
+    rows = [
+        ("file", f"{path} ({os.path.getsize(path) / 2**20:,.1f} MiB)"),
+        ("shape", f"{n_obs:,} cells × {n_vars:,} genes"),
+        ("X format", m.format),
+    ]
+    if m.stored_nnz is not None and n_obs * n_vars:
+        rows.append(("density", f"{m.stored_nnz / (n_obs * n_vars):.2%} ({m.stored_nnz:,} stored)"))
+    with h5py.File(path, "r", locking=False) as f:
+        x = f["X"]
+        parts = ["data", "indices", "indptr"] if isinstance(x, h5py.Group) else []
+        for name in parts:
+            rows.append((f"X/{name}", _storage(x[name])))
+        if isinstance(x, h5py.Dataset):
+            rows.append(("X", _storage(x)))
+        for group in ("obs", "var"):
+            if group in f and isinstance(f[group], h5py.Group):
+                cols = [k for k in f[group].keys() if k != f[group].attrs.get("_index", "_index")]
+                rows.append((f"{group} columns", ", ".join(cols) or "–"))
+        for group in ("obsm", "varm", "layers", "obsp", "uns"):
+            if group in f:
+                rows.append((group, ", ".join(f[group].keys()) or "–"))
+        if "raw" in f:
+            rows.append(("raw", "present"))
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the description."""
+    rows = describe(args.file)
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
