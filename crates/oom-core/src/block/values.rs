@@ -1,6 +1,9 @@
 //! Typed value buffers: a matrix keeps the dtype it was stored with, and
 //! kernels read any of them as f64 through [`Scalar`].
 
+#[cfg(target_endian = "big")]
+compile_error!("anndataoom reads little-endian files by memcpy; big-endian targets are unsupported");
+
 use crate::error::{OomError, Result};
 
 /// A numeric element type that can live in a stored matrix.
@@ -8,8 +11,6 @@ pub trait Scalar: Copy + Send + Sync + Default + PartialEq + 'static {
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
-    /// Decode one little-endian element.
-    fn read_le(bytes: &[u8]) -> Self;
 }
 
 macro_rules! scalar {
@@ -25,10 +26,6 @@ macro_rules! scalar {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             fn from_f64(v: f64) -> Self {
                 v as $t
-            }
-            #[inline]
-            fn read_le(bytes: &[u8]) -> Self {
-                <$t>::from_le_bytes(bytes.try_into().expect("element width"))
             }
         }
     };
@@ -179,10 +176,22 @@ impl Values {
         self.len() == 0
     }
 
-    /// Decode little-endian bytes (a whole number of elements).
+    /// Decode little-endian bytes (a whole number of elements): one memcpy,
+    /// since every supported target is little-endian.
     pub fn from_le_bytes(dtype: Dtype, bytes: &[u8]) -> Self {
-        let w = dtype.size();
-        values_of!(dtype, T => bytes.chunks_exact(w).map(<T as Scalar>::read_le).collect())
+        let mut out = Values::zeros(dtype, bytes.len() / dtype.size());
+        out.bytes_mut().copy_from_slice(&bytes[..bytes.len() / dtype.size() * dtype.size()]);
+        out
+    }
+
+    /// The raw little-endian bytes of the buffer, writable (for filling a
+    /// buffer straight from a file or decoder).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        with_values!(self, v => {
+            let n = std::mem::size_of_val(v.as_slice());
+            // SAFETY: plain-old-data numbers; any byte pattern is a valid value.
+            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), n) }
+        })
     }
 
     /// Gather `idx` into a new buffer of the same dtype.

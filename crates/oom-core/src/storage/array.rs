@@ -103,11 +103,15 @@ impl Array1 for H5Array1 {
         let elem = self.elem();
         match &self.layout {
             Layout::Contiguous { addr } => {
-                let parts: Vec<Vec<u8>> = ranges
-                    .par_iter()
-                    .map(|r| pread(&self.file, &self.path, addr + r.start * elem, (r.end - r.start) * elem))
-                    .collect::<Result<_>>()?;
-                Ok(Values::from_le_bytes(self.dtype, &parts.concat()))
+                let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+                let mut out = Values::zeros(self.dtype, to_usize(total));
+                let mut rest = out.bytes_mut();
+                for r in ranges {
+                    let (head, tail) = rest.split_at_mut(to_usize((r.end - r.start) * elem));
+                    pread_into(&self.file, &self.path, addr + r.start * elem, head)?;
+                    rest = tail;
+                }
+                Ok(out)
             }
             Layout::Chunked { chunk, table, pipeline } => {
                 let chunk = *chunk;
@@ -119,7 +123,9 @@ impl Array1 for H5Array1 {
                 ids.dedup();
                 let decoded = self.chunks(&ids, chunk, table, pipeline)?;
                 let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-                let mut out = Vec::with_capacity(usize::try_from(total * elem).unwrap_or(0));
+                let mut values = Values::zeros(self.dtype, to_usize(total));
+                let out = values.bytes_mut();
+                let mut at = 0usize;
                 for r in ranges {
                     let mut pos = r.start;
                     while pos < r.end {
@@ -128,11 +134,12 @@ impl Array1 for H5Array1 {
                         let stop = r.end.min((id + 1) * chunk);
                         let a = usize::try_from((pos - id * chunk) * elem).expect("fits");
                         let b = usize::try_from((stop - id * chunk) * elem).expect("fits");
-                        out.extend_from_slice(&decoded[k][a..b]);
+                        out[at..at + (b - a)].copy_from_slice(&decoded[k][a..b]);
+                        at += b - a;
                         pos = stop;
                     }
                 }
-                Ok(Values::from_le_bytes(self.dtype, &out))
+                Ok(values)
             }
             Layout::Library(ds) => {
                 let mut out = Values::empty(self.dtype);
@@ -153,14 +160,19 @@ impl Array1 for H5Array1 {
 /// Read exactly `len` bytes at `offset`, failing clearly on a short file.
 pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; to_usize(len)];
-    file.read_exact_at(&mut buf, offset).map_err(|e| {
+    pread_into(file, path, offset, &mut buf)?;
+    Ok(buf)
+}
+
+/// Fill `buf` from `offset`.
+pub(crate) fn pread_into(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             OomError::io(path, "file is truncated (data ends before the stored matrix does)")
         } else {
             OomError::io(path, format!("read failed: {e}"))
         }
-    })?;
-    Ok(buf)
+    })
 }
 
 #[inline]
@@ -187,10 +199,14 @@ impl Array1 for RawArray1 {
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values> {
         let elem = self.dtype.size() as u64;
-        let parts: Vec<Vec<u8>> = ranges
-            .iter()
-            .map(|r| pread(&self.file, &self.path, r.start * elem, (r.end - r.start) * elem))
-            .collect::<Result<_>>()?;
-        Ok(Values::from_le_bytes(self.dtype, &parts.concat()))
+        let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        let mut out = Values::zeros(self.dtype, to_usize(total));
+        let mut rest = out.bytes_mut();
+        for r in ranges {
+            let (head, tail) = rest.split_at_mut(to_usize((r.end - r.start) * elem));
+            pread_into(&self.file, &self.path, r.start * elem, head)?;
+            rest = tail;
+        }
+        Ok(out)
     }
 }

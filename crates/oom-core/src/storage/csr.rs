@@ -64,7 +64,7 @@ impl CsrStore {
     /// The rows `r0..r1`.
     pub fn read_range(&self, r0: u64, r1: u64) -> Result<Csr> {
         let (a, b) = (self.indptr[to_usize(r0)], self.indptr[to_usize(r1)]);
-        let indices = to_i32(&self.indices.read_range(a..b)?, self.ncols, &self.what)?;
+        let indices = to_i32(self.indices.read_range(a..b)?, self.ncols, &self.what)?;
         let data = self.data.read_range(a..b)?;
         let indptr = self.indptr[to_usize(r0)..=to_usize(r1)].iter().map(|&p| (p - a) as i64).collect();
         let mut block = Csr { nrows: to_usize(r1 - r0), ncols: to_usize(self.ncols), indptr, indices, data };
@@ -95,7 +95,7 @@ impl CsrStore {
                 _ => {}
             }
         }
-        let indices = to_i32(&self.indices.read_ranges(&ranges)?, self.ncols, &self.what)?;
+        let indices = to_i32(self.indices.read_ranges(&ranges)?, self.ncols, &self.what)?;
         let data = self.data.read_ranges(&ranges)?;
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0i64);
@@ -121,9 +121,9 @@ pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
 }
 
 /// Stored indices of any integer type as scipy's `int32`, range-checked.
-fn to_i32(v: &Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
+fn to_i32(v: Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
     let out: Vec<i64> = match v {
-        Values::I32(x) => return check_i32(x.clone(), ncols, what),
+        Values::I32(x) => return check_i32(x, ncols, what),
         other => other.to_f64_vec().into_iter().map(|f| f as i64).collect(),
     };
     let mut res = Vec::with_capacity(out.len());

@@ -33,13 +33,7 @@ pub fn decode_chunk(
             continue;
         }
         buf = match *f {
-            Filter::Deflate => {
-                let mut out = Vec::with_capacity(expected);
-                flate2::read::ZlibDecoder::new(&buf[..])
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("corrupt deflate chunk: {e}"))?;
-                out
-            }
+            Filter::Deflate => inflate(&buf, expected)?,
             Filter::Lzf => lzf::decompress(&buf, expected.max(1))
                 .map_err(|e| format!("corrupt lzf chunk: {e:?}"))?,
             Filter::Shuffle { elem_size } => unshuffle(&buf, elem_size),
@@ -56,6 +50,26 @@ pub fn decode_chunk(
         return Err(format!("chunk decoded to {} bytes, expected {expected}", buf.len()));
     }
     Ok(buf)
+}
+
+/// zlib-inflate into a buffer of the decoded size (the common case) and
+/// fall back to a growing read if the stream is longer.
+fn inflate(src: &[u8], expected: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut out = vec![0u8; expected];
+    let mut d = flate2::Decompress::new(true);
+    match d.decompress(src, &mut out, flate2::FlushDecompress::Finish) {
+        Ok(flate2::Status::StreamEnd) => {
+            out.truncate(usize::try_from(d.total_out()).expect("fits"));
+            Ok(out)
+        }
+        Ok(_) | Err(_) => {
+            let mut out = Vec::with_capacity(expected);
+            flate2::read::ZlibDecoder::new(src)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("corrupt deflate chunk: {e}"))?;
+            Ok(out)
+        }
+    }
 }
 
 /// Inverse of HDF5's byte shuffle: byte j of every element was stored in
