@@ -1,4 +1,5 @@
 //! Integration tests of the core: one binary, one module per area.
 
 mod fixtures;
+mod corrupt;
 mod io;
