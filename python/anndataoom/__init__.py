@@ -1,5 +1,48 @@
-"""Out-of-memory AnnData with a Rust core and a scanpy-compatible API."""
+"""Out-of-memory AnnData with a Rust core and a scanpy-compatible API.
 
-from anndataoom import _oom
+``read``/``read_h5ad`` open an ``.h5ad`` as an :class:`AnnDataOOM` (a real
+``anndata.AnnData``) whose X and layers stay on disk as lazy
+:class:`BackedArray` objects; :mod:`anndataoom.pp` runs scanpy's
+preprocessing on it by streaming the matrix through the Rust core.
+"""
+
+from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
+from anndataoom._core import (
+    AnnDataOOM,
+    BackedArray,
+    BackedLayers,
+    ScaledBackedArray,
+    TransformedBackedArray,
+    is_oom,
+    oom_guard,
+)
+from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
+from anndataoom.io import read, read_h5ad
 
 __version__ = "0.2.0"
+
+__all__ = [
+    "AnnDataFormatError",
+    "AnnDataOOM",
+    "AnnDataReadError",
+    "BackedArray",
+    "BackedLayers",
+    "ScaledBackedArray",
+    "TransformedBackedArray",
+    "__version__",
+    "is_oom",
+    "oom_guard",
+    "pp",
+    "read",
+    "read_h5ad",
+]
+
+# --- analysis sub-packages (pp, tl) are imported here --------------------------
+# (after the classes above, which they use)
+from anndataoom import pp  # noqa: E402
+
+# --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
+from anndataoom._seed import *  # noqa: E402,F401,F403
+from anndataoom._seed import __all__ as _seed_all  # noqa: E402
+
+__all__ += _seed_all

@@ -217,6 +217,12 @@ impl DatasetInfo {
     /// storage, HDF5 otherwise.
     fn layout(&self, ds: &hdf5::Dataset) -> Layout {
         let library = || Layout::Library(ds.clone());
+        // Nothing to read: no storage is allocated (HDF5 has no address), and
+        // keeping an HDF5 handle open would make later opens of the same
+        // path share this file's cached metadata even after it is rewritten.
+        if self.shape.iter().product::<u64>() == 0 {
+            return Layout::Contiguous { addr: 0 };
+        }
         if !self.little_endian {
             return library();
         }
@@ -273,4 +279,51 @@ fn chunk_table(ds: &hdf5::Dataset, chunk: &[u64], shape: &[u64]) -> Option<Vec<O
     })
     .ok()?;
     ok.then_some(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::open_matrix;
+
+    /// Like h5py: a contiguous dataset, storage allocated only when written.
+    fn write_dense(path: &Path, nrows: usize, ncols: usize) {
+        let f = hdf5::File::create(path).unwrap();
+        let ds = f.new_dataset::<f32>().no_chunk().shape([nrows, ncols]).create("X").unwrap();
+        if nrows * ncols > 0 {
+            let data: Vec<f32> = (0..nrows * ncols).map(|i| i as f32).collect();
+            ds.write(&ndarray::Array2::from_shape_vec((nrows, ncols), data).unwrap()).unwrap();
+        }
+    }
+
+    /// A zero-size matrix keeps no HDF5 handle open: after the file is
+    /// rewritten in place, a new open sees the new content, not cached metadata.
+    #[test]
+    fn empty_dense_matrix_keeps_no_hdf5_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, other) = (dir.path().join("x.h5ad"), dir.path().join("y.h5ad"));
+        write_dense(&path, 0, 0);
+        let first = open_matrix(&H5File::open(&path).unwrap(), "X").unwrap();
+        assert_eq!((first.nrows, first.ncols), (0, 0));
+        assert!(first.read_rows(&[]).is_ok());
+        write_dense(&other, 2, 3);
+        std::fs::write(&path, std::fs::read(&other).unwrap()).unwrap(); // same inode
+        let second = open_matrix(&H5File::open(&path).unwrap(), "X").unwrap();
+        assert_eq!((second.nrows, second.ncols), (2, 3));
+        drop(first);
+    }
+
+    #[test]
+    fn empty_dense_matrix_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (r, c) in [(0, 4), (5, 0)] {
+            let path = dir.path().join(format!("e{r}x{c}.h5ad"));
+            write_dense(&path, r, c);
+            let m = open_matrix(&H5File::open(&path).unwrap(), "X").unwrap();
+            assert_eq!((m.nrows, m.ncols), (r as u64, c as u64));
+            let rows: Vec<u64> = (0..r as u64).collect();
+            let b = m.read_rows(&rows).unwrap();
+            assert_eq!((b.nrows(), b.ncols()), (r, c));
+        }
+    }
 }

@@ -1,0 +1,428 @@
+"""Lazy matrices: ``BackedArray`` and its transform subclasses.
+
+A :class:`BackedArray` wraps one immutable :class:`anndataoom._oom.Matrix`
+(a stored matrix seen through a row/column selection and, later, a chain of
+lazy transforms).  Nothing is read until a result is asked for; subsetting
+composes into the Rust plan and returns a new ``BackedArray``.
+
+Row blocks come back as ``scipy.sparse.csr_matrix`` (sparse source, whatever
+its on-disk CSR/CSC layout) or ``numpy.ndarray`` (dense source).
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from anndataoom import _oom
+from anndataoom._core._index import positions
+
+__all__ = [
+    "BackedArray",
+    "TransformedBackedArray",
+    "ScaledBackedArray",
+    "DEFAULT_CHUNK_SIZE",
+    "BLOCK_VALUES",
+    "block_from_raw",
+]
+
+#: Rows per block yielded by :meth:`BackedArray.chunked` when not given.
+DEFAULT_CHUNK_SIZE = 1000
+#: Stored values per block when the whole view is streamed (to_memory, write).
+BLOCK_VALUES = 1 << 22
+
+
+def block_from_raw(raw: tuple):
+    """Turn a ``Matrix.read`` tuple into a ``csr_matrix`` or ``ndarray``."""
+    if raw[0] == "csr":
+        _, data, indices, indptr, shape = raw
+        m = sp.csr_matrix((data, indices, indptr), shape=tuple(int(s) for s in shape))
+        m.has_canonical_format = True
+        return m
+    return raw[1]
+
+
+def _stack(blocks: list):
+    if len(blocks) == 1:
+        return blocks[0]
+    if sp.issparse(blocks[0]):
+        out = sp.vstack(blocks, format="csr")
+        out.has_canonical_format = True
+        return out
+    return np.concatenate(blocks, axis=0)
+
+
+def _plan_ops(matrix) -> tuple[str, ...]:
+    """Names of the lazy transforms in ``matrix``'s plan (empty without any)."""
+    ops = getattr(_oom, "pp_ops", None)
+    return () if ops is None else tuple(ops(matrix))
+
+
+def _is_plain(matrix) -> bool:
+    """No transform or cast pending in ``matrix``'s plan."""
+    plain = getattr(_oom, "pp_is_plain", None)
+    return True if plain is None else bool(plain(matrix))
+
+
+def _is_int(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _split_key(key) -> tuple:
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = tuple(slice(None) if k is Ellipsis else k for k in key)
+    if len(key) == 1:
+        key = (key[0], slice(None))
+    if len(key) != 2:
+        raise IndexError(f"too many indices for a 2-D array: {len(key)} were given")
+    return key
+
+
+class BackedArray:
+    """A lazy, read-only 2-D matrix backed by a file.
+
+    Parameters
+    ----------
+    matrix
+        The :class:`anndataoom._oom.Matrix` to wrap (kept as ``.matrix``).
+    transforms
+        Names of the lazy transforms applied to the source (shown by
+        ``repr``); the transforms themselves live in ``matrix``.  Default:
+        read from the matrix's plan.
+
+    Notes
+    -----
+    ``sum`` and ``mean`` follow numpy/scipy semantics for the result dtype
+    but always return 1-D ``numpy.ndarray`` for ``axis=0/1`` (scipy returns a
+    2-D ``np.matrix``), like anndata's backed and dask arrays.
+
+    Integer indexing follows the in-memory type: for a sparse source,
+    ``X[:, j]`` is a ``csr_matrix`` of shape ``(n_obs, 1)`` and ``X[i, :]``
+    one of shape ``(1, n_vars)`` (as scipy); for a dense source they are
+    1-D arrays (as numpy).  Slices, integer arrays and boolean masks give a
+    new lazy ``BackedArray``; two arrays select the outer product of rows
+    and columns (like anndata, unlike numpy's pointwise indexing).
+
+    Subclasses that keep per-row or per-column Python state must override
+    :meth:`_derive` so that state follows subsetting; anything else is
+    carried over unchanged.
+    """
+
+    def __init__(
+        self,
+        matrix: _oom.Matrix,
+        *,
+        transforms: tuple[str, ...] | list[str] | None = None,
+    ):
+        if not isinstance(matrix, _oom.Matrix):
+            raise TypeError(f"expected an anndataoom._oom.Matrix, got {type(matrix).__name__}")
+        self.matrix = matrix
+        if transforms is None:
+            transforms = _plan_ops(matrix)
+        self.transforms = tuple(transforms)
+        self._stats: tuple | None = None
+        self._nnz: int | None = None
+
+    # -- derivation ---------------------------------------------------------
+
+    def _derive(self, matrix: _oom.Matrix, rows=None, cols=None) -> BackedArray:
+        """A copy of ``self`` (same class and metadata) wrapping ``matrix``.
+
+        ``rows``/``cols`` are the positions (into ``self``) that produced
+        ``matrix`` (``None`` = all), for subclasses that subset own state.
+        """
+        new = _copy.copy(self)
+        new.matrix = matrix
+        new._stats = None
+        new._nnz = None
+        return new
+
+    def _subset(self, rows: np.ndarray | None, cols: np.ndarray | None) -> BackedArray:
+        """Lazy subset by non-negative int64 positions (``None`` = all)."""
+        if rows is None and cols is None:
+            return self._derive(self.matrix)
+        m = self.matrix.subset(
+            None if rows is None else np.ascontiguousarray(rows, dtype=np.int64),
+            None if cols is None else np.ascontiguousarray(cols, dtype=np.int64),
+        )
+        return self._derive(m, rows, cols)
+
+    def copy(self) -> BackedArray:
+        """A new lazy array over the same data (cheap: the data is immutable)."""
+        return self._derive(self.matrix)
+
+    def __deepcopy__(self, memo) -> BackedArray:
+        return self.copy()
+
+    def astype(self, dtype, copy: bool = True) -> BackedArray:
+        """The same lazy array with values cast to ``dtype`` when read."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self.copy() if copy else self
+        return self._derive(_oom.pp_astype(self.matrix, dtype.name))
+
+    # -- attributes ---------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_cols)`` of the view."""
+        r, c = self.matrix.shape
+        return int(r), int(c)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy dtype of the values."""
+        return np.dtype(self.matrix.dtype)
+
+    @property
+    def ndim(self) -> int:
+        """Always 2."""
+        return 2
+
+    @property
+    def size(self) -> int:
+        """``n_rows * n_cols``."""
+        r, c = self.shape
+        return r * c
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether blocks are sparse (``csr_matrix``)."""
+        return bool(self.matrix.is_sparse)
+
+    @property
+    def format(self) -> str:
+        """``"csr"`` for a sparse view (blocks are CSR), ``"dense"`` otherwise."""
+        return "csr" if self.is_sparse else "dense"
+
+    @property
+    def source_format(self) -> str:
+        """On-disk encoding of the source: ``csr_matrix``, ``csc_matrix`` or ``array``."""
+        return self.matrix.format
+
+    @property
+    def path(self) -> str:
+        """Path of the source file."""
+        return self.matrix.path
+
+    @property
+    def key(self) -> str:
+        """Element of the source file (``X``, ``layers/counts``, ...)."""
+        return self.matrix.key
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries of the view (sparse) or non-zeros (dense); cached."""
+        if self._nnz is None:
+            quick = self._quick_nnz()
+            if quick is not None:
+                self._nnz = quick
+            else:
+                self._nnz = int(self._axis_sums()[1].sum())
+        return self._nnz
+
+    def _quick_nnz(self) -> int | None:
+        """nnz known without a pass: an untransformed whole sparse source."""
+        m = self.matrix
+        if m.is_identity and m.is_sparse and _is_plain(m):
+            return m.stored_nnz
+        return None
+
+    def _known_nnz(self) -> int | None:
+        """nnz if known without reading (for repr)."""
+        return self._nnz if self._nnz is not None else self._quick_nnz()
+
+    # -- reductions ---------------------------------------------------------
+
+    def _axis_sums(self) -> tuple:
+        if self._stats is None:
+            self._stats = self.matrix.axis_sums()
+        return self._stats
+
+    def _sum_dtype(self) -> np.dtype:
+        return np.zeros(0, dtype=self.dtype).sum().dtype
+
+    def _mean_dtype(self) -> np.dtype:
+        return self.dtype if np.issubdtype(self.dtype, np.floating) else np.dtype(np.float64)
+
+    @staticmethod
+    def _axis(axis) -> int | None:
+        if axis is None:
+            return None
+        if isinstance(axis, tuple):
+            if sorted(a % 2 for a in axis) == [0, 1]:
+                return None
+            if len(axis) == 1:
+                axis = axis[0]
+        if not _is_int(axis) or not -2 <= int(axis) < 2:
+            raise ValueError(f"axis {axis!r} is out of bounds for a 2-D array")
+        return int(axis) % 2
+
+    def sum(self, axis=None, dtype=None):
+        """Sum over all entries, per column (``axis=0``) or per row (``axis=1``).
+
+        Returns a numpy scalar or a 1-D ``ndarray`` (length ``n_cols`` for
+        ``axis=0``, ``n_rows`` for ``axis=1``) of numpy's result dtype for the
+        input dtype (e.g. int32 → int64), or ``dtype`` if given.  Accumulation
+        is in float64.
+        """
+        ax = self._axis(axis)
+        out_dtype = np.dtype(dtype) if dtype is not None else self._sum_dtype()
+        row_sum, _, col_sum, _ = self._axis_sums()
+        if ax is None:
+            return out_dtype.type(row_sum.sum())
+        return (col_sum if ax == 0 else row_sum).astype(out_dtype)
+
+    def mean(self, axis=None, dtype=None):
+        """Mean over all entries, per column (``axis=0``) or per row (``axis=1``).
+
+        Result dtype: the input dtype for floating inputs, float64 otherwise
+        (as numpy/scipy); 1-D ``ndarray`` for ``axis=0/1``.  An empty axis
+        gives NaN.
+        """
+        ax = self._axis(axis)
+        out_dtype = np.dtype(dtype) if dtype is not None else self._mean_dtype()
+        row_sum, _, col_sum, _ = self._axis_sums()
+        n_rows, n_cols = self.shape
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if ax is None:
+                total = row_sum.sum()
+                return out_dtype.type(total / (n_rows * n_cols) if n_rows * n_cols else np.nan)
+            if ax == 0:
+                return (col_sum / n_rows if n_rows else np.full(n_cols, np.nan)).astype(out_dtype)
+            return (row_sum / n_cols if n_cols else np.full(n_rows, np.nan)).astype(out_dtype)
+
+    # -- reading --------------------------------------------------------------
+
+    def _read(self, start: int, end: int):
+        return block_from_raw(self.matrix.read(int(start), int(end)))
+
+    def _iter_ranges(self, ranges, prefetch: bool):
+        """Yield ``(start, end, block)`` for ``ranges``, reading the next block
+        in a background thread while the caller works on the current one (the
+        Rust read releases the GIL)."""
+        ranges = list(ranges)
+        if not prefetch or len(ranges) < 2:
+            for a, b in ranges:
+                yield a, b, self._read(a, b)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anndataoom-prefetch")
+        try:
+            fut = pool.submit(self._read, *ranges[0])
+            for i, (a, b) in enumerate(ranges):
+                block = fut.result()
+                if i + 1 < len(ranges):
+                    fut = pool.submit(self._read, *ranges[i + 1])
+                yield a, b, block
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def chunked(
+        self, chunk_size: int | None = None, *, prefetch: bool = True
+    ) -> Iterator[tuple[int, int, object]]:
+        """Yield ``(start, end, block)`` over row blocks of ``chunk_size`` rows.
+
+        ``block`` is a ``csr_matrix`` (sparse) or ``ndarray`` (dense) holding
+        rows ``start:end``.  ``chunk_size=None`` uses :data:`DEFAULT_CHUNK_SIZE`.
+        With ``prefetch`` the next block is read while the current one is used.
+        """
+        chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        n = self.shape[0]
+        ranges = ((s, min(n, s + chunk_size)) for s in range(0, n, chunk_size))
+        return self._iter_ranges(ranges, prefetch)
+
+    def blocks(self, target_values: int = BLOCK_VALUES) -> list[tuple[int, int]]:
+        """Row ranges holding about ``target_values`` stored values each."""
+        return [(int(a), int(b)) for a, b in self.matrix.blocks(int(target_values))]
+
+    def iter_blocks(self, target_values: int = BLOCK_VALUES, *, prefetch: bool = True):
+        """Yield ``(start, end, block)`` over blocks of about ``target_values`` values."""
+        return self._iter_ranges(self.blocks(target_values), prefetch)
+
+    def to_memory(self):
+        """The whole view in memory: ``csr_matrix`` (sparse) or ``ndarray``."""
+        ranges = self.blocks()
+        if not ranges:
+            return self._read(0, 0)
+        return _stack([self._read(a, b) for a, b in ranges])
+
+    def toarray(self) -> np.ndarray:
+        """The whole view as a dense ``ndarray``."""
+        m = self.to_memory()
+        return m.toarray() if sp.issparse(m) else np.asarray(m)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.toarray()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __iter__(self):
+        """Iterate over rows (1 × n ``csr_matrix`` or 1-D ``ndarray``), read in blocks.
+
+        Also makes the array list-like for pandas, which then converts it with
+        ``__array__`` (``pd.DataFrame(X[:, genes])`` works).
+        """
+        for _, _, block in self.chunked():
+            for i in range(block.shape[0]):
+                yield block[i]
+
+    # -- indexing -----------------------------------------------------------
+
+    def __getitem__(self, key):
+        rk, ck = _split_key(key)
+        n_rows, n_cols = self.shape
+        rows = positions(rk, n_rows)
+        cols = positions(ck, n_cols)
+        r_int, c_int = _is_int(rk), _is_int(ck)
+        sub = self._subset(rows, cols)
+        if not (r_int or c_int):
+            return sub
+        block = sub.to_memory()
+        if sp.issparse(block):
+            if r_int and c_int:
+                return block[0, 0]
+            return block
+        if r_int and c_int:
+            return block[0, 0]
+        return block[0, :] if r_int else block[:, 0]
+
+    # -- display ------------------------------------------------------------
+
+    def _describe(self) -> str:
+        r, c = self.shape
+        parts = [f"shape=({r}, {c})", f"dtype={self.dtype}", f"format={self.format}"]
+        nnz = self._known_nnz()
+        if nnz is not None and r * c:
+            parts.append(f"nnz={nnz}, density={nnz / (r * c):.2%}")
+        parts.append(f"source='{os.path.basename(self.path)}:{self.key}'")
+        if not self.matrix.is_identity:
+            parts.append("subset")
+        if self.transforms:
+            parts.append("transforms=" + " → ".join(self.transforms))
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._describe()})"
+
+
+class TransformedBackedArray(BackedArray):
+    """A :class:`BackedArray` whose matrix carries lazy per-block transforms.
+
+    Behaves exactly like :class:`BackedArray`; ``transforms`` names the
+    chain for display (e.g. ``("normalize_total", "log1p")``).
+    """
+
+
+class ScaledBackedArray(TransformedBackedArray):
+    """A lazily z-scored :class:`TransformedBackedArray` (scale, clip)."""

@@ -1,0 +1,156 @@
+"""Read an ``.h5ad`` into an :class:`~anndataoom.AnnDataOOM` (X, layers, raw/X lazy)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import h5py
+import pandas as pd
+from anndata.io import read_elem
+
+from anndataoom import _oom
+from anndataoom._core._anndataoom import AnnDataOOM
+from anndataoom._core._backed_array import BackedArray
+
+__all__ = ["read", "read_h5ad"]
+
+_ELEMS = ("obsm", "varm", "obsp", "varp")
+
+
+def _open_ro(path: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r", locking=False)
+    except TypeError:  # pragma: no cover - very old h5py
+        return h5py.File(path, "r")
+
+
+def _corrupt(path: str, key: str, e: Exception) -> Exception:
+    """A typed error for a failure while reading element ``key`` of ``path``.
+
+    h5py reports damaged metadata as OSError, KeyError or RuntimeError: those
+    become :class:`AnnDataReadError` (an OSError); anything else (anndata
+    refusing an encoding, ...) becomes :class:`AnnDataFormatError`.
+    """
+    msg = f"cannot read element '{key}' of '{path}' (corrupt or not AnnData?): {e}"
+    if isinstance(e, (OSError, KeyError, RuntimeError)):
+        return _oom.AnnDataReadError(msg)
+    return _oom.AnnDataFormatError(msg)
+
+
+def _read_elem(f: h5py.File, key: str, default=None):
+    try:
+        if key not in f:
+            return default
+        return read_elem(f[key])
+    except Exception as e:
+        raise _corrupt(f.filename, key, e) from e
+
+
+def _read_group(f: h5py.File, key: str):
+    return _read_elem(f, key, {})
+
+
+def _legacy_obs_var(path: str):
+    """obs/var/uns/obsm/varm of a pre-0.7 file, via anndata's own reader."""
+    import anndata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = anndata.read_h5ad(path, backed="r")
+    try:
+        return {
+            "obs": old.obs.copy(),
+            "var": old.var.copy(),
+            "uns": dict(old.uns),
+            "obsm": {k: v for k, v in old.obsm.items()},
+            "varm": {k: v for k, v in old.varm.items()},
+            "obsp": {k: v for k, v in old.obsp.items()},
+            "varp": {k: v for k, v in old.varp.items()},
+            "raw_var": None if old.raw is None else old.raw.var.copy(),
+        }
+    finally:
+        old.file.close()
+
+
+def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDataOOM:
+    """Open an ``.h5ad`` file as a lazy :class:`~anndataoom.AnnDataOOM`.
+
+    obs, var, obsm, varm, obsp, varp and uns are loaded into memory with
+    anndata's readers; X, ``layers/*`` and ``raw/X`` stay on disk.  The file
+    is opened read-only and never modified; no file is created next to it.
+
+    Parameters
+    ----------
+    path
+        The ``.h5ad`` file.
+    backed
+        Accepted for compatibility: ``"r"`` (default), ``True`` or ``None``.
+        ``"r+"`` is refused (the object never writes to its source).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    anndataoom.exceptions.AnnDataReadError
+        (an ``OSError``) a directory, an empty, truncated or non-HDF5 file.
+    anndataoom.exceptions.AnnDataFormatError
+        (a ``ValueError``) an HDF5 file that is not AnnData.
+    """
+    if backed not in ("r", True, None):
+        raise ValueError(
+            f"backed={backed!r} is not supported; anndataoom opens files read-only ('r')"
+        )
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    _oom.check_file(path)
+    with _open_ro(path) as f:
+        try:
+            legacy = "obs" in f and isinstance(f["obs"], h5py.Dataset)
+            has_x = "X" in f
+            layer_keys = list(f["layers"].keys()) if "layers" in f else []
+            raw_x = next((k for k in ("raw/X", "raw.X") if k in f), None)
+        except Exception as e:
+            raise _corrupt(path, "/", e) from e
+        if not legacy:
+            parts = {
+                "obs": _read_elem(f, "obs"),
+                "var": _read_elem(f, "var"),
+                "uns": _read_group(f, "uns"),
+                **{k: _read_group(f, k) for k in _ELEMS},
+            }
+            raw_var = _read_elem(f, "raw/var") if raw_x == "raw/X" else None
+            raw_varm = _read_group(f, "raw/varm") if raw_x == "raw/X" else {}
+    if legacy:
+        try:
+            parts = _legacy_obs_var(path)
+        except Exception as e:
+            raise _corrupt(path, "obs", e) from e
+        raw_var = parts.pop("raw_var")
+        raw_varm = {}
+
+    X = BackedArray(_oom.open(path, "X")) if has_x else None
+    shape = None
+    if X is None:
+        shape = (len(parts["obs"]) if parts["obs"] is not None else 0,
+                 len(parts["var"]) if parts["var"] is not None else 0)
+    layers = {k: BackedArray(_oom.open(path, f"layers/{k}")) for k in layer_keys}
+    adata = AnnDataOOM(X=X, layers=layers, shape=shape, **parts)
+    if raw_x is not None:
+        rX = BackedArray(_oom.open(path, raw_x))
+        if raw_var is None:
+            raw_var = pd.DataFrame(index=pd.RangeIndex(rX.shape[1]).astype(str))
+        adata.raw = {"X": rX, "var": raw_var, "varm": raw_varm}
+    return adata
+
+
+def read(path: str | os.PathLike, backed: str | bool | None = "r", **kwargs) -> AnnDataOOM:
+    """Open an ``.h5ad`` file lazily (see :func:`read_h5ad`).
+
+    Extra keyword arguments (forwarded by wrappers such as omicverse's
+    ``ov.read``) do not apply to lazy reading; they are ignored with a warning.
+    """
+    if kwargs:
+        warnings.warn(f"anndataoom.read ignores the arguments {sorted(kwargs)}", stacklevel=2)
+    return read_h5ad(path, backed=backed)

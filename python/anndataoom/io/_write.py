@@ -1,0 +1,238 @@
+"""Atomic, streamed ``.h5ad`` writing of an :class:`~anndataoom.AnnDataOOM`.
+
+X, layers and raw/X are written block by block (sparse stays CSR; lazy
+transforms are applied by reading the view), everything else with
+anndata's own element encoders.  The file is written to
+``.anndataoom-tmp-<pid>-<random>.h5ad`` in the target directory, fsynced and
+renamed into place, so a crash never leaves a partial file at the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+from anndata.io import write_elem
+
+from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
+
+__all__ = ["write_h5ad", "TMP_PREFIX"]
+
+TMP_PREFIX = ".anndataoom-tmp-"
+_RUN_START = time.time()
+_SPARSE_CHUNK = 1 << 16
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_tmp(directory: str) -> list[str]:
+    """Remove our temp files in ``directory`` left by runs that died.
+
+    A file counts as stale when its name starts with :data:`TMP_PREFIX`, it
+    was last modified before this interpreter started and the process id in
+    its name is not running.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(TMP_PREFIX):
+            continue
+        p = os.path.join(directory, name)
+        try:
+            pid = int(name[len(TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            pid = None
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if st.st_mtime >= _RUN_START:
+            continue
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+            removed.append(p)
+    return removed
+
+
+def _source_paths(adata) -> set[str]:
+    vals = [adata._X, *adata.layers.values()]
+    if adata.raw is not None:
+        vals.append(adata.raw.X)
+    return {v.path for v in vals if isinstance(v, BackedArray)}
+
+
+def _set_enc(obj, kind: str, version: str) -> None:
+    obj.attrs["encoding-type"] = kind
+    obj.attrs["encoding-version"] = version
+
+
+def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) -> None:
+    n, m = X.shape
+    g = group.create_group(key)
+    _set_enc(g, "csr_matrix", "0.1.0")
+    g.attrs["shape"] = np.array([n, m], dtype=np.int64)
+    idx_dtype = np.int32 if m < 2**31 else np.int64
+    ptr_dtype = np.int32 if n * m < 2**31 else np.int64
+    data = g.create_dataset("data", shape=(0,), maxshape=(None,), dtype=X.dtype,
+                            chunks=(_SPARSE_CHUNK,), **dkw)
+    indices = g.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=idx_dtype,
+                               chunks=(_SPARSE_CHUNK,), **dkw)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    pos = 0
+    for a, b, block in X.iter_blocks(BLOCK_VALUES):
+        if not sp.issparse(block):
+            block = sp.csr_matrix(block)
+        k = int(block.nnz)
+        if k:
+            data.resize((pos + k,))
+            data[pos:pos + k] = block.data.astype(X.dtype, copy=False)
+            indices.resize((pos + k,))
+            indices[pos:pos + k] = block.indices.astype(idx_dtype, copy=False)
+        indptr[a + 1:b + 1] = block.indptr[1:] + pos
+        pos += k
+    g.create_dataset("indptr", data=indptr.astype(ptr_dtype), **dkw)
+
+
+def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) -> None:
+    n, m = X.shape
+    kw = dict(dkw)
+    if n == 0 or m == 0:
+        kw.pop("compression", None)
+        kw.pop("compression_opts", None)
+    ds = group.create_dataset(key, shape=(n, m), dtype=X.dtype, **kw)
+    _set_enc(ds, "array", "0.2.0")
+    for a, b, block in X.iter_blocks(BLOCK_VALUES):
+        if sp.issparse(block):
+            block = block.toarray()
+        ds[a:b] = block
+
+
+def write_matrix(group: h5py.Group, key: str, X, dkw: dict) -> None:
+    """Write a lazy (streamed) or in-memory matrix as element ``key`` of ``group``."""
+    if isinstance(X, BackedArray):
+        if X.is_sparse:
+            _write_csr_stream(group, key, X, dkw)
+        else:
+            _write_dense_stream(group, key, X, dkw)
+    else:
+        write_elem(group, key, X, dataset_kwargs=dkw)
+
+
+def _write_all(f: h5py.File, adata, dkw: dict) -> None:
+    _set_enc(f, "anndata", "0.1.0")
+    if adata._X is not None:
+        write_matrix(f, "X", adata._X, dkw)
+    raw = adata.raw
+    if raw is not None:
+        g = f.create_group("raw")
+        _set_enc(g, "raw", "0.1.0")
+        write_matrix(g, "X", raw.X, dkw)
+        write_elem(g, "var", raw.var, dataset_kwargs=dkw)
+        write_elem(g, "varm", dict(raw.varm), dataset_kwargs=dkw)
+    write_elem(f, "obs", adata.obs, dataset_kwargs=dkw)
+    write_elem(f, "var", adata.var, dataset_kwargs=dkw)
+    write_elem(f, "obsm", dict(adata.obsm), dataset_kwargs=dkw)
+    write_elem(f, "varm", dict(adata.varm), dataset_kwargs=dkw)
+    write_elem(f, "obsp", dict(adata.obsp), dataset_kwargs=dkw)
+    write_elem(f, "varp", dict(adata.varp), dataset_kwargs=dkw)
+    g = f.create_group("layers")
+    _set_enc(g, "dict", "0.1.0")
+    for k, v in adata.layers.items():
+        write_matrix(g, k, v, dkw)
+    write_elem(f, "uns", dict(adata.uns), dataset_kwargs=dkw)
+
+
+def _fsync_path(path: str, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_h5ad(adata, filename, *, compression: str | None = None, compression_opts=None,
+               convert_strings_to_categoricals: bool = True) -> None:
+    """Write ``adata`` to ``filename`` atomically, streaming its lazy matrices.
+
+    Parameters
+    ----------
+    adata
+        An :class:`~anndataoom.AnnDataOOM`.
+    filename
+        Target ``.h5ad`` path.  Must not be a file ``adata`` reads from.
+    compression, compression_opts
+        h5py compression for every dataset (``"gzip"``, ``"lzf"`` or None).
+    convert_strings_to_categoricals
+        As anndata: string columns of obs/var (and raw.var) become
+        categoricals, in place, before writing.
+
+    Raises
+    ------
+    ValueError
+        ``filename`` is (the same file as) one ``adata`` is reading from.
+    """
+    adata._check_open()
+    target = os.path.abspath(os.fspath(filename))
+    if os.path.exists(target):
+        for src in _source_paths(adata):
+            with contextlib.suppress(OSError):
+                if os.path.samefile(src, target):
+                    raise ValueError(
+                        f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
+                        "from it; write to another path"
+                    )
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory '{directory}' does not exist")
+    remove_stale_tmp(directory)
+
+    if convert_strings_to_categoricals:
+        adata.strings_to_categoricals()
+        if adata.raw is not None:
+            adata.strings_to_categoricals(adata.raw.var)
+    dkw = {}
+    if compression is not None:
+        dkw["compression"] = compression
+        if compression_opts is not None:
+            dkw["compression_opts"] = compression_opts
+
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}.h5ad")
+    try:
+        with h5py.File(tmp, "w-") as f:
+            _write_all(f, adata, dkw)
+        _fsync_path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_path(directory, directory=True)
