@@ -1,0 +1,50 @@
+"""Stage-timing protocol of the contender scripts (standard library only).
+
+A contender script runs one pipeline stage after another inside
+:func:`stage`; each stage prints a JSON line prefixed with :data:`PREFIX` on
+stdout when it begins and one with its wall time when it ends (so the runner
+knows which stage was running when it killed or lost the process).  A stage
+that raises prints its error and ends the process with exit code 3 (later
+stages depend on it).  ``bench/run.py`` parses the lines.  The module is
+stdlib-only because it also runs in the seed package's venv.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+
+PREFIX = "@bench "
+#: Exit code of a contender whose stage failed (the runner reports the reason).
+STAGE_FAILED = 3
+
+
+def emit(**record) -> None:
+    """Print one protocol record."""
+    print(PREFIX + json.dumps(record, default=str), flush=True)
+
+
+@contextmanager
+def stage(name: str):
+    """Time the block as stage ``name``; on an exception report it and exit."""
+    emit(begin=name)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # incl. pyo3's PanicException (a BaseException)
+        traceback.print_exc()
+        emit(stage=name, wall=time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}")
+        sys.exit(STAGE_FAILED)
+    emit(stage=name, wall=time.perf_counter() - t0)
+
+
+def path_arg() -> str:
+    """Return the data file: the single command-line argument."""
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} FILE.h5ad")
+    return sys.argv[1]

@@ -1,0 +1,289 @@
+"""Side-by-side benchmark: the same pipeline, the same file, one process each.
+
+Pipeline: QC (with MT- genes) → normalize_total(1e4) → log1p → HVG(2000) →
+subset → scale(max_value=10) → PCA(50), on PBMC 3k cells tiled to
+``--cells`` by ``bench/gen.py`` (generated into ``--data-dir`` if missing).
+
+Each contender (a script in ``bench/contenders/``) runs in its own
+subprocess and prints per-stage wall times; this runner measures total
+wall, CPU (user+sys) and the true peak RSS of the process tree (see
+``bench/_proc.py``), prints a markdown table and the ours/theirs ratios,
+and writes everything to ``bench/results/<name>.json``.
+
+Contenders: ``floor`` (one full read of X), ``ours`` (this package),
+``seed`` (anndataoom 0.1.8 from PyPI in ``bench/.venv-seed``, created on
+first use), ``scanpy`` (in memory), ``dask`` (scanpy on a lazy dask X; dask
+comes from ``bench/requirements.txt``, installed on first use).
+
+With no arguments: the 100k side-by-side run of all contenders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+
+import h5py
+from _proc import run_measured
+from _report import FLOOR, machine, render
+from contenders._stages import PREFIX
+from gen import default_name
+
+BENCH = Path(__file__).resolve().parent
+CONTENDERS_DIR = BENCH / "contenders"
+SEED_VENV = BENCH / ".venv-seed"
+RESULTS = BENCH / "results"
+
+#: name -> (script in bench/contenders, interpreter: "main" or "seed"), run order.
+CONTENDERS = {
+    FLOOR: ("floor.py", "main"),
+    "ours": ("ours.py", "main"),
+    "seed": ("seed.py", "seed"),
+    "scanpy": ("scanpy_mem.py", "main"),
+    "dask": ("dask_lazy.py", "main"),
+}
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr (stdout is the report)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environments
+
+def seed_python() -> Path:
+    """Interpreter of ``bench/.venv-seed``, creating and filling it if needed."""
+    py = SEED_VENV / "bin" / "python"
+    check = [str(py), "-c", "import anndataoom, sklearn"]
+    if py.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return py
+    log(f"creating {SEED_VENV} with anndataoom 0.1.8 ...")
+    subprocess.run([sys.executable, "-m", "venv", str(SEED_VENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r",
+                    str(BENCH / "requirements-seed.txt")], check=True)
+    return py
+
+
+def ensure_dask() -> None:
+    """Install ``bench/requirements.txt`` into this (the main) venv if dask is missing."""
+    if find_spec("dask") is None:
+        log("installing bench/requirements.txt (dask) ...")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
+                        str(BENCH / "requirements.txt")], check=True)
+
+
+def versions(seed: Path | None) -> dict:
+    """Package versions of the main venv, and of the seed venv if given."""
+    out = {}
+    for pkg in ("anndataoom", "anndata", "scanpy", "numpy", "scipy", "h5py", "dask"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    if seed is not None:
+        code = "import anndataoom, sklearn; print(anndataoom.__version__, sklearn.__version__)"
+        res = subprocess.run([str(seed), "-c", code], capture_output=True, text=True, check=True)
+        oom, sklearn = res.stdout.split()
+        out["seed"] = {"anndataoom": oom, "sklearn": sklearn}
+    return out
+
+
+# ------------------------------------------------------------------------ data
+
+def ensure_data(data_dir: Path, n_cells: int, gzip: bool, seed: int) -> Path:
+    """Path of the data file, generated with ``bench/gen.py`` if missing."""
+    path = data_dir / default_name(n_cells, "gzip" if gzip else None)
+    if not path.exists():
+        free = shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
+        log(f"generating {path} ({free / 2**30:.0f} GiB free) ...")
+        subprocess.run([sys.executable, str(BENCH / "gen.py"), "--n-cells", str(n_cells),
+                        "--seed", str(seed), "--compression", "gzip" if gzip else "none",
+                        "-o", str(path)], check=True)
+    return path
+
+
+def describe(path: Path) -> dict:
+    """Shape, stored values, compression and size of the data file."""
+    with h5py.File(path, "r") as f:
+        x = f["X"]
+        n_obs, n_vars = (int(v) for v in x.attrs["shape"])
+        return {"path": str(path), "n_obs": n_obs, "n_vars": n_vars,
+                "nnz": int(x["data"].shape[0]), "compression": x["data"].compression,
+                "size_bytes": path.stat().st_size}
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read the file once so every contender starts with it in the page cache."""
+    with open(path, "rb", buffering=0) as fh:
+        while fh.read(1 << 24):
+            pass
+
+
+# ------------------------------------------------------------------ contenders
+
+def _parse(stdout: Path) -> tuple[dict, str | None, str | None, dict]:
+    """Stage walls, the unfinished stage, its error (if reported) and the result."""
+    stages, running, error, result = {}, None, None, {}
+    for line in stdout.read_text(errors="replace").splitlines():
+        if not line.startswith(PREFIX):
+            continue
+        rec = json.loads(line[len(PREFIX):])
+        if "begin" in rec:
+            running = rec["begin"]
+        elif "stage" in rec:
+            stages[rec["stage"]] = rec["wall"]
+            error = rec.get("error")
+            running = rec["stage"] if error else None
+        elif "result" in rec:
+            result = rec["result"]
+    return stages, running, error, result
+
+
+def _last_line(path: Path) -> str:
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def run_contender(
+    name: str, python: Path, data: Path, *, timeout: float, rss_limit: int, logs: Path
+) -> dict:
+    """Run one contender script on ``data``; return its measured record."""
+    script = CONTENDERS_DIR / CONTENDERS[name][0]
+    out, err = logs / f"{name}.out", logs / f"{name}.err"
+    before = set(data.parent.iterdir())
+    load = os.getloadavg()[0]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as cwd:
+        m = run_measured([str(python), str(script), str(data)], stdout=out, stderr=err,
+                         timeout=timeout, rss_limit=rss_limit, env=env, cwd=Path(cwd))
+    # files a contender leaves next to its input (the seed writes a sidecar)
+    left = sorted(p for p in set(data.parent.iterdir()) - before
+                  if p.name.startswith(data.name))
+    for p in left:
+        p.unlink()
+    stages, running, error, result = _parse(out)
+    rec = {
+        "status": "ok", "error": None, "failed_stage": running,
+        "stages": stages, "result": result,
+        "wall": m.wall, "cpu": m.cpu, "cpu_user": m.cpu_user, "cpu_sys": m.cpu_sys,
+        "peak_rss": m.peak_rss, "peak_rss_polled": m.peak_rss_polled,
+        "peak_hwm_polled": m.peak_hwm_polled, "ru_maxrss": m.ru_maxrss,
+        "runner_hwm": m.runner_hwm, "exit_code": m.exit_code,
+        "left_files": [p.name for p in left], "loadavg_1m_before": load,
+    }
+    if m.killed_for == "timeout":
+        rec.update(status="timeout", error=f"killed after {timeout:.0f} s")
+    elif m.killed_for == "rss-limit":
+        rec.update(status="failed", error=f"killed: RSS above {rss_limit / 2**30:.1f} GiB")
+    elif error is not None:
+        rec.update(status="failed", error=error)
+    elif m.exit_code != 0:
+        code = m.exit_code
+        why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        rec.update(status="failed", error=f"{why}: {_last_line(err)}".rstrip(": "))
+    return rec
+
+
+# ------------------------------------------------------------------------- main
+
+@contextmanager
+def exclusive(lock: Path):
+    """Hold an exclusive lock on ``lock``, waiting while another run holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another bench/run.py holds {lock}; waiting for it to finish ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def parse_args(argv):
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cells", type=int, default=100_000, help="cells in the data set")
+    ap.add_argument("--contenders", default=",".join(CONTENDERS),
+                    help="comma-separated subset of: " + ", ".join(CONTENDERS))
+    ap.add_argument("--timeout-per-contender", type=float, default=40, metavar="MIN",
+                    help="minutes before a contender's process tree is killed")
+    ap.add_argument("--rss-limit", type=float, default=0.75 * machine()["ram_bytes"] / 2**30,
+                    metavar="GIB", help="kill a contender whose tree RSS exceeds this "
+                    "(default: 75%% of RAM, before the OOM killer hits a bystander)")
+    ap.add_argument("--data-dir", type=Path, default=BENCH / "data")
+    ap.add_argument("--gzip", action="store_true", help="use the gzip-compressed file")
+    ap.add_argument("--seed", type=int, default=0, help="generator seed (new files only)")
+    ap.add_argument("--name", help="results name (default: from the data file)")
+    args = ap.parse_args(argv)
+    names = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    unknown = sorted(set(names) - set(CONTENDERS))
+    if unknown:
+        ap.error(f"unknown contenders: {', '.join(unknown)}")
+    args.names = [c for c in CONTENDERS if c in names]  # fixed order
+    return args
+
+
+def main(argv=None) -> int:
+    """Run the benchmark (one at a time on a machine) and print the report."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    with exclusive(RESULTS / ".lock"):
+        report = run_all(args, argv)
+    print(render(report))
+    return 0
+
+
+def run_all(args, argv: list[str]) -> dict:
+    """Prepare environments and data, run the contenders, save the JSON report."""
+    pythons = {"main": Path(sys.executable)}
+    if "seed" in args.names:
+        pythons["seed"] = seed_python()
+    if "dask" in args.names:
+        ensure_dask()
+    data = ensure_data(args.data_dir.resolve(), args.cells, args.gzip, args.seed)
+    name = args.name or data.stem.removeprefix("pbmc_")
+    logs = RESULTS / "logs" / name
+    logs.mkdir(parents=True, exist_ok=True)
+    report = {
+        "name": name,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join(["python bench/run.py", *argv]),
+        "machine": machine(),
+        "versions": versions(pythons.get("seed")),
+        "data": describe(data),
+        "contenders": {},
+    }
+    log(f"warming the page cache with {data} ...")
+    warm_page_cache(data)
+    for c in args.names:
+        log(f"running {c} ...")
+        python = pythons[CONTENDERS[c][1]]
+        rec = run_contender(c, python, data, timeout=args.timeout_per_contender * 60,
+                            rss_limit=int(args.rss_limit * 2**30), logs=logs)
+        report["contenders"][c] = rec
+        log(f"  {c}: {rec['status']}, {rec['wall']:.1f} s wall, {rec['cpu']:.1f} s CPU, "
+            f"peak RSS {rec['peak_rss'] / 2**30:.2f} GiB"
+            + (f" ({rec['error']})" if rec["error"] else ""))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out)
+    log(f"wrote {out} (logs in {logs})")
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())
