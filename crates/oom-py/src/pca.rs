@@ -1,7 +1,161 @@
-//! Bindings for the pca kernels.
+//! Bindings for PCA (Gram/Krylov solvers, projection) and regress-out
+//! (sufficient statistics, lazy residual op).
 
+use std::sync::Arc;
+
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use oom_core::block::Dtype;
+use oom_core::kernels::gram::{gram, Precision};
+use oom_core::linalg::pca::{fit, project, PcaOptions, Solver};
+use oom_core::plan::{regress_stats, Design, Regress};
+use oom_core::OomError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::convert::values_to_py;
+use crate::enter::enter;
+use crate::error::to_py;
+use crate::matrix::Matrix;
+
+fn precision(name: &str) -> PyResult<Precision> {
+    match name {
+        "float32" => Ok(Precision::F32),
+        "float64" => Ok(Precision::F64),
+        other => Err(to_py(OomError::Value(format!("precision must be 'float32' or 'float64', not '{other}'")))),
+    }
+}
+
+/// PCA of every row and column of `m` in two or more passes.
+///
+/// Returns a dict: `scores` (n × k, `dtype`), `components` (p × k f64),
+/// `variance`, `variance_ratio`, `mean`, `solver`, `passes`.
+#[pyfunction]
+#[pyo3(signature = (m, n_comps, zero_center=true, solver="auto", precision="float32", seed=0, tol=1e-7, max_passes=200, dtype="float32", full_eigh_max=4000, block=0))]
+#[allow(clippy::too_many_arguments)]
+fn pca<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    n_comps: usize,
+    zero_center: bool,
+    solver: &str,
+    precision: &str,
+    seed: u64,
+    tol: f64,
+    max_passes: usize,
+    dtype: &str,
+    full_eigh_max: usize,
+    block: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let o = PcaOptions {
+        n_comps,
+        zero_center,
+        solver: Solver::from_name(solver).map_err(to_py)?,
+        precision: self::precision(precision)?,
+        seed,
+        tol,
+        max_passes,
+        full_eigh_max,
+        block,
+    };
+    let out = Dtype::from_name(dtype).map_err(to_py)?;
+    let view = &m.view;
+    let (f, scores) = enter(py, || {
+        let f = fit(view, &o)?;
+        let s = project(view, &f, out)?;
+        Ok((f, s))
+    })?;
+    let (p, k) = (f.components.nrows(), f.components.ncols());
+    let n = usize::try_from(f.n_obs).expect("fits");
+    let comps: Vec<f64> = (0..p * k).map(|i| f.components[(i / k, i % k)]).collect();
+    let d = PyDict::new(py);
+    d.set_item("scores", values_to_py(py, scores).call_method1("reshape", ((n, k),))?)?;
+    d.set_item("components", comps.into_pyarray(py).reshape([p, k])?)?;
+    d.set_item("variance", f.variance.into_pyarray(py))?;
+    d.set_item("variance_ratio", f.variance_ratio.into_pyarray(py))?;
+    d.set_item("mean", f.mean.into_pyarray(py))?;
+    d.set_item("solver", f.solver)?;
+    d.set_item("passes", f.passes)?;
+    Ok(d)
+}
+
+/// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64).
+#[pyfunction]
+#[pyo3(signature = (m, precision="float32"))]
+fn pca_gram<'py>(py: Python<'py>, m: &Matrix, precision: &str) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let prec = self::precision(precision)?;
+    let st = enter(py, || gram(&m.view, prec))?;
+    let p = st.ncols();
+    let a = st.matrix(true, 1.0);
+    let flat: Vec<f64> = (0..p * p).map(|i| a[(i / p, i % p)]).collect();
+    Ok((st.n(), st.mean().to_vec().into_pyarray(py).into_any(), flat.into_pyarray(py).reshape([p, p])?.into_any()))
+}
+
+fn design(
+    nrows: u64,
+    values: Option<PyReadonlyArray2<'_, f64>>,
+    codes: Option<PyReadonlyArray1<'_, u32>>,
+    ngroups: usize,
+) -> PyResult<Design> {
+    let d = match (values, codes) {
+        (Some(v), None) => {
+            let k = v.as_array().ncols();
+            Design::Dense { k, values: Arc::new(v.as_array().iter().copied().collect()) }
+        }
+        (None, Some(c)) => Design::Groups { ngroups, codes: Arc::new(c.as_slice()?.to_vec()) },
+        _ => return Err(to_py(OomError::Value("give exactly one of `design` and `codes`".into()))),
+    };
+    d.validate(nrows).map_err(to_py)?;
+    Ok(d)
+}
+
+/// One pass: `(DᵀX (width × p), col_min, col_max)` for a dense design
+/// (n × k) or group codes (`ngroups` groups; `DᵀX` = group sums).
+#[pyfunction]
+#[pyo3(name = "regress_stats", signature = (m, design=None, codes=None, ngroups=0))]
+fn regress_stats_py<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    design: Option<PyReadonlyArray2<'_, f64>>,
+    codes: Option<PyReadonlyArray1<'_, u32>>,
+    ngroups: usize,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let d = self::design(m.view.nrows(), design, codes, ngroups)?;
+    let view = &m.view;
+    let st = enter(py, || regress_stats(view, &d))?;
+    let (w, p) = (d.width(), usize::try_from(m.view.ncols()).expect("fits"));
+    Ok((
+        st.dtx.into_pyarray(py).reshape([w, p])?.into_any(),
+        st.min.into_pyarray(py).into_any(),
+        st.max.into_pyarray(py).into_any(),
+    ))
+}
+
+/// `m` with residuals `x − D[r]·coef[:, c]` (lazy, dense, `dtype`);
+/// `coef` is width × p.
+#[pyfunction]
+#[pyo3(signature = (m, coef, dtype, design=None, codes=None, ngroups=0))]
+fn regress_apply(
+    m: &Matrix,
+    coef: PyReadonlyArray2<'_, f64>,
+    dtype: &str,
+    design: Option<PyReadonlyArray2<'_, f64>>,
+    codes: Option<PyReadonlyArray1<'_, u32>>,
+    ngroups: usize,
+) -> PyResult<Matrix> {
+    let d = self::design(m.view.nrows(), design, codes, ngroups)?;
+    let c = coef.as_array();
+    let (w, p) = (c.shape()[0], c.shape()[1]);
+    // Column after column: coef[:, c] contiguous.
+    let flat: Vec<f64> = (0..p).flat_map(|j| (0..w).map(move |t| (t, j))).map(|(t, j)| c[[t, j]]).collect();
+    let out = Dtype::from_name(dtype).map_err(to_py)?;
+    let op = Regress::new(d, flat, out, m.view.nrows(), m.view.ncols()).map_err(to_py)?;
+    Ok(Matrix { view: m.view.with_op(Arc::new(op)), path: m.path.clone(), key: m.key.clone() })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pca, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_gram, m)?)?;
+    m.add_function(wrap_pyfunction!(regress_stats_py, m)?)?;
+    m.add_function(wrap_pyfunction!(regress_apply, m)?)?;
     Ok(())
 }

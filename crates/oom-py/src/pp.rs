@@ -1,7 +1,265 @@
-//! Bindings for the pp kernels.
+//! Bindings for the lazy transforms and the preprocessing kernels: each
+//! function borrows numpy arrays, calls `oom-core` through [`enter`]
+//! (GIL released, errors mapped, panics caught) and moves results back.
 
+use std::sync::Arc;
+
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use oom_core::block::Dtype;
+use oom_core::kernels::moments::{moments, residual_variances, MomentParams, ResidualParams, ValueMap};
+use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
+use oom_core::plan::{Log1p, Normalize, Op, Scale, View};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::enter::enter;
+use crate::error::to_py;
+use crate::matrix::Matrix;
+
+fn derive(m: &Matrix, view: View) -> Matrix {
+    Matrix { view, path: m.path.clone(), key: m.key.clone() }
+}
+
+fn with_op(m: &Matrix, op: Arc<dyn Op>) -> Matrix {
+    derive(m, m.view.with_op(op))
+}
+
+fn vec_f64(a: &PyReadonlyArray1<'_, f64>, n: u64, what: &str) -> PyResult<Vec<f64>> {
+    let v = a.as_slice()?.to_vec();
+    if v.len() as u64 != n {
+        return Err(PyValueError::new_err(format!("{what} has length {}, expected {n}", v.len())));
+    }
+    Ok(v)
+}
+
+fn groups(g: Option<PyReadonlyArray1<'_, u32>>, n_groups: usize, nrows: u64) -> PyResult<Option<Arc<Vec<u32>>>> {
+    g.map(|g| {
+        let v = g.as_slice()?.to_vec();
+        if v.len() as u64 != nrows {
+            return Err(PyValueError::new_err(format!("groups has length {}, expected {nrows}", v.len())));
+        }
+        if let Some(&bad) = v.iter().find(|&&x| x != u32::MAX && x as usize >= n_groups) {
+            return Err(PyValueError::new_err(format!("group id {bad} >= n_groups {n_groups}")));
+        }
+        Ok(Arc::new(v))
+    })
+    .transpose()
+}
+
+/// `m` with every row divided by `divisor[row]` (lazy).
+#[pyfunction]
+fn pp_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matrix> {
+    let d = vec_f64(&divisor, m.view.nrows(), "divisor")?;
+    Ok(with_op(m, Arc::new(Normalize { divisor: Arc::new(d) })))
+}
+
+/// `log1p(m)` (divided by `ln(base)` when given) (lazy).
+#[pyfunction]
+#[pyo3(signature = (m, base=None))]
+fn pp_log1p(m: &Matrix, base: Option<f64>) -> Matrix {
+    with_op(m, Arc::new(Log1p { base }))
+}
+
+/// `(m - mean) / std` per column (centering only with `zero_center`),
+/// clipped to `max_value`; rows outside `mask` unchanged (lazy).
+#[pyfunction]
+#[pyo3(signature = (m, mean, std, zero_center=true, max_value=None, mask=None))]
+fn pp_scale(
+    m: &Matrix,
+    mean: PyReadonlyArray1<'_, f64>,
+    std: PyReadonlyArray1<'_, f64>,
+    zero_center: bool,
+    max_value: Option<f64>,
+    mask: Option<PyReadonlyArray1<'_, bool>>,
+) -> PyResult<Matrix> {
+    let n = m.view.ncols();
+    let mean = vec_f64(&mean, n, "mean")?;
+    let std = vec_f64(&std, n, "std")?;
+    let mask = match mask {
+        Some(a) => {
+            let v = a.as_slice()?.to_vec();
+            if v.len() as u64 != m.view.nrows() {
+                return Err(PyValueError::new_err("mask length differs from the number of rows"));
+            }
+            Some(Arc::new(v))
+        }
+        None => None,
+    };
+    Ok(with_op(m, Arc::new(Scale { mean: Arc::new(mean), std: Arc::new(std), zero_center, max_value, mask })))
+}
+
+/// `m` with its output cast to `dtype` (`None` removes the cast) (lazy).
+#[pyfunction]
+#[pyo3(signature = (m, dtype=None))]
+fn pp_astype(m: &Matrix, dtype: Option<&str>) -> PyResult<Matrix> {
+    let d = dtype.map(Dtype::from_name).transpose().map_err(to_py)?;
+    Ok(derive(m, m.view.with_cast(d)))
+}
+
+/// Names of the pending transforms, in order.
+#[pyfunction]
+fn pp_ops(m: &Matrix) -> Vec<&'static str> {
+    m.view.ops.iter().map(|o| o.name()).collect()
+}
+
+/// The same row/column selection without transforms or cast.
+#[pyfunction]
+fn pp_untransformed(m: &Matrix) -> Matrix {
+    derive(m, m.view.untransformed())
+}
+
+/// True when no transform or cast is pending.
+#[pyfunction]
+fn pp_is_plain(m: &Matrix) -> bool {
+    m.view.is_plain()
+}
+
+/// One pass of QC metrics: `(total, n_nonzero, top_cum[n, k], mask_sum[n, q], col_sum, col_nnz)`.
+#[pyfunction]
+fn qc_metrics_py<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    top: Vec<usize>,
+    masks: PyReadonlyArray2<'py, bool>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let ncols = usize::try_from(m.view.ncols()).expect("fits");
+    let shape = masks.as_array().dim();
+    if shape.1 != ncols && shape.0 != 0 {
+        return Err(PyValueError::new_err(format!("masks have {} columns, matrix has {ncols}", shape.1)));
+    }
+    let a = masks.as_array();
+    let masks: Vec<Vec<bool>> = a.outer_iter().map(|r| r.to_vec()).collect();
+    let mut top = top;
+    top.sort_unstable();
+    if top.first() == Some(&0) {
+        return Err(PyValueError::new_err("percent_top values must be >= 1"));
+    }
+    let (k, q) = (top.len(), masks.len());
+    let p = QcParams { top, masks };
+    let (rows, cols) = enter(py, || qc_metrics(&m.view, &p))?;
+    let n = rows.total.len();
+    PyTuple::new(py, [
+        rows.total.into_pyarray(py).into_any(),
+        rows.n_nonzero.into_pyarray(py).into_any(),
+        rows.top_cum.into_pyarray(py).reshape([n, k])?.into_any(),
+        rows.mask_sum.into_pyarray(py).reshape([n, q])?.into_any(),
+        cols.sum.into_pyarray(py).into_any(),
+        cols.n_nonzero.into_pyarray(py).into_any(),
+    ])
+}
+
+/// `(row_sum, row_positive, col_sum, col_positive)` in one pass.
+#[pyfunction]
+fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, PyTuple>> {
+    let s = enter(py, || positive_counts(&m.view))?;
+    PyTuple::new(py, [
+        s.row_sum.into_pyarray(py).into_any(),
+        s.row_pos.into_pyarray(py).into_any(),
+        s.col_sum.into_pyarray(py).into_any(),
+        s.col_pos.into_pyarray(py).into_any(),
+    ])
+}
+
+/// Per column, how many rows exceed their row's `threshold`.
+#[pyfunction]
+fn count_above_py<'py>(py: Python<'py>, m: &Matrix, threshold: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyAny>> {
+    let t = vec_f64(&threshold, m.view.nrows(), "threshold")?;
+    let v = enter(py, || count_above(&m.view, &t))?;
+    Ok(v.into_pyarray(py).into_any())
+}
+
+/// Per-group column moments in one pass. Returns a dict with `n` (rows per
+/// group), `sum`, `sumsq`, `mean`, `var` (ddof 1), `n_pos` (all
+/// `n_groups × ncols`), `row_sum` and `non_integer`.
+#[pyfunction]
+#[pyo3(signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None))]
+fn moments_py<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    groups: Option<PyReadonlyArray1<'py, u32>>,
+    n_groups: usize,
+    expm1: bool,
+    factor: Option<f64>,
+    clip: Option<PyReadonlyArray2<'py, f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ncols = usize::try_from(m.view.ncols()).expect("fits");
+    let n_groups = n_groups.max(1);
+    let groups = self::groups(groups, n_groups, m.view.nrows())?;
+    let clip = match clip {
+        Some(c) => {
+            if c.as_array().dim() != (n_groups, ncols) {
+                return Err(PyValueError::new_err(format!("clip must have shape ({n_groups}, {ncols})")));
+            }
+            Some(Arc::new(c.as_array().iter().copied().collect::<Vec<f64>>()))
+        }
+        None => None,
+    };
+    let map = if expm1 { ValueMap::Expm1 { factor } } else { ValueMap::Identity };
+    let p = MomentParams { groups, n_groups, map, clip };
+    let (mo, row_sum) = enter(py, || moments(&m.view, &p))?;
+    let (mean, var) = mo.finalize();
+    let d = PyDict::new(py);
+    let shape = [n_groups, ncols];
+    d.set_item("n", mo.n.into_pyarray(py))?;
+    d.set_item("sum", mo.sum.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("sumsq", mo.sumsq.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("mean", mean.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("var", var.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("n_pos", mo.n_pos.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("row_sum", row_sum.into_pyarray(py))?;
+    d.set_item("non_integer", mo.non_integer)?;
+    Ok(d)
+}
+
+/// Pearson-residual variance per group × column (second pass of the
+/// `pearson_residuals` HVG flavor).
+#[pyfunction]
+#[pyo3(signature = (m, row_sum, col_sum, total, theta, clip, groups=None, f32_product=false))]
+#[allow(clippy::too_many_arguments)]
+fn residual_variances_py<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    row_sum: PyReadonlyArray1<'py, f64>,
+    col_sum: PyReadonlyArray2<'py, f64>,
+    total: PyReadonlyArray1<'py, f64>,
+    theta: f64,
+    clip: f64,
+    groups: Option<PyReadonlyArray1<'py, u32>>,
+    f32_product: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ncols = usize::try_from(m.view.ncols()).expect("fits");
+    let total = total.as_slice()?.to_vec();
+    let n_groups = total.len().max(1);
+    if col_sum.as_array().dim() != (n_groups, ncols) {
+        return Err(PyValueError::new_err(format!("col_sum must have shape ({n_groups}, {ncols})")));
+    }
+    let p = ResidualParams {
+        groups: self::groups(groups, n_groups, m.view.nrows())?,
+        n_groups,
+        row_sum: Arc::new(vec_f64(&row_sum, m.view.nrows(), "row_sum")?),
+        col_sum: Arc::new(col_sum.as_array().iter().copied().collect()),
+        total,
+        theta,
+        clip,
+        f32_product,
+    };
+    let v = enter(py, || residual_variances(&m.view, &p))?;
+    Ok(v.into_pyarray(py).reshape([n_groups, ncols])?.into_any())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pp_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_log1p, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_scale, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_astype, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_untransformed, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_is_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(qc_metrics_py, m)?)?;
+    m.add_function(wrap_pyfunction!(positive_counts_py, m)?)?;
+    m.add_function(wrap_pyfunction!(moments_py, m)?)?;
+    m.add_function(wrap_pyfunction!(count_above_py, m)?)?;
+    m.add_function(wrap_pyfunction!(residual_variances_py, m)?)?;
     Ok(())
 }

@@ -1,1 +1,389 @@
-//! (to be written)
+//! Per-column (gene) moments, optionally per row group (batch), in one pass.
+//!
+//! Formulas follow scanpy's `_get_mean_var` (itself after sklearn's
+//! `mean_variance_axis`): `mean = Σx/n`, `var = (Σx²/n − mean²)·n/(n−1)`,
+//! accumulated in f64. Options reproduce what scanpy's HVG flavors feed
+//! into it: values mapped through `expm1` (`seurat`), clipped per group and
+//! column (`seurat_v3`'s second pass). A separate pass accumulates
+//! analytic Pearson residuals (Lause et al. 2021; scanpy's
+//! `experimental.pp.highly_variable_genes`): `μ = g_j·c_i/T`,
+//! `r = clip((x − μ)/√(μ + μ²/θ), ±clip)`, variance `Σr²/n − (Σr/n)²`.
+
+use std::sync::Arc;
+
+use crate::block::{Block, Dtype};
+use crate::error::Result;
+use crate::kernels::fold_blocks;
+use crate::plan::View;
+
+/// Row group meaning "leave this row out".
+pub const SKIP: u32 = u32::MAX;
+
+/// How a stored value enters the statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueMap {
+    Identity,
+    /// `expm1(x·factor)`, rounded to the block's type at each step (numpy
+    /// computes it in place on a float32 copy).
+    Expm1 { factor: Option<f64> },
+}
+
+#[derive(Debug, Clone)]
+pub struct MomentParams {
+    /// Group of each output row (`SKIP` = ignored); `None` = one group.
+    pub groups: Option<Arc<Vec<u32>>>,
+    pub n_groups: usize,
+    pub map: ValueMap,
+    /// Upper clip per group and column (`n_groups × ncols`), applied after `map`.
+    pub clip: Option<Arc<Vec<f64>>>,
+}
+
+impl Default for MomentParams {
+    fn default() -> Self {
+        MomentParams { groups: None, n_groups: 1, map: ValueMap::Identity, clip: None }
+    }
+}
+
+/// Mergeable state: row counts per group and, per group × column, Σx, Σx²
+/// and the count of values `> 0`. Also whether any value was negative or
+/// not an integer (scanpy's `check_nonnegative_integers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments {
+    pub ncols: usize,
+    pub n: Vec<u64>,
+    pub sum: Vec<f64>,
+    pub sumsq: Vec<f64>,
+    pub n_pos: Vec<u64>,
+    pub non_integer: bool,
+}
+
+#[inline]
+#[allow(clippy::cast_possible_truncation)]
+fn round32(x: f64) -> f64 {
+    f64::from(x as f32)
+}
+
+impl Moments {
+    pub fn new(n_groups: usize, ncols: usize) -> Self {
+        Moments {
+            ncols,
+            n: vec![0; n_groups],
+            sum: vec![0.0; n_groups * ncols],
+            sumsq: vec![0.0; n_groups * ncols],
+            n_pos: vec![0; n_groups * ncols],
+            non_integer: false,
+        }
+    }
+
+    /// Add one block; return the (mapped) row sums.
+    pub fn insert(&mut self, block: &Block, row0: u64, p: &MomentParams) -> Vec<f64> {
+        let f32_vals = block.dtype() == Dtype::F32;
+        // numpy squares a dense float32 matrix in float32.
+        let round_sq = f32_vals && matches!(block, Block::Dense(_)) && p.clip.is_none();
+        let r0 = usize::try_from(row0).expect("fits");
+        let ncols = self.ncols;
+        let mut row_sums = Vec::with_capacity(block.nrows());
+        let mut non_integer = false;
+        for r in 0..block.nrows() {
+            let g = p.groups.as_ref().map_or(0, |gs| gs[r0 + r]);
+            if g == SKIP {
+                row_sums.push(0.0);
+                continue;
+            }
+            let g = g as usize;
+            self.n[g] += 1;
+            let base = g * ncols;
+            let mut rs = 0.0;
+            block.for_row(r, |c, x| {
+                if x < 0.0 || x.fract() != 0.0 {
+                    non_integer = true;
+                }
+                let mut v = match p.map {
+                    ValueMap::Identity => x,
+                    ValueMap::Expm1 { factor } => {
+                        let y = factor.map_or(x, |f| if f32_vals { round32(x * f) } else { x * f });
+                        if f32_vals {
+                            round32(y.exp_m1())
+                        } else {
+                            y.exp_m1()
+                        }
+                    }
+                };
+                if let Some(clip) = &p.clip {
+                    v = v.min(clip[base + c]);
+                }
+                rs += v;
+                self.sum[base + c] += v;
+                self.sumsq[base + c] += if round_sq { round32(v * v) } else { v * v };
+                if x > 0.0 {
+                    self.n_pos[base + c] += 1;
+                }
+            });
+            row_sums.push(rs);
+        }
+        self.non_integer |= non_integer;
+        row_sums
+    }
+
+    pub fn combine(&mut self, o: &Moments) {
+        for (a, b) in self.n.iter_mut().zip(&o.n) {
+            *a += b;
+        }
+        for (a, b) in self.sum.iter_mut().zip(&o.sum) {
+            *a += b;
+        }
+        for (a, b) in self.sumsq.iter_mut().zip(&o.sumsq) {
+            *a += b;
+        }
+        for (a, b) in self.n_pos.iter_mut().zip(&o.n_pos) {
+            *a += b;
+        }
+        self.non_integer |= o.non_integer;
+    }
+
+    /// `(mean, var)` per group × column; `var` uses scanpy's `n/(n−1)`
+    /// correction (skipped when `n == 1`).
+    #[allow(clippy::cast_precision_loss)]
+    pub fn finalize(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut mean = vec![0.0; self.sum.len()];
+        let mut var = vec![0.0; self.sum.len()];
+        for (g, &n) in self.n.iter().enumerate() {
+            let nf = n as f64;
+            for c in 0..self.ncols {
+                let k = g * self.ncols + c;
+                let m = self.sum[k] / nf;
+                let mut v = self.sumsq[k] / nf - m * m;
+                if n != 1 {
+                    v *= nf / (nf - 1.0);
+                }
+                mean[k] = m;
+                var[k] = v;
+            }
+        }
+        (mean, var)
+    }
+}
+
+/// One pass: the moments and the row sums (after `map` and `clip`).
+pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
+    let ncols = usize::try_from(view.ncols()).expect("fits");
+    let (states, parts) =
+        fold_blocks(view, || Moments::new(p.n_groups, ncols), |m, a, _, b| Ok(m.insert(&b, a, p)))?;
+    let mut out = Moments::new(p.n_groups, ncols);
+    for s in &states {
+        out.combine(s);
+    }
+    Ok((out, parts.into_iter().flatten().collect()))
+}
+
+/// Inputs of the Pearson-residual pass.
+#[derive(Debug, Clone)]
+pub struct ResidualParams {
+    pub groups: Option<Arc<Vec<u32>>>,
+    pub n_groups: usize,
+    /// Row sums per output row.
+    pub row_sum: Arc<Vec<f64>>,
+    /// Column sums per group × column (columns summing to 0 are skipped).
+    pub col_sum: Arc<Vec<f64>>,
+    /// Total per group.
+    pub total: Vec<f64>,
+    pub theta: f64,
+    pub clip: f64,
+    /// Round `g_j·c_i` to float32 (scanpy's numba kernel multiplies the
+    /// float32 sums of float32 data in float32).
+    pub f32_product: bool,
+}
+
+/// One pass of the residual sums over a dense row-major block (rows
+/// `row0..row0 + nrows`), column by column, each column's cells in order
+/// (scanpy's summation order, so the results match it to the last bit).
+/// Without `mean`: `acc[g·ncols + j] += r`; with `mean`: `+= (r − mean)²`.
+#[allow(clippy::too_many_arguments)]
+pub fn residual_block(dense: &[f64], nrows: usize, row0: usize, p: &ResidualParams, mean: Option<&[f64]>, acc: &mut [f64], cols: std::ops::Range<usize>, ncols: usize) {
+    // Rows outer, columns inner: each column still sees its cells in order.
+    for r in 0..nrows {
+        let g = p.groups.as_ref().map_or(0, |gs| gs[row0 + r]);
+        if g == SKIP {
+            continue;
+        }
+        let base = g as usize * ncols;
+        let (ci, t) = (p.row_sum[row0 + r], p.total[g as usize]);
+        let row = &dense[r * ncols..(r + 1) * ncols];
+        for j in cols.clone() {
+            let k = base + j;
+            let gs = p.col_sum[k];
+            if gs == 0.0 {
+                continue;
+            }
+            let prod = if p.f32_product { round32(gs * ci) } else { gs * ci };
+            let mu = prod / t;
+            let res = (row[j] - mu) / (mu + mu * mu / p.theta).sqrt();
+            // Python's min(max(res, -clip), clip): NaN (a cell without
+            // counts) propagates, as in scanpy.
+            let res = if -p.clip > res { -p.clip } else { res };
+            let res = if p.clip < res { p.clip } else { res };
+            match mean {
+                None => acc[k] += res,
+                Some(m) => {
+                    let d = res - m[k];
+                    acc[k] += d * d;
+                }
+            }
+        }
+    }
+}
+
+/// Second step of the Pearson-residual HVG: residual variance (ddof 0) per
+/// group × column, as scanpy computes it (mean first, then the squared
+/// deviations; two passes over the data). Blocks are read in order; the
+/// columns of each block are processed in parallel.
+#[allow(clippy::cast_precision_loss)]
+pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    let ncols = usize::try_from(view.ncols()).expect("fits");
+    let nrows = view.nrows();
+    let mut n = vec![0u64; p.n_groups];
+    for r in 0..usize::try_from(nrows).expect("fits") {
+        let g = p.groups.as_ref().map_or(0, |gs| gs[r]);
+        if g != SKIP {
+            n[g as usize] += 1;
+        }
+    }
+    let step = (crate::exec::BLOCK_TARGET / ncols.max(1) as u64).max(1);
+    let chunk = ncols.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+    let run = |mean: Option<&[f64]>| -> Result<Vec<f64>> {
+        // one accumulator slice per column chunk, groups interleaved by chunk
+        let mut parts: Vec<Vec<f64>> = (0..ncols.div_ceil(chunk)).map(|_| vec![0.0; p.n_groups * ncols]).collect();
+        let mut a = 0u64;
+        while a < nrows {
+            crate::exec::check_cancel()?;
+            let b = (a + step).min(nrows);
+            let block = crate::plan::cast_block(view.read(a, b)?, Dtype::F64);
+            let dense = match block {
+                Block::Csr(c) => c.to_dense(),
+                Block::Dense(d) => d,
+            };
+            let vals = dense.data.as_slice::<f64>().expect("f64");
+            let rows = dense.nrows;
+            let row0 = usize::try_from(a).expect("fits");
+            parts.par_iter_mut().enumerate().for_each(|(i, acc)| {
+                let cols = i * chunk..((i + 1) * chunk).min(ncols);
+                residual_block(vals, rows, row0, p, mean, acc, cols, ncols);
+            });
+            a = b;
+        }
+        let mut out = vec![0.0; p.n_groups * ncols];
+        for (i, acc) in parts.iter().enumerate() {
+            for g in 0..p.n_groups {
+                for j in i * chunk..((i + 1) * chunk).min(ncols) {
+                    out[g * ncols + j] = acc[g * ncols + j];
+                }
+            }
+        }
+        Ok(out)
+    };
+    let mut mean = run(None)?;
+    for g in 0..p.n_groups {
+        for j in 0..ncols {
+            mean[g * ncols + j] /= n[g] as f64;
+        }
+    }
+    let mut var = run(Some(&mean))?;
+    for g in 0..p.n_groups {
+        for j in 0..ncols {
+            var[g * ncols + j] /= n[g] as f64;
+        }
+    }
+    Ok(var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Csr, Dense, Values};
+
+    fn csr() -> Block {
+        Block::Csr(Csr {
+            nrows: 3,
+            ncols: 2,
+            indptr: vec![0, 1, 3, 4],
+            indices: vec![0, 0, 1, 1],
+            data: Values::F64(vec![1.0, 3.0, 2.0, 4.0]),
+        })
+    }
+
+    #[test]
+    fn mean_var_ddof1_and_groups() {
+        let mut m = Moments::new(1, 2);
+        let rs = m.insert(&csr(), 0, &MomentParams::default());
+        assert_eq!(rs, vec![1.0, 5.0, 4.0]);
+        let (mean, var) = m.finalize();
+        assert!((mean[0] - 4.0 / 3.0).abs() < 1e-15);
+        // column 0 = [1, 3, 0]: sample variance
+        let v0 = ((1.0f64 - 4.0 / 3.0).powi(2) + (3.0f64 - 4.0 / 3.0).powi(2) + (4.0f64 / 3.0).powi(2)) / 2.0;
+        assert!((var[0] - v0).abs() < 1e-12);
+        assert_eq!(m.n_pos, vec![2, 2]);
+        // groups: rows 0 and 2 in group 1, row 1 skipped
+        let p = MomentParams { groups: Some(Arc::new(vec![1, SKIP, 1])), n_groups: 2, ..Default::default() };
+        let mut g = Moments::new(2, 2);
+        g.insert(&csr(), 0, &p);
+        assert_eq!(g.n, vec![0, 2]);
+        assert_eq!(g.sum, vec![0.0, 0.0, 1.0, 4.0]);
+        // split insertion + combine equals one insertion
+        let mut a = Moments::new(1, 2);
+        let Block::Csr(c) = csr() else { unreachable!() };
+        let d = c.to_dense();
+        let top = Block::Dense(Dense { nrows: 1, ncols: 2, data: Values::F64(d.data.to_f64_vec()[..2].to_vec()) });
+        let bottom = Block::Dense(Dense { nrows: 2, ncols: 2, data: Values::F64(d.data.to_f64_vec()[2..].to_vec()) });
+        a.insert(&top, 0, &MomentParams::default());
+        let mut b = Moments::new(1, 2);
+        b.insert(&bottom, 1, &MomentParams::default());
+        a.combine(&b);
+        assert_eq!(a.finalize(), m.finalize());
+    }
+
+    #[test]
+    fn clip_and_expm1() {
+        let p = MomentParams { clip: Some(Arc::new(vec![2.0, 10.0])), ..Default::default() };
+        let mut m = Moments::new(1, 2);
+        m.insert(&csr(), 0, &p);
+        assert_eq!(m.sum, vec![3.0, 6.0]);
+        let p = MomentParams { map: ValueMap::Expm1 { factor: None }, ..Default::default() };
+        let mut m = Moments::new(1, 2);
+        m.insert(&csr(), 0, &p);
+        assert!((m.sum[0] - (1f64.exp_m1() + 3f64.exp_m1())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn residuals_against_direct_formula() {
+        let x = [1.0, 0.0, 3.0, 2.0, 0.0, 4.0];
+        let p = ResidualParams {
+            groups: None,
+            n_groups: 1,
+            row_sum: Arc::new(vec![1.0, 5.0, 4.0]),
+            col_sum: Arc::new(vec![4.0, 6.0]),
+            total: vec![10.0],
+            theta: 100.0,
+            clip: 3f64.sqrt(),
+            f32_product: false,
+        };
+        // rows 0 and 1..3 as two blocks give the sums of one block
+        let mut s = vec![0.0; 2];
+        residual_block(&x[..2], 1, 0, &p, None, &mut s, 0..2, 2);
+        residual_block(&x[2..], 2, 1, &p, None, &mut s, 0..2, 2);
+        let mean: Vec<f64> = s.iter().map(|v| v / 3.0).collect();
+        let mut q = vec![0.0; 2];
+        residual_block(&x, 3, 0, &p, Some(&mean), &mut q, 0..2, 2);
+        for j in 0..2 {
+            let res: Vec<f64> = (0..3)
+                .map(|i| {
+                    let mu = p.col_sum[j] * p.row_sum[i] / 10.0;
+                    ((x[i * 2 + j] - mu) / (mu + mu * mu / 100.0).sqrt()).clamp(-p.clip, p.clip)
+                })
+                .collect();
+            let m = res.iter().sum::<f64>() / 3.0;
+            let want = res.iter().map(|e| (e - m).powi(2)).sum::<f64>() / 3.0;
+            assert!((q[j] / 3.0 - want).abs() < 1e-12, "{} vs {want}", q[j] / 3.0);
+        }
+    }
+}

@@ -1,1 +1,259 @@
-//! (to be written)
+//! Quality-control metrics in one pass (scanpy's `calculate_qc_metrics`,
+//! after scater's `calculateQCMetrics`): per row the total, the non-zero
+//! count, the cumulative sum of the top-N values (a per-row partial sort)
+//! and sums over masked column sets; per column the total and the non-zero
+//! count. Also the sums and positive-entry counts `filter_cells` /
+//! `filter_genes` use. Stored zeros never count (scanpy eliminates them).
+
+use crate::block::Block;
+use crate::error::Result;
+use crate::kernels::fold_blocks;
+use crate::plan::View;
+
+/// What to compute per row besides totals and counts.
+#[derive(Debug, Clone, Default)]
+pub struct QcParams {
+    /// Ranks N (sorted, ≥ 1) for the cumulative top-N sums.
+    pub top: Vec<usize>,
+    /// Column masks; one row sum per mask.
+    pub masks: Vec<Vec<bool>>,
+}
+
+/// Per-row results (row-major `n × top.len()` and `n × masks.len()`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QcRows {
+    pub total: Vec<f64>,
+    pub n_nonzero: Vec<u64>,
+    pub top_cum: Vec<f64>,
+    pub mask_sum: Vec<f64>,
+}
+
+/// Mergeable per-column state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QcCols {
+    pub sum: Vec<f64>,
+    pub n_nonzero: Vec<u64>,
+}
+
+impl QcCols {
+    pub fn new(ncols: usize) -> Self {
+        QcCols { sum: vec![0.0; ncols], n_nonzero: vec![0; ncols] }
+    }
+
+    pub fn combine(&mut self, other: &QcCols) {
+        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
+            *a += b;
+        }
+        for (a, b) in self.n_nonzero.iter_mut().zip(&other.n_nonzero) {
+            *a += b;
+        }
+    }
+}
+
+/// Cumulative sums of the largest values of `vals` at each rank in `top`
+/// (sorted ascending); ranks beyond `vals.len()` get the sum of all.
+pub fn top_cumsum(vals: &mut Vec<f64>, top: &[usize], out: &mut Vec<f64>) {
+    let Some(&maxn) = top.last() else { return };
+    let desc = |a: &f64, b: &f64| b.total_cmp(a);
+    if vals.len() > maxn {
+        vals.select_nth_unstable_by(maxn - 1, desc);
+        vals.truncate(maxn);
+    }
+    vals.sort_unstable_by(desc);
+    let (mut acc, mut k) = (0.0, 0usize);
+    for &n in top {
+        while k < n && k < vals.len() {
+            acc += vals[k];
+            k += 1;
+        }
+        out.push(acc);
+    }
+}
+
+/// QC of one block: insert its columns into `cols`, return its rows.
+pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
+    let n = block.nrows();
+    let dense = matches!(block, Block::Dense(_));
+    let mut rows = QcRows {
+        total: Vec::with_capacity(n),
+        n_nonzero: Vec::with_capacity(n),
+        top_cum: Vec::with_capacity(n * p.top.len()),
+        mask_sum: Vec::with_capacity(n * p.masks.len()),
+    };
+    let mut vals: Vec<f64> = Vec::new();
+    let mut msum = vec![0.0; p.masks.len()];
+    for r in 0..n {
+        let (mut total, mut nz) = (0.0, 0u64);
+        vals.clear();
+        msum.iter_mut().for_each(|m| *m = 0.0);
+        block.for_row(r, |c, v| {
+            total += v;
+            cols.sum[c] += v;
+            if v != 0.0 {
+                nz += 1;
+                cols.n_nonzero[c] += 1;
+            }
+            if !p.top.is_empty() && (dense || v != 0.0) {
+                vals.push(v);
+            }
+            for (m, mask) in msum.iter_mut().zip(&p.masks) {
+                if mask[c] {
+                    *m += v;
+                }
+            }
+        });
+        rows.total.push(total);
+        rows.n_nonzero.push(nz);
+        top_cumsum(&mut vals, &p.top, &mut rows.top_cum);
+        rows.mask_sum.extend_from_slice(&msum);
+    }
+    rows
+}
+
+/// All QC metrics of `view` in one parallel pass.
+pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcCols)> {
+    let ncols = usize::try_from(view.ncols()).expect("fits");
+    let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(qc_block(&b, p, cols)))?;
+    let mut cols = QcCols::new(ncols);
+    for s in &states {
+        cols.combine(s);
+    }
+    let mut rows = QcRows::default();
+    for part in parts {
+        rows.total.extend(part.total);
+        rows.n_nonzero.extend(part.n_nonzero);
+        rows.top_cum.extend(part.top_cum);
+        rows.mask_sum.extend(part.mask_sum);
+    }
+    Ok((rows, cols))
+}
+
+/// Row and column sums and counts of entries `> 0` (what scanpy's
+/// `filter_cells`/`filter_genes` count), in one pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PositiveCounts {
+    pub row_sum: Vec<f64>,
+    pub row_pos: Vec<u64>,
+    pub col_sum: Vec<f64>,
+    pub col_pos: Vec<u64>,
+}
+
+pub fn positive_block(block: &Block, cols: &mut QcCols) -> (Vec<f64>, Vec<u64>) {
+    let n = block.nrows();
+    let (mut rs, mut rp) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for r in 0..n {
+        let (mut s, mut k) = (0.0, 0u64);
+        block.for_row(r, |c, v| {
+            s += v;
+            cols.sum[c] += v;
+            if v > 0.0 {
+                k += 1;
+                cols.n_nonzero[c] += 1;
+            }
+        });
+        rs.push(s);
+        rp.push(k);
+    }
+    (rs, rp)
+}
+
+pub fn positive_counts(view: &View) -> Result<PositiveCounts> {
+    let ncols = usize::try_from(view.ncols()).expect("fits");
+    let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(positive_block(&b, cols)))?;
+    let mut cols = QcCols::new(ncols);
+    for s in &states {
+        cols.combine(s);
+    }
+    let mut out = PositiveCounts { col_sum: cols.sum, col_pos: cols.n_nonzero, ..Default::default() };
+    for (s, p) in parts {
+        out.row_sum.extend(s);
+        out.row_pos.extend(p);
+    }
+    Ok(out)
+}
+
+/// Per column, the number of rows whose value exceeds that row's
+/// `threshold` (scanpy's `exclude_highly_expressed` test).
+pub fn count_above(view: &View, threshold: &[f64]) -> Result<Vec<u64>> {
+    let ncols = usize::try_from(view.ncols()).expect("fits");
+    let (states, _) = fold_blocks(
+        view,
+        || vec![0u64; ncols],
+        |cnt, a, _, b| {
+            let r0 = usize::try_from(a).expect("fits");
+            for r in 0..b.nrows() {
+                let t = threshold[r0 + r];
+                b.for_row(r, |c, v| {
+                    if v > t {
+                        cnt[c] += 1;
+                    }
+                });
+            }
+            Ok(())
+        },
+    )?;
+    let mut out = vec![0u64; ncols];
+    for s in &states {
+        for (a, b) in out.iter_mut().zip(s) {
+            *a += b;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Csr, Dense, Values};
+
+    fn csr() -> Block {
+        // [[1, 0, 3, 0], [0, 0, 0, 0], [5, 2, 0, 7]] with an explicit zero in row 0
+        Block::Csr(Csr {
+            nrows: 3,
+            ncols: 4,
+            indptr: vec![0, 3, 3, 6],
+            indices: vec![0, 1, 2, 0, 1, 3],
+            data: Values::F32(vec![1.0, 0.0, 3.0, 5.0, 2.0, 7.0]),
+        })
+    }
+
+    #[test]
+    fn top_cumsum_partial_sort() {
+        let mut out = Vec::new();
+        top_cumsum(&mut vec![1.0, 9.0, 3.0, 7.0, 5.0], &[1, 2, 10], &mut out);
+        assert_eq!(out, vec![9.0, 16.0, 25.0]);
+    }
+
+    #[test]
+    fn qc_sparse_matches_dense() {
+        let p = QcParams { top: vec![1, 2], masks: vec![vec![false, false, true, true]] };
+        let mut c1 = QcCols::new(4);
+        let r1 = qc_block(&csr(), &p, &mut c1);
+        assert_eq!(r1.total, vec![4.0, 0.0, 14.0]);
+        assert_eq!(r1.n_nonzero, vec![2, 0, 3]);
+        assert_eq!(r1.top_cum, vec![3.0, 4.0, 0.0, 0.0, 7.0, 12.0]);
+        assert_eq!(r1.mask_sum, vec![3.0, 0.0, 7.0]);
+        assert_eq!(c1.sum, vec![6.0, 2.0, 3.0, 7.0]);
+        assert_eq!(c1.n_nonzero, vec![2, 1, 1, 1]);
+        let Block::Csr(c) = csr() else { unreachable!() };
+        let mut c2 = QcCols::new(4);
+        let r2 = qc_block(&Block::Dense(c.to_dense()), &p, &mut c2);
+        assert_eq!(r1, r2);
+        assert_eq!(c1, c2);
+        let mut c3 = QcCols::new(4);
+        c3.combine(&c1);
+        c3.combine(&c2);
+        assert_eq!(c3.n_nonzero, vec![4, 2, 2, 2]);
+    }
+
+    #[test]
+    fn positive_counts_ignore_zeros() {
+        let mut cols = QcCols::new(4);
+        let (s, k) = positive_block(&csr(), &mut cols);
+        assert_eq!(s, vec![4.0, 0.0, 14.0]);
+        assert_eq!(k, vec![2, 0, 3]);
+        let d = Block::Dense(Dense { nrows: 1, ncols: 2, data: Values::F64(vec![-1.0, 2.0]) });
+        let mut cols = QcCols::new(2);
+        assert_eq!(positive_block(&d, &mut cols).1, vec![1]);
+    }
+}

@@ -1,11 +1,30 @@
 //! The lazy plan: a stored matrix seen through a row selection, a column
 //! selection and a chain of per-block transforms. Nodes are cheap
 //! descriptors; subsetting composes into them instead of copying data.
+//!
+//! Transforms ([`Op`]) live one per file (`normalize.rs`, `log1p.rs`,
+//! `scale.rs`, …). Every op is kept in the view's *output* coordinates:
+//! per-row and per-column parameters are indexed by output row/column, and
+//! [`View::subset`] gathers them when rows or columns are selected after the
+//! op. To add a transform, implement [`Op`] in a new file and push it with
+//! [`View::with_op`].
 
+mod log1p;
+mod normalize;
+mod ops;
+mod pearson;
+mod regress;
+mod scale;
 mod select;
 
 use std::sync::Arc;
 
+pub use log1p::Log1p;
+pub use normalize::Normalize;
+pub use ops::{cast_block, gather, map_block, to_float, Op};
+pub use pearson::Pearson;
+pub use regress::{regress_stats, Design, Regress, RegressStats};
+pub use scale::Scale;
 pub use select::ColSel;
 
 use crate::block::{Block, Dtype};
@@ -13,18 +32,23 @@ use crate::error::{OomError, Result};
 use crate::storage::matrix::RowCost;
 use crate::storage::StoredMatrix;
 
-/// A lazy matrix: rows `rows` and columns `cols` of `src`, then `ops`.
+/// A lazy matrix: rows `rows` and columns `cols` of `src`, then `ops`, then
+/// an optional cast to `cast`.
 #[derive(Clone)]
 pub struct View {
     pub src: Arc<StoredMatrix>,
     /// Source row of each output row (`None` = all rows in order).
     pub rows: Option<Arc<Vec<u64>>>,
     pub cols: Option<Arc<ColSel>>,
+    /// Transforms applied in order to each block, in output coordinates.
+    pub ops: Vec<Arc<dyn Op>>,
+    /// Final element type (`None`: whatever the ops produce).
+    pub cast: Option<Dtype>,
 }
 
 impl View {
     pub fn new(src: Arc<StoredMatrix>) -> Self {
-        View { src, rows: None, cols: None }
+        View { src, rows: None, cols: None, ops: Vec::new(), cast: None }
     }
 
     pub fn nrows(&self) -> u64 {
@@ -35,12 +59,38 @@ impl View {
         self.cols.as_ref().map_or(self.src.ncols, |c| c.len() as u64)
     }
 
+    /// Element type of the blocks [`View::read`] returns.
     pub fn dtype(&self) -> Dtype {
-        self.src.dtype
+        self.cast.unwrap_or_else(|| self.ops.iter().fold(self.src.dtype, |d, op| op.out_dtype(d)))
     }
 
+    /// Whether blocks come out as CSR (no op densifies a sparse source).
     pub fn is_sparse(&self) -> bool {
-        self.src.is_sparse()
+        self.src.is_sparse() && !self.ops.iter().any(|op| op.densifies())
+    }
+
+    /// True when no transform or cast is pending.
+    pub fn is_plain(&self) -> bool {
+        self.ops.is_empty() && self.cast.is_none()
+    }
+
+    /// This view with `op` appended (parameters in this view's output coordinates).
+    pub fn with_op(&self, op: Arc<dyn Op>) -> View {
+        let mut out = self.clone();
+        out.ops.push(op);
+        out
+    }
+
+    /// This view with its output cast to `dtype`.
+    pub fn with_cast(&self, dtype: Option<Dtype>) -> View {
+        let mut out = self.clone();
+        out.cast = dtype;
+        out
+    }
+
+    /// The same selection without transforms (the stored values).
+    pub fn untransformed(&self) -> View {
+        View { src: Arc::clone(&self.src), rows: self.rows.clone(), cols: self.cols.clone(), ops: Vec::new(), cast: None }
     }
 
     /// Source row of output row `r`.
@@ -70,11 +120,14 @@ impl View {
             };
             out.cols = Some(Arc::new(ColSel::new(src_cols, self.src.ncols)));
         }
+        if rows.is_some() || cols.is_some() {
+            out.ops = self.ops.iter().map(|op| op.subset(rows, cols)).collect();
+        }
         Ok(out)
     }
 
-    /// Output rows `a..b` as one block.
-    pub fn read(&self, a: u64, b: u64) -> Result<Block> {
+    /// Output rows `a..b` of the stored values (selection only, no ops).
+    pub fn read_stored(&self, a: u64, b: u64) -> Result<Block> {
         let rows: Vec<u64> = (a..b).map(|r| self.src_row(r)).collect();
         let block = self.src.read_rows(&rows)?;
         Ok(match &self.cols {
@@ -83,9 +136,23 @@ impl View {
         })
     }
 
-    /// Split the output rows into blocks of about `target` stored values.
+    /// Output rows `a..b` as one block, transforms applied.
+    pub fn read(&self, a: u64, b: u64) -> Result<Block> {
+        let mut block = self.read_stored(a, b)?;
+        for op in &self.ops {
+            block = op.apply(block, a)?;
+        }
+        if let Some(d) = self.cast {
+            block = cast_block(block, d);
+        }
+        Ok(block)
+    }
+
+    /// Split the output rows into blocks of about `target` values moved
+    /// (stored entries; the full width once an op densifies).
     pub fn blocks(&self, target: u64) -> Result<Vec<(u64, u64)>> {
-        let cost: RowCost = self.src.row_cost()?;
+        let cost: RowCost =
+            if self.is_sparse() || !self.src.is_sparse() { self.src.row_cost()? } else { RowCost::Width(self.ncols()) };
         let n = self.nrows();
         let mut out = Vec::new();
         let (mut a, mut acc) = (0u64, 0u64);
@@ -101,5 +168,22 @@ impl View {
             out.push((a, n));
         }
         Ok(out)
+    }
+
+    /// Approximate number of values a full pass moves (for block sizing).
+    pub fn approx_cost(&self) -> u64 {
+        let dense = self.nrows().saturating_mul(self.ncols());
+        if !self.is_sparse() {
+            return dense;
+        }
+        match self.src.stored_nnz() {
+            Some(nnz) => {
+                let frac = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let c = (nnz as f64 * frac(self.nrows(), self.src.nrows) * frac(self.ncols(), self.src.ncols)) as u64;
+                c
+            }
+            None => dense,
+        }
     }
 }

@@ -1,0 +1,42 @@
+//! `log1p(x)` (divided by `ln(base)` when a base is given), as scanpy's
+//! `log1p`: floats keep their type, integers become float64.
+
+use std::sync::Arc;
+
+use super::ops::{map_block, to_float, Op};
+use crate::block::{Block, Dtype};
+use crate::error::Result;
+
+pub struct Log1p {
+    pub base: Option<f64>,
+}
+
+impl Op for Log1p {
+    fn name(&self) -> &'static str {
+        "log1p"
+    }
+
+    fn out_dtype(&self, input: Dtype) -> Dtype {
+        to_float(input, Dtype::F64)
+    }
+
+    fn apply(&self, block: Block, _row0: u64) -> Result<Block> {
+        let dtype = self.out_dtype(block.dtype());
+        Ok(match self.base {
+            None => map_block(block, dtype, false, |_, _, x| x.ln_1p()),
+            Some(b) => {
+                let lb = b.ln();
+                if dtype == Dtype::F32 {
+                    // numpy: log1p in float32, then divide by the f64 log(base), rounded.
+                    map_block(block, dtype, false, move |_, _, x| f64::from(x.ln_1p() as f32) / lb)
+                } else {
+                    map_block(block, dtype, false, move |_, _, x| x.ln_1p() / lb)
+                }
+            }
+        })
+    }
+
+    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
+        Arc::new(Log1p { base: self.base })
+    }
+}

@@ -1,0 +1,161 @@
+//! The transform trait and the helpers every transform uses to rewrite a
+//! block's values in a float type (f32 or f64, computed in f64).
+
+use std::sync::Arc;
+
+use crate::block::{Block, Csr, Dense, Dtype, Scalar, Values};
+use crate::error::Result;
+use crate::{values_of, with_values};
+
+/// One lazy transform of a view's values.
+///
+/// Contract: `apply` is elementwise given per-row/per-column parameters held
+/// in the view's *output* coordinates (`row0` is the output row of the
+/// block's first row); `subset` returns the same op for a selection of
+/// output rows/columns (positions into the current output, repeats allowed).
+pub trait Op: Send + Sync {
+    /// Short name for reprs (`normalize`, `log1p`, `scale`, …).
+    fn name(&self) -> &'static str;
+    /// Element type produced from an input of type `input`.
+    fn out_dtype(&self, input: Dtype) -> Dtype;
+    /// True when a sparse input comes out dense (e.g. zero-centering).
+    fn densifies(&self) -> bool {
+        false
+    }
+    /// Transform one block whose first row is output row `row0`.
+    fn apply(&self, block: Block, row0: u64) -> Result<Block>;
+    /// This op restricted to output `rows` / `cols` (`None` = all).
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op>;
+}
+
+/// `params[idx]` for every index (`None` = unchanged).
+pub fn gather<T: Copy>(params: &Arc<Vec<T>>, idx: Option<&[u64]>) -> Arc<Vec<T>> {
+    match idx {
+        None => Arc::clone(params),
+        Some(idx) => Arc::new(idx.iter().map(|&i| params[usize::try_from(i).expect("fits")]).collect()),
+    }
+}
+
+/// The float type a transform computes in: floats stay, integers become `int_to`.
+pub fn to_float(input: Dtype, int_to: Dtype) -> Dtype {
+    if input.is_float() {
+        input
+    } else {
+        int_to
+    }
+}
+
+fn convert(v: &Values, dtype: Dtype) -> Values {
+    if v.dtype() == dtype {
+        return v.clone();
+    }
+    values_of!(dtype, T => with_values!(v, x => x.iter().map(|e| T::from_f64(e.to_f64())).collect::<Vec<T>>()))
+}
+
+/// The block with values converted to `dtype`.
+pub fn cast_block(block: Block, dtype: Dtype) -> Block {
+    if block.dtype() == dtype {
+        return block;
+    }
+    match block {
+        Block::Csr(c) => Block::Csr(Csr { data: convert(&c.data, dtype), ..c }),
+        Block::Dense(d) => Block::Dense(Dense { data: convert(&d.data, dtype), ..d }),
+    }
+}
+
+fn map_typed<T: Scalar>(v: &mut [T], mut at: impl FnMut(usize) -> (usize, usize), f: &impl Fn(usize, usize, f64) -> f64) {
+    for (k, x) in v.iter_mut().enumerate() {
+        let (r, c) = at(k);
+        *x = T::from_f64(f(r, c, x.to_f64()));
+    }
+}
+
+/// Rewrite every value `x` at block row `r`, column `c` as `f(r, c, x)`,
+/// in float type `dtype` (the block is converted first; results are
+/// rounded to `dtype`). Sparse blocks only see their stored entries, unless
+/// `densify`, which turns the block dense first.
+pub fn map_block(block: Block, dtype: Dtype, densify: bool, f: impl Fn(usize, usize, f64) -> f64) -> Block {
+    let block = match block {
+        Block::Csr(c) if densify => Block::Dense(c.to_dense()),
+        b => b,
+    };
+    match cast_block(block, dtype) {
+        Block::Csr(mut c) => {
+            let indptr = &c.indptr;
+            let indices = &c.indices;
+            let mut row = 0usize;
+            let at = |k: usize| {
+                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+                while indptr[row + 1] as usize <= k {
+                    row += 1;
+                }
+                #[allow(clippy::cast_sign_loss)]
+                (row, indices[k] as usize)
+            };
+            match &mut c.data {
+                Values::F32(v) => map_typed(v, at, &f),
+                Values::F64(v) => map_typed(v, at, &f),
+                _ => unreachable!("map_block converts to a float type"),
+            }
+            Block::Csr(c)
+        }
+        Block::Dense(mut d) => {
+            let n = d.ncols.max(1);
+            let at = |k: usize| (k / n, k % n);
+            match &mut d.data {
+                Values::F32(v) => map_typed(v, at, &f),
+                Values::F64(v) => map_typed(v, at, &f),
+                _ => unreachable!("map_block converts to a float type"),
+            }
+            Block::Dense(d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Log1p, Normalize, Scale};
+
+    fn csr() -> Block {
+        // [[1, 0, 3], [0, 2, 0]] as int32
+        Block::Csr(Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::I32(vec![1, 3, 2]) })
+    }
+
+    #[test]
+    fn normalize_then_log1p_keeps_csr_and_types() {
+        let n = Normalize { divisor: Arc::new(vec![0.5, 4.0, 2.0]) };
+        assert_eq!(n.out_dtype(Dtype::I32), Dtype::F32);
+        // block starting at output row 1: divisors 4 and 2
+        let Block::Csr(c) = n.apply(csr(), 1).unwrap() else { panic!("sparse stays sparse") };
+        assert_eq!(c.data, Values::F32(vec![0.25, 0.75, 1.0]));
+        let l = Log1p { base: Some(2.0) };
+        let Block::Csr(c) = l.apply(Block::Csr(c), 0).unwrap() else { panic!() };
+        let v = c.data.to_f64_vec();
+        assert!((v[2] - 1.0).abs() < 1e-7, "log2(1 + 1) = 1, got {}", v[2]);
+        assert_eq!(Log1p { base: None }.out_dtype(Dtype::I64), Dtype::F64);
+    }
+
+    #[test]
+    fn scale_densifies_clips_and_subsets() {
+        let s = Scale {
+            mean: Arc::new(vec![1.0, 1.0, 1.0]),
+            std: Arc::new(vec![1.0, 0.5, 1.0]),
+            zero_center: true,
+            max_value: Some(1.5),
+            mask: Some(Arc::new(vec![true, false])),
+        };
+        assert!(s.densifies());
+        let Block::Dense(d) = s.apply(csr(), 0).unwrap() else { panic!("zero-centering is dense") };
+        // row 0 scaled and clipped; row 1 (masked out) unchanged
+        assert_eq!(d.data.to_f64_vec(), vec![0.0, -1.5, 1.5, 0.0, 2.0, 0.0]);
+        // columns picked after the op carry their own mean/std
+        let t = s.subset(Some(&[1, 1]), Some(&[1]));
+        let b = Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F64(vec![2.0, 3.0]) });
+        assert_eq!(t.apply(b, 0).unwrap(), Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F64(vec![2.0, 3.0]) }));
+        let u = s.subset(Some(&[0]), Some(&[1]));
+        let b = Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F64(vec![1.5]) });
+        assert_eq!(u.apply(b, 0).unwrap().dtype(), Dtype::F64);
+        assert_eq!(cast_block(csr(), Dtype::F64).dtype(), Dtype::F64);
+    }
+}

@@ -1,0 +1,273 @@
+//! Regress-out as a lazy transform, as scanpy's `regress_out`: per column
+//! `c`, the residual `x − D[r]·β[·, c]` of an ordinary least-squares fit on
+//! a small design `D` (n_obs × k: an intercept and obs keys), or, for one
+//! categorical key, `x − T[g(r), c]` with a per-(group, column) table.
+//! The output is dense (residuals are rarely zero).
+//!
+//! The coefficients are solved (in Python, with scanpy's exact formulas)
+//! from sufficient statistics gathered in one pass by [`regress_stats`]:
+//! `DᵀX` (k × p; group sums for a categorical key) and each column's
+//! minimum and maximum (scanpy leaves constant columns unchanged on its
+//! GLM path).
+
+use std::sync::Arc;
+
+use super::ops::{map_block, Op};
+use crate::block::{Block, Dtype, Scalar};
+use crate::error::{OomError, Result};
+use crate::exec::BLOCK_TARGET;
+use crate::kernels::gram::fold_blocks;
+use crate::plan::View;
+use crate::with_values;
+
+/// The regressors of every output row.
+#[derive(Clone)]
+pub enum Design {
+    /// `k` values per row, row-major (n × k).
+    Dense { k: usize, values: Arc<Vec<f64>> },
+    /// One group id per row, `< ngroups`.
+    Groups { ngroups: usize, codes: Arc<Vec<u32>> },
+}
+
+impl Design {
+    /// Coefficients per column.
+    pub fn width(&self) -> usize {
+        match self {
+            Design::Dense { k, .. } => *k,
+            Design::Groups { ngroups, .. } => *ngroups,
+        }
+    }
+
+    pub fn nrows(&self) -> usize {
+        match self {
+            Design::Dense { k, values } => values.len() / (*k).max(1),
+            Design::Groups { codes, .. } => codes.len(),
+        }
+    }
+
+    /// Check shapes and group ids against a view of `nrows` rows.
+    pub fn validate(&self, nrows: u64) -> Result<()> {
+        if self.nrows() as u64 != nrows {
+            return Err(OomError::Value(format!(
+                "the design has {} rows, the matrix {nrows}",
+                self.nrows()
+            )));
+        }
+        if let Design::Dense { k, values } = self {
+            if *k == 0 || values.len() % k != 0 {
+                return Err(OomError::Value("the design needs at least one column".into()));
+            }
+        }
+        if let Design::Groups { ngroups, codes } = self {
+            if let Some(&g) = codes.iter().find(|&&g| g as usize >= *ngroups) {
+                return Err(OomError::Value(format!("group id {g} >= number of groups {ngroups}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `Σ_t D[r, t]·coef[t]` for output row `r`.
+    #[inline]
+    fn predict(&self, r: usize, coef: &[f64]) -> f64 {
+        match self {
+            Design::Dense { k, values } => values[r * k..(r + 1) * k].iter().zip(coef).map(|(d, b)| d * b).sum(),
+            Design::Groups { codes, .. } => coef[codes[r] as usize],
+        }
+    }
+
+    fn subset_rows(&self, rows: Option<&[u64]>) -> Design {
+        let Some(rows) = rows else { return self.clone() };
+        let at = |r: u64| usize::try_from(r).expect("fits");
+        match self {
+            Design::Dense { k, values } => Design::Dense {
+                k: *k,
+                values: Arc::new(rows.iter().flat_map(|&r| values[at(r) * k..(at(r) + 1) * k].iter().copied()).collect()),
+            },
+            Design::Groups { ngroups, codes } => {
+                Design::Groups { ngroups: *ngroups, codes: Arc::new(rows.iter().map(|&r| codes[at(r)]).collect()) }
+            }
+        }
+    }
+}
+
+/// `x − D[r]·β[·, c]` per value; output dense in `out` (a float type).
+pub struct Regress {
+    pub design: Design,
+    /// `width` coefficients per output column, column after column.
+    pub coef: Arc<Vec<f64>>,
+    pub out: Dtype,
+}
+
+impl Regress {
+    /// Check the parts fit a view of `nrows` × `ncols`.
+    pub fn new(design: Design, coef: Vec<f64>, out: Dtype, nrows: u64, ncols: u64) -> Result<Self> {
+        design.validate(nrows)?;
+        if coef.len() as u64 != design.width() as u64 * ncols {
+            return Err(OomError::Value(format!(
+                "expected {} × {ncols} coefficients, got {}",
+                design.width(),
+                coef.len()
+            )));
+        }
+        if !out.is_float() {
+            return Err(OomError::Value(format!("regress_out output must be float32 or float64, not {}", out.name())));
+        }
+        Ok(Regress { design, coef: Arc::new(coef), out })
+    }
+}
+
+impl Op for Regress {
+    fn name(&self) -> &'static str {
+        "regress_out"
+    }
+
+    fn out_dtype(&self, _input: Dtype) -> Dtype {
+        self.out
+    }
+
+    fn densifies(&self) -> bool {
+        true
+    }
+
+    fn apply(&self, block: Block, row0: u64) -> Result<Block> {
+        let r0 = usize::try_from(row0).expect("fits");
+        let w = self.design.width();
+        let coef = &self.coef;
+        let design = &self.design;
+        Ok(map_block(block, self.out, true, |r, c, x| x - design.predict(r0 + r, &coef[c * w..(c + 1) * w])))
+    }
+
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
+        let w = self.design.width();
+        let coef = match cols {
+            None => Arc::clone(&self.coef),
+            Some(cols) => Arc::new(
+                cols.iter()
+                    .flat_map(|&c| {
+                        let c = usize::try_from(c).expect("fits");
+                        self.coef[c * w..(c + 1) * w].iter().copied()
+                    })
+                    .collect(),
+            ),
+        };
+        Arc::new(Regress { design: self.design.subset_rows(rows), coef, out: self.out })
+    }
+}
+
+/// Sufficient statistics of one pass.
+#[derive(Debug, Clone)]
+pub struct RegressStats {
+    /// `DᵀX`, width × p, row-major (group sums for [`Design::Groups`]).
+    pub dtx: Vec<f64>,
+    /// Per-column minimum and maximum (implicit zeros included).
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+struct Acc {
+    dtx: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    stored: Vec<u64>,
+    n: u64,
+}
+
+/// One pass over `view`: `DᵀX` and column ranges.
+pub fn regress_stats(view: &View, design: &Design) -> Result<RegressStats> {
+    design.validate(view.nrows())?;
+    let p = usize::try_from(view.ncols()).expect("fits");
+    let w = design.width();
+    let threads = rayon::current_num_threads().max(1);
+    let init = || Acc {
+        dtx: vec![0.0; w * p],
+        min: vec![f64::INFINITY; p],
+        max: vec![f64::NEG_INFINITY; p],
+        stored: vec![0; p],
+        n: 0,
+    };
+    let parts = fold_blocks(view, BLOCK_TARGET, threads, init, |acc, a, _, block| {
+        let a = usize::try_from(a).expect("fits");
+        acc.n += block.nrows() as u64;
+        let mut visit = |r: usize, c: usize, x: f64| {
+            match design {
+                Design::Dense { k, values } => {
+                    for (t, d) in values[(a + r) * k..(a + r + 1) * k].iter().enumerate() {
+                        acc.dtx[t * p + c] += d * x;
+                    }
+                }
+                Design::Groups { codes, .. } => acc.dtx[codes[a + r] as usize * p + c] += x,
+            }
+            if x < acc.min[c] {
+                acc.min[c] = x;
+            }
+            if x > acc.max[c] {
+                acc.max[c] = x;
+            }
+            acc.stored[c] += 1;
+        };
+        match &block {
+            Block::Csr(m) => with_values!(&m.data, v => {
+                for r in 0..m.nrows {
+                    let (lo, hi) = m.row_range(r);
+                    for t in lo..hi {
+                        #[allow(clippy::cast_sign_loss)]
+                        visit(r, m.indices[t] as usize, v[t].to_f64());
+                    }
+                }
+            }),
+            Block::Dense(d) => with_values!(&d.data, v => {
+                for (i, x) in v.iter().enumerate() {
+                    visit(i / p.max(1), i % p.max(1), x.to_f64());
+                }
+            }),
+        }
+        Ok(())
+    })?;
+    let mut out = init();
+    for part in parts {
+        for (a, b) in out.dtx.iter_mut().zip(&part.dtx) {
+            *a += b;
+        }
+        for c in 0..p {
+            out.min[c] = out.min[c].min(part.min[c]);
+            out.max[c] = out.max[c].max(part.max[c]);
+            out.stored[c] += part.stored[c];
+        }
+        out.n += part.n;
+    }
+    for c in 0..p {
+        if out.stored[c] < out.n {
+            out.min[c] = out.min[c].min(0.0);
+            out.max[c] = out.max[c].max(0.0);
+        }
+    }
+    Ok(RegressStats { dtx: out.dtx, min: out.min, max: out.max })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Dense, Values};
+
+    #[test]
+    fn residuals_and_subsets() {
+        // 3 rows × 2 cols, design [1, t].
+        let design = Design::Dense { k: 2, values: Arc::new(vec![1.0, 0.0, 1.0, 1.0, 1.0, 2.0]) };
+        let coef = vec![1.0, 2.0, /* col 1 */ 0.5, -1.0];
+        let op = Regress::new(design, coef, Dtype::F64, 3, 2).unwrap();
+        let block = Block::Dense(Dense { nrows: 3, ncols: 2, data: Values::F32(vec![1.0, 1.0, 3.0, 0.0, 5.0, -1.0]) });
+        let out = op.apply(block.clone(), 0).unwrap();
+        let Block::Dense(d) = out else { panic!() };
+        assert_eq!(d.data, Values::F64(vec![0.0, 0.5, 0.0, 0.5, 0.0, 0.5]));
+        // Rows 2, 0 and column 1 only.
+        let sub = op.subset(Some(&[2, 0]), Some(&[1]));
+        let b2 = Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F32(vec![-1.0, 1.0]) });
+        let Block::Dense(d) = sub.apply(b2, 0).unwrap() else { panic!() };
+        assert_eq!(d.data, Values::F64(vec![0.5, 0.5]));
+        // Groups.
+        let g = Regress::new(Design::Groups { ngroups: 2, codes: Arc::new(vec![1, 0, 1]) }, vec![10.0, 20.0, 1.0, 2.0], Dtype::F32, 3, 2)
+            .unwrap();
+        let Block::Dense(d) = g.apply(block, 0).unwrap() else { panic!() };
+        assert_eq!(d.data, Values::F32(vec![-19.0, -1.0, -7.0, -1.0, -15.0, -3.0]));
+    }
+}

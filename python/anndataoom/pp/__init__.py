@@ -1,0 +1,27 @@
+"""Preprocessing with scanpy's names, arguments and result locations.
+
+Every function works on an :class:`~anndataoom.AnnDataOOM` in place
+(``copy=True`` returns a new one), streams X through the Rust core and
+never loads it whole; an in-memory AnnData is handed over to scanpy.
+"""
+
+from anndataoom.pp._filter import filter_cells, filter_genes
+from anndataoom.pp._hvg import highly_variable_genes
+from anndataoom.pp._log1p import log1p
+from anndataoom.pp._normalize import normalize_total
+from anndataoom.pp._pca import pca
+from anndataoom.pp._qc import calculate_qc_metrics
+from anndataoom.pp._regress import regress_out
+from anndataoom.pp._scale import scale
+
+__all__ = [
+    "calculate_qc_metrics",
+    "filter_cells",
+    "filter_genes",
+    "highly_variable_genes",
+    "log1p",
+    "normalize_total",
+    "pca",
+    "regress_out",
+    "scale",
+]

@@ -1,0 +1,66 @@
+"""Access to the lazy matrix behind ``X`` / a layer, and storing a new one.
+
+The preprocessing functions work on the ``_oom.Matrix`` held by a
+``BackedArray`` (``x.matrix``). When the data is in memory (a plain
+``anndata.AnnData`` or a numpy/scipy ``X``) they hand over to scanpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["get_matrix", "set_matrix", "sum_dtype", "wrap"]
+
+
+def _rep(adata, layer=None, use_raw=False):
+    if layer is not None and use_raw:
+        raise ValueError(
+            "Cannot use expression from both layer and raw. You provided:"
+            f"use_raw={use_raw!r} and layer={layer!r}"
+        )
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"layer {layer!r} not found in adata.layers")
+        return adata.layers[layer]
+    if use_raw:
+        if adata.raw is None:
+            raise ValueError("use_raw=True but adata.raw is None")
+        return adata.raw.X
+    return adata.X
+
+
+def get_matrix(adata, layer=None, use_raw=False):
+    """The ``_oom.Matrix`` behind the chosen representation, or ``None`` if in memory."""
+    return getattr(_rep(adata, layer, use_raw), "matrix", None)
+
+
+def wrap(matrix):
+    """Wrap a ``_oom.Matrix`` in the lazy array class matching its transforms."""
+    import anndataoom._core as core
+    from anndataoom import _oom
+
+    ops = _oom.pp_ops(matrix)
+    if "scale" in ops and hasattr(core, "ScaledBackedArray"):
+        cls = core.ScaledBackedArray
+    elif ops and hasattr(core, "TransformedBackedArray"):
+        cls = core.TransformedBackedArray
+    else:
+        cls = core.BackedArray
+    return cls(matrix, transforms=tuple(ops))
+
+
+def set_matrix(adata, matrix, layer=None):
+    """Store ``matrix`` (lazily) as ``X`` or ``layers[layer]``."""
+    if layer is None:
+        adata.X = wrap(matrix)
+    else:
+        adata.layers[layer] = wrap(matrix)
+
+
+def sum_dtype(dtype) -> np.dtype:
+    """dtype numpy/scipy give a sum over values of ``dtype`` (ints widen)."""
+    return np.zeros(1, dtype=np.dtype(dtype)).sum().dtype
+
+
+def is_float(dtype) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.floating)

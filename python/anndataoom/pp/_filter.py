@@ -1,0 +1,135 @@
+"""``filter_cells`` / ``filter_genes``: one counting pass, then a lazy subset."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anndataoom import _oom
+from anndataoom.pp._backed import get_matrix, sum_dtype
+
+__all__ = ["filter_cells", "filter_genes"]
+
+
+def _one_option(options, names):
+    if sum(o is not None for o in options) != 1:
+        raise ValueError(
+            "Only provide one of the optional parameters "
+            + ", ".join(f"`{n}`" for n in names)
+            + " per call."
+        )
+
+
+def _subset(number, lo, hi):
+    if lo is not None:
+        return number >= lo
+    return number <= hi
+
+
+def filter_cells(
+    data,
+    *,
+    min_counts: int | None = None,
+    min_genes: int | None = None,
+    max_counts: int | None = None,
+    max_genes: int | None = None,
+    inplace: bool = True,
+    copy: bool = False,
+):
+    """Filter cells by total counts or number of expressed genes (as scanpy).
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndataoom.AnnDataOOM` (or in-memory AnnData / matrix,
+        handed to scanpy).
+    min_counts, min_genes, max_counts, max_genes
+        Exactly one threshold per call.
+    inplace
+        Subset ``data`` in place (lazily) and write ``obs['n_counts']`` or
+        ``obs['n_genes']``; otherwise return ``(cell_subset, number)``.
+    copy
+        Deprecated in scanpy; return a filtered copy.
+
+    Returns
+    -------
+    ``None``, the copy, or ``(cell_subset, number_per_cell)``.
+    """
+    _one_option([min_genes, min_counts, max_genes, max_counts],
+                ["min_counts", "min_genes", "max_counts", "max_genes"])
+    m = getattr(data, "matrix", None)
+    is_adata = m is None and hasattr(data, "obs")
+    if is_adata:
+        m = get_matrix(data)
+    if m is None:
+        import scanpy as sc
+
+        return sc.pp.filter_cells(data, min_counts=min_counts, min_genes=min_genes,
+                                  max_counts=max_counts, max_genes=max_genes,
+                                  inplace=inplace, copy=copy)
+    row_sum, row_pos, _, _ = _oom.positive_counts_py(m)
+    by_counts = min_genes is None and max_genes is None
+    number = row_sum.astype(sum_dtype(m.dtype)) if by_counts else row_pos.astype(np.int64)
+    lo = min_counts if by_counts else min_genes
+    hi = max_counts if by_counts else max_genes
+    subset = _subset(number, lo, hi)
+    if not is_adata or not inplace:
+        return subset, number
+    adata = data.copy() if copy else data
+    adata.obs["n_counts" if by_counts else "n_genes"] = number
+    adata._inplace_subset_obs(subset)
+    return adata if copy else None
+
+
+def filter_genes(
+    data,
+    *,
+    min_counts: int | None = None,
+    min_cells: int | None = None,
+    max_counts: int | None = None,
+    max_cells: int | None = None,
+    inplace: bool = True,
+    copy: bool = False,
+):
+    """Filter genes by total counts or number of expressing cells (as scanpy).
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndataoom.AnnDataOOM` (or in-memory AnnData / matrix,
+        handed to scanpy).
+    min_counts, min_cells, max_counts, max_cells
+        Exactly one threshold per call.
+    inplace
+        Subset ``data`` in place (lazily) and write ``var['n_counts']`` or
+        ``var['n_cells']``; otherwise return ``(gene_subset, number)``.
+    copy
+        Deprecated in scanpy; return a filtered copy.
+
+    Returns
+    -------
+    ``None``, the copy, or ``(gene_subset, number_per_gene)``.
+    """
+    _one_option([min_cells, min_counts, max_cells, max_counts],
+                ["min_counts", "min_cells", "max_counts", "max_cells"])
+    m = getattr(data, "matrix", None)
+    is_adata = m is None and hasattr(data, "var")
+    if is_adata:
+        m = get_matrix(data)
+    if m is None:
+        import scanpy as sc
+
+        return sc.pp.filter_genes(data, min_counts=min_counts, min_cells=min_cells,
+                                  max_counts=max_counts, max_cells=max_cells,
+                                  inplace=inplace, copy=copy)
+    _, _, col_sum, col_pos = _oom.positive_counts_py(m)
+    by_counts = min_cells is None and max_cells is None
+    number = col_sum.astype(sum_dtype(m.dtype)) if by_counts else col_pos.astype(np.int64)
+    lo = min_counts if by_counts else min_cells
+    hi = max_counts if by_counts else max_cells
+    subset = _subset(number, lo, hi)
+    if not is_adata or not inplace:
+        return subset, number
+    adata = data.copy() if copy else data
+    adata.var["n_counts" if by_counts else "n_cells"] = number
+    adata._inplace_subset_var(subset)
+    return adata if copy else None

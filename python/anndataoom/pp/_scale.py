@@ -1,0 +1,113 @@
+"""``scale``: per-gene mean/std from one pass, then a lazy z-score (+ clip)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anndataoom import _oom
+from anndataoom.pp._backed import get_matrix, set_matrix, wrap
+from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
+
+__all__ = ["scale"]
+
+SKIP = np.iinfo(np.uint32).max
+
+
+def mean_std(m, mask=None):
+    """Per-column mean and std as scanpy's ``scale``: ddof=1, std 0 → 1."""
+    groups = None
+    if mask is not None:
+        groups = np.where(mask, 0, SKIP).astype(np.uint32)
+    r = _oom.moments_py(m, groups, 1)
+    mean, var = r["mean"][0], r["var"][0]
+    with np.errstate(invalid="ignore"):
+        std = np.sqrt(var)
+    std[std == 0] = 1
+    return mean, std
+
+
+def _obs_mask(adata, mask_obs):
+    if isinstance(mask_obs, str):
+        mask = adata.obs[mask_obs].to_numpy()
+    else:
+        mask = np.asarray(mask_obs)
+    if mask.dtype != bool or mask.shape != (adata.n_obs,):
+        raise ValueError(f"mask_obs must be a boolean array of length {adata.n_obs}")
+    return mask
+
+
+@doc_params(adata=doc_adata, layer=doc_layer, lazy=doc_lazy)
+def scale(
+    data,
+    *,
+    zero_center: bool = True,
+    max_value: float | None = None,
+    copy: bool = False,
+    layer: str | None = None,
+    obsm: str | None = None,
+    mask_obs=None,
+):
+    """Scale each gene to unit variance and (optionally) zero mean (scanpy's ``scale``).
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndataoom.AnnDataOOM` (``X`` stays on disk) or an in-memory
+        :class:`~anndata.AnnData` (handed over to scanpy).
+    zero_center
+        Subtract the gene mean (blocks become dense when read).
+    max_value
+        Clip to this value (and to ``-max_value`` when zero-centering).
+    copy
+        Work on and return a copy.
+    {layer}
+    obsm
+        Scale ``adata.obsm[obsm]`` (in memory, with scanpy) instead.
+    mask_obs
+        Boolean mask or name of a boolean ``obs`` column: only these cells
+        are used for the statistics and scaled.
+
+    Returns
+    -------
+    ``None`` or the copy. Stores ``var['mean']`` and ``var['std']`` (std with
+    ddof=1, zeros replaced by 1), or ``mean with mask``/``mean of <key>``
+    variants as scanpy.
+
+    {lazy}
+    """
+    if hasattr(data, "matrix"):  # a lazy matrix on its own
+        mean, std = mean_std(data.matrix)
+        return wrap(_oom.pp_scale(data.matrix, mean, std, zero_center,
+                                  None if max_value is None else float(max_value)))
+    if not hasattr(data, "var"):
+        import scanpy as sc
+
+        return sc.pp.scale(data, zero_center=zero_center, max_value=max_value, copy=copy,
+                           mask_obs=mask_obs)
+    adata = data.copy() if copy else data
+    if obsm is not None:
+        import scanpy as sc
+
+        adata.obsm[obsm] = sc.pp.scale(np.array(adata.obsm[obsm]), zero_center=zero_center,
+                                       max_value=max_value, copy=True)
+        return adata if copy else None
+    m = get_matrix(adata, layer)
+    if m is None:
+        import scanpy as sc
+
+        sc.pp.scale(adata, zero_center=zero_center, max_value=max_value, layer=layer,
+                    mask_obs=mask_obs)
+        return adata if copy else None
+    names = ("mean", "std")
+    mask = None
+    if mask_obs is not None:
+        names = ((f"mean of {mask_obs}", f"std of {mask_obs}") if isinstance(mask_obs, str)
+                 else ("mean with mask", "std with mask"))
+        mask = _obs_mask(adata, mask_obs)
+    mean, std = mean_std(m, mask)
+    out = _oom.pp_scale(m, mean, std, zero_center,
+                        None if max_value is None else float(max_value), mask)
+    adata.var[names[0]] = mean
+    adata.var[names[1]] = std
+    set_matrix(adata, out, layer)
+    return adata if copy else None

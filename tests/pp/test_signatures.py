@@ -1,0 +1,26 @@
+"""Argument names and defaults of ``anndataoom.pp`` match scanpy's."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import scanpy as sc
+
+from anndataoom import pp
+
+
+MINE = ["calculate_qc_metrics", "filter_cells", "filter_genes", "highly_variable_genes", "log1p",
+        "normalize_total", "scale"]
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_same_parameters_as_scanpy(name):
+    ours = inspect.signature(getattr(pp, name)).parameters
+    theirs = inspect.signature(getattr(sc.pp, name)).parameters
+    for p, par in theirs.items():
+        assert p in ours, f"{name}: missing parameter {p}"
+        if par.default is not inspect.Parameter.empty:
+            assert ours[p].default == par.default or (
+                ours[p].default != ours[p].default and par.default != par.default
+            ), f"{name}: default of {p}"
