@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-import anndata as ad
-import numpy as np
 import pytest
-import scipy.sparse as sp
 
-from anndataoom.testing import gen_h5ad
-
-FORMATS = ("csr", "csc", "dense")
+from anndataoom.testing import FORMATS, gen_h5ad
 
 
 @pytest.fixture
@@ -46,45 +39,3 @@ def pbmc3k_path():
     import anndataoom.datasets
 
     return anndataoom.datasets.pbmc3k()
-
-
-def dense(x) -> np.ndarray:
-    """Any matrix (lazy, sparse, dense, view) as a dense ndarray."""
-    if hasattr(x, "to_memory") and not isinstance(x, np.ndarray):
-        x = x.to_memory()
-    if sp.issparse(x):
-        x = x.toarray()
-    return np.asarray(x)
-
-
-def assert_x_equal(ours, expected) -> None:
-    """Exact equality of values and dtype (lazy vs anndata in memory)."""
-    a, b = dense(ours), dense(expected)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    assert a.dtype == b.dtype, (a.dtype, b.dtype)
-    np.testing.assert_array_equal(a, b)
-
-
-def assert_adata_equal(ours, expected: ad.AnnData, *, layers: bool = True) -> None:
-    """Compare an AnnDataOOM (or in-memory AnnData) with anndata in memory."""
-    assert ours.shape == expected.shape
-    assert list(ours.obs_names) == list(expected.obs_names)
-    assert list(ours.var_names) == list(expected.var_names)
-    assert_x_equal(ours.X, expected.X)
-    assert list(ours.obs.columns) == list(expected.obs.columns)
-    for c in expected.obs.columns:
-        np.testing.assert_array_equal(np.asarray(ours.obs[c]), np.asarray(expected.obs[c]))
-    for c in expected.var.columns:
-        np.testing.assert_array_equal(np.asarray(ours.var[c]), np.asarray(expected.var[c]))
-    assert set(ours.obsm.keys()) == set(expected.obsm.keys())
-    for k in expected.obsm:
-        np.testing.assert_array_equal(dense(ours.obsm[k]), dense(expected.obsm[k]))
-    if layers:
-        assert set(ours.layers.keys()) == set(expected.layers.keys())
-        for k in expected.layers:
-            assert_x_equal(ours.layers[k], expected.layers[k])
-
-
-def dir_listing(path) -> set[str]:
-    """Names in the directory of ``path``."""
-    return set(os.listdir(os.path.dirname(os.fspath(path))))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import FORMATS, assert_adata_equal, assert_x_equal, dense
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 import anndataoom as oom
 from anndataoom import _oom

@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import FORMATS, assert_x_equal, dense
+from anndataoom.testing import FORMATS, assert_x_equal, dense
 
 import anndataoom as oom
 from anndataoom import _oom

@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FORMATS, assert_adata_equal, assert_x_equal, dense
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 import anndataoom as oom
 

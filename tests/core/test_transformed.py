@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import dense
+from anndataoom.testing import dense
 
 import anndataoom as oom
 from anndataoom import _oom

@@ -10,7 +10,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pytest
-from conftest import dir_listing
+from anndataoom.testing import dir_listing
 
 import anndataoom as oom
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from _pp_util import assert_frame_close, assert_x_close
+from anndataoom.testing import assert_frame_close, assert_x_close
 
 from anndataoom import pp
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from _pp_util import assert_frame_close
+from anndataoom.testing import assert_frame_close
 
 from anndataoom import pp
 

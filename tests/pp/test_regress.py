@@ -12,7 +12,7 @@ import scanpy as sc
 
 import anndataoom as oom
 
-from _pp_util import to_dense
+from anndataoom.testing import dense as to_dense
 
 
 def _obs(index, seed=0):

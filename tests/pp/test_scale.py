@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from _pp_util import assert_x_close, to_dense
+from anndataoom.testing import assert_x_close, dense as to_dense
 
 from anndataoom import pp
 

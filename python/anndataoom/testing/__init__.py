@@ -1,5 +1,24 @@
-"""Test helpers: synthetic ``.h5ad`` generators (no dependency on the compiled core)."""
+"""Test helpers: synthetic ``.h5ad`` generators and comparisons with in-memory results."""
 
-from ._gen import gen_h5ad, pbmc_like_counts
+from anndataoom.testing._assert import (
+    FORMATS,
+    assert_adata_equal,
+    assert_frame_close,
+    assert_x_close,
+    assert_x_equal,
+    dense,
+    dir_listing,
+)
+from anndataoom.testing._gen import gen_h5ad, pbmc_like_counts
 
-__all__ = ["gen_h5ad", "pbmc_like_counts"]
+__all__ = [
+    "FORMATS",
+    "assert_adata_equal",
+    "assert_frame_close",
+    "assert_x_close",
+    "assert_x_equal",
+    "dense",
+    "dir_listing",
+    "gen_h5ad",
+    "pbmc_like_counts",
+]
