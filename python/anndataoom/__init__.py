@@ -16,6 +16,7 @@ from anndataoom._core import (
     is_oom,
     oom_guard,
 )
+from anndataoom._concat import concat
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
 from anndataoom.io import read, read_h5ad
 
@@ -30,6 +31,7 @@ __all__ = [
     "ScaledBackedArray",
     "TransformedBackedArray",
     "__version__",
+    "concat",
     "is_oom",
     "oom_guard",
     "pp",

@@ -1,11 +1,13 @@
 //! Python bindings of `oom-core`: type conversion and the call boundary only.
 
+mod concat;
 mod convert;
 mod enter;
 mod error;
 mod matrix;
 mod pca;
 mod pp;
+mod seed;
 
 use pyo3::prelude::*;
 
@@ -26,5 +28,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(progress, m)?)?;
     pp::register(m)?;
     pca::register(m)?;
+    seed::register(m)?;
+    concat::register(m)?;
     Ok(())
 }

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from anndataoom._core._backed_array import DEFAULT_CHUNK_SIZE, BackedArray
 from anndataoom._core._index import normalize_obs_var
+from anndataoom._core._inmemory import guard_scanpy
 from anndataoom._core._layers import BackedLayers, as_matrix_value, subset_value
 from anndataoom._core._raw import BackedRaw, _column, _row, _single_position
 
@@ -183,6 +184,8 @@ class AnnDataOOM(anndata.AnnData):
     def X(self):
         """The data matrix: a lazy :class:`BackedArray` (or an in-memory array if set)."""
         self._check_open()
+        if isinstance(self._X, BackedArray):
+            guard_scanpy("reading adata.X")
         return self._X
 
     @X.setter

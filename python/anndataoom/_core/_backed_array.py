@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from anndataoom import _oom
 from anndataoom._core._index import positions
+from anndataoom._core._inmemory import check_dense_size, guard_scanpy, unsupported
 
 __all__ = [
     "BackedArray",
@@ -263,14 +264,19 @@ class BackedArray:
             raise ValueError(f"axis {axis!r} is out of bounds for a 2-D array")
         return int(axis) % 2
 
-    def sum(self, axis=None, dtype=None):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         """Sum over all entries, per column (``axis=0``) or per row (``axis=1``).
 
         Returns a numpy scalar or a 1-D ``ndarray`` (length ``n_cols`` for
         ``axis=0``, ``n_rows`` for ``axis=1``) of numpy's result dtype for the
         input dtype (e.g. int32 → int64), or ``dtype`` if given.  Accumulation
-        is in float64.
+        is in float64.  ``out`` is not supported (the matrix is lazy);
+        ``keepdims`` keeps the reduced axis as numpy does.
         """
+        if out is not None:
+            raise unsupported("sum(out=...)")
+        if keepdims:
+            return self._keepdims(self.sum(axis, dtype), axis)
         ax = self._axis(axis)
         out_dtype = np.dtype(dtype) if dtype is not None else self._sum_dtype()
         row_sum, _, col_sum, _ = self._axis_sums()
@@ -278,13 +284,17 @@ class BackedArray:
             return out_dtype.type(row_sum.sum())
         return (col_sum if ax == 0 else row_sum).astype(out_dtype)
 
-    def mean(self, axis=None, dtype=None):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
         """Mean over all entries, per column (``axis=0``) or per row (``axis=1``).
 
         Result dtype: the input dtype for floating inputs, float64 otherwise
         (as numpy/scipy); 1-D ``ndarray`` for ``axis=0/1``.  An empty axis
-        gives NaN.
+        gives NaN.  ``out`` is not supported; ``keepdims`` as numpy.
         """
+        if out is not None:
+            raise unsupported("mean(out=...)")
+        if keepdims:
+            return self._keepdims(self.mean(axis, dtype), axis)
         ax = self._axis(axis)
         out_dtype = np.dtype(dtype) if dtype is not None else self._mean_dtype()
         row_sum, _, col_sum, _ = self._axis_sums()
@@ -296,6 +306,12 @@ class BackedArray:
             if ax == 0:
                 return (col_sum / n_rows if n_rows else np.full(n_cols, np.nan)).astype(out_dtype)
             return (row_sum / n_cols if n_cols else np.full(n_rows, np.nan)).astype(out_dtype)
+
+    def _keepdims(self, r, axis):
+        ax = self._axis(axis)
+        if ax is None:
+            return np.asarray(r).reshape(1, 1)
+        return r.reshape(1, -1) if ax == 0 else r.reshape(-1, 1)
 
     # -- reading --------------------------------------------------------------
 
@@ -361,8 +377,65 @@ class BackedArray:
         return m.toarray() if sp.issparse(m) else np.asarray(m)
 
     def __array__(self, dtype=None, copy=None):
+        """Dense ndarray (numpy protocol); refused above ``ANNDATAOOM_MAX_DENSE_BYTES``."""
+        guard_scanpy("loading the whole matrix")
+        check_dense_size(self.shape, self.dtype if dtype is None else dtype)
         a = self.toarray()
         return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """numpy ufuncs: computed on a dense copy (size-limited); never in place."""
+        outs = kwargs.get("out") or ()
+        if any(isinstance(o, BackedArray) for o in outs):
+            raise unsupported(f"in-place np.{ufunc.__name__}")
+        guard_scanpy(f"np.{ufunc.__name__}")
+        inputs = tuple(np.asarray(x) if isinstance(x, BackedArray) else x for x in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def _refuse(self, *args, op: str = "arithmetic", **kwargs):
+        raise unsupported(f"{op} on a lazy matrix")
+
+    def __setitem__(self, key, value):
+        raise unsupported("assigning into X")
+
+    def __add__(self, other):
+        self._refuse(op="'+'")
+
+    def __sub__(self, other):
+        self._refuse(op="'-'")
+
+    def __mul__(self, other):
+        self._refuse(op="'*'")
+
+    def __truediv__(self, other):
+        self._refuse(op="'/'")
+
+    def __pow__(self, other):
+        self._refuse(op="'**'")
+
+    def __matmul__(self, other):
+        self._refuse(op="'@'")
+
+    def __gt__(self, other):
+        self._refuse(op="'>'")
+
+    def __ge__(self, other):
+        self._refuse(op="'>='")
+
+    def __lt__(self, other):
+        self._refuse(op="'<'")
+
+    def __le__(self, other):
+        self._refuse(op="'<='")
+
+    def __neg__(self):
+        self._refuse(op="'-'")
+
+    __radd__ = __iadd__ = __add__
+    __rsub__ = __isub__ = __sub__
+    __rmul__ = __imul__ = __mul__
+    __rtruediv__ = __itruediv__ = __truediv__
+    __rmatmul__ = __matmul__
 
     def __len__(self) -> int:
         return self.shape[0]

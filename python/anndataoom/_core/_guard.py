@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-__all__ = ["is_oom", "oom_guard"]
+__all__ = ["OOMMaterializeWarning", "is_oom", "oom_guard"]
+
+
+class OOMMaterializeWarning(UserWarning):
+    """An out-of-memory object is being loaded into memory (by :func:`oom_guard`)."""
 
 
 def is_oom(obj) -> bool:
@@ -38,7 +43,8 @@ def oom_guard(
     """Decorator factory: let a function written for in-memory AnnData accept an OOM object.
 
     When the first positional argument (or ``adata=``) is an OOM object, it
-    is materialised with ``to_adata()``, the function runs on the in-memory
+    is materialised with ``to_adata()`` (with an :class:`OOMMaterializeWarning`,
+    since this loads X and layers whole), the function runs on the in-memory
     copy, and the listed result keys are copied back to the OOM object
     (``'*'`` = every key the function added or replaced).  The function's
     return value is returned.  Other arguments pass through unchanged.
@@ -72,6 +78,12 @@ def oom_guard(
             if not materialize:
                 msg = f"{func.__name__} does not support out-of-memory AnnData objects."
                 raise NotImplementedError(msg + (f" {suggest}" if suggest else ""))
+            warnings.warn(
+                f"{func.__name__}: loading the out-of-memory AnnData ({oom.n_obs:,} × "
+                f"{oom.n_vars:,}) into memory on purpose (anndataoom.oom_guard)",
+                OOMMaterializeWarning,
+                stacklevel=2,
+            )
             mem = oom.to_adata()
             before = {
                 "uns": dict(mem.uns),

@@ -14,42 +14,62 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import anndataoom as oom
-from anndataoom._progress import progress_bar
 from anndataoom.cli import _plots
+from anndataoom.cli._bars import pass_bars
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
-    p = sub.add_parser("run", help="run QC → normalize → HVG → scale → PCA (→ UMAP/Leiden)")
+    p = sub.add_parser(
+        "run",
+        help="run QC → filter → normalize → log1p → HVG → scale → PCA → neighbors/UMAP/Leiden",
+        description="The whole preprocessing pipeline, streamed from disk; writes OUT, PNG "
+        "plots and prints a summary.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("file", help="an .h5ad file, or 'pbmc3k' for the bundled demo dataset")
     p.add_argument("-o", "--output", required=True, help="where to write the processed .h5ad")
     p.add_argument("--min-genes", type=int, default=200, help="filter_cells(min_genes=)")
     p.add_argument("--min-cells", type=int, default=3, help="filter_genes(min_cells=)")
     p.add_argument("--max-pct-mt", type=float, default=20.0, help="drop cells above this %% MT")
     p.add_argument("--target-sum", type=float, default=1e4, help="normalize_total(target_sum=)")
-    p.add_argument("--n-top-genes", type=int, default=2000)
+    p.add_argument("--n-top-genes", type=int, default=2000, help="highly variable genes kept")
     p.add_argument(
         "--flavor",
         default="seurat",
         choices=["seurat", "cell_ranger", "seurat_v3", "pearson_residuals"],
+        help="highly_variable_genes(flavor=); seurat_v3/pearson_residuals use the counts",
     )
     p.add_argument("--batch-key", default=None, help="obs column for batch-aware HVG")
-    p.add_argument("--n-comps", type=int, default=50)
+    p.add_argument("--n-comps", type=int, default=50, help="principal components")
     p.add_argument("--max-value", type=float, default=10.0, help="scale(max_value=)")
-    p.add_argument("--neighbors", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--umap", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--leiden", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--plots", default=None, help="directory for PNG plots (default: next to OUT)")
+    p.add_argument("--neighbors", action=argparse.BooleanOptionalAction, default=True,
+                   help="kNN graph on the PCA (scanpy); --no-neighbors also skips UMAP/Leiden")
+    p.add_argument("--n-neighbors", type=int, default=15, help="neighbors(n_neighbors=)")
+    p.add_argument("--umap", action=argparse.BooleanOptionalAction, default=True,
+                   help="UMAP embedding (scanpy)")
+    p.add_argument("--leiden", action=argparse.BooleanOptionalAction, default=True,
+                   help="Leiden clustering (scanpy, igraph flavor)")
+    p.add_argument("--resolution", type=float, default=1.0, help="leiden(resolution=)")
+    p.add_argument("--seed", type=int, default=0, help="random_state for PCA/neighbors/UMAP/Leiden")
+    p.add_argument("--plots", default=None,
+                   help="directory for PNG plots (default: OUT's name + '_plots', next to OUT)")
+    p.add_argument("--no-plots", dest="make_plots", action="store_false", help="skip the PNGs")
+    p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
+                   help="progress bars: auto = only when stderr is a terminal")
     p.set_defaults(func=main)
 
 
 @dataclass
 class Timer:
-    """Wall time per named step."""
+    """Wall time per named step, each shown with a progress bar of its Rust passes."""
 
     steps: dict[str, float] = field(default_factory=dict)
+    #: Draw bars: None = only on a terminal (see ``anndataoom._progress``).
+    progress: bool | None = None
 
     def step(self, name: str):
         """Time the ``with`` block and draw a progress bar for it."""
@@ -58,12 +78,12 @@ class Timer:
         class _Step:
             def __enter__(self):
                 self.t0 = time.perf_counter()
-                self.bar = progress_bar(name)
+                self.bar = pass_bars(name, enabled=timer.progress)
                 self.bar.__enter__()
 
             def __exit__(self, *exc):
                 self.bar.__exit__(*exc)
-                timer.steps[name] = time.perf_counter() - self.t0
+                timer.steps[name] = timer.steps.get(name, 0.0) + time.perf_counter() - self.t0
                 return False
 
         return _Step()
@@ -77,63 +97,89 @@ def _resolve_input(file: str) -> Path:
     return Path(file)
 
 
-def pipeline(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> oom.AnnDataOOM:
-    """Run every step in place on ``a`` and return the HVG-subset result."""
+def pipeline(
+    a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer
+) -> tuple[oom.AnnDataOOM, pd.DataFrame]:
+    """Run every step on ``a`` (in place where scanpy works in place).
+
+    Returns the result and the QC columns of all input cells (for plots).
+
+    The counts are kept as a lazy ``layers["counts"]`` snapshot (a reference,
+    not a copy), the log-normalised matrix of all kept genes as ``raw``, and
+    the result holds the highly variable genes, scaled, with the PCA.
+    """
     a.var["mt"] = a.var_names.str.upper().str.startswith("MT-")
     with t.step("qc"):
-        oom.pp.calculate_qc_metrics(a, qc_vars=["mt"], percent_top=None, log1p=False)
+        oom.pp.calculate_qc_metrics(a, qc_vars=["mt"], percent_top=None, log1p=False,
+                                    inplace=True)
+    qc_obs = a.obs[[k for k in _plots.QC_KEYS if k in a.obs]].copy()
     with t.step("filter"):
         oom.pp.filter_cells(a, min_genes=args.min_genes)
         oom.pp.filter_genes(a, min_cells=args.min_cells)
         if args.max_pct_mt is not None:
-            a._inplace_subset_obs(a.obs["pct_counts_mt"].to_numpy() <= args.max_pct_mt)
+            keep = a.obs["pct_counts_mt"].to_numpy() <= args.max_pct_mt
+            if not keep.all():
+                a._inplace_subset_obs(keep)
+    if a.n_obs < 3 or a.n_vars < 3:
+        raise ValueError(
+            f"only {a.n_obs} cells × {a.n_vars} genes pass the filters; "
+            "lower --min-genes/--min-cells or raise --max-pct-mt"
+        )
+    a.layers["counts"] = a.X
+    counts_flavor = args.flavor in ("seurat_v3", "pearson_residuals")
     with t.step("normalize+log1p"):
         oom.pp.normalize_total(a, target_sum=args.target_sum)
         oom.pp.log1p(a)
     with t.step("hvg"):
         oom.pp.highly_variable_genes(
-            a, n_top_genes=args.n_top_genes, flavor=args.flavor, batch_key=args.batch_key
+            a, n_top_genes=min(args.n_top_genes, a.n_vars), flavor=args.flavor,
+            batch_key=args.batch_key, layer="counts" if counts_flavor else None,
         )
     a.raw = a
     a = a[:, a.var["highly_variable"].to_numpy()]
     with t.step("scale"):
         oom.pp.scale(a, max_value=args.max_value)
     with t.step("pca"):
-        oom.pp.pca(a, n_comps=min(args.n_comps, min(a.shape) - 1))
-    return a
+        oom.pp.pca(a, n_comps=min(args.n_comps, min(a.shape) - 1), random_state=args.seed)
+    return a, qc_obs
 
 
 def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
-    """Neighbors/UMAP/Leiden with scanpy on ``obsm['X_pca']``."""
+    """Neighbors/UMAP/Leiden with scanpy on ``obsm['X_pca']`` (X is never read)."""
     import scanpy as sc
 
     if not args.neighbors:
         return
     with t.step("neighbors"):
-        sc.pp.neighbors(a, n_pcs=a.obsm["X_pca"].shape[1], random_state=0)
+        sc.pp.neighbors(a, n_neighbors=args.n_neighbors, n_pcs=a.obsm["X_pca"].shape[1],
+                        random_state=args.seed)
     if args.umap:
         with t.step("umap"):
-            sc.tl.umap(a, random_state=0)
+            sc.tl.umap(a, random_state=args.seed)
     if args.leiden:
         with t.step("leiden"):
-            sc.tl.leiden(a, flavor="igraph", n_iterations=2, directed=False, random_state=0)
+            sc.tl.leiden(a, resolution=args.resolution, flavor="igraph", n_iterations=2,
+                         directed=False, random_state=args.seed)
 
 
-def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path) -> str:
-    """A plain-text table of what the run did."""
+def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
+            wall: float | None = None) -> str:
+    """A plain-text table of what the run did (``wall``: total wall time in seconds)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     vr = np.asarray(a.uns["pca"]["variance_ratio"])
+    n_genes = a.raw.n_vars if a.raw is not None else a.n_vars
+    flavor = a.uns.get("hvg", {}).get("flavor", "")
     rows = [
         ("cells kept", f"{a.n_obs:,} of {n_in[0]:,}"),
-        ("genes kept", f"{a.raw.n_vars:,} of {n_in[1]:,}"),
-        ("highly variable genes", f"{a.n_vars:,}"),
+        ("genes kept", f"{n_genes:,} of {n_in[1]:,}"),
+        ("highly variable genes", f"{a.n_vars:,}" + (f" ({flavor})" if flavor else "")),
         ("PCs", f"{vr.size} (explain {vr.sum():.1%} of variance; PC1 {vr[0]:.1%})"),
     ]
     if "leiden" in a.obs:
         rows.append(("leiden clusters", f"{a.obs['leiden'].nunique()}"))
     rows += [(f"time: {k}", f"{v:.2f} s") for k, v in t.steps.items()]
     rows += [
-        ("time: total", f"{sum(t.steps.values()):.2f} s"),
+        ("time: total", f"{sum(t.steps.values()) if wall is None else wall:.2f} s"),
         ("peak memory (RSS)", f"{peak:,.0f} MiB"),
         ("output", str(out)),
     ]
@@ -149,17 +195,23 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     plots = Path(args.plots) if args.plots else out.parent / f"{out.stem}_plots"
-    t = Timer()
+    t0 = time.perf_counter()
+    t = Timer(progress={"auto": None, "always": True, "never": False}[args.progress])
     with t.step("read"):
         a = oom.read(path)
-    print(a)
+    print(a, flush=True)
     n_in = a.shape
-    a = pipeline(a, args, t)
+    a, qc_obs = pipeline(a, args, t)
     embed(a, args, t)
     with t.step("write"):
         a.write_h5ad(out)
-    written = _plots.write_all(a, plots)
-    print(summary(a, n_in, t, out))
+    written = []
+    if args.make_plots:
+        with t.step("plots"):
+            thresholds = {"n_genes_by_counts": (args.min_genes, None),
+                          "pct_counts_mt": (None, args.max_pct_mt)}
+            written = _plots.write_all(a, plots, qc_obs=qc_obs, thresholds=thresholds)
+    print(summary(a, n_in, t, out, wall=time.perf_counter() - t0))
     for p in written:
         print(f"plot: {p}")
     return 0

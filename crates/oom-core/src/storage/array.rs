@@ -68,6 +68,8 @@ impl H5Array1 {
         let elem = self.elem();
         ids.par_iter()
             .map(|&id| {
+                // A single huge read stops promptly on Ctrl-C too.
+                crate::exec::check_cancel()?;
                 let expected = usize::try_from(chunk * elem).expect("chunk fits in memory");
                 let Some(loc) = table.get(usize::try_from(id).unwrap_or(usize::MAX)).copied().flatten() else {
                     return Ok(vec![0u8; expected]);
@@ -101,9 +103,10 @@ impl Array1 for H5Array1 {
             }
         }
         let elem = self.elem();
+        let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        check_alloc(&self.path, total, elem)?;
         match &self.layout {
             Layout::Contiguous { addr } => {
-                let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                 let mut out = Values::zeros(self.dtype, to_usize(total));
                 let mut rest = out.bytes_mut();
                 for r in ranges {
@@ -121,8 +124,8 @@ impl Array1 for H5Array1 {
                     .flat_map(|r| r.start / chunk..=(r.end - 1) / chunk)
                     .collect();
                 ids.dedup();
+                check_alloc(&self.path, chunk, elem)?;
                 let decoded = self.chunks(&ids, chunk, table, pipeline)?;
-                let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                 let mut values = Values::zeros(self.dtype, to_usize(total));
                 let out = values.bytes_mut();
                 let mut at = 0usize;
@@ -157,11 +160,28 @@ impl Array1 for H5Array1 {
     }
 }
 
-/// Read exactly `len` bytes at `offset`, failing clearly on a short file.
+/// Read exactly `len` bytes at `offset`, failing clearly on a short file
+/// (checked before allocating: a corrupt size must not abort the process).
 pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let size = file.metadata().map_err(|e| OomError::io(path, format!("read failed: {e}")))?.len();
+    if offset.checked_add(len).map_or(true, |end| end > size) {
+        return Err(OomError::io(path, "file is truncated or corrupt (data ends before the stored matrix does)"));
+    }
     let mut buf = vec![0u8; to_usize(len)];
     pread_into(file, path, offset, &mut buf)?;
     Ok(buf)
+}
+
+/// Fail unless `elems` values of `elem` bytes can be allocated: sizes come
+/// from the file, and a failed allocation would abort the process.
+pub(crate) fn check_alloc(path: &Path, elems: u64, elem: u64) -> Result<()> {
+    let bytes = elems.checked_mul(elem).and_then(|b| usize::try_from(b).ok());
+    match bytes {
+        // Small buffers are not worth a trial allocation.
+        Some(b) if b <= 1 << 26 => Ok(()),
+        Some(b) if b <= isize::MAX as usize && Vec::<u8>::new().try_reserve_exact(b).is_ok() => Ok(()),
+        _ => Err(OomError::io(path, format!("cannot allocate {elems} values of {elem} bytes (corrupt sizes?)"))),
+    }
 }
 
 /// Fill `buf` from `offset`.

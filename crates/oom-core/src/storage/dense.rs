@@ -52,7 +52,7 @@ impl H5Dense {
                 };
                 let decoded: Vec<Vec<u8>> = ids
                     .par_iter()
-                    .map(|&(i, j)| match table.get(to_usize(i * gcols + j)).copied().flatten() {
+                    .map(|&(i, j)| match crate::exec::check_cancel().map(|()| table.get(to_usize(i * gcols + j)).copied().flatten())? {
                         None => Ok(vec![0u8; chunk_bytes]),
                         Some(loc) => {
                             let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;

@@ -41,7 +41,15 @@ pub fn decode_chunk(
                 if buf.len() < 4 {
                     return Err("corrupt fletcher32 chunk".into());
                 }
-                buf.truncate(buf.len() - 4);
+                let n = buf.len() - 4;
+                let stored = u32::from_le_bytes([buf[n], buf[n + 1], buf[n + 2], buf[n + 3]]);
+                let sum = fletcher32(&buf[..n]);
+                // HDF5 also accepts the byte-swapped sum (files of HDF5 < 1.6.3).
+                let swapped = ((sum & 0x00ff_00ff) << 8) | ((sum & 0xff00_ff00) >> 8);
+                if stored != sum && stored != swapped {
+                    return Err("chunk fails its Fletcher32 checksum (corrupt data)".into());
+                }
+                buf.truncate(n);
                 buf
             }
         };
@@ -50,6 +58,29 @@ pub fn decode_chunk(
         return Err(format!("chunk decoded to {} bytes, expected {expected}", buf.len()));
     }
     Ok(buf)
+}
+
+/// HDF5's Fletcher32 checksum (`H5_checksum_fletcher32`): 16-bit big-endian
+/// words, sums reduced every 360 words.
+fn fletcher32(data: &[u8]) -> u32 {
+    let (mut sum1, mut sum2) = (0u32, 0u32);
+    for block in data[..data.len() & !1].chunks(720) {
+        for w in block.chunks_exact(2) {
+            sum1 += (u32::from(w[0]) << 8) | u32::from(w[1]);
+            sum2 += sum1;
+        }
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if data.len() % 2 == 1 {
+        sum1 += u32::from(data[data.len() - 1]) << 8;
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    (sum2 << 16) | sum1
 }
 
 /// zlib-inflate into a buffer of the decoded size (the common case) and

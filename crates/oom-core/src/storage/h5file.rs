@@ -185,6 +185,8 @@ struct DatasetInfo {
     little_endian: bool,
     chunk: Option<Vec<u64>>,
     pipeline: Option<Vec<Filter>>,
+    /// Unwritten chunks read as zeros (fill value 0 or undefined).
+    zero_fill: bool,
 }
 
 impl DatasetInfo {
@@ -210,7 +212,10 @@ impl DatasetInfo {
         let shape = ds.shape().into_iter().map(|x| x as u64).collect();
         let chunk = ds.chunk().map(|c| c.into_iter().map(|x| x as u64).collect());
         let pipeline = pipeline_of(ds, dtype.size());
-        Ok(DatasetInfo { shape, dtype, little_endian, chunk, pipeline })
+        // Our chunk table maps never-written chunks to zeros; any other fill
+        // value is left to HDF5.
+        let zero_fill = ds.dcpl().map_or(false, |p| p.fill_value_as::<f64>().map_or(true, |v| v == 0.0));
+        Ok(DatasetInfo { shape, dtype, little_endian, chunk, pipeline, zero_fill })
     }
 
     /// Choose how to read: our own positioned reads where we understand the
@@ -229,13 +234,13 @@ impl DatasetInfo {
         match (&self.chunk, &self.pipeline) {
             (None, _) => hdf5::sync::sync(|| ds.offset())
                 .map_or_else(library, |addr| Layout::Contiguous { addr }),
-            (Some(chunk), Some(pipeline)) => {
+            (Some(chunk), Some(pipeline)) if self.zero_fill => {
                 let Some(table) = chunk_table(ds, chunk, &self.shape) else { return library() };
                 // For 2-D datasets `chunk` is the rows per chunk; the full
                 // chunk shape is kept by the dense reader.
                 Layout::Chunked { chunk: chunk[0], table, pipeline: pipeline.clone() }
             }
-            (Some(_), None) => library(),
+            (Some(_), _) => library(),
         }
     }
 }
@@ -261,7 +266,11 @@ fn pipeline_of(ds: &hdf5::Dataset, elem_size: usize) -> Option<Vec<Filter>> {
 /// enumerate them.
 fn chunk_table(ds: &hdf5::Dataset, chunk: &[u64], shape: &[u64]) -> Option<Vec<Option<ChunkLoc>>> {
     let grid: Vec<u64> = shape.iter().zip(chunk).map(|(s, c)| s.div_ceil(*c)).collect();
-    let n: u64 = grid.iter().product();
+    let n = grid.iter().try_fold(1u64, |acc, g| acc.checked_mul(*g))?;
+    // A table of more than 16M chunks (hundreds of MB) is left to HDF5.
+    if n > 1 << 24 {
+        return None;
+    }
     let mut table = vec![None; usize::try_from(n).ok()?];
     let mut ok = true;
     hdf5::sync::sync(|| {

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::array::{to_usize, Array1};
+use super::array::{check_alloc, to_usize, Array1};
 use super::csr::{gather_dense_rows, CsrStore};
 use super::dense::H5Dense;
 use super::h5file::H5File;
@@ -41,6 +41,7 @@ enum Inner {
     Csr(CsrStore),
     Csc(CscStore),
     Dense(H5Dense),
+    Concat(super::concat::ConcatStore),
 }
 
 struct CscStore {
@@ -58,11 +59,22 @@ impl StoredMatrix {
             Inner::Csr(c) => Some(c.nnz()),
             Inner::Csc(c) => Some(*c.col_ptr.last().expect("nonempty")),
             Inner::Dense(_) => None,
+            Inner::Concat(c) => c.stored_nnz(),
         }
     }
 
     pub fn is_sparse(&self) -> bool {
-        !matches!(self.inner, Inner::Dense(_))
+        match &self.inner {
+            Inner::Dense(_) => false,
+            Inner::Concat(c) => c.is_sparse(),
+            _ => true,
+        }
+    }
+
+    /// Rows of several matrices stacked (see [`super::concat`]).
+    pub fn concat(store: super::concat::ConcatStore) -> Self {
+        let format = if store.is_sparse() { Format::Csr } else { Format::Dense };
+        StoredMatrix { nrows: store.nrows(), ncols: store.ncols(), format, dtype: store.dtype(), inner: Inner::Concat(store) }
     }
 
     /// Number of values a read of row `r` moves (nnz for sparse, width for dense).
@@ -71,6 +83,7 @@ impl StoredMatrix {
             Inner::Csr(c) => RowCost::Ptr(Arc::new(c.indptr.clone())),
             Inner::Csc(c) => RowCost::Ptr(Arc::new(c.by_rows(self.nrows, self.ncols)?.indptr.clone())),
             Inner::Dense(_) => RowCost::Width(self.ncols),
+            Inner::Concat(c) => c.row_cost()?,
         })
     }
 
@@ -86,6 +99,7 @@ impl StoredMatrix {
                 let data = gather_dense_rows(rows, to_usize(self.ncols), self.dtype, |a, b| d.read_rows(a, b))?;
                 Ok(Block::Dense(Dense { nrows: rows.len(), ncols: to_usize(self.ncols), data }))
             }
+            Inner::Concat(c) => c.read_rows(rows),
         }
     }
 }
@@ -119,7 +133,19 @@ impl CscStore {
 }
 
 /// Open the matrix element at `key` (e.g. `X`, `layers/counts`, `raw/X`).
+/// Fails (instead of aborting later) when the shape is too large for the
+/// per-row and per-column vectors every pass allocates.
 pub fn open_matrix(f: &H5File, key: &str) -> Result<StoredMatrix> {
+    let m = open_matrix_unchecked(f, key)?;
+    for n in [m.nrows, m.ncols] {
+        check_alloc(&f.path, n, 16).map_err(|_| {
+            f.err(key, format!("shape ({}, {}) is too large to process (corrupt shape?)", m.nrows, m.ncols))
+        })?;
+    }
+    Ok(m)
+}
+
+fn open_matrix_unchecked(f: &H5File, key: &str) -> Result<StoredMatrix> {
     if !f.exists(key) {
         return Err(OomError::Key(format!("no matrix '{key}' in '{}'", f.path.display())));
     }

@@ -2,6 +2,7 @@
 //! parallel chunk decoding, and our own spill files.
 
 pub mod array;
+pub mod concat;
 pub mod csr;
 pub mod dense;
 pub mod filters;

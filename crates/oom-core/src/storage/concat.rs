@@ -1,0 +1,269 @@
+//! Several matrices stacked by rows (`anndataoom.concat`), read lazily.
+//!
+//! Each part is a [`View`] (a stored matrix, possibly subset or
+//! transformed) plus a column map: `colmap[j]` is the output column of the
+//! part's column `j`, or `-1` when the column is dropped (inner join).
+//! Output columns that no part column maps to are missing for that part:
+//! implicit zeros in CSR output, `fill` in dense output (outer join).
+//! Blocks are read part by part and their columns remapped, so memory stays
+//! bounded by one block, as for a single file.
+
+use std::sync::Arc;
+
+use crate::block::{Block, Csr, Dense, Dtype, Scalar};
+use crate::error::{OomError, Result};
+use crate::plan::{cast_block, View};
+use crate::storage::matrix::RowCost;
+use crate::values_of;
+
+/// One file (or view) of a row concatenation.
+pub struct ConcatPart {
+    pub view: View,
+    /// Output column of each of the part's columns (`-1` = dropped).
+    pub colmap: Vec<i64>,
+}
+
+pub struct ConcatStore {
+    parts: Vec<ConcatPart>,
+    /// First output row of each part; `offsets[parts.len()]` is the total.
+    offsets: Vec<u64>,
+    ncols: u64,
+    dtype: Dtype,
+    sparse: bool,
+    fill: f64,
+    /// Whether each part's kept columns appear in increasing output order.
+    monotonic: Vec<bool>,
+    /// Exact stored nnz when every part is a whole, untransformed, sparse
+    /// source with no dropped column.
+    nnz: Option<u64>,
+}
+
+impl ConcatStore {
+    /// Stack `parts` into a matrix of `ncols` columns of `dtype` (CSR if
+    /// `sparse`, else dense filled with `fill` where a part lacks a column).
+    pub fn new(parts: Vec<ConcatPart>, ncols: u64, dtype: Dtype, sparse: bool, fill: f64) -> Result<Self> {
+        if parts.is_empty() {
+            return Err(OomError::Value("concat needs at least one matrix".into()));
+        }
+        let mut offsets = vec![0u64];
+        let mut monotonic = Vec::with_capacity(parts.len());
+        let mut nnz = Some(0u64);
+        for (i, p) in parts.iter().enumerate() {
+            let n = p.view.ncols();
+            if p.colmap.len() as u64 != n {
+                return Err(OomError::Value(format!(
+                    "concat part {i}: column map has {} entries, the matrix has {n} columns",
+                    p.colmap.len()
+                )));
+            }
+            if let Some(&c) = p.colmap.iter().find(|&&c| c < -1 || c >= i64::try_from(ncols).unwrap_or(i64::MAX)) {
+                return Err(OomError::Index(format!("concat part {i}: output column {c} out of range 0..{ncols}")));
+            }
+            let kept: Vec<i64> = p.colmap.iter().copied().filter(|&c| c >= 0).collect();
+            monotonic.push(kept.windows(2).all(|w| w[0] < w[1]));
+            let whole = p.view.rows.is_none() && p.view.cols.is_none() && p.view.is_plain() && p.view.is_sparse();
+            nnz = match (nnz, whole && kept.len() == p.colmap.len(), p.view.src.stored_nnz()) {
+                (Some(acc), true, Some(k)) => Some(acc + k),
+                _ => None,
+            };
+            offsets.push(offsets[i] + p.view.nrows());
+        }
+        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, nnz })
+    }
+
+    pub fn nrows(&self) -> u64 {
+        *self.offsets.last().expect("offsets is never empty")
+    }
+
+    pub fn ncols(&self) -> u64 {
+        self.ncols
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    pub fn is_sparse(&self) -> bool {
+        self.sparse
+    }
+
+    pub fn stored_nnz(&self) -> Option<u64> {
+        if self.sparse {
+            self.nnz
+        } else {
+            None
+        }
+    }
+
+    fn part_of(&self, r: u64) -> usize {
+        self.offsets.partition_point(|&o| o <= r) - 1
+    }
+
+    /// Read cost per output row (stored entries of the part's source row).
+    pub fn row_cost(&self) -> Result<RowCost> {
+        if !self.sparse {
+            return Ok(RowCost::Width(self.ncols));
+        }
+        let mut ptr = Vec::with_capacity(usize::try_from(self.nrows()).expect("fits") + 1);
+        ptr.push(0u64);
+        let mut acc = 0u64;
+        for p in &self.parts {
+            let cost = if p.view.is_sparse() { p.view.src.row_cost()? } else { RowCost::Width(p.view.ncols()) };
+            for r in 0..p.view.nrows() {
+                acc += cost.of(p.view.src_row(r));
+                ptr.push(acc);
+            }
+        }
+        Ok(RowCost::Ptr(Arc::new(ptr)))
+    }
+
+    /// Output rows `rows` (any order, repeats allowed) as one block.
+    pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
+        let n = self.nrows();
+        if let Some(&r) = rows.iter().find(|&&r| r >= n) {
+            return Err(OomError::Index(format!("row {r} out of range for {n} rows")));
+        }
+        let mut blocks = Vec::new();
+        let mut i = 0;
+        while i < rows.len() {
+            let part = self.part_of(rows[i]);
+            let (lo, hi) = (self.offsets[part], self.offsets[part + 1]);
+            let mut j = i;
+            while j < rows.len() && rows[j] >= lo && rows[j] < hi {
+                j += 1;
+            }
+            let local: Vec<u64> = rows[i..j].iter().map(|&r| r - lo).collect();
+            blocks.push(self.read_part(part, &local)?);
+            i = j;
+        }
+        Ok(Block::vstack(blocks, usize::try_from(self.ncols).expect("fits"), self.dtype, self.sparse))
+    }
+
+    fn read_part(&self, part: usize, local: &[u64]) -> Result<Block> {
+        let p = &self.parts[part];
+        let run = local.windows(2).all(|w| w[1] == w[0] + 1);
+        let block = if run {
+            let a = local.first().copied().unwrap_or(0);
+            p.view.read(a, a + local.len() as u64)?
+        } else {
+            p.view.subset(Some(local), None)?.read(0, local.len() as u64)?
+        };
+        let block = cast_block(block, self.dtype);
+        let ncols = usize::try_from(self.ncols).expect("fits");
+        Ok(match (block, self.sparse) {
+            (Block::Csr(c), true) => Block::Csr(remap_csr(&c, &p.colmap, ncols, self.monotonic[part])),
+            (Block::Dense(d), true) => Block::Csr(remap_csr(&dense_to_csr(&d), &p.colmap, ncols, self.monotonic[part])),
+            (Block::Csr(c), false) => Block::Dense(remap_dense(&c.to_dense(), &p.colmap, ncols, self.fill)),
+            (Block::Dense(d), false) => Block::Dense(remap_dense(&d, &p.colmap, ncols, self.fill)),
+        })
+    }
+}
+
+/// Remap CSR column indices through `colmap`, dropping `-1` columns.
+fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool) -> Csr {
+    let mut indptr = Vec::with_capacity(c.nrows + 1);
+    indptr.push(0i64);
+    let mut indices = Vec::with_capacity(c.nnz());
+    let mut take = Vec::with_capacity(c.nnz());
+    let mut row: Vec<(i32, usize)> = Vec::new();
+    for r in 0..c.nrows {
+        let (a, b) = c.row_range(r);
+        row.clear();
+        for k in a..b {
+            #[allow(clippy::cast_sign_loss)]
+            let t = colmap[c.indices[k] as usize];
+            if t >= 0 {
+                row.push((i32::try_from(t).expect("fewer than 2^31 columns"), k));
+            }
+        }
+        if !monotonic {
+            row.sort_unstable_by_key(|&(j, _)| j);
+        }
+        indices.extend(row.iter().map(|&(j, _)| j));
+        take.extend(row.iter().map(|&(_, k)| k));
+        indptr.push(indices.len() as i64);
+    }
+    Csr { nrows: c.nrows, ncols, indptr, indices, data: c.data.gather(take.into_iter()) }
+}
+
+/// Scatter dense columns through `colmap` into a `fill`ed block of `ncols`.
+fn remap_dense(d: &Dense, colmap: &[i64], ncols: usize, fill: f64) -> Dense {
+    let n = d.ncols;
+    let data = values_of!(d.data.dtype(), T => {
+        let src: &[T] = d.data.as_slice().expect("dtype");
+        let mut out = vec![T::from_f64(fill); d.nrows * ncols];
+        for r in 0..d.nrows {
+            for (j, &t) in colmap.iter().enumerate() {
+                if t >= 0 {
+                    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+                    let t = t as usize;
+                    out[r * ncols + t] = src[r * n + j];
+                }
+            }
+        }
+        out
+    });
+    Dense { nrows: d.nrows, ncols, data }
+}
+
+/// CSR of a dense block's non-zero entries.
+fn dense_to_csr(d: &Dense) -> Csr {
+    let n = d.ncols;
+    let mut indptr = vec![0i64];
+    let mut indices = Vec::new();
+    let data = values_of!(d.data.dtype(), T => {
+        let v: &[T] = d.data.as_slice().expect("dtype");
+        let mut out: Vec<T> = Vec::new();
+        for r in 0..d.nrows {
+            for (j, &x) in v[r * n..(r + 1) * n].iter().enumerate() {
+                if x != T::default() {
+                    indices.push(i32::try_from(j).expect("fewer than 2^31 columns"));
+                    out.push(x);
+                }
+            }
+            indptr.push(indices.len() as i64);
+        }
+        out
+    });
+    Csr { nrows: d.nrows, ncols: n, indptr, indices, data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Values;
+
+    fn csr() -> Csr {
+        // [[1, 0, 2], [0, 3, 0]]
+        Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::F32(vec![1.0, 2.0, 3.0]) }
+    }
+
+    #[test]
+    fn remap_csr_drops_and_reorders() {
+        // column 0 → 3, column 1 dropped, column 2 → 0 (not monotonic: rows re-sorted)
+        let out = remap_csr(&csr(), &[3, -1, 0], 4, false);
+        assert_eq!(out.indptr, vec![0, 2, 2]);
+        assert_eq!(out.indices, vec![0, 3]);
+        assert_eq!(out.data, Values::F32(vec![2.0, 1.0]));
+        assert_eq!(out.ncols, 4);
+    }
+
+    #[test]
+    fn remap_dense_fills_missing() {
+        let d = csr().to_dense();
+        let out = remap_dense(&d, &[2, 0, -1], 4, f64::NAN);
+        let v = out.data.as_slice::<f32>().expect("f32");
+        assert_eq!(v[0], 0.0);
+        assert_eq!(v[2], 1.0);
+        assert!(v[1].is_nan() && v[3].is_nan());
+        // row 1 = [0, 3, 0] → out [3, NaN, 0, NaN]
+        assert_eq!((v[4], v[6]), (3.0, 0.0));
+        assert!(v[5].is_nan() && v[7].is_nan());
+    }
+
+    #[test]
+    fn dense_to_csr_keeps_nonzeros() {
+        let back = dense_to_csr(&csr().to_dense());
+        assert_eq!(back, csr());
+    }
+}

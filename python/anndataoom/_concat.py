@@ -1,0 +1,193 @@
+"""``concat``: lazy row concatenation of several AnnData files.
+
+X and the layers common to every input are stacked *lazily* by the Rust
+core (a concatenated source reading row blocks part by part and remapping
+columns for the join); nothing is copied to disk or memory.  Everything
+else (obs, var, obsm, varm, obsp, uns, ``label``/``keys``/``index_unique``,
+``merge``/``uns_merge``) is computed by :func:`anndata.concat` itself on
+copies without X, so the result matches anndata exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Collection, Mapping
+from typing import Literal
+
+import anndata
+import numpy as np
+import pandas as pd
+
+from anndataoom import _oom
+from anndataoom._core._anndataoom import AnnDataOOM
+from anndataoom._core._backed_array import BackedArray
+
+__all__ = ["concat"]
+
+_SKIP = r".*(names are not unique|Observation names are not unique).*"
+
+
+def _as_oom(x) -> AnnDataOOM | anndata.AnnData:
+    if isinstance(x, (str, os.PathLike)):
+        from anndataoom.io import read
+
+        return read(x)
+    if not isinstance(x, anndata.AnnData):
+        raise TypeError(f"concat expects AnnData objects or paths, got {type(x).__name__}")
+    return x
+
+
+def _skeleton(a: anndata.AnnData) -> anndata.AnnData:
+    """``a`` without X, layers and raw (in memory; obs/var/obsm/... shared)."""
+    return anndata.AnnData(
+        X=None, obs=a.obs, var=a.var, uns=dict(a.uns),
+        obsm=dict(a.obsm), varm=dict(a.varm), obsp=dict(a.obsp), varp=dict(a.varp),
+    )
+
+
+def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill_value,
+           key: str) -> BackedArray:
+    """A lazy :class:`BackedArray` of ``mats`` stacked by rows, columns remapped."""
+    missing = any(len(np.unique(cm[cm >= 0])) < n_vars for cm in colmaps)
+    sparse = any(m.is_sparse for m in mats)
+    dtype = np.result_type(*[m.dtype for m in mats])
+    if sparse:
+        fill = 0.0 if fill_value is None else float(fill_value)
+        if fill != 0.0 and missing:
+            raise ValueError("a sparse outer join pads with zeros; fill_value must be 0 or None")
+    else:
+        fill = np.nan if fill_value is None else float(fill_value)
+        if missing and np.isnan(fill):
+            dtype = np.result_type(dtype, np.float32 if dtype == np.float32 else np.float64)
+    key = f"{key} (concat of {len(mats)})"
+    m = _oom.concat_matrices([x.matrix for x in mats], colmaps, int(n_vars), np.dtype(dtype).name,
+                             bool(sparse), fill, key)
+    return BackedArray(m)
+
+
+def concat(
+    adatas: Collection[anndata.AnnData | str | os.PathLike]
+    | Mapping[str, anndata.AnnData | str | os.PathLike],
+    *,
+    axis: Literal[0, "obs"] = 0,
+    join: Literal["inner", "outer"] = "inner",
+    merge: str | None = None,
+    uns_merge: str | None = None,
+    label: str | None = None,
+    keys: Collection[str] | None = None,
+    index_unique: str | None = None,
+    fill_value=None,
+    pairwise: bool = False,
+) -> AnnDataOOM:
+    """Concatenate AnnData objects (or ``.h5ad`` paths) by rows, lazily.
+
+    The counterpart of :func:`anndata.concat` for out-of-memory data: X
+    and the layers present in every input are not read; the result's X is a
+    lazy view that reads each input's rows from its own file.  Inputs can be
+    :class:`~anndataoom.AnnDataOOM` objects (subset or transformed ones
+    too) or paths, which are opened with :func:`anndataoom.read`.
+
+    Parameters
+    ----------
+    adatas
+        The objects (or paths) to concatenate, or a mapping of key → object,
+        whose keys are used as ``keys``.
+    axis
+        Only ``0`` (observations) is supported.
+    join
+        ``"inner"``: keep the variables common to all inputs; ``"outer"``:
+        the union, with missing values as implicit zeros (sparse X) or
+        ``fill_value`` (dense X; NaN by default), as anndata.
+    merge
+        How to merge var/varm (``None``, ``"same"``, ``"unique"``,
+        ``"first"``, ``"only"``), as :func:`anndata.concat`.
+    uns_merge
+        How to merge uns, as :func:`anndata.concat`.
+    label
+        Column added to obs holding which input each cell came from.
+    keys
+        Names of the inputs for ``label`` and ``index_unique``
+        (default ``"0"``, ``"1"``, …).
+    index_unique
+        If given, obs names become ``f"{name}{index_unique}{key}"``.
+    fill_value
+        Value for missing entries of dense matrices in an outer join.
+    pairwise
+        Keep obsp (block diagonal), as anndata.
+
+    Returns
+    -------
+    AnnDataOOM
+        A lazy object; ``write_h5ad`` streams the concatenated X.  Layers
+        not present in every input are dropped; ``raw`` is concatenated
+        (lazily, with the same join) when every input has one, as anndata.
+
+    Examples
+    --------
+    >>> import anndataoom as oom
+    >>> a = oom.concat(["batch1.h5ad", "batch2.h5ad"], label="batch",
+    ...                keys=["b1", "b2"], join="outer")  # doctest: +SKIP
+    """
+    if axis not in (0, "obs"):
+        raise NotImplementedError("anndataoom.concat only concatenates observations (axis=0)")
+    if join not in ("inner", "outer"):
+        raise ValueError(f"join must be 'inner' or 'outer', got {join!r}")
+    if isinstance(adatas, Mapping):
+        if keys is not None:
+            raise TypeError("Cannot specify categories in both mapping keys and using `keys`.")
+        keys = list(adatas.keys())
+        adatas = list(adatas.values())
+    objs = [_as_oom(x) for x in adatas]
+    if not objs:
+        raise ValueError("No objects to concatenate.")
+    if not any(isinstance(o, AnnDataOOM) for o in objs):
+        return anndata.concat(objs, axis=0, join=join, merge=merge, uns_merge=uns_merge,
+                              label=label, keys=keys, index_unique=index_unique,
+                              fill_value=fill_value, pairwise=pairwise)
+    lazy = [isinstance(o.X, BackedArray) or o.X is None for o in objs]
+    if not all(lazy):
+        raise TypeError(
+            "anndataoom.concat stacks on-disk matrices; some inputs hold X in memory. "
+            "Write them with write_h5ad and pass the paths, or use anndata.concat."
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SKIP)
+        meta = anndata.concat([_skeleton(o) for o in objs], axis=0, join=join, merge=merge,
+                              uns_merge=uns_merge, label=label, keys=keys,
+                              index_unique=index_unique, fill_value=fill_value,
+                              pairwise=pairwise)
+    var_names = meta.var_names
+    colmaps = [np.ascontiguousarray(var_names.get_indexer(o.var_names), dtype=np.int64)
+               for o in objs]
+    X = None
+    if all(o.X is not None for o in objs):
+        X = _stack([o.X for o in objs], colmaps, len(var_names), fill_value, "X")
+    layer_keys = [k for k in objs[0].layers if all(k in o.layers for o in objs[1:])]
+    layers = {}
+    for k in layer_keys:
+        vals = [o.layers[k] for o in objs]
+        if not all(isinstance(v, BackedArray) for v in vals):
+            warnings.warn(f"layer {k!r} is in memory in some inputs; not concatenated",
+                          stacklevel=2)
+            continue
+        layers[k] = _stack(vals, colmaps, len(var_names), fill_value, f"layers/{k}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SKIP)
+        out = AnnDataOOM(
+            X=X, obs=meta.obs, var=meta.var, uns=dict(meta.uns),
+            obsm=dict(meta.obsm), varm=dict(meta.varm), obsp=dict(meta.obsp),
+            varp=dict(meta.varp), layers=layers, shape=meta.shape,
+        )
+    raw_parts = [o.raw for o in objs]
+    if all(r is not None for r in raw_parts):
+        raws = [AnnDataOOM(X=r.X, obs=pd.DataFrame(index=o.obs_names), var=r.var,
+                           varm=dict(r.varm or {}))
+                for o, r in zip(objs, raw_parts, strict=True) if r is not None]
+        r = concat(raws, join=join, label=label, keys=keys, index_unique=index_unique,
+                   fill_value=fill_value)
+        out.raw = {"X": r.X, "var": r.var, "varm": dict(r.varm)}
+    elif any(r is not None for r in raw_parts):
+        warnings.warn("Only some AnnData objects have `.raw` attribute, "
+                      "not concatenating `.raw` attributes.", UserWarning, stacklevel=2)
+    return out

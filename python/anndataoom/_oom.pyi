@@ -1,0 +1,166 @@
+"""Type stub of the compiled core ``anndataoom._oom`` (checked with ``mypy.stubtest``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "AnnDataFormatError",
+    "AnnDataReadError",
+    "Matrix",
+    "check_file",
+    "concat_matrices",
+    "count_above_py",
+    "moments_py",
+    "open",
+    "pca",
+    "pca_gram",
+    "positive_counts_py",
+    "pp_astype",
+    "pp_is_plain",
+    "pp_log1p",
+    "pp_normalize",
+    "pp_ops",
+    "pp_pearson_residuals",
+    "pp_scale",
+    "pp_untransformed",
+    "progress",
+    "qc_metrics_py",
+    "regress_apply",
+    "regress_stats",
+    "residual_variances_py",
+]
+
+_F64 = npt.NDArray[np.float64]
+_U64 = npt.NDArray[np.uint64]
+_I64 = npt.NDArray[np.int64]
+_U32 = npt.NDArray[np.uint32]
+_Bool = npt.NDArray[np.bool_]
+_Block = (
+    tuple[Literal["csr"], np.ndarray, npt.NDArray[np.int32], _I64, tuple[int, int]]
+    | tuple[Literal["dense"], np.ndarray]
+)
+
+class AnnDataReadError(OSError):
+    """A file that cannot be read as AnnData (not HDF5, truncated, corrupt)."""
+
+class AnnDataFormatError(ValueError):
+    """A readable file whose content is not valid AnnData."""
+
+@final
+class Matrix:
+    """A lazy view of a stored matrix: row/column selection plus pending transforms."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def format(self) -> Literal["csr_matrix", "csc_matrix", "array"]: ...
+    @property
+    def is_sparse(self) -> bool: ...
+    @property
+    def stored_nnz(self) -> int | None: ...
+    @property
+    def is_identity(self) -> bool: ...
+    def subset(self, rows: _I64 | None = None, cols: _I64 | None = None) -> Matrix: ...
+    def read(self, start: int, end: int) -> _Block: ...
+    def blocks(self, target: int) -> list[tuple[int, int]]: ...
+    def axis_sums(self) -> tuple[_F64, _U64, _F64, _U64]: ...
+
+def check_file(path: str | os.PathLike[str]) -> None: ...
+def open(path: str | os.PathLike[str], key: str) -> Matrix: ...
+def progress() -> tuple[int, int]: ...
+def concat_matrices(
+    parts: list[Matrix],
+    colmaps: list[_I64],
+    ncols: int,
+    dtype: str,
+    sparse: bool,
+    fill: float = 0.0,
+    key: str | None = None,
+) -> Matrix: ...
+
+# -- lazy transforms (return new views) ---------------------------------------
+def pp_normalize(m: Matrix, divisor: _F64) -> Matrix: ...
+def pp_log1p(m: Matrix, base: float | None = None) -> Matrix: ...
+def pp_scale(
+    m: Matrix,
+    mean: _F64,
+    std: _F64,
+    zero_center: bool = True,
+    max_value: float | None = None,
+    mask: _Bool | None = None,
+) -> Matrix: ...
+def pp_astype(m: Matrix, dtype: str | None = None) -> Matrix: ...
+def pp_ops(m: Matrix) -> list[str]: ...
+def pp_untransformed(m: Matrix) -> Matrix: ...
+def pp_is_plain(m: Matrix) -> bool: ...
+def pp_pearson_residuals(
+    m: Matrix,
+    row_sum: _F64,
+    col_sum: _F64,
+    total: float,
+    theta: float,
+    clip: float,
+    dtype: str = "float64",
+) -> Matrix: ...
+def regress_apply(
+    m: Matrix,
+    coef: _F64,
+    dtype: str,
+    design: _F64 | None = None,
+    codes: _U32 | None = None,
+    ngroups: int = 0,
+) -> Matrix: ...
+
+# -- streaming kernels (one pass each) ----------------------------------------
+def qc_metrics_py(m: Matrix, top: list[int], masks: _Bool) -> tuple[Any, ...]: ...
+def positive_counts_py(m: Matrix) -> tuple[_F64, _U64, _F64, _U64]: ...
+def count_above_py(m: Matrix, threshold: _F64) -> np.ndarray: ...
+def moments_py(
+    m: Matrix,
+    groups: _U32 | None = None,
+    n_groups: int = 1,
+    expm1: bool = False,
+    factor: float | None = None,
+    clip: _F64 | None = None,
+) -> dict[str, Any]: ...
+def residual_variances_py(
+    m: Matrix,
+    row_sum: _F64,
+    col_sum: _F64,
+    total: _F64,
+    theta: float,
+    clip: float,
+    groups: _U32 | None = None,
+    f32_product: bool = False,
+) -> np.ndarray: ...
+def regress_stats(
+    m: Matrix,
+    design: _F64 | None = None,
+    codes: _U32 | None = None,
+    ngroups: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def pca(
+    m: Matrix,
+    n_comps: int,
+    zero_center: bool = True,
+    solver: str = "auto",
+    precision: str = "float32",
+    seed: int = 0,
+    tol: float = 1e-7,
+    max_passes: int = 200,
+    dtype: str = "float32",
+    full_eigh_max: int = 4000,
+    block: int = 0,
+) -> dict[str, Any]: ...
+def pca_gram(m: Matrix, precision: str = "float32") -> tuple[int, _F64, _F64]: ...

@@ -1,0 +1,181 @@
+"""The ``anndataoom`` command line: info, convert, run (end to end on PBMC 3k)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from anndataoom.cli.__main__ import main
+
+PNGS = ("qc_violin.png", "qc_scatter.png", "pca_variance_ratio.png", "umap_leiden.png")
+
+
+def _read_plain(path) -> ad.AnnData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ad.read_h5ad(path)
+
+
+def _script() -> str:
+    exe = Path(sys.executable).parent / "anndataoom"
+    if not exe.exists():
+        pytest.skip("the anndataoom console script is not installed next to this python")
+    return str(exe)
+
+
+def test_console_script_help_and_info(make_h5ad):
+    path, _ = make_h5ad(n_obs=40, n_vars=30)
+    exe = _script()
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    for cmd in ("info", "run", "convert"):
+        assert cmd in r.stdout
+    r = subprocess.run([exe, "info", str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "40 cells × 30 genes" in r.stdout
+
+
+def test_info(make_h5ad, capsys):
+    path, mem = make_h5ad(n_obs=50, n_vars=20, fmt="csc", compression="gzip")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "50 cells × 20 genes" in out
+    assert "csc_matrix" in out
+    assert "gzip" in out
+    for col in mem.obs.columns:
+        assert col in out
+
+
+@pytest.mark.parametrize("argv", [["info", "/no/such/file.h5ad"],
+                                  ["convert", "/no/such/file.h5ad", "x.h5ad"]])
+def test_errors_exit_1(argv, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("anndataoom: error:") and "/no/such/file.h5ad" in err
+
+
+def test_convert(make_h5ad, tmp_path, capsys):
+    path, mem = make_h5ad(n_obs=60, n_vars=25, fmt="csc")
+    out = tmp_path / "conv" / "out.h5ad"
+    out.parent.mkdir()
+    assert main(["convert", str(path), str(out), "--compression", "gzip"]) == 0
+    back = _read_plain(out)
+    assert sp.issparse(back.X)
+    np.testing.assert_array_equal(back.X.toarray(), mem.X.toarray())
+    assert list(back.obs_names) == list(mem.obs_names)
+    assert os.listdir(out.parent) == ["out.h5ad"]
+    assert main(["convert", str(path), str(tmp_path / "out.zarr")]) == 1
+    assert "Zarr" in capsys.readouterr().err
+
+
+def _check_output(out: Path, n_hvg: int, n_comps: int, *, umap: bool = True) -> ad.AnnData:
+    r = _read_plain(out)
+    assert r.n_vars == n_hvg
+    assert r.var["highly_variable"].all()
+    for k in ("total_counts", "n_genes_by_counts", "pct_counts_mt"):
+        assert k in r.obs
+    assert r.obsm["X_pca"].shape == (r.n_obs, n_comps)
+    assert r.varm["PCs"].shape == (n_hvg, n_comps)
+    vr = np.asarray(r.uns["pca"]["variance_ratio"])
+    assert vr.shape == (n_comps,) and np.all(np.diff(vr) <= 1e-12)
+    assert "counts" in r.layers and sp.issparse(r.layers["counts"])
+    assert r.raw is not None and r.raw.n_vars > n_hvg
+    assert "connectivities" in r.obsp
+    if umap:
+        assert r.obsm["X_umap"].shape == (r.n_obs, 2)
+        assert r.obs["leiden"].nunique() > 1
+    # scaled (zero mean before clipping at max_value)
+    X = np.asarray(r.X)
+    assert X.max() <= 10 + 1e-5 and X.min() < 0
+    return r
+
+
+def test_run_pbmc3k_readme_command(tmp_path, capsys, pbmc3k_path):
+    """The README's main command: ``anndataoom run pbmc3k -o results/pbmc3k.h5ad``."""
+    import matplotlib.image as mpimg
+    import scanpy as sc
+
+    out = tmp_path / "results" / "pbmc3k.h5ad"
+    before = sorted(os.listdir(os.path.dirname(pbmc3k_path)))
+    assert main(["run", "pbmc3k", "-o", str(out), "--max-pct-mt", "5"]) == 0
+    text = capsys.readouterr()
+    assert text.err == ""  # stderr is not a terminal: no progress bars
+    # the cells kept are those scanpy keeps in memory
+    mem = _read_plain(pbmc3k_path)
+    mem.var["mt"] = mem.var_names.str.startswith("MT-")
+    sc.pp.calculate_qc_metrics(mem, qc_vars=["mt"], percent_top=None, inplace=True)
+    sc.pp.filter_cells(mem, min_genes=200)
+    sc.pp.filter_genes(mem, min_cells=3)
+    mem = mem[mem.obs["pct_counts_mt"] <= 5]
+    r = _check_output(out, 2000, 50)
+    assert list(r.obs_names) == list(mem.obs_names)
+    assert r.raw.n_vars == mem.n_vars
+    for row in ("cells kept", f"{mem.n_obs:,} of 2,700", "highly variable genes", "PCs",
+                "leiden clusters", "time: pca", "time: total", "peak memory (RSS)"):
+        assert row in text.out
+    plots = out.parent / "pbmc3k_plots"
+    for name in PNGS:
+        assert f"plot: {plots / name}" in text.out
+        img = mpimg.imread(plots / name)
+        assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 300
+        assert img[..., :3].std() > 0.05  # not blank
+    assert sorted(os.listdir(out.parent)) == ["pbmc3k.h5ad", "pbmc3k_plots"]
+    assert sorted(os.listdir(os.path.dirname(pbmc3k_path))) == before  # no sidecars
+
+
+def test_run_options_small(make_h5ad, tmp_path, capsys):
+    path, _ = make_h5ad("in.h5ad", n_obs=300, n_vars=400, density=0.2, seed=7)
+    listing = sorted(os.listdir(path.parent))
+    out = tmp_path / "o" / "res.h5ad"
+    argv = ["run", str(path), "-o", str(out), "--min-genes", "5", "--min-cells", "2",
+            "--max-pct-mt", "50", "--target-sum", "1000", "--n-top-genes", "100",
+            "--flavor", "seurat_v3", "--batch-key", "batch", "--n-comps", "12",
+            "--no-umap", "--no-leiden", "--plots", str(tmp_path / "pl"), "--progress", "always"]
+    assert main(argv) == 0
+    text = capsys.readouterr()
+    assert " rows" in text.err  # forced progress bars are drawn on stderr
+    r = _check_output(out, 100, 12, umap=False)
+    assert "X_umap" not in r.obsm and "leiden" not in r.obs
+    assert r.uns["hvg"]["flavor"] == "seurat_v3"
+    assert "highly_variable_nbatches" in r.var
+    pngs = sorted(p.name for p in (tmp_path / "pl").iterdir())
+    assert pngs == ["pca_variance_ratio.png", "qc_scatter.png", "qc_violin.png"]
+    assert sorted(os.listdir(path.parent)) == listing + ["o", "pl"]
+
+
+def test_run_no_neighbors_no_plots(make_h5ad, tmp_path, capsys):
+    path, _ = make_h5ad(n_obs=120, n_vars=200, density=0.2, seed=8)
+    out = tmp_path / "r.h5ad"
+    assert main(["run", str(path), "-o", str(out), "--min-genes", "1", "--min-cells", "1",
+                 "--n-top-genes", "50", "--n-comps", "5", "--no-neighbors", "--no-plots"]) == 0
+    r = _read_plain(out)
+    assert "connectivities" not in r.obsp and r.obsm["X_pca"].shape[1] == 5
+    assert not (tmp_path / "r_plots").exists()
+
+
+def test_run_everything_filtered_is_an_error(make_h5ad, tmp_path, capsys):
+    path, _ = make_h5ad(n_obs=50, n_vars=30, density=0.1)
+    assert main(["run", str(path), "-o", str(tmp_path / "x.h5ad"),
+                 "--min-genes", "10000"]) == 1
+    assert "pass the filters" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5ad").exists()
+
+
+@pytest.mark.parametrize("flavor", ["seurat", "cell_ranger", "pearson_residuals"])
+def test_run_hvg_flavors(make_h5ad, tmp_path, capsys, flavor):
+    path, _ = make_h5ad(n_obs=200, n_vars=300, density=0.25, seed=9)
+    out = tmp_path / "f.h5ad"
+    assert main(["run", str(path), "-o", str(out), "--min-genes", "1", "--min-cells", "1",
+                 "--n-top-genes", "60", "--n-comps", "8", "--flavor", flavor,
+                 "--no-neighbors", "--no-plots"]) == 0, capsys.readouterr().err
+    r = _read_plain(out)
+    # seurat/cell_ranger keep ties at the cut-off, as scanpy does
+    assert 60 <= r.n_vars <= 62 and r.obsm["X_pca"].shape == (r.n_obs, 8)
+    assert r.uns["hvg"]["flavor"] == flavor
