@@ -4,8 +4,12 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Optional dependency groups installed with the package; the test targets
+# add omicverse for the drop-in integration tests.
+EXTRAS  ?= test
+test test-py test-rust: EXTRAS = test,omicverse
 
-.PHONY: help venv dev release test test-rust test-py demo bench clean
+.PHONY: help venv dev release test test-rust test-py demo bench lint stubtest fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ —/'
@@ -18,7 +22,7 @@ venv: $(BIN)/python
 
 release: venv  ## build and install the package (release mode) with test extras
 	$(BIN)/pip install -q "cmake>=3.26" "maturin>=1.7,<2"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 
 dev: venv  ## fast rebuild of the extension into .venv
 	$(BIN)/maturin develop --release -q
@@ -36,6 +40,11 @@ demo: release  ## the main job on PBMC 3k (downloaded once, cached)
 
 bench: release  ## side-by-side benchmark
 	$(BIN)/python bench/run.py
+
+lint: venv  ## ruff + the extension stub checked against the binary
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/ruff check python
+	$(BIN)/python -m mypy.stubtest anndataoom._oom
 
 clean:
 	rm -rf $(VENV) target
