@@ -64,3 +64,35 @@ fn truncation_at_every_tenth_never_panics() {
         assert!(matches!(outcome, Ok(Err(_))), "cut at {k}/10 must fail cleanly");
     }
 }
+
+/// Every seed of the fuzz corpus and every saved crasher (`fuzz/`) reads
+/// without panicking; the seeds read without error.
+#[test]
+fn fuzz_corpus_and_regressions_never_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut n = 0;
+    for (sub, must_read) in [("corpus/read_h5ad", true), ("regressions/read_h5ad", false)] {
+        let Ok(entries) = std::fs::read_dir(root.join(sub)) else { continue };
+        for e in entries {
+            let path = e.unwrap().path();
+            let outcome = catch_unwind(AssertUnwindSafe(|| read_all(&path)));
+            match outcome {
+                Ok(r) => assert!(!must_read || r.is_ok(), "{}: {:?}", path.display(), r.err()),
+                Err(_) => panic!("{}: the reader panicked", path.display()),
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "fuzz corpus missing");
+}
+
+/// Sizes taken from a corrupt file must give an error, not an allocation
+/// failure (which aborts the process): a huge number of columns.
+#[test]
+fn absurd_shape_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.h5ad");
+    crate::fixtures::write_raw_csr(&p, (2, 1 << 45), &[0, 1, 1], &[0], &[1.0]);
+    let f = H5File::open(&p).unwrap();
+    assert!(open_matrix(&f, "X").is_err());
+}

@@ -3,3 +3,4 @@
 mod fixtures;
 mod corrupt;
 mod io;
+mod scale;

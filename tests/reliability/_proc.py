@@ -1,0 +1,81 @@
+"""Scripts run as separate processes by the crash-safety tests."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+
+
+def write(src: str, dst: str) -> None:
+    """Stream ``src`` to ``dst`` with ``write_h5ad`` (killed at random points)."""
+    import anndataoom as oom
+
+    a = oom.read(src)
+    print("ready", flush=True)
+    a.write_h5ad(dst, compression="gzip")
+    print("done", flush=True)
+
+
+def read_loop(path: str, seconds: str) -> None:
+    """Read X fully, repeatedly, for ``seconds``; print the sums seen."""
+    import anndataoom as oom
+
+    end = time.time() + float(seconds)
+    sums = set()
+    n = 0
+    while time.time() < end or n < 2:
+        a = oom.read(path)
+        m = a.X.to_memory()
+        sums.add(round(float(m.sum()), 3))
+        sums.add(round(float(a.X.sum()), 3))
+        a.close()
+        n += 1
+    print(f"ok {n} {sorted(sums)}", flush=True)
+
+
+def hold_for_writing(path: str, seconds: str) -> None:
+    """Keep ``path`` open read-write in h5py (with HDF5 file locking on)."""
+    import h5py
+
+    with h5py.File(path, "r+", locking=True) as f:
+        f.attrs["touched"] = 1
+        f.flush()
+        print("holding", flush=True)
+        time.sleep(float(seconds))
+
+
+def sha(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+
+
+def interrupt_pass(path: str, what: str) -> None:
+    """Start a long pass; the parent sends SIGINT. Report how it ended and
+    whether the object is still usable afterwards.
+    """
+    import anndataoom as oom
+    import numpy as np
+
+    a = oom.read(path)
+    print("start", flush=True)
+    t0 = time.time()
+    try:
+        if what == "sum":
+            a.X.sum()
+        elif what == "to_memory":
+            a.X.to_memory()
+        else:
+            for _ in a.X.chunked(4096):
+                pass
+        print(f"finished {time.time() - t0:.2f}", flush=True)
+    except KeyboardInterrupt:
+        print(f"interrupted {time.time():.3f}", flush=True)
+    tail = a[-7:].X
+    print("usable", float(np.asarray(tail.sum(axis=1)).sum()), float(tail.to_memory().sum()), flush=True)
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1]](*sys.argv[2:])

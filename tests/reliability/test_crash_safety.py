@@ -1,0 +1,177 @@
+"""Crash safety: SIGKILLed writers, read-only opens, concurrent readers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import anndataoom as oom
+import numpy as np
+import pytest
+from anndataoom.io._write import TMP_PREFIX
+from anndataoom.testing import gen_h5ad
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _sha(path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _spawn(*args, env=None) -> subprocess.Popen:
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "_proc.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+
+
+def _wait_line(p: subprocess.Popen, want: str, timeout: float = 60) -> None:
+    t0 = time.time()
+    line = p.stdout.readline()
+    assert line.strip() == want, (line, p.stderr.read() if p.poll() is not None else "")
+    assert time.time() - t0 < timeout
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A file big enough that writing it takes a good fraction of a second."""
+    d = tmp_path_factory.mktemp("src")
+    path = d / "src.h5ad"
+    mem = gen_h5ad(path, 10_000, 400, density=0.1, compression="gzip", seed=5)
+    return path, mem
+
+
+def _temp_files(directory) -> list[str]:
+    return [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+
+
+def _check_complete(path, mem) -> None:
+    a = oom.read(path)
+    np.testing.assert_array_equal(a.X.to_memory().toarray(), mem.X.toarray())
+    assert list(a.obs_names) == list(mem.obs_names)
+    a.close()
+
+
+def test_sigkill_during_write(source, tmp_path):
+    """Killed at random points, a writer leaves the old target intact (or no
+    file, or the complete new one); the next write removes its temp files.
+
+    Rounds alternate between an existing target and none.
+    """
+    src, mem = source
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "target.h5ad"
+    # How long a full write takes (in this process; the child is similar).
+    t0 = time.time()
+    with oom.read(src) as a:
+        a.write_h5ad(out / "timing.h5ad", compression="gzip")
+    full = time.time() - t0
+    os.unlink(out / "timing.h5ad")
+
+    rng = random.Random(1234)
+    outcomes = []
+    for k in range(6):
+        old_sha = None
+        if k % 2:
+            gen_h5ad(target, 5, 3)
+            old_sha = _sha(target)
+        elif target.exists():
+            target.unlink()
+        p = _spawn("write", src, target)
+        _wait_line(p, "ready")
+        time.sleep(rng.uniform(0.0, full * 1.2))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        if not target.exists():
+            assert old_sha is None, "the old target vanished"
+            outcomes.append("absent")
+        elif old_sha is not None and _sha(target) == old_sha:
+            outcomes.append("old")
+        else:
+            _check_complete(target, mem)  # renamed into place: complete
+            outcomes.append("new")
+    print("outcomes:", outcomes)
+    # The next run (a new process) removes the temp files of the killed ones.
+    p = _spawn("write", src, out / "final.h5ad")
+    _wait_line(p, "ready")
+    _wait_line(p, "done")
+    assert p.wait() == 0
+    assert _temp_files(out) == []
+    _check_complete(out / "final.h5ad", mem)
+
+
+def test_write_failure_keeps_old_file_and_no_temp(source, tmp_path, monkeypatch):
+    """An exception (or KeyboardInterrupt) mid-write: old target intact, no temp file."""
+    import anndataoom.io._write as w
+
+    src, _ = source
+    target = tmp_path / "t.h5ad"
+    gen_h5ad(target, 5, 3)
+    before = _sha(target)
+    a = oom.read(src)
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        calls = {"n": 0}
+        orig = w.write_elem
+
+        def failing(*args, _exc=exc, **kw):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise _exc
+            return orig(*args, **kw)
+
+        monkeypatch.setattr(w, "write_elem", failing)
+        with pytest.raises(type(exc)):
+            a.write_h5ad(target)
+        monkeypatch.setattr(w, "write_elem", orig)
+        assert _sha(target) == before
+        assert _temp_files(tmp_path) == []
+    a.close()
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
+def test_read_only_never_changes_bytes(sandbox, tmp_path, fmt):
+    """Opening and reading every way leaves the file's bytes, mtime and directory unchanged."""
+    p = tmp_path / f"ro_{fmt}.h5ad"
+    gen_h5ad(p, 300, 50, fmt=fmt, density=0.2, compression="gzip", chunks=64)
+    before = (_sha(p), os.stat(p).st_mtime_ns, sorted(os.listdir(tmp_path)))
+    r = sandbox.call("_cases.read_x", str(p))
+    assert r["shape"] == [300, 50]
+    sandbox.call("_cases.index", str(p), ("intarr", [5, 1, 5, 299]), ("slice", [None, None, -1]))
+    after = (_sha(p), os.stat(p).st_mtime_ns, sorted(os.listdir(tmp_path)))
+    assert after == before
+
+
+def test_two_processes_read_at_once(source):
+    src, mem = source
+    expected = round(float(mem.X.sum()), 3)
+    procs = [_spawn("read_loop", src, 2) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.startswith("ok "), (out, err)
+        assert out.strip().endswith(f"[{expected}]"), out
+
+
+def test_reader_while_h5py_holds_file_for_writing(tmp_path):
+    """HDF5 file locking is off for our read-only opens: a reader succeeds
+    while another process has the file open read-write (h5py, locking on).
+    """
+    p = tmp_path / "held.h5ad"
+    mem = gen_h5ad(p, 100, 20, density=0.3)
+    holder = _spawn("hold_for_writing", p, 60)
+    try:
+        _wait_line(holder, "holding")
+        reader = _spawn("read_loop", p, 0.5)
+        out, err = reader.communicate(timeout=120)
+        assert reader.returncode == 0, err
+        assert out.strip().endswith(f"[{round(float(mem.X.sum()), 3)}]"), out
+    finally:
+        holder.kill()
+        holder.wait()
