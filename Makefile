@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 EXTRAS  ?= test
 test test-py test-rust: EXTRAS = test,omicverse
 
-.PHONY: help venv dev release test test-rust test-py demo bench lint stubtest fuzz clean
+.PHONY: help venv dev release test test-rust test-py test-slow demo bench lint fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ —/'
@@ -34,6 +34,12 @@ test-py: release  ## pytest suite
 	$(BIN)/python -m pytest -q
 
 test: test-rust test-py  ## everything CI runs
+
+test-slow: release  ## slow tier: 1M rows, a full 2^31-entry pass with peak-RSS bounds
+	$(BIN)/python -m pytest -q -m slow
+
+fuzz: venv  ## coverage-guided libFuzzer run of the reader (FUZZ_SECONDS=60)
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 demo: release  ## the main job on PBMC 3k (downloaded once, cached)
 	$(BIN)/anndataoom run pbmc3k -o results/pbmc3k.h5ad
