@@ -93,6 +93,13 @@ impl GramState {
         }
     }
 
+    /// A state from its parts: `m2` holds `M2` in its lower triangle.
+    pub fn from_parts(n: u64, mean: Vec<f64>, m2: Mat<f64>, prec: Precision) -> Self {
+        let p = mean.len();
+        assert_eq!((m2.nrows(), m2.ncols()), (p, p));
+        GramState { p, n, mean, m2, prec, par: Par::Seq, buf: Vec::new(), buf32: Vec::new(), tmp32: None }
+    }
+
     /// Let faer parallelise each chunk product (when one state is fed
     /// sequentially instead of one state per worker).
     #[must_use]

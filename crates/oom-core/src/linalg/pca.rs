@@ -25,6 +25,7 @@ use crate::block::{Block, Dtype, Values};
 use crate::error::{OomError, Result};
 use crate::exec::{map_blocks, BLOCK_TARGET};
 use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, Precision};
+use crate::kernels::sparse_gram::SparseScaled;
 use crate::plan::View;
 use crate::with_values;
 
@@ -166,7 +167,10 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
     #[allow(clippy::cast_precision_loss)]
     let nf = n as f64;
     let (values, mut vectors, mean, trace_m2, solver, passes) = if use_gram {
-        let st = gram(view, o.precision)?;
+        let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
+            Some(sp) => sp.gram()?,
+            None => gram(view, o.precision)?,
+        };
         let a = st.matrix(o.zero_center, 1.0);
         let trace_m2: f64 = st.matrix(true, 1.0).diagonal().column_vector().iter().sum();
         let (values, vectors, solver) = if p <= o.full_eigh_max {
@@ -282,7 +286,19 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
     let shift: Vec<f64> = (0..k)
         .map(|j| if fit.zero_center { -(0..p).map(|i| fit.mean[i] * v[i * k + j]).sum::<f64>() } else { 0.0 })
         .collect();
-    let parts = map_blocks(view, BLOCK_TARGET, |_, _, b| {
+    // A view ending in a zero-centring scale of sparse values: Y = A + 1z0ᵀ
+    // with A sparse, so Y·V = A·V + 1(z0ᵀV).
+    let sparse = SparseScaled::detect(view);
+    let shift: Vec<f64> = match &sparse {
+        Some(sp) => (0..k).map(|j| shift[j] + (0..p).map(|i| sp.z0[i] * v[i * k + j]).sum::<f64>()).collect(),
+        None => shift,
+    };
+    let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
+    let parts = map_blocks(src, BLOCK_TARGET, |_, _, b| {
+        let b = match &sparse {
+            Some(sp) => Block::Csr(sp.sparse_part(b)),
+            None => b,
+        };
         let s = project_block(&b, &v, k, &shift);
         Ok(match dtype {
             #[allow(clippy::cast_possible_truncation)]

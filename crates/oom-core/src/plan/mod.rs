@@ -93,6 +93,15 @@ impl View {
         View { src: Arc::clone(&self.src), rows: self.rows.clone(), cols: self.cols.clone(), ops: Vec::new(), cast: None }
     }
 
+    /// When the last transform is a [`Scale`] and everything before it is
+    /// sparse: the view without that scale, and the scale's parameters.
+    pub fn split_last_scale(&self) -> Option<(View, &Scale)> {
+        let (last, rest) = self.ops.split_last()?;
+        let scale = last.as_scale()?;
+        let inner = View { src: Arc::clone(&self.src), rows: self.rows.clone(), cols: self.cols.clone(), ops: rest.to_vec(), cast: None };
+        inner.is_sparse().then_some((inner, scale))
+    }
+
     /// Source row of output row `r`.
     pub fn src_row(&self, r: u64) -> u64 {
         self.rows.as_ref().map_or(r, |rows| rows[usize::try_from(r).expect("fits")])

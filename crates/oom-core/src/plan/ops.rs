@@ -26,6 +26,11 @@ pub trait Op: Send + Sync {
     fn apply(&self, block: Block, row0: u64) -> Result<Block>;
     /// This op restricted to output `rows` / `cols` (`None` = all).
     fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op>;
+    /// The op's parameters when it is a [`super::Scale`] (lets kernels
+    /// work on the sparse values before a densifying scale).
+    fn as_scale(&self) -> Option<&super::Scale> {
+        None
+    }
 }
 
 /// `params[idx]` for every index (`None` = unchanged).

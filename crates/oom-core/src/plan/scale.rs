@@ -74,4 +74,8 @@ impl Op for Scale {
             mask: self.mask.as_ref().map(|m| gather(m, rows)),
         })
     }
+
+    fn as_scale(&self) -> Option<&Scale> {
+        Some(self)
+    }
 }
