@@ -330,6 +330,7 @@ class BackedArray:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anndataoom-prefetch")
+        done = False
         try:
             fut = pool.submit(self._read, *ranges[0])
             for i, (a, b) in enumerate(ranges):
@@ -337,8 +338,11 @@ class BackedArray:
                 if i + 1 < len(ranges):
                     fut = pool.submit(self._read, *ranges[i + 1])
                 yield a, b, block
+            done = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # On Ctrl-C, an error or an abandoned iteration, do not wait for
+            # the block being prefetched (it may be large): return at once.
+            pool.shutdown(wait=done, cancel_futures=True)
 
     def chunked(
         self, chunk_size: int | None = None, *, prefetch: bool = True
