@@ -22,16 +22,22 @@ __all__ = ["pca"]
 
 
 class _Empty:
-    """Marker for "argument not given" (scanpy's ``_empty``)."""
+    """Marker for "argument not given", shown as scanpy's ``_empty``.
+
+    Our own object rather than scanpy's, so that importing anndataoom does
+    not import scanpy (about a second and 150 MB).
+    """
 
     def __repr__(self) -> str:
         return "_empty"
 
 
-try:  # the very object scanpy uses, so signatures compare equal
-    from scanpy._utils import _empty
-except ImportError:  # pragma: no cover - older/newer scanpy
-    _empty = _Empty()
+_empty = _Empty()
+
+
+def _given(value) -> bool:
+    """False for our sentinel and for scanpy's own ``_empty`` passed through."""
+    return value is not _empty and repr(value) != "_empty"
 
 #: scanpy's solver names all map to our exact solvers; ``gram`` and
 #: ``krylov`` force one of them.
@@ -62,15 +68,15 @@ def _handle_mask_var(adata, mask_var, use_highly_variable):
             FutureWarning,
             stacklevel=3,
         )
-        if mask_var is not _empty:
+        if _given(mask_var):
             raise ValueError(f"These arguments are incompatible. {hint}")
     if use_highly_variable or (
         use_highly_variable is None
-        and mask_var is _empty
+        and not _given(mask_var)
         and "highly_variable" in adata.var.columns
     ):
         mask_var = "highly_variable"
-    if mask_var is _empty or mask_var is None:
+    if not _given(mask_var) or mask_var is None:
         return None, None
     if isinstance(mask_var, str):
         if mask_var not in adata.var.columns:
@@ -219,7 +225,10 @@ def pca(  # noqa: PLR0913
         return scores
     if not hasattr(data, "obs") or get_matrix(data, layer) is None:
         import scanpy as sc
+        from scanpy._utils import _empty as scanpy_empty
 
+        if not _given(mask_var):
+            mask_var = scanpy_empty
         return sc.pp.pca(
             data,
             n_comps,
