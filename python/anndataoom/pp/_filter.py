@@ -25,6 +25,35 @@ def _subset(number, lo, hi):
     return number <= hi
 
 
+def _filter_axis(data, axis: int, counts, number_key, lo_hi, inplace, copy, scanpy_name, kw):
+    """Shared body of filter_cells (axis 0) and filter_genes (axis 1).
+
+    ``lo_hi`` is ``((min_counts, max_counts), (min_n, max_n))``; exactly one
+    of the four is set.
+    """
+    (min_counts, max_counts), (min_n, max_n) = lo_hi
+    frame = "obs" if axis == 0 else "var"
+    m = getattr(data, "matrix", None)
+    is_adata = m is None and hasattr(data, frame)
+    if is_adata:
+        m = get_matrix(data)
+    if m is None:
+        import scanpy as sc
+
+        return getattr(sc.pp, scanpy_name)(data, **kw, inplace=inplace, copy=copy)
+    row_sum, row_pos, col_sum, col_pos = _oom.positive_counts_py(m)
+    sums, positive = (row_sum, row_pos) if axis == 0 else (col_sum, col_pos)
+    by_counts = min_n is None and max_n is None
+    number = sums.astype(sum_dtype(m.dtype)) if by_counts else positive.astype(np.int64)
+    subset = _subset(number, *((min_counts, max_counts) if by_counts else (min_n, max_n)))
+    if not is_adata or not inplace:
+        return subset, number
+    adata = data.copy() if copy else data
+    getattr(adata, frame)[counts if by_counts else number_key] = number
+    (adata._inplace_subset_obs if axis == 0 else adata._inplace_subset_var)(subset)
+    return adata if copy else None
+
+
 def filter_cells(
     data,
     *,
@@ -56,28 +85,9 @@ def filter_cells(
     """
     _one_option([min_genes, min_counts, max_genes, max_counts],
                 ["min_counts", "min_genes", "max_counts", "max_genes"])
-    m = getattr(data, "matrix", None)
-    is_adata = m is None and hasattr(data, "obs")
-    if is_adata:
-        m = get_matrix(data)
-    if m is None:
-        import scanpy as sc
-
-        return sc.pp.filter_cells(data, min_counts=min_counts, min_genes=min_genes,
-                                  max_counts=max_counts, max_genes=max_genes,
-                                  inplace=inplace, copy=copy)
-    row_sum, row_pos, _, _ = _oom.positive_counts_py(m)
-    by_counts = min_genes is None and max_genes is None
-    number = row_sum.astype(sum_dtype(m.dtype)) if by_counts else row_pos.astype(np.int64)
-    lo = min_counts if by_counts else min_genes
-    hi = max_counts if by_counts else max_genes
-    subset = _subset(number, lo, hi)
-    if not is_adata or not inplace:
-        return subset, number
-    adata = data.copy() if copy else data
-    adata.obs["n_counts" if by_counts else "n_genes"] = number
-    adata._inplace_subset_obs(subset)
-    return adata if copy else None
+    kw = dict(min_counts=min_counts, min_genes=min_genes, max_counts=max_counts, max_genes=max_genes)
+    return _filter_axis(data, 0, "n_counts", "n_genes", ((min_counts, max_counts), (min_genes, max_genes)),
+                        inplace, copy, "filter_cells", kw)
 
 
 def filter_genes(
@@ -111,25 +121,6 @@ def filter_genes(
     """
     _one_option([min_cells, min_counts, max_cells, max_counts],
                 ["min_counts", "min_cells", "max_counts", "max_cells"])
-    m = getattr(data, "matrix", None)
-    is_adata = m is None and hasattr(data, "var")
-    if is_adata:
-        m = get_matrix(data)
-    if m is None:
-        import scanpy as sc
-
-        return sc.pp.filter_genes(data, min_counts=min_counts, min_cells=min_cells,
-                                  max_counts=max_counts, max_cells=max_cells,
-                                  inplace=inplace, copy=copy)
-    _, _, col_sum, col_pos = _oom.positive_counts_py(m)
-    by_counts = min_cells is None and max_cells is None
-    number = col_sum.astype(sum_dtype(m.dtype)) if by_counts else col_pos.astype(np.int64)
-    lo = min_counts if by_counts else min_cells
-    hi = max_counts if by_counts else max_cells
-    subset = _subset(number, lo, hi)
-    if not is_adata or not inplace:
-        return subset, number
-    adata = data.copy() if copy else data
-    adata.var["n_counts" if by_counts else "n_cells"] = number
-    adata._inplace_subset_var(subset)
-    return adata if copy else None
+    kw = dict(min_counts=min_counts, min_cells=min_cells, max_counts=max_counts, max_cells=max_cells)
+    return _filter_axis(data, 1, "n_counts", "n_cells", ((min_counts, max_counts), (min_cells, max_cells)),
+                        inplace, copy, "filter_genes", kw)
