@@ -18,7 +18,7 @@ import pandas as pd
 
 import anndataoom as oom
 from anndataoom.cli import _plots
-from anndataoom.cli._bars import pass_bars
+from anndataoom._progress import pass_bars
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
