@@ -2,7 +2,8 @@
 
 use crate::block::Block;
 use crate::error::Result;
-use crate::exec::{map_blocks, BLOCK_TARGET};
+use crate::exec::map_blocks;
+use crate::kernels::block_target;
 use crate::plan::View;
 
 /// Per-row and per-column sums and non-zero counts.
@@ -46,7 +47,7 @@ fn block_sums(block: &Block, ncols: usize) -> Part {
 /// One pass over `view`.
 pub fn axis_sums(view: &View) -> Result<AxisSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let parts = map_blocks(view, BLOCK_TARGET, |_, _, b| Ok(block_sums(&b, ncols)))?;
+    let parts = map_blocks(view, block_target(view), |_, _, b| Ok(block_sums(&b, ncols)))?;
     let mut out = AxisSums { col_sum: vec![0.0; ncols], col_nnz: vec![0; ncols], ..Default::default() };
     for p in parts {
         out.row_sum.extend(p.row_sum);

@@ -23,7 +23,7 @@ use super::eigh::{fix_signs, top_eigh};
 use super::krylov::{top_eigs, KrylovOptions, SymOp};
 use crate::block::{Block, Dtype, Values};
 use crate::error::{OomError, Result};
-use crate::exec::{map_blocks, BLOCK_TARGET};
+use crate::exec::map_blocks;
 use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, Precision};
 use crate::kernels::sparse_gram::SparseScaled;
 use crate::plan::View;
@@ -294,7 +294,7 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
         None => shift,
     };
     let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
-    let parts = map_blocks(src, BLOCK_TARGET, |_, _, b| {
+    let parts = map_blocks(src, crate::kernels::block_target(src), |_, _, b| {
         let b = match &sparse {
             Some(sp) => Block::Csr(sp.sparse_part(b)),
             None => b,
