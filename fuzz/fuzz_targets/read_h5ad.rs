@@ -10,7 +10,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use oom_core::plan::View;
 use oom_core::storage::array::Array1;
-use oom_core::storage::{open_matrix, H5File};
+use oom_core::storage::{open_matrix, Container, H5File};
 
 /// Work a tiny input may legitimately ask for is capped: a few KB can
 /// declare a huge matrix whose chunks are unwritten (read as zeros), and

@@ -64,3 +64,24 @@ pub fn map_blocks<R: Send>(
         })
         .collect()
 }
+
+/// Hand every block of `view` to `f` in row order: blocks are read a
+/// window at a time in parallel (one per thread), so memory stays bounded
+/// while `f` (e.g. a writer) sees them sequentially.
+pub fn for_each_block_in_order(
+    view: &View,
+    target: u64,
+    mut f: impl FnMut(u64, u64, Block) -> Result<()>,
+) -> Result<()> {
+    let blocks = view.blocks(target)?;
+    TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
+    for window in blocks.chunks(rayon::current_num_threads().max(1)) {
+        check_cancel()?;
+        let read: Vec<Block> = window.par_iter().map(|&(a, b)| view.read(a, b)).collect::<Result<_>>()?;
+        for (&(a, b), block) in window.iter().zip(read) {
+            f(a, b, block)?;
+            DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use numpy::PyReadonlyArray1;
 use oom_core::kernels::sums::axis_sums;
 use oom_core::plan::View;
-use oom_core::storage::{open_matrix, H5File};
+use oom_core::storage::{open_matrix, open_store};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -22,19 +22,20 @@ pub struct Matrix {
     pub key: String,
 }
 
-/// Check that `path` is a readable AnnData file (raises the typed errors).
+/// Check that `path` is a readable AnnData `.h5ad` file or Zarr store
+/// (raises the typed errors).
 #[pyfunction]
 pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    enter(py, || H5File::open(&path)?.ensure_anndata())
+    enter(py, || open_store(&path)?.ensure_anndata())
 }
 
-/// Open the matrix element `key` of the `.h5ad` file at `path`.
+/// Open the matrix element `key` of the `.h5ad` file or Zarr store at `path`.
 #[pyfunction]
 pub fn open(py: Python<'_>, path: PathBuf, key: String) -> PyResult<Matrix> {
     let view = enter(py, || {
-        let f = H5File::open(&path)?;
+        let f = open_store(&path)?;
         f.ensure_anndata()?;
-        Ok(View::new(Arc::new(open_matrix(&f, &key)?)))
+        Ok(View::new(Arc::new(open_matrix(&*f, &key)?)))
     })?;
     Ok(Matrix { view, path: path.display().to_string(), key })
 }

@@ -412,6 +412,24 @@ class AnnDataOOM(anndata.AnnData):
 
     write = write_h5ad
 
+    def write_zarr(self, store, chunks=None, *, zarr_format: int | None = None,
+                   shards: int | None = None, convert_strings_to_categoricals: bool = True) -> None:
+        """Write to the Zarr store ``store`` (v2 or v3), streaming X and layers (atomic).
+
+        See :func:`anndataoom.io.write_zarr`; ``chunks`` (anndata's argument
+        for dense X chunk shapes) is not supported: give ``chunk_size`` to
+        :func:`~anndataoom.io.write_zarr` instead.
+        """
+        from anndataoom.io import write_zarr
+
+        if chunks is not None:
+            raise NotImplementedError(
+                "chunks= is not supported by AnnDataOOM.write_zarr; "
+                "use anndataoom.io.write_zarr(adata, store, chunk_size=...)"
+            )
+        write_zarr(self, store, zarr_format=zarr_format, shards=shards,
+                   convert_strings_to_categoricals=convert_strings_to_categoricals)
+
     # -- keys (without anndata's deprecation warnings) ------------------------
 
     def obs_keys(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""Reading and writing ``.h5ad`` files lazily."""
+"""Reading and writing ``.h5ad`` files and ``.zarr`` stores lazily."""
 
-from anndataoom.io._read import read, read_h5ad
-from anndataoom.io._write import write_h5ad
+from anndataoom.io._read import read, read_h5ad, read_zarr
+from anndataoom.io._write import write_h5ad, write_zarr
 
-__all__ = ["read", "read_h5ad", "write_h5ad"]
+__all__ = ["read", "read_h5ad", "read_zarr", "write_h5ad", "write_zarr"]

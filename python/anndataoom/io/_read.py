@@ -1,4 +1,8 @@
-"""Read an ``.h5ad`` into an :class:`~anndataoom.AnnDataOOM` (X, layers, raw/X lazy)."""
+"""Open an ``.h5ad`` file or a ``.zarr`` store as an :class:`~anndataoom.AnnDataOOM`.
+
+X, layers and raw/X stay lazy (read by the Rust core); everything else is
+loaded with anndata's element readers through h5py or zarr-python.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
 
-__all__ = ["read", "read_h5ad"]
+__all__ = ["read", "read_h5ad", "read_zarr"]
 
 _ELEMS = ("obsm", "varm", "obsp", "varp")
 
@@ -38,17 +42,26 @@ def _corrupt(path: str, key: str, e: Exception) -> Exception:
     return _oom.AnnDataFormatError(msg)
 
 
-def _read_elem(f: h5py.File, key: str, default=None):
+def _read_elem(f, path: str, key: str, default=None):
     try:
         if key not in f:
             return default
         return read_elem(f[key])
     except Exception as e:
-        raise _corrupt(f.filename, key, e) from e
+        raise _corrupt(path, key, e) from e
 
 
-def _read_group(f: h5py.File, key: str):
-    return _read_elem(f, key, {})
+def _read_group(f, path: str, key: str):
+    return _read_elem(f, path, key, {})
+
+
+def _open_zarr(path: str):
+    import zarr
+
+    try:
+        return zarr.open_group(path, mode="r")
+    except Exception as e:
+        raise _corrupt(path, "/", e) from e
 
 
 def _legacy_obs_var(path: str):
@@ -71,6 +84,49 @@ def _legacy_obs_var(path: str):
         }
     finally:
         old.file.close()
+
+
+def _fspath(path) -> str:
+    path = os.fspath(path)
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
+def _check_backed(backed) -> None:
+    if backed not in ("r", True, None):
+        raise ValueError(
+            f"backed={backed!r} is not supported; anndataoom opens files read-only ('r')"
+        )
+
+
+def _elements(f, path: str) -> dict:
+    """obs, var, uns, obsm, varm, obsp, varp and raw's var/varm of an open store."""
+    parts = {
+        "obs": _read_elem(f, path, "obs"),
+        "var": _read_elem(f, path, "var"),
+        "uns": _read_group(f, path, "uns"),
+        **{k: _read_group(f, path, k) for k in _ELEMS},
+    }
+    raw = "raw/X" in f
+    parts["raw_var"] = _read_elem(f, path, "raw/var") if raw else None
+    parts["raw_varm"] = _read_group(f, path, "raw/varm") if raw else {}
+    return parts
+
+
+def _assemble(path: str, parts: dict, has_x: bool, layer_keys: list, raw_x) -> AnnDataOOM:
+    raw_var, raw_varm = parts.pop("raw_var"), parts.pop("raw_varm")
+    X = BackedArray(_oom.open(path, "X")) if has_x else None
+    shape = None
+    if X is None:
+        shape = (len(parts["obs"]) if parts["obs"] is not None else 0,
+                 len(parts["var"]) if parts["var"] is not None else 0)
+    layers = {k: BackedArray(_oom.open(path, f"layers/{k}")) for k in layer_keys}
+    adata = AnnDataOOM(X=X, layers=layers, shape=shape, **parts)
+    if raw_x is not None:
+        rX = BackedArray(_oom.open(path, raw_x))
+        if raw_var is None:
+            raw_var = pd.DataFrame(index=pd.RangeIndex(rX.shape[1]).astype(str))
+        adata.raw = {"X": rX, "var": raw_var, "varm": raw_varm}
+    return adata
 
 
 def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDataOOM:
@@ -97,13 +153,10 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
     anndataoom.exceptions.AnnDataFormatError
         (a ``ValueError``) an HDF5 file that is not AnnData.
     """
-    if backed not in ("r", True, None):
-        raise ValueError(
-            f"backed={backed!r} is not supported; anndataoom opens files read-only ('r')"
-        )
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
+    _check_backed(backed)
+    path = _fspath(path)
+    if os.path.isdir(path):
+        raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
     _oom.check_file(path)
     with _open_ro(path) as f:
         try:
@@ -114,43 +167,67 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
         except Exception as e:
             raise _corrupt(path, "/", e) from e
         if not legacy:
-            parts = {
-                "obs": _read_elem(f, "obs"),
-                "var": _read_elem(f, "var"),
-                "uns": _read_group(f, "uns"),
-                **{k: _read_group(f, k) for k in _ELEMS},
-            }
-            raw_var = _read_elem(f, "raw/var") if raw_x == "raw/X" else None
-            raw_varm = _read_group(f, "raw/varm") if raw_x == "raw/X" else {}
+            parts = _elements(f, path)
     if legacy:
         try:
             parts = _legacy_obs_var(path)
         except Exception as e:
             raise _corrupt(path, "obs", e) from e
-        raw_var = parts.pop("raw_var")
-        raw_varm = {}
+        parts["raw_varm"] = {}
+    return _assemble(path, parts, has_x, layer_keys, raw_x)
 
-    X = BackedArray(_oom.open(path, "X")) if has_x else None
-    shape = None
-    if X is None:
-        shape = (len(parts["obs"]) if parts["obs"] is not None else 0,
-                 len(parts["var"]) if parts["var"] is not None else 0)
-    layers = {k: BackedArray(_oom.open(path, f"layers/{k}")) for k in layer_keys}
-    adata = AnnDataOOM(X=X, layers=layers, shape=shape, **parts)
-    if raw_x is not None:
-        rX = BackedArray(_oom.open(path, raw_x))
-        if raw_var is None:
-            raw_var = pd.DataFrame(index=pd.RangeIndex(rX.shape[1]).astype(str))
-        adata.raw = {"X": rX, "var": raw_var, "varm": raw_varm}
-    return adata
+
+def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnDataOOM:
+    """Open a ``.zarr`` store (Zarr v2 or v3) as a lazy :class:`~anndataoom.AnnDataOOM`.
+
+    The same object and API as :func:`read_h5ad`: X, ``layers/*`` and
+    ``raw/X`` stay on disk and are decoded by the Rust core (blosc, zstd,
+    gzip, sharded arrays; chunks decoded on all cores); the other elements
+    are loaded with anndata's readers. The store is never modified.
+
+    Parameters
+    ----------
+    store
+        Path of the store directory (as written by ``anndata.AnnData.write_zarr``
+        or :func:`anndataoom.io.write_zarr`).
+    backed
+        As in :func:`read_h5ad`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``store`` does not exist.
+    anndataoom.exceptions.AnnDataReadError
+        (an ``OSError``) not a directory holding a Zarr group, or unreadable metadata.
+    anndataoom.exceptions.AnnDataFormatError
+        (a ``ValueError``) a Zarr store that is not AnnData.
+    """
+    _check_backed(backed)
+    path = _fspath(store)
+    if os.path.isfile(path):
+        raise _oom.AnnDataReadError(f"'{path}' is a file, not a Zarr store directory (use read_h5ad)")
+    _oom.check_file(path)
+    f = _open_zarr(path)
+    try:
+        has_x = "X" in f
+        layer_keys = list(f["layers"].keys()) if "layers" in f else []
+        raw_x = "raw/X" if "raw/X" in f else None
+    except Exception as e:
+        raise _corrupt(path, "/", e) from e
+    return _assemble(path, _elements(f, path), has_x, layer_keys, raw_x)
 
 
 def read(path: str | os.PathLike, backed: str | bool | None = "r", **kwargs) -> AnnDataOOM:
-    """Open an ``.h5ad`` file lazily (see :func:`read_h5ad`).
+    """Open an ``.h5ad`` file or a ``.zarr`` store lazily.
+
+    A directory is read as a Zarr store (:func:`read_zarr`), anything else
+    as ``.h5ad`` (:func:`read_h5ad`).
 
     Extra keyword arguments (forwarded by wrappers such as omicverse's
     ``ov.read``) do not apply to lazy reading; they are ignored with a warning.
     """
     if kwargs:
         warnings.warn(f"anndataoom.read ignores the arguments {sorted(kwargs)}", stacklevel=2)
+    if os.path.isdir(_fspath(path)):
+        return read_zarr(path, backed=backed)
     return read_h5ad(path, backed=backed)

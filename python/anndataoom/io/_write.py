@@ -1,27 +1,31 @@
-"""Atomic, streamed ``.h5ad`` writing of an :class:`~anndataoom.AnnDataOOM`.
+"""Atomic, streamed writing of an :class:`~anndataoom.AnnDataOOM` to ``.h5ad`` or ``.zarr``.
 
 X, layers and raw/X are written block by block (sparse stays CSR; lazy
-transforms are applied by reading the view), everything else with
-anndata's own element encoders.  The file is written to
-``.anndataoom-tmp-<pid>-<random>.h5ad`` in the target directory, fsynced and
-renamed into place, so a crash never leaves a partial file at the target.
+transforms are applied by reading the view): into HDF5 through h5py, into
+Zarr by the Rust core (chunks encoded on all cores).  Everything else goes
+through anndata's own element encoders.  The output is written to
+``.anndataoom-tmp-<pid>-<random>.<ext>`` in the target directory, fsynced
+and renamed into place, so a crash never leaves a partial file at the target.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import uuid
+from collections.abc import Callable
 
 import h5py
 import numpy as np
 import scipy.sparse as sp
 from anndata.io import write_elem
 
+from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
 
-__all__ = ["write_h5ad", "TMP_PREFIX"]
+__all__ = ["write_h5ad", "write_zarr", "TMP_PREFIX"]
 
 TMP_PREFIX = ".anndataoom-tmp-"
 _RUN_START = time.time()
@@ -69,9 +73,16 @@ def remove_stale_tmp(directory: str) -> list[str]:
         if pid is not None and pid != os.getpid() and _pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
-            os.unlink(p)
+            _remove(p)
             removed.append(p)
     return removed
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def _source_paths(adata) -> set[str]:
@@ -128,7 +139,7 @@ def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) 
 
 
 def write_matrix(group: h5py.Group, key: str, X, dkw: dict) -> None:
-    """Write a lazy (streamed) or in-memory matrix as element ``key`` of ``group``."""
+    """Write a lazy (streamed) or in-memory matrix as element ``key`` of an HDF5 ``group``."""
     if isinstance(X, BackedArray):
         if X.is_sparse:
             _write_csr_stream(group, key, X, dkw)
@@ -138,7 +149,10 @@ def write_matrix(group: h5py.Group, key: str, X, dkw: dict) -> None:
         write_elem(group, key, X, dataset_kwargs=dkw)
 
 
-def _write_all(f: h5py.File, adata, dkw: dict) -> None:
+WriteMatrix = Callable[[object, str, object, dict], None]
+
+
+def _write_all(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix) -> None:
     _set_enc(f, "anndata", "0.1.0")
     if adata._X is not None:
         write_matrix(f, "X", adata._X, dkw)
@@ -179,6 +193,69 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _prepare(adata, filename, convert_strings_to_categoricals: bool) -> str:
+    """Checks shared by both writers; returns the absolute target path."""
+    adata._check_open()
+    target = os.path.abspath(os.fspath(filename))
+    if os.path.exists(target):
+        for src in _source_paths(adata):
+            with contextlib.suppress(OSError):
+                if os.path.samefile(src, target):
+                    raise ValueError(
+                        f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
+                        "from it; write to another path"
+                    )
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory '{directory}' does not exist")
+    remove_stale_tmp(directory)
+    if convert_strings_to_categoricals:
+        adata.strings_to_categoricals()
+        if adata.raw is not None:
+            adata.strings_to_categoricals(adata.raw.var)
+    return target
+
+
+def _fsync_tree(path: str) -> None:
+    for root, _, files in os.walk(path):
+        for name in files:
+            _fsync_path(os.path.join(root, name))
+        _fsync_path(root, directory=True)
+
+
+def _atomic(target: str, ext: str, write: Callable[[str], None]) -> None:
+    """Run ``write(tmp)`` on a temp path next to ``target``, then move it into place.
+
+    A file replaces a file with one rename.  A store (directory) cannot be
+    renamed over an existing one: the old target is first renamed to a temp
+    name, so a crash in between leaves no target (and the old copy is
+    removed as stale by the next write), never a mix of the two.
+    """
+    directory = os.path.dirname(target)
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{ext}")
+    try:
+        write(tmp)
+        if os.path.isdir(tmp):
+            _fsync_tree(tmp)
+        else:
+            _fsync_path(tmp)
+        if os.path.isdir(tmp) or os.path.isdir(target):
+            old = None
+            if os.path.lexists(target):
+                old = f"{tmp}-old"
+                os.rename(target, old)
+            os.rename(tmp, target)
+            if old is not None:
+                _remove(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+        raise
+    _fsync_path(directory, directory=True)
+
+
 def write_h5ad(adata, filename, *, compression: str | None = None, compression_opts=None,
                convert_strings_to_categoricals: bool = True) -> None:
     """Write ``adata`` to ``filename`` atomically, streaming its lazy matrices.
@@ -200,39 +277,81 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
     ValueError
         ``filename`` is (the same file as) one ``adata`` is reading from.
     """
-    adata._check_open()
-    target = os.path.abspath(os.fspath(filename))
-    if os.path.exists(target):
-        for src in _source_paths(adata):
-            with contextlib.suppress(OSError):
-                if os.path.samefile(src, target):
-                    raise ValueError(
-                        f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
-                        "from it; write to another path"
-                    )
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory '{directory}' does not exist")
-    remove_stale_tmp(directory)
-
-    if convert_strings_to_categoricals:
-        adata.strings_to_categoricals()
-        if adata.raw is not None:
-            adata.strings_to_categoricals(adata.raw.var)
+    target = _prepare(adata, filename, convert_strings_to_categoricals)
     dkw = {}
     if compression is not None:
         dkw["compression"] = compression
         if compression_opts is not None:
             dkw["compression_opts"] = compression_opts
 
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}.h5ad")
-    try:
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w-") as f:
             _write_all(f, adata, dkw)
-        _fsync_path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_path(directory, directory=True)
+
+    _atomic(target, ".h5ad", write)
+
+
+#: Values per chunk of the streamed Zarr arrays (4 MB of float32).
+ZARR_CHUNK = 1 << 20
+
+
+def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int = ZARR_CHUNK,
+               shards: int | None = None, convert_strings_to_categoricals: bool = True) -> None:
+    """Write ``adata`` to the Zarr store ``store`` atomically, streaming its lazy matrices.
+
+    The layout is anndata's (``anndata.read_zarr`` and :func:`~anndataoom.read`
+    open it).  X, layers and raw/X are encoded by the Rust core, block by
+    block, with zarr-python's default codecs (v2: blosc/lz4 with shuffle;
+    v3: zstd); the other elements use anndata's encoders.  Metadata is
+    consolidated as anndata does.
+
+    Parameters
+    ----------
+    adata
+        An :class:`~anndataoom.AnnDataOOM`.
+    store
+        Target directory (e.g. ``"out.zarr"``).  An existing store or file
+        there is replaced; it must not be one ``adata`` reads from.
+    zarr_format
+        2 or 3; default ``anndata.settings.zarr_write_format``.
+    chunk_size
+        Values per chunk of the streamed arrays (dense matrices: whole rows
+        of about this many values).
+    shards
+        Zarr v3 only: chunks per shard (one file per shard instead of per
+        chunk); ``None`` writes unsharded arrays.
+    convert_strings_to_categoricals
+        As anndata.
+
+    Raises
+    ------
+    ValueError
+        Bad ``zarr_format``, ``chunk_size`` or ``shards``, or ``store`` is
+        one ``adata`` reads from.
+    """
+    import anndata
+    import zarr
+
+    fmt = anndata.settings.zarr_write_format if zarr_format is None else zarr_format
+    if fmt not in (2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, got {fmt!r}")
+    if not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if shards is not None and (fmt != 3 or not isinstance(shards, int) or shards <= 0):
+        raise ValueError(f"shards must be a positive integer and needs zarr_format=3, got {shards!r}")
+    target = _prepare(adata, store, convert_strings_to_categoricals)
+
+    def write(tmp: str) -> None:
+        root = zarr.open_group(tmp, mode="w-", zarr_format=fmt)
+
+        def write_matrix_zarr(group, key: str, X, dkw: dict) -> None:
+            if isinstance(X, BackedArray):
+                path = f"{group.path}/{key}".strip("/")
+                _oom.write_zarr_matrix(X.matrix, tmp, path, fmt, chunk_size, shards)
+            else:
+                write_elem(group, key, X, dataset_kwargs=dkw)
+
+        _write_all(root, adata, {}, write_matrix_zarr)
+        zarr.consolidate_metadata(tmp, zarr_format=fmt)
+
+    _atomic(target, ".zarr", write)

@@ -184,6 +184,15 @@ impl Values {
         out
     }
 
+    /// The raw little-endian bytes of the buffer.
+    pub fn bytes(&self) -> &[u8] {
+        with_values!(self, v => {
+            let n = std::mem::size_of_val(v.as_slice());
+            // SAFETY: plain-old-data numbers viewed as bytes.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), n) }
+        })
+    }
+
     /// The raw little-endian bytes of the buffer, writable (for filling a
     /// buffer straight from a file or decoder).
     pub fn bytes_mut(&mut self) -> &mut [u8] {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::array::{pread, to_usize, Layout};
+use super::container::DenseRows;
 use super::filters::decode_chunk;
 use crate::block::{Dtype, Values};
 use crate::error::{OomError, Result};
@@ -27,9 +28,22 @@ impl H5Dense {
     fn err(&self, msg: impl Into<String>) -> OomError {
         OomError::format(&self.path, &self.key, msg)
     }
+}
 
-    /// Rows `r0..r1` as row-major values.
-    pub fn read_rows(&self, r0: u64, r1: u64) -> Result<Values> {
+impl DenseRows for H5Dense {
+    fn nrows(&self) -> u64 {
+        self.nrows
+    }
+
+    fn ncols(&self) -> u64 {
+        self.ncols
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn read_rows(&self, r0: u64, r1: u64) -> Result<Values> {
         if r1 > self.nrows || r0 > r1 {
             return Err(self.err(format!("rows {r0}..{r1} outside {} rows", self.nrows)));
         }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use hdf5::types::TypeDescriptor;
 
 use super::array::{ChunkLoc, H5Array1, Layout};
+use super::array::Array1;
+use super::container::{Container, DenseRows};
 use super::dense::H5Dense;
 use super::filters::{
     Filter, H5Z_FILTER_DEFLATE, H5Z_FILTER_FLETCHER32, H5Z_FILTER_LZF, H5Z_FILTER_SHUFFLE,
@@ -51,29 +53,30 @@ impl H5File {
         Ok(H5File { path: path.to_path_buf(), h5, raw: Arc::new(raw) })
     }
 
-    /// Fail unless the file holds AnnData (an `X`, or `obs` and `var`).
-    pub fn ensure_anndata(&self) -> Result<()> {
-        if self.exists("X") || (self.exists("obs") && self.exists("var")) {
-            Ok(())
-        } else {
-            Err(self.err("/", "HDF5 file is not AnnData: it has no 'X' and no 'obs'/'var'"))
-        }
-    }
-
-    pub fn err(&self, key: &str, msg: impl Into<String>) -> OomError {
+    fn err(&self, key: &str, msg: impl Into<String>) -> OomError {
         OomError::format(&self.path, key, msg)
     }
 
-    pub fn exists(&self, key: &str) -> bool {
+    fn dataset(&self, key: &str) -> Result<hdf5::Dataset> {
+        hdf5::sync::sync(|| self.h5.dataset(key))
+            .map_err(|_| OomError::format(&self.path, key, "missing dataset"))
+    }
+}
+
+impl Container for H5File {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn exists(&self, key: &str) -> bool {
         hdf5::sync::sync(|| link_exists(&self.h5, key))
     }
 
-    pub fn is_group(&self, key: &str) -> bool {
+    fn is_group(&self, key: &str) -> bool {
         hdf5::sync::sync(|| self.h5.group(key).is_ok())
     }
 
-    /// A string attribute of the element at `key`, if present.
-    pub fn str_attr(&self, key: &str, name: &str) -> Option<String> {
+    fn str_attr(&self, key: &str, name: &str) -> Option<String> {
         hdf5::sync::sync(|| {
             let attr = match self.h5.group(key) {
                 Ok(g) => g.attr(name).ok()?,
@@ -83,8 +86,7 @@ impl H5File {
         })
     }
 
-    /// An integer-array attribute (e.g. `shape`).
-    pub fn int_attr(&self, key: &str, name: &str) -> Option<Vec<i64>> {
+    fn int_attr(&self, key: &str, name: &str) -> Option<Vec<i64>> {
         hdf5::sync::sync(|| {
             let g = self.h5.group(key).ok()?;
             let attr = g.attr(name).ok()?;
@@ -93,25 +95,25 @@ impl H5File {
     }
 
     /// Map a 1-D dataset for range reads.
-    pub fn array1(&self, key: &str) -> Result<H5Array1> {
+    fn array1(&self, key: &str) -> Result<Box<dyn Array1>> {
         let ds = self.dataset(key)?;
         let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
         if info.shape.len() != 1 {
             return Err(self.err(key, format!("expected a 1-D dataset, found shape {:?}", info.shape)));
         }
         let layout = info.layout(&ds);
-        Ok(H5Array1 {
+        Ok(Box::new(H5Array1 {
             path: self.path.clone(),
             key: key.to_string(),
             file: Arc::clone(&self.raw),
             len: info.shape[0],
             dtype: info.dtype,
             layout,
-        })
+        }))
     }
 
     /// Map a 2-D dataset for row-range reads.
-    pub fn dense(&self, key: &str) -> Result<H5Dense> {
+    fn dense(&self, key: &str) -> Result<Box<dyn DenseRows>> {
         let ds = self.dataset(key)?;
         let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
         let (nrows, ncols) = match info.shape.as_slice() {
@@ -120,7 +122,7 @@ impl H5File {
             s => return Err(self.err(key, format!("expected a 2-D matrix, found shape {s:?}"))),
         };
         let layout = info.layout(&ds);
-        Ok(H5Dense {
+        Ok(Box::new(H5Dense {
             path: self.path.clone(),
             key: key.to_string(),
             file: Arc::clone(&self.raw),
@@ -129,12 +131,7 @@ impl H5File {
             dtype: info.dtype,
             chunk_shape: info.chunk,
             layout,
-        })
-    }
-
-    fn dataset(&self, key: &str) -> Result<hdf5::Dataset> {
-        hdf5::sync::sync(|| self.h5.dataset(key))
-            .map_err(|_| OomError::format(&self.path, key, "missing dataset"))
+        }))
     }
 }
 

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::array::{check_alloc, to_usize, Array1};
 use super::csr::{gather_dense_rows, CsrStore};
-use super::dense::H5Dense;
-use super::h5file::H5File;
+use super::container::{Container, DenseRows};
 use super::transpose::csc_to_csr;
 use crate::block::{Block, Dense, Dtype, Scalar};
 use crate::error::{OomError, Result};
@@ -40,7 +39,7 @@ pub struct StoredMatrix {
 enum Inner {
     Csr(CsrStore),
     Csc(CscStore),
-    Dense(H5Dense),
+    Dense(Box<dyn DenseRows>),
     Concat(super::concat::ConcatStore),
 }
 
@@ -135,23 +134,23 @@ impl CscStore {
 /// Open the matrix element at `key` (e.g. `X`, `layers/counts`, `raw/X`).
 /// Fails (instead of aborting later) when the shape is too large for the
 /// per-row and per-column vectors every pass allocates.
-pub fn open_matrix(f: &H5File, key: &str) -> Result<StoredMatrix> {
+pub fn open_matrix(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
     let m = open_matrix_unchecked(f, key)?;
     for n in [m.nrows, m.ncols] {
-        check_alloc(&f.path, n, 16).map_err(|_| {
+        check_alloc(f.path(), n, 16).map_err(|_| {
             f.err(key, format!("shape ({}, {}) is too large to process (corrupt shape?)", m.nrows, m.ncols))
         })?;
     }
     Ok(m)
 }
 
-fn open_matrix_unchecked(f: &H5File, key: &str) -> Result<StoredMatrix> {
+fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
     if !f.exists(key) {
-        return Err(OomError::Key(format!("no matrix '{key}' in '{}'", f.path.display())));
+        return Err(OomError::Key(format!("no matrix '{key}' in '{}'", f.path().display())));
     }
     if !f.is_group(key) {
         let d = f.dense(key)?;
-        return Ok(StoredMatrix { nrows: d.nrows, ncols: d.ncols, format: Format::Dense, dtype: d.dtype, inner: Inner::Dense(d) });
+        return Ok(StoredMatrix { nrows: d.nrows(), ncols: d.ncols(), format: Format::Dense, dtype: d.dtype(), inner: Inner::Dense(d) });
     }
     let enc = f
         .str_attr(key, "encoding-type")
@@ -175,14 +174,14 @@ fn open_matrix_unchecked(f: &H5File, key: &str) -> Result<StoredMatrix> {
     let ptr_arr = f.array1(&format!("{key}/indptr"))?;
     let indices = f.array1(&format!("{key}/indices"))?;
     let data = f.array1(&format!("{key}/data"))?;
-    let indptr = read_indptr(&ptr_arr).map_err(|m| f.err(&format!("{key}/indptr"), m))?;
+    let indptr = read_indptr(&*ptr_arr).map_err(|m| f.err(&format!("{key}/indptr"), m))?;
     let dtype = data.dtype();
-    let what = format!("'{}' element '{key}'", f.path.display());
+    let what = format!("'{}' element '{key}'", f.path().display());
     let inner = match format {
-        Format::Csr => Inner::Csr(CsrStore::new(nrows, ncols, indptr, Box::new(indices), Box::new(data), what)?),
+        Format::Csr => Inner::Csr(CsrStore::new(nrows, ncols, indptr, indices, data, what)?),
         _ => {
             // Validate the column structure the same way, then transpose lazily.
-            let check = CsrStore::new(ncols, nrows, indptr, Box::new(indices), Box::new(data), what.clone())?;
+            let check = CsrStore::new(ncols, nrows, indptr, indices, data, what.clone())?;
             Inner::Csc(CscStore { col_ptr: check.indptr, indices: check.indices, data: check.data, what, rows: Mutex::new(None) })
         }
     };

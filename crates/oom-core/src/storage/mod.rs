@@ -1,14 +1,18 @@
 //! Where matrices live: HDF5 (`.h5ad`) files read by positioned reads with
-//! parallel chunk decoding, and our own spill files.
+//! parallel chunk decoding, Zarr v2/v3 stores, and our own spill files.
 
 pub mod array;
 pub mod concat;
+pub mod container;
 pub mod csr;
 pub mod dense;
 pub mod filters;
 pub mod h5file;
 pub mod matrix;
 pub mod transpose;
+pub mod zarr;
+pub mod zarr_write;
 
+pub use container::{open_store, Container};
 pub use h5file::H5File;
 pub use matrix::{open_matrix, StoredMatrix};

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use oom_core::plan::View;
-use oom_core::storage::{open_matrix, H5File};
+use oom_core::storage::{open_matrix, Container, H5File};
 
 use crate::fixtures::{dense_matrix, write_sparse, Opts};
 

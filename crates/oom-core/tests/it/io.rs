@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use oom_core::block::Block;
 use oom_core::plan::View;
-use oom_core::storage::{open_matrix, H5File};
+use oom_core::storage::{open_matrix, Container, H5File};
 use oom_core::OomError;
 
 use crate::fixtures::{dense_matrix, write_dense, write_raw_csr, write_sparse, Opts};
