@@ -1,4 +1,4 @@
-"""``anndataoom convert IN OUT``: rewrite a file, streaming X."""
+"""``anndataoom convert IN OUT``: rewrite a file or store, streaming the matrices."""
 
 from __future__ import annotations
 
@@ -6,32 +6,48 @@ import argparse
 from pathlib import Path
 
 from anndataoom import read
+from anndataoom.io import write_zarr
 
 _H5AD = (".h5ad", ".h5")
+_ZARR = (".zarr",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
         "convert",
-        help="rewrite IN as OUT (.h5ad), streaming the matrix (e.g. to change compression)",
+        help="rewrite IN as OUT (.h5ad ↔ .zarr), streaming the matrices "
+        "(also to change compression or Zarr format)",
     )
-    p.add_argument("input", help="an .h5ad file")
-    p.add_argument("output", help="the .h5ad file to write (written atomically)")
-    p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="none")
+    p.add_argument("input", help="an .h5ad file or a .zarr store")
+    p.add_argument("output", help="the .h5ad file or .zarr store to write (atomically)")
+    p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="none",
+                   help=".h5ad output: HDF5 compression")
+    p.add_argument("--zarr-format", type=int, choices=[2, 3], default=None,
+                   help=".zarr output: Zarr format (default: anndata's setting)")
+    p.add_argument("--shards", type=int, default=None,
+                   help=".zarr output, format 3: chunks per shard")
     p.set_defaults(func=main)
+
+
+def _kind(what: str, path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in _H5AD:
+        return "h5ad"
+    if suffix in _ZARR:
+        return "zarr"
+    raise ValueError(f"{what} '{path}': expected an .h5ad file or a .zarr store")
 
 
 def main(args: argparse.Namespace) -> int:
     """Stream ``input`` into ``output``."""
-    for what, path in (("input", args.input), ("output", args.output)):
-        if Path(path).suffix.lower() not in _H5AD:
-            raise ValueError(
-                f"{what} '{path}': only .h5ad files are supported by this version "
-                "(Zarr stores are not yet)"
-            )
-    compression = None if args.compression == "none" else args.compression
+    _kind("input", args.input)
+    out = _kind("output", args.output)
     with read(args.input) as a:
-        a.write_h5ad(args.output, compression=compression)
+        if out == "zarr":
+            write_zarr(a, args.output, zarr_format=args.zarr_format, shards=args.shards)
+        else:
+            compression = None if args.compression == "none" else args.compression
+            a.write_h5ad(args.output, compression=compression)
     print(f"wrote {args.output} ({a.n_obs:,} × {a.n_vars:,})")
     return 0

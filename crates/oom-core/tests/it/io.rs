@@ -10,7 +10,7 @@ use oom_core::OomError;
 
 use crate::fixtures::{dense_matrix, write_dense, write_raw_csr, write_sparse, Opts};
 
-fn to_dense(b: &Block) -> Vec<Vec<f64>> {
+pub fn to_dense(b: &Block) -> Vec<Vec<f64>> {
     let mut out = vec![vec![0.0; b.ncols()]; b.nrows()];
     for (r, row) in out.iter_mut().enumerate() {
         b.for_row(r, |c, v| row[c] += v);

@@ -4,3 +4,4 @@ mod fixtures;
 mod corrupt;
 mod io;
 mod scale;
+mod zarr;

@@ -1,0 +1,66 @@
+"""Reading Zarr v2/v3 stores written by anndata: same values and API as ``.h5ad``."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from _stores import small_anndata, write_store
+
+import anndataoom as oom
+from anndataoom.testing import assert_adata_equal, dense
+
+
+@pytest.mark.parametrize("fmt_x", ["csr", "csc", "dense"])
+def test_read_equals_anndata(tmp_path, store_kind, fmt_x):
+    mem = small_anndata(fmt_x)
+    path = write_store(mem, tmp_path / "a.zarr", *store_kind)
+    a = oom.read(path)
+    assert isinstance(a, oom.AnnDataOOM)
+    assert a.X.is_sparse == sp.issparse(mem.X)
+    assert_adata_equal(a, ad.read_zarr(path))
+    assert a.uns["note"] == "kept"
+
+
+def test_indexing_and_sums(tmp_path, store_kind):
+    mem = small_anndata("csr")
+    a = oom.read(write_store(mem, tmp_path / "a.zarr", *store_kind))
+    rows = np.array([650, 3, 3, 0, 512, 257])
+    np.testing.assert_array_equal(dense(a[rows, ::3].X.to_memory()), mem.X[rows][:, ::3].toarray())
+    np.testing.assert_allclose(a.X.sum(axis=0), np.asarray(mem.X.sum(axis=0)).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(a.X.sum(axis=1), np.asarray(mem.X.sum(axis=1)).ravel(), rtol=1e-6)
+
+
+def test_raw_is_lazy(tmp_path):
+    mem = small_anndata("csr")
+    mem.raw = mem
+    path = tmp_path / "raw.zarr"
+    with ad.settings.override(zarr_write_format=3):
+        mem.write_zarr(path)
+    a = oom.read_zarr(path)
+    assert isinstance(a.raw.X, oom.BackedArray)
+    np.testing.assert_array_equal(dense(a.raw.X.to_memory()), mem.raw.X.toarray())
+
+
+def test_pipeline_same_on_zarr_and_h5ad(tmp_path):
+    """QC → normalize → log1p → HVG → scale → PCA gives the same numbers from either format."""
+    mem = small_anndata("csr", n_obs=900, n_vars=200, seed=4)
+    h5 = tmp_path / "a.h5ad"
+    mem.write_h5ad(h5)
+    zs = write_store(mem, tmp_path / "a.zarr", 3, "default", True)
+    out = []
+    for p in (h5, zs):
+        a = oom.read(p)
+        oom.pp.calculate_qc_metrics(a, percent_top=None, inplace=True)
+        oom.pp.normalize_total(a, target_sum=1e4)
+        oom.pp.log1p(a)
+        oom.pp.highly_variable_genes(a, n_top_genes=50)
+        a = a[:, a.var["highly_variable"]]
+        oom.pp.scale(a, max_value=10)
+        oom.pp.pca(a, n_comps=10)
+        out.append(a)
+    h, z = out
+    np.testing.assert_array_equal(h.obs["total_counts"], z.obs["total_counts"])
+    assert list(h.var_names) == list(z.var_names)
+    np.testing.assert_array_equal(h.obsm["X_pca"], z.obsm["X_pca"])

@@ -1,0 +1,99 @@
+"""Writing Zarr stores: anndata reads back what we write; h5ad ↔ zarr round trips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pytest
+from _stores import small_anndata
+
+import anndataoom as oom
+from anndataoom.io._write import TMP_PREFIX
+from anndataoom.testing import assert_adata_equal, dense
+
+WRITE_KINDS = [(2, None), (3, None), (3, 4)]
+
+
+@pytest.mark.parametrize(("zarr_format", "shards"), WRITE_KINDS)
+@pytest.mark.parametrize("fmt_x", ["csr", "csc", "dense"])
+def test_anndata_reads_what_we_write(tmp_path, zarr_format, shards, fmt_x):
+    mem = small_anndata(fmt_x)
+    mem.raw = mem
+    h5 = tmp_path / "in.h5ad"
+    mem.write_h5ad(h5)
+    out = tmp_path / "out.zarr"
+    oom.io.write_zarr(oom.read(h5), out, zarr_format=zarr_format, shards=shards, chunk_size=1000)
+    back = ad.read_zarr(out)
+    assert_adata_equal(back, ad.read_h5ad(h5))
+    np.testing.assert_array_equal(dense(back.raw.X), dense(mem.raw.X))
+    assert_adata_equal(oom.read(out), back)
+
+
+def test_lazy_transforms_are_applied(tmp_path):
+    mem = small_anndata("csr")
+    h5 = tmp_path / "in.h5ad"
+    mem.write_h5ad(h5)
+    a = oom.read(h5)
+    oom.pp.normalize_total(a, target_sum=100)
+    oom.pp.log1p(a)
+    a.write_zarr(tmp_path / "out.zarr", zarr_format=3)
+    expected = a.to_memory()
+    back = ad.read_zarr(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(back.X.toarray(), expected.X.toarray())
+    assert back.uns["log1p"] == expected.uns["log1p"]
+
+
+def test_round_trip_cli(tmp_path):
+    """h5ad → zarr (v2, v3 sharded) → h5ad with ``anndataoom convert``: nothing changes."""
+    mem = small_anndata("csr")
+    src = tmp_path / "a.h5ad"
+    mem.write_h5ad(src)
+    steps = [(src, tmp_path / "b.zarr", ["--zarr-format", "2"]),
+             (tmp_path / "b.zarr", tmp_path / "c.zarr", ["--zarr-format", "3", "--shards", "2"]),
+             (tmp_path / "c.zarr", tmp_path / "d.h5ad", [])]
+    for a, b, extra in steps:
+        subprocess.run([sys.executable, "-m", "anndataoom.cli", "convert", str(a), str(b), *extra],
+                       check=True, capture_output=True)
+    assert_adata_equal(ad.read_h5ad(tmp_path / "d.h5ad"), mem)
+    assert (tmp_path / "c.zarr" / "zarr.json").is_file()
+    assert (tmp_path / "b.zarr" / ".zgroup").is_file()
+
+
+def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path):
+    mem = small_anndata("csr")
+    h5 = tmp_path / "in.h5ad"
+    mem.write_h5ad(h5)
+    out = tmp_path / "out.zarr"
+    a = oom.read(h5)
+    a.write_zarr(out, zarr_format=2)
+    a[:100].write_zarr(out, zarr_format=3)
+    assert ad.read_zarr(out).n_obs == 100
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(TMP_PREFIX)]
+
+
+def test_refuses_to_overwrite_its_source(tmp_path):
+    mem = small_anndata("csr")
+    with ad.settings.override(zarr_write_format=3):
+        mem.write_zarr(tmp_path / "a.zarr")
+    a = oom.read(tmp_path / "a.zarr")
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        a.write_zarr(tmp_path / "a.zarr")
+    assert_adata_equal(oom.read(tmp_path / "a.zarr"), mem)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"zarr_format": 4}, "zarr_format"),
+    ({"zarr_format": 2, "shards": 2}, "shards"),
+    ({"zarr_format": 3, "shards": 0}, "shards"),
+    ({"chunk_size": 0}, "chunk_size"),
+])
+def test_bad_write_arguments(tmp_path, kw, match):
+    mem = small_anndata("csr")
+    mem.write_h5ad(tmp_path / "in.h5ad")
+    with pytest.raises(ValueError, match=match):
+        oom.io.write_zarr(oom.read(tmp_path / "in.h5ad"), tmp_path / "out.zarr", **kw)
+    assert not (tmp_path / "out.zarr").exists()
