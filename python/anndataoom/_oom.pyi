@@ -33,6 +33,7 @@ __all__ = [
     "regress_apply",
     "regress_stats",
     "residual_variances_py",
+    "write_zarr_matrix",
 ]
 
 _F64 = npt.NDArray[np.float64]
@@ -79,6 +80,14 @@ class Matrix:
 def check_file(path: str | os.PathLike[str]) -> None: ...
 def open(path: str | os.PathLike[str], key: str) -> Matrix: ...
 def progress() -> tuple[int, int]: ...
+def write_zarr_matrix(
+    matrix: Matrix,
+    root: str | os.PathLike[str],
+    key: str,
+    zarr_format: int,
+    chunk: int,
+    shard: int | None = None,
+) -> None: ...
 def concat_matrices(
     parts: list[Matrix],
     colmaps: list[_I64],

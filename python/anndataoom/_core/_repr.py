@@ -19,6 +19,14 @@ def _size(nbytes: int) -> str:
     return f"{size:.1f} TB"  # pragma: no cover
 
 
+def _disk_size(path: str) -> int:
+    """Bytes of a file, or of every file under a Zarr store directory."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
+
+
 def _x_summary(X) -> list[tuple[str, str]]:
     """(label, text) rows describing X."""
     if X is None:
@@ -28,7 +36,7 @@ def _x_summary(X) -> list[tuple[str, str]]:
     rows = []
     path = X.path
     try:
-        disk = f" ({_size(os.path.getsize(path))} on disk)"
+        disk = f" ({_size(_disk_size(path))} on disk)"
     except OSError:
         disk = ""
     rows.append(("file", f"{os.path.basename(path)}{disk}"))
