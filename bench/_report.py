@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 
-#: Pipeline stages, in the order the contender scripts run them.
+#: Pipeline stages, in the order the contender scripts run them (reports
+#: written before workloads existed carry no stage list).
 STAGES = ("import", "read", "qc", "normalize", "log1p", "hvg", "subset", "scale", "pca")
 FLOOR = "floor"
 
@@ -54,9 +55,9 @@ def _status(r: dict) -> str:
     return f"failed{where}: {r['error'].splitlines()[0][:160]}"
 
 
-def pipeline_table(results: dict) -> str:
+def pipeline_table(results: dict, stages=STAGES) -> str:
     """Contender × stage wall times (s), totals, CPU/wall, peak RSS, status."""
-    head = ["contender", *STAGES, "total wall (s)", "CPU (s)", "CPU/wall", "peak RSS", "status"]
+    head = ["contender", *stages, "total wall (s)", "CPU (s)", "CPU/wall", "peak RSS", "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         if name == FLOOR:
@@ -64,7 +65,7 @@ def pipeline_table(results: dict) -> str:
         st = r.get("stages", {})
         cells = [
             name,
-            *(_fmt_s(st.get(s)) for s in STAGES),
+            *(_fmt_s(st.get(s)) for s in stages),
             _fmt_s(r["wall"]),
             _fmt_s(r["cpu"]),
             f"{r['cpu'] / r['wall']:.2f}" if r["wall"] else "–",
@@ -109,14 +110,15 @@ def render(report: dict) -> str:
     """Render the whole markdown report of one run."""
     m, d = report["machine"], report["data"]
     out = [
-        f"## {report['name']}: {d['n_obs']:,} × {d['n_vars']:,}, "
+        f"## {report['name']} ({report.get('workload', 'pipeline')}): "
+        f"{d['n_obs']:,} × {d['n_vars']:,}, "
         f"{d['nnz']:,} stored values, {d['compression'] or 'uncompressed'}, "
         f"{fmt_bytes(d['size_bytes'])} on disk",
         "",
         f"{m['nproc']} cores ({m['cpu_model']}), {fmt_bytes(m['ram_bytes'])} RAM, "
         f"load average at start {m['loadavg_1m']:.2f}; `{report['command']}`",
         "",
-        pipeline_table(report["contenders"]),
+        pipeline_table(report["contenders"], report.get("stages", STAGES)),
     ]
     floor = floor_line(report["contenders"])
     if floor:

@@ -15,7 +15,13 @@ Contenders: ``floor`` (one full read of X), ``ours`` (this package),
 first use), ``scanpy`` (in memory), ``dask`` (scanpy on a lazy dask X; dask
 comes from ``bench/requirements.txt``, installed on first use).
 
-With no arguments: the 100k side-by-side run of all contenders.
+``--store zarr`` runs on a Zarr v3 copy of the file (written once next to it
+by ``anndataoom.write_zarr``; contenders ``ours`` and ``scanpy``, which reads
+it with ``sc.read_zarr``).  ``--workload markers`` times normalize → log1p →
+``rank_genes_groups`` (t-test, then wilcoxon) over 8 fixed groups instead of
+the pipeline (contenders ``ours`` and ``scanpy``).
+
+With no arguments: the 100k side-by-side pipeline run of all contenders.
 """
 
 from __future__ import annotations
@@ -46,13 +52,26 @@ CONTENDERS_DIR = BENCH / "contenders"
 SEED_VENV = BENCH / ".venv-seed"
 RESULTS = BENCH / "results"
 
-#: name -> (script in bench/contenders, interpreter: "main" or "seed"), run order.
-CONTENDERS = {
-    FLOOR: ("floor.py", "main"),
-    "ours": ("ours.py", "main"),
-    "seed": ("seed.py", "seed"),
-    "scanpy": ("scanpy_mem.py", "main"),
-    "dask": ("dask_lazy.py", "main"),
+#: workload -> name -> (script in bench/contenders, interpreter: "main" or
+#: "seed", reads Zarr stores), in run order.
+WORKLOADS = {
+    "pipeline": {
+        FLOOR: ("floor.py", "main", False),
+        "ours": ("ours.py", "main", True),
+        "seed": ("seed.py", "seed", False),
+        "scanpy": ("scanpy_mem.py", "main", True),
+        "dask": ("dask_lazy.py", "main", False),
+    },
+    "markers": {
+        "ours": ("ours_markers.py", "main", True),
+        "scanpy": ("scanpy_markers.py", "main", True),
+    },
+}
+CONTENDERS = WORKLOADS["pipeline"]
+#: Stage names of each workload, in the order the scripts run them.
+STAGES = {
+    "pipeline": ("import", "read", "qc", "normalize", "log1p", "hvg", "subset", "scale", "pca"),
+    "markers": ("import", "read", "normalize", "log1p", "groups", "t-test", "wilcoxon"),
 }
 
 
@@ -114,21 +133,47 @@ def ensure_data(data_dir: Path, n_cells: int, gzip: bool, seed: int) -> Path:
     return path
 
 
+def ensure_zarr(h5ad: Path) -> Path:
+    """Return a Zarr v3 copy of ``h5ad`` next to it, written once by anndataoom (streamed)."""
+    store = h5ad.with_suffix(".zarr")
+    if not store.exists():
+        log(f"writing {store} ...")
+        code = ("import sys, anndataoom as oom; "
+                "oom.read(sys.argv[1]).write_zarr(sys.argv[2], zarr_format=3)")
+        subprocess.run([sys.executable, "-c", code, str(h5ad), str(store)], check=True)
+    return store
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
 def describe(path: Path) -> dict:
-    """Shape, stored values, compression and size of the data file."""
+    """Shape, stored values, compression and size of the data file or store."""
+    size = sum(p.stat().st_size for p in _files(path))
+    if path.is_dir():
+        import zarr
+
+        x = zarr.open_group(path, mode="r")["X"]
+        n_obs, n_vars = (int(v) for v in x.attrs["shape"])
+        data = x["data"]
+        codecs = "+".join(type(c).__name__ for c in data.compressors) or None
+        return {"path": str(path), "n_obs": n_obs, "n_vars": n_vars, "nnz": int(data.shape[0]),
+                "compression": f"zarr v{data.metadata.zarr_format} {codecs}", "size_bytes": size}
     with h5py.File(path, "r") as f:
         x = f["X"]
         n_obs, n_vars = (int(v) for v in x.attrs["shape"])
         return {"path": str(path), "n_obs": n_obs, "n_vars": n_vars,
                 "nnz": int(x["data"].shape[0]), "compression": x["data"].compression,
-                "size_bytes": path.stat().st_size}
+                "size_bytes": size}
 
 
 def warm_page_cache(path: Path) -> None:
-    """Read the file once so every contender starts with it in the page cache."""
-    with open(path, "rb", buffering=0) as fh:
-        while fh.read(1 << 24):
-            pass
+    """Read the data once so every contender starts with it in the page cache."""
+    for p in _files(path):
+        with open(p, "rb", buffering=0) as fh:
+            while fh.read(1 << 24):
+                pass
 
 
 # ------------------------------------------------------------------ contenders
@@ -157,10 +202,11 @@ def _last_line(path: Path) -> str:
 
 
 def run_contender(
-    name: str, python: Path, data: Path, *, timeout: float, rss_limit: int, logs: Path
+    name: str, script: str, python: Path, data: Path, *, timeout: float, rss_limit: int,
+    logs: Path,
 ) -> dict:
     """Run one contender script on ``data``; return its measured record."""
-    script = CONTENDERS_DIR / CONTENDERS[name][0]
+    script = CONTENDERS_DIR / script
     out, err = logs / f"{name}.out", logs / f"{name}.err"
     before = set(data.parent.iterdir())
     load = os.getloadavg()[0]
@@ -215,8 +261,12 @@ def parse_args(argv):
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", type=int, default=100_000, help="cells in the data set")
-    ap.add_argument("--contenders", default=",".join(CONTENDERS),
-                    help="comma-separated subset of: " + ", ".join(CONTENDERS))
+    ap.add_argument("--workload", choices=list(WORKLOADS), default="pipeline")
+    ap.add_argument("--store", choices=["h5ad", "zarr"], default="h5ad",
+                    help="run on the .h5ad file or on a Zarr v3 copy of it")
+    ap.add_argument("--contenders", default=None,
+                    help="comma-separated subset (default: all the workload and store allow) "
+                    "of: " + ", ".join(CONTENDERS))
     ap.add_argument("--timeout-per-contender", type=float, default=40, metavar="MIN",
                     help="minutes before a contender's process tree is killed")
     ap.add_argument("--rss-limit", type=float, default=0.75 * machine()["ram_bytes"] / 2**30,
@@ -227,11 +277,18 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=0, help="generator seed (new files only)")
     ap.add_argument("--name", help="results name (default: from the data file)")
     args = ap.parse_args(argv)
-    names = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    unknown = sorted(set(names) - set(CONTENDERS))
+    allowed = {n: c for n, c in WORKLOADS[args.workload].items()
+               if args.store == "h5ad" or c[2]}
+    if args.contenders is None:
+        names = list(allowed)
+    else:
+        names = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        ap.error(f"unknown contenders: {', '.join(unknown)}")
-    args.names = [c for c in CONTENDERS if c in names]  # fixed order
+        ap.error(f"contenders not available for --workload {args.workload} "
+                 f"--store {args.store}: {', '.join(unknown)}")
+    args.contenders_table = allowed
+    args.names = [c for c in allowed if c in names]  # fixed order
     return args
 
 
@@ -254,6 +311,11 @@ def run_all(args, argv: list[str]) -> dict:
         ensure_dask()
     data = ensure_data(args.data_dir.resolve(), args.cells, args.gzip, args.seed)
     name = args.name or data.stem.removeprefix("pbmc_")
+    if args.store == "zarr":
+        data = ensure_zarr(data)
+        name = args.name or f"{name}_zarr"
+    if args.workload != "pipeline":
+        name = args.name or f"{name}_{args.workload}"
     logs = RESULTS / "logs" / name
     logs.mkdir(parents=True, exist_ok=True)
     report = {
@@ -261,6 +323,8 @@ def run_all(args, argv: list[str]) -> dict:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(["python bench/run.py", *argv]),
         "machine": machine(),
+        "workload": args.workload,
+        "stages": list(STAGES[args.workload]),
         "versions": versions(pythons.get("seed")),
         "data": describe(data),
         "contenders": {},
@@ -269,8 +333,9 @@ def run_all(args, argv: list[str]) -> dict:
     warm_page_cache(data)
     for c in args.names:
         log(f"running {c} ...")
-        python = pythons[CONTENDERS[c][1]]
-        rec = run_contender(c, python, data, timeout=args.timeout_per_contender * 60,
+        script, interp, _ = args.contenders_table[c]
+        rec = run_contender(c, script, pythons[interp], data,
+                            timeout=args.timeout_per_contender * 60,
                             rss_limit=int(args.rss_limit * 2**30), logs=logs)
         report["contenders"][c] = rec
         log(f"  {c}: {rec['status']}, {rec['wall']:.1f} s wall, {rec['cpu']:.1f} s CPU, "

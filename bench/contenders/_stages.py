@@ -44,7 +44,27 @@ def stage(name: str):
 
 
 def path_arg() -> str:
-    """Return the data file: the single command-line argument."""
+    """Return the data file or store: the single command-line argument."""
     if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} FILE.h5ad")
+        sys.exit(f"usage: {sys.argv[0]} FILE.h5ad|STORE.zarr")
     return sys.argv[1]
+
+
+def read_scanpy(path: str):
+    """Read ``path`` into memory with scanpy (``.zarr`` stores too)."""
+    import scanpy as sc
+
+    return sc.read_zarr(path) if path.rstrip("/").endswith(".zarr") else sc.read_h5ad(path)
+
+
+#: Groups of the markers workload.
+N_GROUPS = 8
+
+
+def groups_of(n_obs: int):
+    """Deterministic, well-mixed labels ``g0..g7`` (the same for every contender)."""
+    import numpy as np
+    import pandas as pd
+
+    k = (np.arange(n_obs, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(N_GROUPS)
+    return pd.Categorical([f"g{i}" for i in k], categories=[f"g{i}" for i in range(N_GROUPS)])

@@ -1,12 +1,12 @@
 """Contender: scanpy 1.11 with the whole matrix in memory."""
 
-from _stages import emit, path_arg, stage
+from _stages import emit, path_arg, read_scanpy, stage
 
 path = path_arg()
 with stage("import"):
     import scanpy as sc
 with stage("read"):
-    a = sc.read_h5ad(path)
+    a = read_scanpy(path)
 with stage("qc"):
     a.var["mt"] = a.var_names.str.startswith("MT-")
     sc.pp.calculate_qc_metrics(a, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
