@@ -97,3 +97,18 @@ def test_bad_write_arguments(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         oom.io.write_zarr(oom.read(tmp_path / "in.h5ad"), tmp_path / "out.zarr", **kw)
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_cli_info_describes_a_store(tmp_path, capsys):
+    """``anndataoom info`` reports a store's format, codecs, chunks and shards."""
+    from anndataoom.cli.__main__ import main
+
+    mem = small_anndata("csr")
+    mem.write_h5ad(tmp_path / "a.h5ad")
+    oom.io.write_zarr(oom.read(tmp_path / "a.h5ad"), tmp_path / "a.zarr", zarr_format=3,
+                      shards=2, chunk_size=500)
+    assert main(["info", str(tmp_path / "a.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert "700 cells × 60 genes" in out
+    assert "zarr v3 ZstdCodec, chunks (500,), shards (1000,)" in out
+    assert "obs columns  group" in out

@@ -1,23 +1,30 @@
-"""``anndataoom info FILE``: what a file holds, without loading it."""
+"""``anndataoom info FILE``: what a file or store holds, without loading it."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 
 import h5py
 
 from anndataoom import _oom
+from anndataoom._core._repr import _disk_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
-    p = sub.add_parser("info", help="describe an .h5ad file (shape, storage, columns)")
-    p.add_argument("file", help="path to an .h5ad file")
+    p = sub.add_parser("info", help="describe an .h5ad file or .zarr store (shape, storage, columns)")
+    p.add_argument("file", help="path to an .h5ad file or a .zarr store")
     p.set_defaults(func=main)
 
 
-def _storage(ds: h5py.Dataset) -> str:
+def _storage(ds) -> str:
+    if not isinstance(ds, h5py.Dataset):
+        codecs = [type(c).__name__ for c in (*ds.filters, *ds.compressors)] or ["none"]
+        shards = f", shards {ds.shards}" if getattr(ds, "shards", None) else ""
+        return (f"{ds.dtype}, zarr v{ds.metadata.zarr_format} {'+'.join(codecs)}, "
+                f"chunks {ds.chunks}{shards}")
     comp = ds.compression or "none"
     if ds.compression_opts is not None and ds.compression == "gzip":
         comp = f"gzip({ds.compression_opts})"
@@ -25,31 +32,46 @@ def _storage(ds: h5py.Dataset) -> str:
     return f"{ds.dtype}, {comp}, {chunks}"
 
 
+def _is_group(node) -> bool:
+    return hasattr(node, "keys")
+
+
+@contextlib.contextmanager
+def _open(path: str):
+    if os.path.isdir(path):
+        import zarr
+
+        yield zarr.open_group(path, mode="r")
+    else:
+        with h5py.File(path, "r", locking=False) as f:
+            yield f
+
+
 def describe(path: str) -> list[tuple[str, str]]:
     """Rows of ``(field, value)`` describing the file at ``path``."""
     m = _oom.open(path, "X")
     n_obs, n_vars = m.shape
     rows = [
-        ("file", f"{path} ({os.path.getsize(path) / 2**20:,.1f} MiB)"),
+        ("file", f"{path} ({_disk_size(path) / 2**20:,.1f} MiB)"),
         ("shape", f"{n_obs:,} cells × {n_vars:,} genes"),
         ("X format", m.format),
     ]
     if m.stored_nnz is not None and n_obs * n_vars:
         rows.append(("density", f"{m.stored_nnz / (n_obs * n_vars):.2%} ({m.stored_nnz:,} stored)"))
-    with h5py.File(path, "r", locking=False) as f:
+    with _open(path) as f:
         x = f["X"]
-        parts = ["data", "indices", "indptr"] if isinstance(x, h5py.Group) else []
+        parts = ["data", "indices", "indptr"] if _is_group(x) else []
         for name in parts:
             rows.append((f"X/{name}", _storage(x[name])))
-        if isinstance(x, h5py.Dataset):
+        if not _is_group(x):
             rows.append(("X", _storage(x)))
         for group in ("obs", "var"):
-            if group in f and isinstance(f[group], h5py.Group):
+            if group in f and _is_group(f[group]):
                 cols = [k for k in f[group].keys() if k != f[group].attrs.get("_index", "_index")]
                 rows.append((f"{group} columns", ", ".join(cols) or "–"))
         for group in ("obsm", "varm", "layers", "obsp", "uns"):
             if group in f:
-                rows.append((group, ", ".join(f[group].keys()) or "–"))
+                rows.append((group, ", ".join(sorted(f[group].keys())) or "–"))
         if "raw" in f:
             rows.append(("raw", "present"))
     return rows
