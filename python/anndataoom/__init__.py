@@ -3,7 +3,8 @@
 ``read``/``read_h5ad`` open an ``.h5ad`` as an :class:`AnnDataOOM` (a real
 ``anndata.AnnData``) whose X and layers stay on disk as lazy
 :class:`BackedArray` objects; :mod:`anndataoom.pp` runs scanpy's
-preprocessing on it by streaming the matrix through the Rust core.
+preprocessing and :mod:`anndataoom.tl` its marker-gene ranking on it by
+streaming the matrix through the Rust core.
 """
 
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
@@ -37,11 +38,13 @@ __all__ = [
     "pp",
     "read",
     "read_h5ad",
+    "tl",
 ]
 
 # --- analysis sub-packages (pp, tl) are imported here --------------------------
 # (after the classes above, which they use)
 from anndataoom import pp  # noqa: E402
+from anndataoom import tl  # noqa: E402
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

@@ -8,6 +8,7 @@ mod matrix;
 mod pca;
 mod pp;
 mod seed;
+mod tl;
 
 use pyo3::prelude::*;
 
@@ -30,5 +31,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pca::register(m)?;
     seed::register(m)?;
     concat::register(m)?;
+    tl::register(m)?;
     Ok(())
 }
