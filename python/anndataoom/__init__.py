@@ -43,8 +43,7 @@ __all__ = [
 
 # --- analysis sub-packages (pp, tl) are imported here --------------------------
 # (after the classes above, which they use)
-from anndataoom import pp  # noqa: E402
-from anndataoom import tl  # noqa: E402
+from anndataoom import pp, tl  # noqa: E402
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

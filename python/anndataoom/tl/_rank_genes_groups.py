@@ -72,7 +72,8 @@ class _Groups:
         lut = np.full(len(cats) + 1, len(ids), dtype=np.uint32)  # code -1 (NaN) → last
         lut[ids] = np.arange(len(ids), dtype=np.uint32)
         self.ids = lut[col.cat.codes.to_numpy()]
-        self.ireference = None if reference == "rest" else int(np.flatnonzero(self.order == reference)[0])
+        self.ireference = (None if reference == "rest"
+                           else int(np.flatnonzero(self.order == reference)[0]))
 
     @property
     def n(self) -> int:
@@ -155,7 +156,7 @@ def _wilcoxon(m, st: _Stats, g: _Groups, tie_correct: bool):
 
 
 def _top_n(scores, n: int):
-    """Indices of the ``n`` highest scores, highest first (scanpy's tie order)."""
+    """Return the indices of the ``n`` highest scores, highest first (scanpy's tie order)."""
     part = np.argpartition(scores, -n)[-n:]
     return part[np.argsort(scores[part])[::-1]]
 
@@ -170,7 +171,7 @@ def _adjust(pvals, corr_method: str):
 
 def _tables(results, st: _Stats, g: _Groups, var_names, *, n_genes, rankby_abs, corr_method,
             expm1):
-    """scanpy's ``uns`` record arrays, one field per compared group."""
+    """Build scanpy's ``uns`` record arrays, one field per compared group."""
     cols: dict[str, dict[str, np.ndarray]] = {k: {} for k in
                                               ("names", "scores", "pvals", "pvals_adj",
                                                "logfoldchanges")}
@@ -272,7 +273,7 @@ def rank_genes_groups(  # noqa: PLR0913
     Examples
     --------
     >>> import anndataoom as oom
-    >>> a = oom.read(oom.datasets.pbmc3k())  # doctest: +SKIP
+    >>> a = oom.read("pbmc3k_clustered.h5ad")  # doctest: +SKIP
     >>> oom.tl.rank_genes_groups(a, "leiden", method="wilcoxon")  # doctest: +SKIP
     """
     if use_raw is None:
@@ -330,8 +331,8 @@ def rank_genes_groups(  # noqa: PLR0913
                    else _t_test(st, g, method))
         base = adata.uns.get("log1p", {}).get("base")
         factor = 1.0 if base is None else np.log(base)
-        tables = _tables(results, st, g, var_names, corr_method=corr_method,
-                         n_genes=len(var_names) if n_genes is None else min(n_genes, len(var_names)),
+        n_top = len(var_names) if n_genes is None else min(n_genes, len(var_names))
+        tables = _tables(results, st, g, var_names, corr_method=corr_method, n_genes=n_top,
                          rankby_abs=rankby_abs, expm1=lambda x: np.expm1(x * factor))
     out = adata.uns[key_added]
     if pts:
