@@ -63,7 +63,7 @@ pub fn rank_column(sorted: &[(f64, u32)], zeros: &[u64], sums: &mut [f64]) -> f6
     let mut zeros_left = n_zero > 0;
     let (mut i, mut pos, mut ties) = (0usize, 0u64, 0.0);
     loop {
-        let zero_run = zeros_left && sorted.get(i).is_none_or(|e| !(e.0 < 0.0));
+        let zero_run = zeros_left && sorted.get(i).is_none_or(|e| e.0 >= 0.0 || e.0.is_nan());
         let t = if zero_run {
             n_zero
         } else if let Some(&(v, _)) = sorted.get(i) {
