@@ -1,9 +1,10 @@
 """Out-of-memory AnnData with a Rust core and a scanpy-compatible API.
 
-``read``/``read_h5ad`` open an ``.h5ad`` as an :class:`AnnDataOOM` (a real
-``anndata.AnnData``) whose X and layers stay on disk as lazy
+``read``/``read_h5ad``/``read_zarr`` open an ``.h5ad`` file or a ``.zarr``
+store as an :class:`AnnDataOOM` (a real ``anndata.AnnData``) whose X and layers stay on disk as lazy
 :class:`BackedArray` objects; :mod:`anndataoom.pp` runs scanpy's
-preprocessing on it by streaming the matrix through the Rust core.
+preprocessing and :mod:`anndataoom.tl` its marker-gene ranking on it by
+streaming the matrix through the Rust core.
 """
 
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
@@ -18,7 +19,7 @@ from anndataoom._core import (
 )
 from anndataoom._concat import concat
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
-from anndataoom.io import read, read_h5ad
+from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
 
 __version__ = "0.2.0"
 
@@ -37,11 +38,14 @@ __all__ = [
     "pp",
     "read",
     "read_h5ad",
+    "read_zarr",
+    "tl",
+    "write_zarr",
 ]
 
 # --- analysis sub-packages (pp, tl) are imported here --------------------------
 # (after the classes above, which they use)
-from anndataoom import pp  # noqa: E402
+from anndataoom import pp, tl  # noqa: E402
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

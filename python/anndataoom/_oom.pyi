@@ -30,6 +30,7 @@ __all__ = [
     "pp_untransformed",
     "progress",
     "qc_metrics_py",
+    "rank_sums_py",
     "regress_apply",
     "regress_stats",
     "residual_variances_py",
@@ -153,6 +154,14 @@ def residual_variances_py(
     groups: _U32 | None = None,
     f32_product: bool = False,
 ) -> np.ndarray: ...
+def rank_sums_py(
+    m: Matrix,
+    groups: _U32,
+    n_groups: int,
+    col_nnz: _U64,
+    budget: int,
+    reference: int | None = None,
+) -> tuple[_F64, _F64]: ...
 def regress_stats(
     m: Matrix,
     design: _F64 | None = None,

@@ -8,6 +8,7 @@ mod matrix;
 mod pca;
 mod pp;
 mod seed;
+mod tl;
 mod zarr;
 
 use pyo3::prelude::*;
@@ -31,6 +32,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pca::register(m)?;
     seed::register(m)?;
     concat::register(m)?;
+    tl::register(m)?;
     zarr::register(m)?;
     Ok(())
 }

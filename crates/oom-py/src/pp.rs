@@ -171,7 +171,7 @@ fn count_above_py<'py>(py: Python<'py>, m: &Matrix, threshold: PyReadonlyArray1<
 
 /// Per-group column moments in one pass. Returns a dict with `n` (rows per
 /// group), `sum`, `sumsq`, `mean`, `var` (ddof 1), `n_pos` (all
-/// `n_groups × ncols`), `row_sum` and `non_integer`.
+/// `n_groups × ncols`), `n_nonzero` (same shape), `row_sum` and `non_integer`.
 #[pyfunction]
 #[pyo3(signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None))]
 fn moments_py<'py>(
@@ -207,6 +207,7 @@ fn moments_py<'py>(
     d.set_item("mean", mean.into_pyarray(py).reshape(shape)?)?;
     d.set_item("var", var.into_pyarray(py).reshape(shape)?)?;
     d.set_item("n_pos", mo.n_pos.into_pyarray(py).reshape(shape)?)?;
+    d.set_item("n_nonzero", mo.n_nonzero.into_pyarray(py).reshape(shape)?)?;
     d.set_item("row_sum", row_sum.into_pyarray(py))?;
     d.set_item("non_integer", mo.non_integer)?;
     Ok(d)

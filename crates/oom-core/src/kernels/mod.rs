@@ -6,6 +6,7 @@
 pub mod gram;
 pub mod moments;
 pub mod qc;
+pub mod ranks;
 pub mod sparse_gram;
 pub mod sums;
 

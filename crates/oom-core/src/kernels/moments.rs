@@ -44,8 +44,9 @@ impl Default for MomentParams {
     }
 }
 
-/// Mergeable state: row counts per group and, per group × column, Σx, Σx²
-/// and the count of values `> 0`. Also whether any value was negative or
+/// Mergeable state: row counts per group and, per group × column, Σx, Σx²,
+/// the count of values `> 0` and of values `≠ 0` (scipy's `getnnz` after
+/// `eliminate_zeros`). Also whether any value was negative or
 /// not an integer (scanpy's `check_nonnegative_integers`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Moments {
@@ -54,6 +55,7 @@ pub struct Moments {
     pub sum: Vec<f64>,
     pub sumsq: Vec<f64>,
     pub n_pos: Vec<u64>,
+    pub n_nonzero: Vec<u64>,
     pub non_integer: bool,
 }
 
@@ -71,6 +73,7 @@ impl Moments {
             sum: vec![0.0; n_groups * ncols],
             sumsq: vec![0.0; n_groups * ncols],
             n_pos: vec![0; n_groups * ncols],
+            n_nonzero: vec![0; n_groups * ncols],
             non_integer: false,
         }
     }
@@ -118,6 +121,9 @@ impl Moments {
                 if x > 0.0 {
                     self.n_pos[base + c] += 1;
                 }
+                if x != 0.0 {
+                    self.n_nonzero[base + c] += 1;
+                }
             });
             row_sums.push(rs);
         }
@@ -135,7 +141,7 @@ impl Moments {
         for (a, b) in self.sumsq.iter_mut().zip(&o.sumsq) {
             *a += b;
         }
-        for (a, b) in self.n_pos.iter_mut().zip(&o.n_pos) {
+        for (a, b) in self.n_pos.iter_mut().zip(&o.n_pos).chain(self.n_nonzero.iter_mut().zip(&o.n_nonzero)) {
             *a += b;
         }
         self.non_integer |= o.non_integer;
