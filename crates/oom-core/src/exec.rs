@@ -65,6 +65,40 @@ pub fn map_blocks<R: Send>(
         .collect()
 }
 
+/// Fold the blocks of `view` (about `target` values each) into at most
+/// `groups` states: the blocks are split into contiguous runs, each run is
+/// folded in row order on the rayon pool, and states and per-block results
+/// come back in row order, so floating-point results never depend on
+/// scheduling (the same numbers on every run).
+pub fn fold_runs<S: Send, R: Send>(
+    view: &View,
+    target: u64,
+    groups: usize,
+    make: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
+) -> Result<(Vec<S>, Vec<R>)> {
+    let blocks = view.blocks(target)?;
+    TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
+    let per = blocks.len().div_ceil(groups.clamp(1, blocks.len().max(1))).max(1);
+    let runs: Vec<(S, Vec<R>)> = blocks
+        .par_chunks(per)
+        .with_max_len(1)
+        .map(|run| {
+            let mut state = make();
+            let mut out = Vec::with_capacity(run.len());
+            for &(a, b) in run {
+                check_cancel()?;
+                let block = view.read(a, b)?;
+                out.push(f(&mut state, a, b, block)?);
+                DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);
+            }
+            Ok((state, out))
+        })
+        .collect::<Result<_>>()?;
+    let (states, results): (Vec<S>, Vec<Vec<R>>) = runs.into_iter().unzip();
+    Ok((states, results.into_iter().flatten().collect()))
+}
+
 /// Hand every block of `view` to `f` in row order: blocks are read a
 /// window at a time in parallel (one per thread), so memory stays bounded
 /// while `f` (e.g. a writer) sees them sequentially.

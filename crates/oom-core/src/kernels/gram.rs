@@ -18,11 +18,10 @@
 
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
-use rayon::prelude::*;
 
 use crate::block::{Block, Csr, Scalar};
 use crate::error::Result;
-use crate::exec::{check_cancel, BLOCK_TARGET};
+use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::plan::View;
 use crate::with_values;
 
@@ -269,35 +268,6 @@ impl GramState {
     }
 }
 
-/// Fold every block of `view` into one state per worker group: blocks are
-/// split into `groups` contiguous runs, each run is folded in row order on
-/// the rayon pool, and the states come back in row order (so the result
-/// does not depend on scheduling).
-pub fn fold_blocks<S: Send>(
-    view: &View,
-    target: u64,
-    groups: usize,
-    init: impl Fn() -> S + Sync,
-    step: impl Fn(&mut S, u64, u64, Block) -> Result<()> + Sync,
-) -> Result<Vec<S>> {
-    let blocks = view.blocks(target)?;
-    let g = groups.clamp(1, blocks.len().max(1));
-    let per = blocks.len().div_ceil(g).max(1);
-    blocks
-        .par_chunks(per)
-        .with_max_len(1)
-        .map(|run| {
-            let mut s = init();
-            for &(a, b) in run {
-                check_cancel()?;
-                let block = view.read(a, b)?;
-                step(&mut s, a, b, block)?;
-            }
-            Ok(s)
-        })
-        .collect()
-}
-
 /// Memory we allow for the per-worker p × p accumulators together.
 const GRAM_BUDGET: usize = 1 << 30;
 
@@ -316,7 +286,7 @@ pub fn gram(view: &View, prec: Precision) -> Result<GramState> {
     } else {
         (1, Par::rayon(0), Precision::F64)
     };
-    let states = fold_blocks(
+    let (states, _) = fold_runs(
         view,
         BLOCK_TARGET,
         groups,
@@ -541,7 +511,7 @@ impl<'q> GramTimes<'q> {
 pub fn gram_times<'q>(view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'q>> {
     let p = usize::try_from(view.ncols()).expect("fits");
     let threads = rayon::current_num_threads().max(1);
-    let states = fold_blocks(
+    let (states, _) = fold_runs(
         view,
         BLOCK_TARGET,
         threads,

@@ -1,7 +1,7 @@
 //! Streaming statistics: each is a mergeable state filled block by block.
 //!
 //! [`fold_blocks`] drives a kernel over a view with bounded memory: one
-//! state per worker thread (not per block), merged at the end.
+//! state per worker thread (not per block), merged at the end in row order.
 
 pub mod gram;
 pub mod moments;
@@ -10,11 +10,9 @@ pub mod ranks;
 pub mod sparse_gram;
 pub mod sums;
 
-use std::sync::Mutex;
-
 use crate::block::Block;
 use crate::error::Result;
-use crate::exec::{map_blocks, BLOCK_TARGET};
+use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::plan::View;
 
 /// Block size for a pass over `view`: small enough that every thread gets
@@ -25,25 +23,12 @@ pub fn block_target(view: &View) -> u64 {
 }
 
 /// Run `f(state, start, end, block)` over every block of `view` in
-/// parallel. States are created by `make` (at most one per thread) and all
-/// returned; per-block results come back in row order.
+/// parallel, one state per thread (see [`fold_runs`]); per-block results
+/// come back in row order.
 pub fn fold_blocks<S: Send, R: Send>(
     view: &View,
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
-    let pool: Vec<Mutex<Option<S>>> = (0..rayon::current_num_threads().max(1) + 1).map(|_| Mutex::new(None)).collect();
-    let results = map_blocks(view, block_target(view), |a, b, block| {
-        loop {
-            for slot in &pool {
-                if let Ok(mut g) = slot.try_lock() {
-                    let s = g.get_or_insert_with(&make);
-                    return f(s, a, b, block);
-                }
-            }
-            std::thread::yield_now();
-        }
-    })?;
-    let states = pool.into_iter().filter_map(|m| m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)).collect();
-    Ok((states, results))
+    fold_runs(view, block_target(view), rayon::current_num_threads().max(1), make, f)
 }

@@ -14,7 +14,8 @@
 
 use faer::Mat;
 
-use super::gram::{fold_blocks, GramState, Precision};
+use super::gram::{GramState, Precision};
+use crate::exec::fold_runs;
 use crate::block::{Block, Csr, Scalar, Values};
 use crate::error::Result;
 use crate::exec::BLOCK_TARGET;
@@ -124,7 +125,7 @@ impl SparseScaled {
     pub fn gram(&self) -> Result<GramState> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let threads = rayon::current_num_threads().max(1);
-        let states = fold_blocks(
+        let (states, _) = fold_runs(
             &self.inner,
             BLOCK_TARGET,
             threads,

@@ -16,7 +16,7 @@ use super::ops::{map_block, Op};
 use crate::block::{Block, Dtype, Scalar};
 use crate::error::{OomError, Result};
 use crate::exec::BLOCK_TARGET;
-use crate::kernels::gram::fold_blocks;
+use crate::exec::fold_runs;
 use crate::plan::View;
 use crate::with_values;
 
@@ -185,7 +185,7 @@ pub fn regress_stats(view: &View, design: &Design) -> Result<RegressStats> {
         stored: vec![0; p],
         n: 0,
     };
-    let parts = fold_blocks(view, BLOCK_TARGET, threads, init, |acc, a, _, block| {
+    let (parts, _) = fold_runs(view, BLOCK_TARGET, threads, init, |acc, a, _, block| {
         let a = usize::try_from(a).expect("fits");
         acc.n += block.nrows() as u64;
         let mut visit = |r: usize, c: usize, x: f64| {
