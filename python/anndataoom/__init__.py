@@ -18,6 +18,7 @@ from anndataoom._core import (
     oom_guard,
 )
 from anndataoom._concat import concat
+from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
 from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
 
@@ -33,6 +34,7 @@ __all__ = [
     "TransformedBackedArray",
     "__version__",
     "concat",
+    "distributed",
     "is_oom",
     "oom_guard",
     "pp",

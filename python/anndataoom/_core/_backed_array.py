@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from anndataoom import _oom
 from anndataoom._core._index import positions
 from anndataoom._core._inmemory import check_dense_size, guard_scanpy, unsupported
+from anndataoom._core._recipe import Recipe
 
 __all__ = [
     "BackedArray",
@@ -95,6 +96,11 @@ class BackedArray:
         Names of the lazy transforms applied to the source (shown by
         ``repr``); the transforms themselves live in ``matrix``.  Default:
         read from the matrix's plan.
+    recipe
+        How to rebuild ``matrix`` in another process (kept as ``.recipe``;
+        see :meth:`to_dask`).  Default: a matrix with no selection and no
+        transform is the stored element ``matrix.key`` of ``matrix.path``;
+        for any other the origin is unknown (``None``).
 
     Notes
     -----
@@ -119,10 +125,14 @@ class BackedArray:
         matrix: _oom.Matrix,
         *,
         transforms: tuple[str, ...] | list[str] | None = None,
+        recipe: Recipe | None = None,
     ):
         if not isinstance(matrix, _oom.Matrix):
             raise TypeError(f"expected an anndataoom._oom.Matrix, got {type(matrix).__name__}")
         self.matrix = matrix
+        if recipe is None and matrix.is_identity and _is_plain(matrix):
+            recipe = Recipe.open(matrix.path, matrix.key)
+        self.recipe = recipe
         if transforms is None:
             transforms = _plan_ops(matrix)
         self.transforms = tuple(transforms)
@@ -136,6 +146,7 @@ class BackedArray:
 
         ``rows``/``cols`` are the positions (into ``self``) that produced
         ``matrix`` (``None`` = all), for subclasses that subset own state.
+        The caller sets ``recipe`` when ``matrix`` differs from ``self.matrix``.
         """
         new = _copy.copy(self)
         new.matrix = matrix
@@ -143,15 +154,19 @@ class BackedArray:
         new._nnz = None
         return new
 
+    def _then(self, op: str, *args, **kwargs) -> Recipe | None:
+        """Recipe of ``_oom.<op>(self.matrix, *args, **kwargs)`` (``None`` if ours is unknown)."""
+        return None if self.recipe is None else self.recipe.then(op, *args, **kwargs)
+
     def _subset(self, rows: np.ndarray | None, cols: np.ndarray | None) -> BackedArray:
         """Lazy subset by non-negative int64 positions (``None`` = all)."""
         if rows is None and cols is None:
             return self._derive(self.matrix)
-        m = self.matrix.subset(
-            None if rows is None else np.ascontiguousarray(rows, dtype=np.int64),
-            None if cols is None else np.ascontiguousarray(cols, dtype=np.int64),
-        )
-        return self._derive(m, rows, cols)
+        rows = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        cols = None if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
+        new = self._derive(self.matrix.subset(rows, cols), rows, cols)
+        new.recipe = self._then("subset", rows, cols)
+        return new
 
     def copy(self) -> BackedArray:
         """A new lazy array over the same data (cheap: the data is immutable)."""
@@ -165,7 +180,9 @@ class BackedArray:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
-        return self._derive(_oom.pp_astype(self.matrix, dtype.name))
+        new = self._derive(_oom.pp_astype(self.matrix, dtype.name))
+        new.recipe = self._then("pp_astype", dtype.name)
+        return new
 
     # -- attributes ---------------------------------------------------------
 
@@ -374,6 +391,38 @@ class BackedArray:
         if not ranges:
             return self._read(0, 0)
         return _stack([self._read(a, b) for a, b in ranges])
+
+    def to_dask(self, chunks: int | None = None):
+        """Return a ``dask.array.Array`` of the view, blocks read by the Rust reader.
+
+        Parameters
+        ----------
+        chunks
+            Rows per chunk.  ``None`` uses row blocks of about
+            :data:`BLOCK_VALUES` stored values (the size the streamed
+            kernels use), so chunks are even in bytes rather than in rows.
+
+        Returns
+        -------
+        dask.array.Array
+            Same shape and dtype; chunks are ``scipy.sparse.csr_matrix``
+            (sparse view; a subclass whose ``sum``/``mean`` accept
+            ``keepdims``, so dask's ``.sum()`` and ``.mean()`` work) or
+            ``numpy.ndarray``, with the lazy transforms applied.  The graph
+            holds a small description (path, key, selection and transform
+            parameters), never data or file handles, so it can run on
+            ``dask.distributed`` worker processes: each opens the file
+            itself.
+
+        Raises
+        ------
+        ValueError
+            When the view was built from an ``_oom.Matrix`` whose origin was
+            not recorded, so no worker could rebuild it.
+        """
+        from anndataoom._core._dask import to_dask
+
+        return to_dask(self, chunks)
 
     def toarray(self) -> np.ndarray:
         """The whole view as a dense ``ndarray``."""

@@ -38,7 +38,7 @@ def chunked_scale(adata, *, max_value: float | None = 10.0,
         raise RuntimeError(
             "adata.X is already scaled; scaling it again would z-score z-scores. Reset X to "
             "the unscaled (normalised, log1p) matrix before calling chunked_scale again.")
-    mean, std = mean_std(m)
+    mean, std = mean_std(adata.X)
     out = _oom.pp_scale(m, np.ascontiguousarray(mean, dtype=np.float64),
                         np.ascontiguousarray(std, dtype=np.float64), True,
                         None if max_value is None else float(max_value))

@@ -1,15 +1,17 @@
-"""Access to the lazy matrix behind ``X`` / a layer, and storing a new one.
+"""Access to the lazy array behind ``X`` / a layer, and storing a new one.
 
-The preprocessing functions work on the ``_oom.Matrix`` held by a
-``BackedArray`` (``x.matrix``). When the data is in memory (a plain
-``anndata.AnnData`` or a numpy/scipy ``X``) they hand over to scanpy.
+The preprocessing functions work on the ``BackedArray`` of the chosen
+representation: its ``_oom.Matrix`` (``x.matrix``) for the Rust kernels,
+and its recipe so that :func:`transform` results can be rebuilt by worker
+processes (:func:`anndataoom.distributed`).  When the data is in memory (a
+plain ``anndata.AnnData`` or a numpy/scipy ``X``) they hand over to scanpy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["get_matrix", "set_matrix", "sum_dtype", "wrap"]
+__all__ = ["get_array", "get_matrix", "set_matrix", "sum_dtype", "transform", "wrap"]
 
 
 def _rep(adata, layer=None, use_raw=False):
@@ -29,12 +31,30 @@ def _rep(adata, layer=None, use_raw=False):
     return adata.X
 
 
+def get_array(adata, layer=None, use_raw=False):
+    """Return the lazy ``BackedArray`` of the chosen representation (``None`` if in memory)."""
+    x = _rep(adata, layer, use_raw)
+    return x if hasattr(x, "matrix") else None
+
+
 def get_matrix(adata, layer=None, use_raw=False):
     """The ``_oom.Matrix`` behind the chosen representation, or ``None`` if in memory."""
     return getattr(_rep(adata, layer, use_raw), "matrix", None)
 
 
-def wrap(matrix):
+def transform(x, op: str, *args, **kwargs):
+    """``x`` with the lazy transform ``_oom.<op>(x.matrix, *args, **kwargs)`` appended.
+
+    Goes through here rather than calling ``_oom`` directly so that the
+    result's recipe is recorded and worker processes can rebuild it.
+    """
+    from anndataoom import _oom
+
+    matrix = getattr(_oom, op)(x.matrix, *args, **kwargs)
+    return wrap(matrix, recipe=x._then(op, *args, **kwargs))
+
+
+def wrap(matrix, recipe=None):
     """Wrap a ``_oom.Matrix`` in the lazy array class matching its transforms."""
     import anndataoom._core as core
     from anndataoom import _oom
@@ -46,15 +66,16 @@ def wrap(matrix):
         cls = core.TransformedBackedArray
     else:
         cls = core.BackedArray
-    return cls(matrix, transforms=tuple(ops))
+    return cls(matrix, transforms=tuple(ops), recipe=recipe)
 
 
-def set_matrix(adata, matrix, layer=None):
-    """Store ``matrix`` (lazily) as ``X`` or ``layers[layer]``."""
+def set_matrix(adata, value, layer=None):
+    """Store a lazy array, or a ``_oom.Matrix`` (wrapped), as ``X`` or ``layers[layer]``."""
+    x = value if hasattr(value, "matrix") else wrap(value)
     if layer is None:
-        adata.X = wrap(matrix)
+        adata.X = x
     else:
-        adata.layers[layer] = wrap(matrix)
+        adata.layers[layer] = x
 
 
 def sum_dtype(dtype) -> np.dtype:

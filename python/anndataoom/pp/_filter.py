@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, sum_dtype
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array, sum_dtype
 
 __all__ = ["filter_cells", "filter_genes"]
 
@@ -33,18 +33,18 @@ def _filter_axis(data, axis: int, counts, number_key, lo_hi, inplace, copy, scan
     """
     (min_counts, max_counts), (min_n, max_n) = lo_hi
     frame = "obs" if axis == 0 else "var"
-    m = getattr(data, "matrix", None)
-    is_adata = m is None and hasattr(data, frame)
+    x = data if hasattr(data, "matrix") else None
+    is_adata = x is None and hasattr(data, frame)
     if is_adata:
-        m = get_matrix(data)
-    if m is None:
+        x = get_array(data)
+    if x is None:
         import scanpy as sc
 
         return getattr(sc.pp, scanpy_name)(data, **kw, inplace=inplace, copy=copy)
-    row_sum, row_pos, col_sum, col_pos = _oom.positive_counts_py(m)
+    row_sum, row_pos, col_sum, col_pos = passes.positive_counts(x)
     sums, positive = (row_sum, row_pos) if axis == 0 else (col_sum, col_pos)
     by_counts = min_n is None and max_n is None
-    number = sums.astype(sum_dtype(m.dtype)) if by_counts else positive.astype(np.int64)
+    number = sums.astype(sum_dtype(x.dtype)) if by_counts else positive.astype(np.int64)
     subset = _subset(number, *((min_counts, max_counts) if by_counts else (min_n, max_n)))
     if not is_adata or not inplace:
         return subset, number

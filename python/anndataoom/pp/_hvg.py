@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_adata, doc_params
 
 __all__ = ["highly_variable_genes", "batch_groups"]
@@ -122,23 +122,23 @@ def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
     return df
 
 
-def _stats(m, adata, flavor, groups=None, n_groups=1):
+def _stats(x, adata, flavor, groups=None, n_groups=1):
     base = adata.uns.get("log1p", {}).get("base")
     factor = None if base is None else float(np.log(base))
-    return _oom.moments_py(m, groups, n_groups, flavor == "seurat", factor)
+    return passes.moments(x, groups, n_groups, flavor == "seurat", factor)
 
 
-def _seurat_cell_ranger(adata, m, *, flavor, n_bins, cutoff, batch_key):
+def _seurat_cell_ranger(adata, x, *, flavor, n_bins, cutoff, batch_key):
     names = adata.var_names
     if batch_key is None:
-        r = _stats(m, adata, flavor)
+        r = _stats(x, adata, flavor)
         return _one_batch(r["mean"][0], r["var"][0], names, flavor=flavor, n_bins=n_bins,
                           cutoff=cutoff)
     col = adata.obs[batch_key]
     if not isinstance(col.dtype, pd.CategoricalDtype):
         col = col.astype("category")
     levels = col.cat.categories
-    r = _stats(m, adata, flavor, batch_groups(col, levels), len(levels))
+    r = _stats(x, adata, flavor, batch_groups(col, levels), len(levels))
     dfs = []
     for g in range(len(levels)):
         filt = r["n_pos"][g] > 0
@@ -239,7 +239,7 @@ def highly_variable_genes(
             "`pp.highly_variable_genes` expects an `AnnData` argument, "
             "pass `inplace=False` if you want to return a `pd.DataFrame`."
         )
-    m = get_matrix(adata, layer)
+    x = get_array(adata, layer)
     if flavor == "pearson_residuals":
         from anndataoom.pp._hvg_pearson import hvg_pearson_residuals
 
@@ -248,17 +248,18 @@ def highly_variable_genes(
                 "`pp.highly_variable_genes` requires the argument `n_top_genes`"
                 " for `flavor='pearson_residuals'`"
             )
-        if m is None:
+        if x is None:
             import scanpy as sc
 
             return sc.experimental.pp.highly_variable_genes(
                 adata, theta=theta, clip=clip, n_top_genes=n_top_genes, batch_key=batch_key,
                 chunksize=chunksize, check_values=check_values, layer=layer, subset=subset,
                 inplace=inplace)
-        return hvg_pearson_residuals(adata, m, theta=theta, clip=clip, n_top_genes=n_top_genes,
-                                     batch_key=batch_key, check_values=check_values,
-                                     layer=layer, subset=subset, inplace=inplace)
-    if m is None:
+        return hvg_pearson_residuals(adata, x.matrix, theta=theta, clip=clip,
+                                     n_top_genes=n_top_genes, batch_key=batch_key,
+                                     check_values=check_values, layer=layer, subset=subset,
+                                     inplace=inplace)
+    if x is None:
         import scanpy as sc
 
         return sc.pp.highly_variable_genes(
@@ -268,14 +269,14 @@ def highly_variable_genes(
     if flavor in ("seurat_v3", "seurat_v3_paper"):
         from anndataoom.pp._hvg_seurat_v3 import hvg_seurat_v3
 
-        return hvg_seurat_v3(adata, m, flavor=flavor, n_top_genes=2000 if n_top_genes is None
+        return hvg_seurat_v3(adata, x, flavor=flavor, n_top_genes=2000 if n_top_genes is None
                              else n_top_genes, batch_key=batch_key, check_values=check_values,
                              span=span, subset=subset, inplace=inplace)
     if flavor not in ("seurat", "cell_ranger"):
         raise ValueError('`flavor` needs to be "seurat" or "cell_ranger"')
     cutoff = _cutoff(n_top_genes, min_disp=min_disp, max_disp=max_disp, min_mean=min_mean,
                      max_mean=max_mean)
-    df = _seurat_cell_ranger(adata, m, flavor=flavor, n_bins=n_bins, cutoff=cutoff,
+    df = _seurat_cell_ranger(adata, x, flavor=flavor, n_bins=n_bins, cutoff=cutoff,
                              batch_key=batch_key)
     if not inplace:
         if subset:

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from anndataoom import _oom
+from anndataoom import _distributed as passes
 from anndataoom.pp._hvg import batch_groups
 
 __all__ = ["hvg_seurat_v3", "rank_across_batches"]
@@ -36,9 +36,9 @@ def _groups(adata, batch_key):
     return batch_groups(values, levels), len(levels)
 
 
-def hvg_seurat_v3(adata, m, *, flavor, n_top_genes, batch_key, check_values, span, subset,
+def hvg_seurat_v3(adata, x, *, flavor, n_top_genes, batch_key, check_values, span, subset,
                   inplace):
-    """Run the seurat_v3 selection on matrix ``m`` of ``adata``."""
+    """Run the seurat_v3 selection on lazy array ``x`` of ``adata``."""
     try:
         from skmisc.loess import loess
     except ImportError as e:
@@ -47,7 +47,7 @@ def hvg_seurat_v3(adata, m, *, flavor, n_top_genes, batch_key, check_values, spa
     if flavor not in ("seurat_v3", "seurat_v3_paper"):
         raise ValueError(f"Did not recognize flavor {flavor}")
     groups, n_groups = _groups(adata, batch_key)
-    r = _oom.moments_py(m, groups, n_groups)
+    r = passes.moments(x, groups, n_groups)
     if check_values and r["non_integer"]:
         warnings.warn(f"`flavor={flavor!r}` expects raw count data, but non-integers were found.",
                       UserWarning, stacklevel=3)
@@ -59,7 +59,7 @@ def hvg_seurat_v3(adata, m, *, flavor, n_top_genes, batch_key, check_values, spa
     df = pd.DataFrame(index=adata.var_names)
     df["means"], df["variances"] = mean_all, var_all
 
-    n_vars = m.shape[1]
+    n_vars = x.shape[1]
     clip = np.zeros((n_groups, n_vars))
     reg_stds = []
     for g in range(n_groups):
@@ -72,7 +72,7 @@ def hvg_seurat_v3(adata, m, *, flavor, n_top_genes, batch_key, check_values, spa
         reg_std = np.sqrt(10**estimat_var)
         clip[g] = reg_std * np.sqrt(r["n"][g]) + mean
         reg_stds.append(reg_std)
-    c = _oom.moments_py(m, groups, n_groups, False, None, clip)
+    c = passes.moments(x, groups, n_groups, False, None, clip)
     norm_gene_vars = []
     for g in range(n_groups):
         n, mean, reg_std = r["n"][g], r["mean"][g], reg_stds[g]

@@ -6,8 +6,7 @@ import logging
 
 import numpy as np
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, set_matrix, wrap
+from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
 __all__ = ["log1p"]
@@ -52,7 +51,7 @@ def log1p(
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        return wrap(_oom.pp_log1p(data.matrix, None if base is None else float(base)))
+        return transform(data, "pp_log1p", None if base is None else float(base))
     if not hasattr(data, "uns"):
         import scanpy as sc
 
@@ -68,12 +67,12 @@ def log1p(
             x = x / np.log(base)
         adata.obsm[obsm] = x
     else:
-        m = get_matrix(adata, layer)
-        if m is None:
+        x = get_array(adata, layer)
+        if x is None:
             import scanpy as sc
 
             sc.pp.log1p(adata, base=base, layer=layer)
             return adata if copy else None
-        set_matrix(adata, _oom.pp_log1p(m, None if base is None else float(base)), layer)
+        set_matrix(adata, transform(x, "pp_log1p", None if base is None else float(base)), layer)
     adata.uns["log1p"] = {"base": base}
     return adata if copy else None

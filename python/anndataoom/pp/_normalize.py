@@ -6,14 +6,14 @@ import warnings
 
 import numpy as np
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, is_float, set_matrix, wrap
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array, is_float, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
 __all__ = ["normalize_total"]
 
 
-def _size_factors(m, *, exclude_highly_expressed, max_fraction, target_sum):
+def _size_factors(x, *, exclude_highly_expressed, max_fraction, target_sum):
     """Counts per cell divided by ``target_sum``, computed as scanpy does.
 
     Values are counted in the normalised type (float32 for integer input),
@@ -22,19 +22,19 @@ def _size_factors(m, *, exclude_highly_expressed, max_fraction, target_sum):
     than ``max_fraction`` of a cell's counts in any cell are left out of the
     totals (two more passes).
     """
-    dt = np.dtype(m.dtype) if is_float(m.dtype) else np.dtype(np.float32)
-    row_sum = _oom.positive_counts_py(m)[0]
+    dt = x.dtype if is_float(x.dtype) else np.dtype(np.float32)
+    row_sum = passes.positive_counts(x)[0]
     counts = row_sum.astype(dt)
     if exclude_highly_expressed:
-        if m.is_sparse:
+        if x.is_sparse:
             threshold = max_fraction * counts.astype(np.float64)
         else:
             threshold = (counts * dt.type(max_fraction)).astype(np.float64)
-        hi = _oom.count_above_py(m, threshold)
+        hi = passes.count_above(x, threshold)
         keep = np.flatnonzero(hi == 0).astype(np.int64)
-        counts = _oom.positive_counts_py(m.subset(None, keep))[0].astype(dt)
+        counts = passes.positive_counts(x._subset(None, keep))[0].astype(dt)
     if target_sum is None:
-        target_sum = np.median(counts) if m.is_sparse else np.median(counts[counts > 0])
+        target_sum = np.median(counts) if x.is_sparse else np.median(counts[counts > 0])
     return counts / target_sum
 
 
@@ -86,22 +86,22 @@ def normalize_total(
         adata = adata.copy()
     if max_fraction < 0 or max_fraction > 1:
         raise ValueError("Choose max_fraction between 0 and 1.")
-    m = get_matrix(adata, layer)
-    if m is None:
+    x = get_array(adata, layer)
+    if x is None:
         import scanpy as sc
 
         out = sc.pp.normalize_total(
             adata, target_sum=target_sum, exclude_highly_expressed=exclude_highly_expressed,
             max_fraction=max_fraction, key_added=key_added, layer=layer, inplace=inplace)
         return adata if copy else out
-    factors = _size_factors(m, exclude_highly_expressed=exclude_highly_expressed,
+    factors = _size_factors(x, exclude_highly_expressed=exclude_highly_expressed,
                             max_fraction=max_fraction, target_sum=target_sum)
     divisor = factors + (factors == 0)
-    out = _oom.pp_normalize(m, np.asarray(divisor, dtype=np.float64))
+    out = transform(x, "pp_normalize", np.asarray(divisor, dtype=np.float64))
     if not np.all(factors > 0):
         warnings.warn("Some cells have zero counts", UserWarning, stacklevel=2)
     if not inplace:
-        return dict(X=wrap(out), norm_factor=factors)
+        return dict(X=out, norm_factor=factors)
     if key_added is not None:
         adata.obs[key_added] = factors
     set_matrix(adata, out, layer)

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_copy, doc_layer, doc_params
 
 __all__ = ["pca"]
@@ -103,13 +103,13 @@ def _seed(random_state) -> int:
     raise TypeError(f"random_state must be an int, None or a numpy RandomState, got {random_state!r}")
 
 
-def _run(matrix, n_comps, zero_center, svd_solver, random_state, dtype):
+def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):
     if svd_solver not in _SOLVERS:
         raise ValueError(
             f"svd_solver={svd_solver!r} is not supported; use one of "
             f"{sorted(k for k in _SOLVERS if k is not None)} or None"
         )
-    n_obs, n_vars = matrix.shape
+    n_obs, n_vars = x.shape
     if n_comps is None:
         min_dim = min(n_obs, n_vars)
         n_comps = min_dim - 1 if min_dim <= 50 else 50
@@ -121,9 +121,9 @@ def _run(matrix, n_comps, zero_center, svd_solver, random_state, dtype):
     out_dtype = np.dtype(dtype)
     calc = "float32" if out_dtype == np.float32 else "float64"
     # Gram products in float32 for float32 data (f64 accumulation), else f64.
-    precision = "float32" if np.dtype(matrix.dtype) == np.float32 else "float64"
-    r = _oom.pca(
-        matrix,
+    precision = "float32" if x.dtype == np.float32 else "float64"
+    r = passes.pca(
+        x,
         n_comps,
         zero_center=bool(zero_center),
         solver=_SOLVERS[svd_solver],
@@ -135,7 +135,7 @@ def _run(matrix, n_comps, zero_center, svd_solver, random_state, dtype):
     if scores.dtype != out_dtype:
         scores = scores.astype(out_dtype)
     # sklearn keeps float32 input in float32 (components, variances).
-    res_dtype = np.float32 if np.dtype(matrix.dtype) == np.float32 else np.float64
+    res_dtype = np.float32 if x.dtype == np.float32 else np.float64
     return scores, r, res_dtype, n_comps
 
 
@@ -213,7 +213,7 @@ def pca(  # noqa: PLR0913
     """
     if hasattr(data, "matrix") and not hasattr(data, "obs"):  # a lazy matrix
         scores, r, res_dtype, _ = _run(
-            data.matrix, n_comps, zero_center, svd_solver, random_state, dtype
+            data, n_comps, zero_center, svd_solver, random_state, dtype
         )
         if return_info:
             return (
@@ -223,7 +223,7 @@ def pca(  # noqa: PLR0913
                 r["variance"].astype(res_dtype),
             )
         return scores
-    if not hasattr(data, "obs") or get_matrix(data, layer) is None:
+    if not hasattr(data, "obs") or get_array(data, layer) is None:
         import scanpy as sc
         from scanpy._utils import _empty as scanpy_empty
 
@@ -249,13 +249,13 @@ def pca(  # noqa: PLR0913
         raise NotImplementedError("Cannot use `layer` and `chunked` at the same time.")
     adata = data.copy() if copy else data
     mask_param, mask = _handle_mask_var(adata, mask_var, use_highly_variable)
-    matrix = get_matrix(adata, layer)
+    x = get_array(adata, layer)
     if mask is not None:
         if not mask.any():
             raise ValueError("mask_var selects no variables")
-        matrix = matrix.subset(None, np.flatnonzero(mask).astype(np.int64))
+        x = x._subset(None, np.flatnonzero(mask).astype(np.int64))
     scores, r, res_dtype, n_comps = _run(
-        matrix, n_comps, zero_center, svd_solver, random_state, dtype
+        x, n_comps, zero_center, svd_solver, random_state, dtype
     )
     key_obsm, key_varm, key_uns = (
         ("X_pca", "PCs", "pca") if key_added is None else [key_added] * 3

@@ -7,8 +7,8 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, sum_dtype
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array, sum_dtype
 from anndataoom.pp._docs import doc_adata, doc_params
 
 __all__ = ["calculate_qc_metrics"]
@@ -82,8 +82,8 @@ def calculate_qc_metrics(
             FutureWarning,
             stacklevel=2,
         )
-    m = get_matrix(adata, layer, use_raw)
-    if m is None:
+    x = get_array(adata, layer, use_raw)
+    if x is None:
         import scanpy as sc
 
         return sc.pp.calculate_qc_metrics(
@@ -93,7 +93,7 @@ def calculate_qc_metrics(
     if isinstance(qc_vars, str):
         qc_vars = [qc_vars]
     qc_vars = list(qc_vars)
-    n_obs, n_vars = m.shape
+    n_obs, n_vars = x.shape
     top = sorted(int(n) for n in percent_top) if percent_top else []
     if top and not (max(top) <= n_vars and min(top) > 0):
         raise IndexError("Positions outside range of features.")
@@ -101,10 +101,10 @@ def calculate_qc_metrics(
     for i, q in enumerate(qc_vars):
         masks[i] = np.asarray(adata.var[q].to_numpy(), dtype=bool)
 
-    total, nnz, top_cum, mask_sum, col_sum, col_nnz = _oom.qc_metrics_py(m, top, masks)
+    total, nnz, top_cum, mask_sum, col_sum, col_nnz = passes.qc_metrics(x, top, masks)
 
-    sdt = sum_dtype(m.dtype)
-    row_nnz_dt, col_nnz_dt = _nnz_dtypes(m)
+    sdt = sum_dtype(x.dtype)
+    row_nnz_dt, col_nnz_dt = _nnz_dtypes(x.matrix)
     total_s = total.astype(sdt)
     obs = pd.DataFrame(index=adata.obs_names)
     obs[f"n_{var_type}_by_{expr_type}"] = nnz.astype(row_nnz_dt)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, set_matrix
+from anndataoom.pp._backed import get_array, get_matrix, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
 
 __all__ = ["regress_out"]
@@ -132,5 +132,6 @@ def regress_out(adata, keys, *, layer=None, n_jobs=None, copy=False):
         parts, coef, dtype = _categorical(matrix, adata.obs[keys[0]])
     else:
         parts, coef, dtype = _numeric(matrix, adata, keys)
-    set_matrix(adata, _oom.regress_apply(matrix, coef, dtype, **parts), layer)
+    set_matrix(adata, transform(get_array(adata, layer), "regress_apply", coef, dtype, **parts),
+               layer)
     return adata if copy else None

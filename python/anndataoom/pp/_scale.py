@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from anndataoom import _oom
-from anndataoom.pp._backed import get_matrix, set_matrix, wrap
+from anndataoom import _distributed as passes
+from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
 __all__ = ["scale"]
@@ -13,12 +13,12 @@ __all__ = ["scale"]
 SKIP = np.iinfo(np.uint32).max
 
 
-def mean_std(m, mask=None):
+def mean_std(x, mask=None):
     """Per-column mean and std as scanpy's ``scale``: ddof=1, std 0 → 1."""
     groups = None
     if mask is not None:
         groups = np.where(mask, 0, SKIP).astype(np.uint32)
-    r = _oom.moments_py(m, groups, 1)
+    r = passes.moments(x, groups, 1)
     mean, var = r["mean"][0], r["var"][0]
     with np.errstate(invalid="ignore"):
         std = np.sqrt(var)
@@ -76,9 +76,9 @@ def scale(
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        mean, std = mean_std(data.matrix)
-        return wrap(_oom.pp_scale(data.matrix, mean, std, zero_center,
-                                  None if max_value is None else float(max_value)))
+        mean, std = mean_std(data)
+        return transform(data, "pp_scale", mean, std, zero_center,
+                         None if max_value is None else float(max_value))
     if not hasattr(data, "var"):
         import scanpy as sc
 
@@ -91,8 +91,8 @@ def scale(
         adata.obsm[obsm] = sc.pp.scale(np.array(adata.obsm[obsm]), zero_center=zero_center,
                                        max_value=max_value, copy=True)
         return adata if copy else None
-    m = get_matrix(adata, layer)
-    if m is None:
+    x = get_array(adata, layer)
+    if x is None:
         import scanpy as sc
 
         sc.pp.scale(adata, zero_center=zero_center, max_value=max_value, layer=layer,
@@ -104,9 +104,9 @@ def scale(
         names = ((f"mean of {mask_obs}", f"std of {mask_obs}") if isinstance(mask_obs, str)
                  else ("mean with mask", "std with mask"))
         mask = _obs_mask(adata, mask_obs)
-    mean, std = mean_std(m, mask)
-    out = _oom.pp_scale(m, mean, std, zero_center,
-                        None if max_value is None else float(max_value), mask)
+    mean, std = mean_std(x, mask)
+    out = transform(x, "pp_scale", mean, std, zero_center,
+                    None if max_value is None else float(max_value), mask)
     adata.var[names[0]] = mean
     adata.var[names[1]] = std
     set_matrix(adata, out, layer)

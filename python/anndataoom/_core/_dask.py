@@ -1,0 +1,103 @@
+"""``BackedArray.to_dask``: a dask array whose chunks the Rust reader produces.
+
+The graph is one key holding the view's :class:`~anndataoom._core._recipe.Recipe`
+plus one task per row chunk that depends on it.  dask ships the recipe to a
+worker once (as data) and the chunk tasks stay tiny; each worker process
+rebuilds and caches the matrix (:func:`~anndataoom._core._recipe.matrix_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from anndataoom._core._backed_array import BackedArray, block_from_raw
+from anndataoom._core._recipe import Recipe, matrix_for, remember, require_recipe
+
+__all__ = ["CsrChunk", "to_dask", "read_rows", "recipe_token"]
+
+
+def _axis(axis):
+    """Turn dask's tuple of reduction axes into scipy's int or None."""
+    if isinstance(axis, tuple):
+        return axis[0] if len(axis) == 1 else None
+    return axis
+
+
+class CsrChunk(sp.csr_matrix):
+    """A ``csr_matrix`` chunk whose reductions accept numpy's ``keepdims``.
+
+    dask reduces every chunk with ``np.sum(chunk, axis=..., keepdims=True)``
+    (likewise ``np.mean``), which scipy's sparse matrices refuse; here the
+    per-chunk results come back as plain ndarrays of numpy's shape.
+    """
+
+    def _reduce(self, name: str, axis, keepdims: bool, **kw):
+        axis = _axis(axis)
+        r = np.asarray(getattr(sp.csr_matrix, name)(self, axis=axis, **kw))
+        if axis is None:
+            return r.reshape(1, 1) if keepdims else r[()]
+        r = r.ravel()
+        return np.expand_dims(r, axis) if keepdims else r
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Sum as numpy (``keepdims`` supported, ndarray results)."""
+        return self._reduce("sum", axis, keepdims, dtype=dtype, out=out)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Mean as numpy (``keepdims`` supported, ndarray results)."""
+        return self._reduce("mean", axis, keepdims, dtype=dtype, out=out)
+
+
+def recipe_token(x: BackedArray) -> str:
+    """Token of ``x``'s recipe; ``x.matrix`` is cached under it in this process.
+
+    Caching the driver's own matrix makes local schedulers (threads,
+    synchronous) reuse it instead of opening the file again.
+    """
+    from dask.base import tokenize
+
+    token = tokenize(require_recipe(x))
+    remember(token, x.matrix)
+    return token
+
+
+def read_rows(recipe: Recipe, token: str, start: int, end: int):
+    """Rows ``start:end`` of the matrix ``recipe`` describes (runs on a worker)."""
+    block = block_from_raw(matrix_for(token, recipe).read(start, end))
+    return CsrChunk(block) if sp.issparse(block) else block
+
+
+def _row_bounds(x: BackedArray, chunks) -> list[tuple[int, int]]:
+    n = x.shape[0]
+    if chunks is None:
+        bounds = x.blocks()
+    elif isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        if chunks < 1:
+            raise ValueError(f"chunks must be >= 1 rows, got {chunks}")
+        bounds = [(a, min(n, a + int(chunks))) for a in range(0, n, int(chunks))]
+    else:
+        raise TypeError(f"chunks must be None or an int number of rows, got {chunks!r}")
+    return bounds or [(0, 0)]
+
+
+def to_dask(x: BackedArray, chunks: int | None = None):
+    """See :meth:`BackedArray.to_dask`."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    token = recipe_token(x)
+    recipe = require_recipe(x)
+    bounds = _row_bounds(x, chunks)
+    name = f"anndataoom-read-{tokenize(token, bounds)}"
+    recipe_key = f"anndataoom-recipe-{token}"
+    graph: dict = {recipe_key: recipe}
+    for i, (a, b) in enumerate(bounds):
+        graph[(name, i, 0)] = (read_rows, recipe_key, token, a, b)
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
+    n_cols = x.shape[1]
+    meta = (CsrChunk((0, 0), dtype=x.dtype) if x.is_sparse
+            else np.empty((0, 0), dtype=x.dtype))
+    row_chunks = tuple(b - a for a, b in bounds)
+    return da.Array(hlg, name, chunks=(row_chunks, (n_cols,)), dtype=x.dtype, meta=meta)

@@ -1,0 +1,94 @@
+"""``anndataoom.distributed``: the pp pipeline on 2 worker processes equals the local run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import anndataoom as oom
+from anndataoom.testing import gen_h5ad
+
+pytest.importorskip("distributed", reason="dask.distributed is not installed")
+
+#: Relative tolerance between the two runs: only float summation order differs.
+RTOL = 1e-6
+
+
+def pipeline(path, n_top_genes: int, n_comps: int):
+    """QC → normalize → log1p → HVG → scale → PCA, as in the DESIGN benchmark."""
+    adata = oom.read(path)
+    adata.var["mt"] = adata.var_names.str.startswith("MT-")
+    oom.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=(20, 50, 100), inplace=True)
+    oom.pp.normalize_total(adata, target_sum=1e4)
+    oom.pp.log1p(adata)
+    oom.pp.highly_variable_genes(adata, n_top_genes=n_top_genes)
+    oom.pp.scale(adata, max_value=10)
+    oom.pp.pca(adata, n_comps=n_comps)
+    return adata
+
+
+def assert_same(ours, ref):
+    for frame in ("obs", "var"):
+        a, b = getattr(ours, frame), getattr(ref, frame)
+        assert list(a.columns) == list(b.columns)
+        for col in b.columns:
+            if pd.api.types.is_float_dtype(b[col]):
+                np.testing.assert_allclose(a[col], b[col], rtol=RTOL, err_msg=f"{frame}.{col}")
+            else:
+                pd.testing.assert_series_equal(a[col], b[col], obj=f"{frame}.{col}")
+    np.testing.assert_allclose(ours.uns["pca"]["variance_ratio"],
+                               ref.uns["pca"]["variance_ratio"], rtol=RTOL)
+    pcs, ref_pcs = ours.varm["PCs"], ref.varm["PCs"]
+    cos = np.sum(pcs * ref_pcs, axis=0) / (
+        np.linalg.norm(pcs, axis=0) * np.linalg.norm(ref_pcs, axis=0))
+    assert cos.min() > 1 - 1e-6
+    scores, ref_scores = ours.obsm["X_pca"], ref.obsm["X_pca"]
+    np.testing.assert_allclose(scores, ref_scores, rtol=0,
+                               atol=1e-4 * np.abs(ref_scores).max())
+    a, b = ours.X[:200].toarray(), ref.X[:200].toarray()
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dist") / "gen.h5ad"
+    gen_h5ad(path, n_obs=500, n_vars=300, density=0.2, seed=7)
+    return path
+
+
+@pytest.mark.parametrize("n_top_genes, n_comps", [(60, 20)])
+def test_generated_matches_local(client, generated, n_top_genes, n_comps):
+    ref = pipeline(generated, n_top_genes, n_comps)
+    with oom.distributed(client):
+        ours = pipeline(generated, n_top_genes, n_comps)
+    assert_same(ours, ref)
+
+
+def test_pbmc3k_matches_local(client, pbmc3k_path):
+    ref = pipeline(pbmc3k_path, 2000, 50)
+    with oom.distributed(client):
+        ours = pipeline(pbmc3k_path, 2000, 50)
+    assert_same(ours, ref)
+
+
+def test_seurat_v3_and_batches_match_local(client, generated):
+    def hvg(adata):
+        oom.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=50,
+                                     batch_key="batch")
+        return adata.var
+
+    ref = hvg(oom.read(generated))
+    with oom.distributed(client):
+        ours = hvg(oom.read(generated))
+    pd.testing.assert_frame_equal(ours, ref, rtol=RTOL)
+
+
+def test_tasks_run_on_the_workers(client, generated):
+    from anndataoom import _distributed
+
+    adata = oom.read(generated)
+    with oom.distributed(client):
+        parts = _distributed._partials(adata.X, "positive_counts_py")
+    assert len(parts) == 2  # one row range per worker thread
+    assert _distributed._client.get() is None  # the context manager resets
