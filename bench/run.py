@@ -17,7 +17,7 @@ comes from ``bench/requirements.txt``, installed on first use).
 
 ``--store zarr`` runs on a Zarr v3 copy of the file (written once next to it
 by ``anndataoom.write_zarr``; contenders ``ours`` and ``scanpy``, which reads
-it with ``sc.read_zarr``).  ``--workload markers`` times normalize → log1p →
+it with ``anndata.read_zarr``).  ``--workload markers`` times normalize → log1p →
 ``rank_genes_groups`` (t-test, then wilcoxon) over 8 fixed groups instead of
 the pipeline (contenders ``ours`` and ``scanpy``).
 

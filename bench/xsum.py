@@ -14,6 +14,7 @@ import anndataoom as oom
 
 
 def cpu() -> float:
+    """Return user + system CPU seconds used so far by this process."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 

@@ -51,10 +51,10 @@ def path_arg() -> str:
 
 
 def read_scanpy(path: str):
-    """Read ``path`` into memory with scanpy (``.zarr`` stores too)."""
-    import scanpy as sc
+    """Read ``path`` into memory as scanpy users do (``.zarr`` through anndata)."""
+    import anndata as ad
 
-    return sc.read_zarr(path) if path.rstrip("/").endswith(".zarr") else sc.read_h5ad(path)
+    return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
 
 
 #: Groups of the markers workload.

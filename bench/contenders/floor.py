@@ -10,6 +10,7 @@ from _stages import path_arg, stage
 path = path_arg()
 with stage("import"):
     import h5py
+
     from anndataoom import _oom
 with stage("ours_read"):
     _oom.open(path, "X").axis_sums()

@@ -8,6 +8,7 @@ streaming the matrix through the Rust core.
 """
 
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
+from anndataoom._concat import concat
 from anndataoom._core import (
     AnnDataOOM,
     BackedArray,
@@ -17,7 +18,6 @@ from anndataoom._core import (
     is_oom,
     oom_guard,
 )
-from anndataoom._concat import concat
 from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
 from anndataoom.io import read, read_h5ad, read_zarr, write_zarr

@@ -40,7 +40,7 @@ def _as_oom(x) -> AnnDataOOM | anndata.AnnData:
 
 
 def _skeleton(a: anndata.AnnData) -> anndata.AnnData:
-    """``a`` without X, layers and raw (in memory; obs/var/obsm/... shared)."""
+    """Return ``a`` without X, layers and raw (in memory; obs/var/obsm/... shared)."""
     return anndata.AnnData(
         X=None, obs=a.obs, var=a.var, uns=dict(a.uns),
         obsm=dict(a.obsm), varm=dict(a.varm), obsp=dict(a.obsp), varp=dict(a.varp),
@@ -49,7 +49,7 @@ def _skeleton(a: anndata.AnnData) -> anndata.AnnData:
 
 def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill_value,
            key: str) -> BackedArray:
-    """A lazy :class:`BackedArray` of ``mats`` stacked by rows, columns remapped."""
+    """Stack ``mats`` by rows, columns remapped, into a lazy :class:`BackedArray`."""
     missing = any(len(np.unique(cm[cm >= 0])) < n_vars for cm in colmaps)
     sparse = any(m.is_sparse for m in mats)
     dtype = np.result_type(*[m.dtype for m in mats])

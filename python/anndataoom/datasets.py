@@ -68,7 +68,11 @@ def pbmc3k(cache_dir: str | os.PathLike | None = None) -> Path:
         wheel = _download_desc_wheel(tmp)
         src = tmp / "pbmc_old.h5ad"
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(_DESC_MEMBER) as fin, open(src, "wb") as fout:
+            with (
+                zipfile.ZipFile(wheel) as zf,
+                zf.open(_DESC_MEMBER) as fin,
+                open(src, "wb") as fout,
+            ):
                 shutil.copyfileobj(fin, fout, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as e:
             raise RuntimeError(f"could not extract {_DESC_MEMBER} from {wheel.name}: {e}") from e
@@ -111,7 +115,8 @@ def _download_desc_wheel(tmp: Path) -> Path:
     if not py.exists():
         raise RuntimeError(f"virtualenv created at {venv_dir} has no interpreter at {py}")
     pip = [str(py), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    _run(pip + ["install", "--quiet", "pip<24.1"], "installing pip<24.1 in the throwaway virtualenv")
+    _run(pip + ["install", "--quiet", "pip<24.1"],
+         "installing pip<24.1 in the throwaway virtualenv")
     _run(pip + ["download", "--no-deps", "--only-binary=:all:", _DESC_SPEC, "-d", str(dl_dir)],
          f"downloading the {_DESC_SPEC} wheel")
     wheels = sorted(dl_dir.glob("desc-*.whl"))

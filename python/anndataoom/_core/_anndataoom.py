@@ -25,7 +25,7 @@ _DUP_NAMES = r".* names are not unique"
 
 
 def materialize(value):
-    """A lazy matrix in memory (csr_matrix/ndarray); in-memory values unchanged."""
+    """Load a lazy matrix into memory (csr_matrix/ndarray); pass others through."""
     if isinstance(value, BackedArray):
         return value.to_memory()
     return value
@@ -154,7 +154,7 @@ class AnnDataOOM(anndata.AnnData):
         )
 
     def _subset(self, rows: np.ndarray | None, cols: np.ndarray | None) -> AnnDataOOM:
-        """A new lazy object with rows/cols selected by positions (``None`` = all)."""
+        """Return a new lazy object with rows/cols selected by positions (``None`` = all)."""
         parts = self._parts(rows, cols)
         new = type(self).__new__(type(self))
         with warnings.catch_warnings():
@@ -258,7 +258,7 @@ class AnnDataOOM(anndata.AnnData):
     # -- indexing -------------------------------------------------------------
 
     def __getitem__(self, index) -> AnnDataOOM:
-        """A new lazy ``AnnDataOOM`` for any anndata index form (never a view)."""
+        """Return a new lazy ``AnnDataOOM`` for any anndata index form (never a view)."""
         rows, cols = normalize_obs_var(index, self.obs_names, self.var_names)
         return self._subset(rows, cols)
 
@@ -335,7 +335,7 @@ class AnnDataOOM(anndata.AnnData):
     # -- copies ---------------------------------------------------------------
 
     def copy(self, filename: str | os.PathLike | None = None) -> AnnDataOOM:
-        """An independent lazy copy (or, with ``filename``, written there and re-read)."""
+        """Return an independent lazy copy (or, with ``filename``, write there and re-read)."""
         if filename is not None:
             from anndataoom.io import read_h5ad
 
@@ -350,7 +350,7 @@ class AnnDataOOM(anndata.AnnData):
         return self.copy()
 
     def to_memory(self, *, copy: bool = True) -> anndata.AnnData:
-        """A plain in-memory :class:`anndata.AnnData` with X, layers and raw materialised."""
+        """Return a plain in-memory :class:`anndata.AnnData` (X, layers and raw materialised)."""
         self._check_open()
         raw = None
         if self._raw is not None:

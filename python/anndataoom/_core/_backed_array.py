@@ -142,7 +142,7 @@ class BackedArray:
     # -- derivation ---------------------------------------------------------
 
     def _derive(self, matrix: _oom.Matrix, rows=None, cols=None) -> BackedArray:
-        """A copy of ``self`` (same class and metadata) wrapping ``matrix``.
+        """Return a copy of ``self`` (same class and metadata) wrapping ``matrix``.
 
         ``rows``/``cols`` are the positions (into ``self``) that produced
         ``matrix`` (``None`` = all), for subclasses that subset own state.
@@ -169,14 +169,14 @@ class BackedArray:
         return new
 
     def copy(self) -> BackedArray:
-        """A new lazy array over the same data (cheap: the data is immutable)."""
+        """Return a new lazy array over the same data (cheap: the data is immutable)."""
         return self._derive(self.matrix)
 
     def __deepcopy__(self, memo) -> BackedArray:
         return self.copy()
 
     def astype(self, dtype, copy: bool = True) -> BackedArray:
-        """The same lazy array with values cast to ``dtype`` when read."""
+        """Return the same lazy array with values cast to ``dtype`` when read."""
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
@@ -194,7 +194,7 @@ class BackedArray:
 
     @property
     def dtype(self) -> np.dtype:
-        """numpy dtype of the values."""
+        """The numpy dtype of the values."""
         return np.dtype(self.matrix.dtype)
 
     @property
@@ -245,14 +245,14 @@ class BackedArray:
         return self._nnz
 
     def _quick_nnz(self) -> int | None:
-        """nnz known without a pass: an untransformed whole sparse source."""
+        """Return nnz if known without a pass (an untransformed whole sparse source)."""
         m = self.matrix
         if m.is_identity and m.is_sparse and _is_plain(m):
             return m.stored_nnz
         return None
 
     def _known_nnz(self) -> int | None:
-        """nnz if known without reading (for repr)."""
+        """Return nnz if known without reading (for repr)."""
         return self._nnz if self._nnz is not None else self._quick_nnz()
 
     # -- reductions ---------------------------------------------------------
@@ -336,9 +336,11 @@ class BackedArray:
         return block_from_raw(self.matrix.read(int(start), int(end)))
 
     def _iter_ranges(self, ranges, prefetch: bool):
-        """Yield ``(start, end, block)`` for ``ranges``, reading the next block
-        in a background thread while the caller works on the current one (the
-        Rust read releases the GIL)."""
+        """Yield ``(start, end, block)`` for ``ranges``, prefetching the next block.
+
+        With ``prefetch``, the next block is read in a background thread while
+        the caller works on the current one (the Rust read releases the GIL).
+        """
         ranges = list(ranges)
         if not prefetch or len(ranges) < 2:
             for a, b in ranges:
@@ -386,7 +388,7 @@ class BackedArray:
         return self._iter_ranges(self.blocks(target_values), prefetch)
 
     def to_memory(self):
-        """The whole view in memory: ``csr_matrix`` (sparse) or ``ndarray``."""
+        """Load the whole view into memory: ``csr_matrix`` (sparse) or ``ndarray``."""
         ranges = self.blocks()
         if not ranges:
             return self._read(0, 0)
@@ -425,7 +427,7 @@ class BackedArray:
         return to_dask(self, chunks)
 
     def toarray(self) -> np.ndarray:
-        """The whole view as a dense ``ndarray``."""
+        """Return the whole view as a dense ``ndarray``."""
         m = self.to_memory()
         return m.toarray() if sp.issparse(m) else np.asarray(m)
 
@@ -437,7 +439,7 @@ class BackedArray:
         return a if dtype is None else a.astype(dtype, copy=False)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        """numpy ufuncs: computed on a dense copy (size-limited); never in place."""
+        """Apply numpy ufuncs on a dense copy (size-limited); never in place."""
         outs = kwargs.get("out") or ()
         if any(isinstance(o, BackedArray) for o in outs):
             raise unsupported(f"in-place np.{ufunc.__name__}")

@@ -16,7 +16,7 @@ class OOMMaterializeWarning(UserWarning):
 
 
 def is_oom(obj) -> bool:
-    """True for an :class:`~anndataoom.AnnDataOOM` (or an object with ``_is_oom = True``)."""
+    """Return True for an :class:`~anndataoom.AnnDataOOM` (or an object with ``_is_oom = True``)."""
     from anndataoom._core._anndataoom import AnnDataOOM
 
     return isinstance(obj, AnnDataOOM) or getattr(obj, "_is_oom", False) is True
@@ -40,7 +40,7 @@ def oom_guard(
     result_keys_obsp: Sequence[str] | None = None,
     suggest: str | None = None,
 ) -> Callable:
-    """Decorator factory: let a function written for in-memory AnnData accept an OOM object.
+    """Make a decorator that lets a function written for in-memory AnnData accept an OOM object.
 
     When the first positional argument (or ``adata=``) is an OOM object, it
     is materialised with ``to_adata()`` (with an :class:`OOMMaterializeWarning`,

@@ -65,7 +65,7 @@ def positions(idx, n: int) -> np.ndarray | None:
 
 
 def is_full(pos: np.ndarray | None, n: int) -> bool:
-    """True if ``pos`` selects every position of an axis of length ``n`` in order."""
+    """Return True if ``pos`` selects every position of an axis of length ``n`` in order."""
     if pos is None:
         return True
     return len(pos) == n and (n == 0 or bool(np.all(pos == np.arange(n))))

@@ -87,7 +87,7 @@ def guard_scanpy(what: str) -> None:
 
 
 def _alternative(caller: str) -> str | None:
-    """The alternative for ``caller`` if anndataoom provides it (checked at run time)."""
+    """Return the alternative for ``caller`` if anndataoom provides it (checked at run time)."""
     alt = ALTERNATIVES.get(caller)
     if not alt:
         return None
@@ -102,7 +102,7 @@ def _alternative(caller: str) -> str | None:
 
 
 def unsupported(what: str) -> InMemoryRequiredError:
-    """The error to raise for ``what`` (e.g. ``"in-place np.log1p"``) on a lazy matrix."""
+    """Build the error to raise for ``what`` (e.g. ``"in-place np.log1p"``) on a lazy matrix."""
     caller = _scanpy_caller()
     msg = f"{what} is not possible on a lazy, read-only anndataoom matrix (X stays on disk)."
     if caller is not None:

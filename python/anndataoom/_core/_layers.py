@@ -95,7 +95,7 @@ class BackedLayers(MutableMapping):
         return key in self._data
 
     def copy(self) -> dict:
-        """A plain dict of the layers (lazy values are shared, in-memory copied)."""
+        """Return a plain dict of the layers (lazy values are shared, in-memory copied)."""
         return {k: (v if isinstance(v, BackedArray) else v.copy()) for k, v in self._data.items()}
 
     def _subset(self, rows, cols) -> dict:

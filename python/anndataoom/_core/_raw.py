@@ -73,13 +73,13 @@ class BackedRaw(Raw):
         return self._X
 
     def _rebind(self, adata, rows: np.ndarray | None = None) -> BackedRaw:
-        """This raw for ``adata``, whose rows are ``rows`` of the current parent."""
+        """Return this raw rebound to ``adata``, whose rows are ``rows`` of the current parent."""
         varm = {k: np.copy(v) if isinstance(v, np.ndarray) else v.copy()
                 for k, v in self.varm.items()}
         return BackedRaw(adata, subset_value(self._X, rows, None), self._var.copy(), varm)
 
     def copy(self) -> BackedRaw:
-        """An independent copy (the lazy matrix itself is immutable and shared)."""
+        """Return an independent copy (the lazy matrix itself is immutable and shared)."""
         return self._rebind(self._adata)
 
     def __getitem__(self, index) -> BackedRaw:
@@ -113,7 +113,7 @@ class BackedRaw(Raw):
         return _row(self._X, _single_position(self.obs_names, k, "observation"))
 
     def to_adata(self):
-        """A lazy :class:`~anndataoom.AnnDataOOM` of the raw data and the parent's obs."""
+        """Return a lazy :class:`~anndataoom.AnnDataOOM` of the raw data and the parent's obs."""
         from copy import deepcopy
 
         from anndataoom._core._anndataoom import AnnDataOOM

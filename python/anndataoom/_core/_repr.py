@@ -81,7 +81,7 @@ def text_repr(adata) -> str:
 
 
 def html_repr(adata) -> str:
-    """The same summary as an HTML table (escaped)."""
+    """Render the same summary as an HTML table (escaped)."""
     head = html.escape(f"AnnDataOOM object with n_obs × n_vars = {adata.n_obs} × {adata.n_vars}")
     if adata.is_closed:
         return f"<div><b>{head}</b> (closed)</div>"

@@ -14,7 +14,9 @@ from anndataoom._core._repr import _disk_size
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
-    p = sub.add_parser("info", help="describe an .h5ad file or .zarr store (shape, storage, columns)")
+    p = sub.add_parser(
+        "info", help="describe an .h5ad file or .zarr store (shape, storage, columns)"
+    )
     p.add_argument("file", help="path to an .h5ad file or a .zarr store")
     p.set_defaults(func=main)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 import anndataoom as oom
-from anndataoom.cli import _plots
 from anndataoom._progress import pass_bars
+from anndataoom.cli import _plots
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -164,7 +164,7 @@ def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
 
 def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
             wall: float | None = None) -> str:
-    """A plain-text table of what the run did (``wall``: total wall time in seconds)."""
+    """Format a plain-text table of what the run did (``wall``: total wall time in seconds)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     vr = np.asarray(a.uns["pca"]["variance_ratio"])
     n_genes = a.raw.n_vars if a.raw is not None else a.n_vars

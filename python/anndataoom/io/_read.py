@@ -30,7 +30,7 @@ def _open_ro(path: str) -> h5py.File:
 
 
 def _corrupt(path: str, key: str, e: Exception) -> Exception:
-    """A typed error for a failure while reading element ``key`` of ``path``.
+    """Build a typed error for a failure while reading element ``key`` of ``path``.
 
     h5py reports damaged metadata as OSError, KeyError or RuntimeError: those
     become :class:`AnnDataReadError` (an OSError); anything else (anndata
@@ -205,7 +205,9 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
     _check_backed(backed)
     path = _fspath(store)
     if os.path.isfile(path):
-        raise _oom.AnnDataReadError(f"'{path}' is a file, not a Zarr store directory (use read_h5ad)")
+        raise _oom.AnnDataReadError(
+            f"'{path}' is a file, not a Zarr store directory (use read_h5ad)"
+        )
     _oom.check_file(path)
     f = _open_zarr(path)
     try:

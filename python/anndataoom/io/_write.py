@@ -194,7 +194,7 @@ def _fsync_path(path: str, directory: bool = False) -> None:
 
 
 def _prepare(adata, filename, convert_strings_to_categoricals: bool) -> str:
-    """Checks shared by both writers; returns the absolute target path."""
+    """Run the checks shared by both writers; return the absolute target path."""
     adata._check_open()
     target = os.path.abspath(os.fspath(filename))
     if os.path.exists(target):
@@ -338,7 +338,9 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
     if not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if shards is not None and (fmt != 3 or not isinstance(shards, int) or shards <= 0):
-        raise ValueError(f"shards must be a positive integer and needs zarr_format=3, got {shards!r}")
+        raise ValueError(
+            f"shards must be a positive integer and needs zarr_format=3, got {shards!r}"
+        )
     target = _prepare(adata, store, convert_strings_to_categoricals)
 
     def write(tmp: str) -> None:

@@ -38,7 +38,7 @@ def get_array(adata, layer=None, use_raw=False):
 
 
 def get_matrix(adata, layer=None, use_raw=False):
-    """The ``_oom.Matrix`` behind the chosen representation, or ``None`` if in memory."""
+    """Return the ``_oom.Matrix`` behind the chosen representation (``None`` if in memory)."""
     return getattr(_rep(adata, layer, use_raw), "matrix", None)
 
 
@@ -79,7 +79,7 @@ def set_matrix(adata, value, layer=None):
 
 
 def sum_dtype(dtype) -> np.dtype:
-    """dtype numpy/scipy give a sum over values of ``dtype`` (ints widen)."""
+    """Return the dtype numpy/scipy give a sum over values of ``dtype`` (ints widen)."""
     return np.zeros(1, dtype=np.dtype(dtype)).sum().dtype
 
 

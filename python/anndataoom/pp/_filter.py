@@ -85,8 +85,10 @@ def filter_cells(
     """
     _one_option([min_genes, min_counts, max_genes, max_counts],
                 ["min_counts", "min_genes", "max_counts", "max_genes"])
-    kw = dict(min_counts=min_counts, min_genes=min_genes, max_counts=max_counts, max_genes=max_genes)
-    return _filter_axis(data, 0, "n_counts", "n_genes", ((min_counts, max_counts), (min_genes, max_genes)),
+    kw = dict(min_counts=min_counts, min_genes=min_genes,
+              max_counts=max_counts, max_genes=max_genes)
+    return _filter_axis(data, 0, "n_counts", "n_genes",
+                        ((min_counts, max_counts), (min_genes, max_genes)),
                         inplace, copy, "filter_cells", kw)
 
 
@@ -121,6 +123,8 @@ def filter_genes(
     """
     _one_option([min_cells, min_counts, max_cells, max_counts],
                 ["min_counts", "min_cells", "max_counts", "max_cells"])
-    kw = dict(min_counts=min_counts, min_cells=min_cells, max_counts=max_counts, max_cells=max_cells)
-    return _filter_axis(data, 1, "n_counts", "n_cells", ((min_counts, max_counts), (min_cells, max_cells)),
+    kw = dict(min_counts=min_counts, min_cells=min_cells,
+              max_counts=max_counts, max_cells=max_cells)
+    return _filter_axis(data, 1, "n_counts", "n_cells",
+                        ((min_counts, max_counts), (min_cells, max_cells)),
                         inplace, copy, "filter_genes", kw)

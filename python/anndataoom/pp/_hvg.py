@@ -1,5 +1,7 @@
-"""``highly_variable_genes``: per-gene (per-batch) statistics streamed in
-Rust, then scanpy's selection logic on the small per-gene tables.
+"""``highly_variable_genes``: statistics streamed in Rust, selection as scanpy.
+
+Per-gene (per-batch) statistics are streamed in Rust, then scanpy's
+selection logic runs on the small per-gene tables.
 
 Flavors ``seurat`` and ``cell_ranger`` live here; ``seurat_v3`` /
 ``seurat_v3_paper`` in ``_hvg_seurat_v3.py``; ``pearson_residuals`` in
@@ -104,7 +106,7 @@ def _select(mean, disp_norm, cutoff, n_vars):
 
 
 def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
-    """scanpy's per-batch table from the genes' mean and variance."""
+    """Compute scanpy's per-batch table from the genes' mean and variance."""
     mean = mean.copy()
     mean[mean == 0] = 1e-12
     with np.errstate(divide="ignore", invalid="ignore"):

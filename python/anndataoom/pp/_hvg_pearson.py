@@ -1,5 +1,6 @@
-"""``highly_variable_genes(flavor="pearson_residuals")`` (Lause et al. 2021),
-as ``scanpy.experimental.pp.highly_variable_genes``.
+"""``highly_variable_genes(flavor="pearson_residuals")`` (Lause et al. 2021).
+
+Mirrors ``scanpy.experimental.pp.highly_variable_genes``.
 
 Pass 1 streams per-batch gene sums, cell sums and overall moments; pass 2
 streams the clipped analytic Pearson residuals
@@ -43,8 +44,8 @@ def hvg_pearson_residuals(adata, m, *, theta, clip, n_top_genes, batch_key, chec
     row_sum = r["row_sum"].astype(sdt).astype(np.float64)
     totals = np.array([np.float64(np.sum(col_sum[g].astype(sdt))) for g in range(n_groups)])
     if np.any(r["row_sum"][groups != SKIP] == 0 if groups is not None else r["row_sum"] == 0):
-        warnings.warn("Some cells have zero counts: their Pearson residuals are NaN (as in scanpy), "
-                      "so are the residual variances. Filter cells first, e.g. "
+        warnings.warn("Some cells have zero counts: their Pearson residuals are NaN "
+                      "(as in scanpy), so are the residual variances. Filter cells first, e.g. "
                       "`pp.filter_cells(adata, min_counts=1)`.", UserWarning, stacklevel=3)
     if clip is None:
         # scanpy sets it from the first batch and keeps it for the others

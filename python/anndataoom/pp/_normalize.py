@@ -14,7 +14,7 @@ __all__ = ["normalize_total"]
 
 
 def _size_factors(x, *, exclude_highly_expressed, max_fraction, target_sum):
-    """Counts per cell divided by ``target_sum``, computed as scanpy does.
+    """Compute counts per cell divided by ``target_sum``, as scanpy does.
 
     Values are counted in the normalised type (float32 for integer input),
     the target is the median over all cells (CSR) or over cells with

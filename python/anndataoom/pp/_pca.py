@@ -36,7 +36,7 @@ _empty = _Empty()
 
 
 def _given(value) -> bool:
-    """False for our sentinel and for scanpy's own ``_empty`` passed through."""
+    """Return False for our sentinel and for scanpy's own ``_empty`` passed through."""
     return value is not _empty and repr(value) != "_empty"
 
 #: scanpy's solver names all map to our exact solvers; ``gram`` and
@@ -56,7 +56,7 @@ _SOLVERS = {
 
 
 def _handle_mask_var(adata, mask_var, use_highly_variable):
-    """scanpy's rules for ``mask_var`` / ``use_highly_variable`` (→ param, mask)."""
+    """Apply scanpy's rules for ``mask_var`` / ``use_highly_variable`` (→ param, mask)."""
     hint = (
         'Use_highly_variable=True can be called through mask_var="highly_variable". '
         "Use_highly_variable=False can be called through mask_var=None"
@@ -100,7 +100,9 @@ def _seed(random_state) -> int:
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
-    raise TypeError(f"random_state must be an int, None or a numpy RandomState, got {random_state!r}")
+    raise TypeError(
+        f"random_state must be an int, None or a numpy RandomState, got {random_state!r}"
+    )
 
 
 def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):

@@ -15,7 +15,7 @@ __all__ = ["calculate_qc_metrics"]
 
 
 def _nnz_dtypes(matrix):
-    """dtypes scanpy's ``getnnz`` gives (rows, columns) for this storage."""
+    """Return the dtypes scanpy's ``getnnz`` gives (rows, columns) for this storage."""
     fmt = matrix.format
     if not matrix.is_sparse or fmt == "array":
         return np.int64, np.int64
@@ -120,7 +120,9 @@ def calculate_qc_metrics(
             obs[f"total_{expr_type}_{q}"] = mask_sum[:, i].astype(sdt)
             if log1p:
                 obs[f"log1p_total_{expr_type}_{q}"] = np.log1p(obs[f"total_{expr_type}_{q}"])
-            obs[f"pct_{expr_type}_{q}"] = obs[f"total_{expr_type}_{q}"] / obs[f"total_{expr_type}"] * 100
+            obs[f"pct_{expr_type}_{q}"] = (
+                obs[f"total_{expr_type}_{q}"] / obs[f"total_{expr_type}"] * 100
+            )
 
     var = pd.DataFrame(index=adata.var_names)
     var[f"n_cells_by_{expr_type}"] = col_nnz.astype(col_nnz_dt)

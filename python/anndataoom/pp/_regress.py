@@ -31,7 +31,7 @@ __all__ = ["regress_out"]
 
 
 def _float_dtype(dtype) -> str:
-    """The float type scanpy's numpy path computes in for ``dtype``."""
+    """Return the float type scanpy's numpy path computes in for ``dtype``."""
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.floating):
         return "float32" if dtype == np.float32 else "float64"

@@ -61,7 +61,7 @@ def assert_adata_equal(ours, expected, *, layers: bool = True) -> None:
 def assert_frame_close(
     ours: pd.DataFrame, theirs: pd.DataFrame, *, rtol, atol=0.0, cols=None, dtypes=True
 ) -> None:
-    """Same columns (in order), same dtypes; ints/bools exact, floats within rtol/atol."""
+    """Assert same columns (in order), same dtypes; ints/bools exact, floats within rtol/atol."""
     if cols is None:
         cols = list(theirs.columns)
         assert list(ours.columns) == cols

@@ -67,7 +67,9 @@ def pbmc_like_counts(
         mu = gene_mu[cols] * cell_w[start + rows]
         r = 2.0
         vals = 1 + rng.negative_binomial(r, r / (r + mu))
-        blocks.append(sp.csr_matrix((vals.astype(dtype), (rows, cols)), shape=(stop - start, n_vars)))
+        blocks.append(
+            sp.csr_matrix((vals.astype(dtype), (rows, cols)), shape=(stop - start, n_vars))
+        )
     if blocks:
         X = sp.vstack(blocks, format="csr").astype(dtype)
     else:
@@ -82,7 +84,9 @@ def pbmc_like_counts(
             keep &= ~np.isin(X.row, er)
         if len(ec):
             keep &= ~np.isin(X.col, ec)
-        X = sp.csr_matrix((X.data[keep], (X.row[keep], X.col[keep])), shape=(n_obs, n_vars), dtype=dtype)
+        X = sp.csr_matrix(
+            (X.data[keep], (X.row[keep], X.col[keep])), shape=(n_obs, n_vars), dtype=dtype
+        )
     X = sp.csr_matrix(X, dtype=dtype)
     X.sum_duplicates()
     X.sort_indices()
@@ -175,7 +179,9 @@ def gen_h5ad(
     obs = pd.DataFrame(index=obs_names)
     if obs_extra:
         cats = ["batch_a", "batch_b", "batch_c"]
-        obs["batch"] = pd.Categorical.from_codes(rng.integers(0, len(cats), size=n_obs), categories=cats)
+        obs["batch"] = pd.Categorical.from_codes(
+            rng.integers(0, len(cats), size=n_obs), categories=cats
+        )
         obs["n_counts_sim"] = np.asarray(Xcsr.sum(axis=1), dtype=np.float64).ravel()
         obs["score"] = rng.normal(size=n_obs).astype(np.float64)
 
@@ -213,7 +219,7 @@ def _postprocess(path, fmt, compression, indptr_dtype, chunks, shape):
                     c = tuple(int(x) for x in chunks)
                 else:
                     c = (int(chunks), int(chunks))
-                c = tuple(max(1, min(ci, si)) for ci, si in zip(c, shape))
+                c = tuple(max(1, min(ci, si)) for ci, si in zip(c, shape, strict=False))
                 _rewrite(f, "X", chunks=c, compression=compression)
             return
         g = f["X"]
@@ -240,7 +246,9 @@ def _rewrite(group, name, *, dtype=None, chunks=None, compression=None):
     if chunks is not None:
         # chunk dims are clipped to the data shape (h5py requires it) and must be
         # >= 1; maxshape=None makes 0-length arrays chunkable
-        kw["chunks"] = tuple(max(1, min(int(c), s)) for c, s in zip(chunks, data.shape))
+        kw["chunks"] = tuple(
+            max(1, min(int(c), s)) for c, s in zip(chunks, data.shape, strict=False)
+        )
         if data.size == 0:
             kw["maxshape"] = tuple(None for _ in data.shape)
     if compression is not None:
