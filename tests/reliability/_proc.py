@@ -8,12 +8,15 @@ import time
 
 
 def write(src: str, dst: str) -> None:
-    """Stream ``src`` to ``dst`` with ``write_h5ad`` (killed at random points)."""
+    """Stream ``src`` to ``dst`` (``.zarr``: a store, else ``.h5ad``); killed at random points."""
     import anndataoom as oom
 
     a = oom.read(src)
     print("ready", flush=True)
-    a.write_h5ad(dst, compression="gzip")
+    if dst.endswith(".zarr"):
+        a.write_zarr(dst)
+    else:
+        a.write_h5ad(dst, compression="gzip")
     print("done", flush=True)
 
 

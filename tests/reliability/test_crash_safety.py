@@ -20,8 +20,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _sha(path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+    """Hash of a file, or of every file (names and bytes) of a store directory."""
+    h = hashlib.sha256()
+    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in paths:
+        h.update(str(p.relative_to(path) if path.is_dir() else "").encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _remove(path) -> None:
+    if path.is_dir():
+        import shutil
+
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def _spawn(*args, env=None) -> subprocess.Popen:
@@ -58,32 +72,38 @@ def _check_complete(path, mem) -> None:
     a.close()
 
 
-def test_sigkill_during_write(source, tmp_path):
+@pytest.mark.parametrize("ext", [".h5ad", ".zarr"])
+def test_sigkill_during_write(source, tmp_path, ext):
     """Killed at random points, a writer leaves the old target intact (or no
     file, or the complete new one); the next write removes its temp files.
 
-    Rounds alternate between an existing target and none.
+    Rounds alternate between an existing target and none; ``.zarr`` targets
+    are store directories (replaced by two renames).
     """
     src, mem = source
     out = tmp_path / "out"
     out.mkdir()
-    target = out / "target.h5ad"
+    target = out / f"target{ext}"
+    small = tmp_path / "small.h5ad"
+    gen_h5ad(small, 5, 3)
     # How long a full write takes (in this process; the child is similar).
     t0 = time.time()
     with oom.read(src) as a:
-        a.write_h5ad(out / "timing.h5ad", compression="gzip")
+        a.write_zarr(out / "timing.zarr") if ext == ".zarr" else a.write_h5ad(
+            out / "timing.h5ad", compression="gzip")
     full = time.time() - t0
-    os.unlink(out / "timing.h5ad")
+    _remove(out / f"timing{ext}")
 
     rng = random.Random(1234)
     outcomes = []
     for k in range(6):
         old_sha = None
         if k % 2:
-            gen_h5ad(target, 5, 3)
+            with oom.read(small) as old:
+                old.write_zarr(target) if ext == ".zarr" else old.write_h5ad(target)
             old_sha = _sha(target)
-        elif target.exists():
-            target.unlink()
+        else:
+            _remove(target)
         p = _spawn("write", src, target)
         _wait_line(p, "ready")
         time.sleep(rng.uniform(0.0, full * 1.2))
@@ -99,12 +119,12 @@ def test_sigkill_during_write(source, tmp_path):
             outcomes.append("new")
     print("outcomes:", outcomes)
     # The next run (a new process) removes the temp files of the killed ones.
-    p = _spawn("write", src, out / "final.h5ad")
+    p = _spawn("write", src, out / f"final{ext}")
     _wait_line(p, "ready")
     _wait_line(p, "done")
     assert p.wait() == 0
     assert _temp_files(out) == []
-    _check_complete(out / "final.h5ad", mem)
+    _check_complete(out / f"final{ext}", mem)
 
 
 def test_write_failure_keeps_old_file_and_no_temp(source, tmp_path, monkeypatch):
