@@ -48,7 +48,7 @@ def distributed(client):
     ``filter_genes``, ``normalize_total``, ``highly_variable_genes``
     (``seurat``, ``cell_ranger``, ``seurat_v3``), ``scale`` and ``pca``
     split every pass over the matrix by row ranges, one task per worker
-    thread.  Each worker opens the ``.h5ad`` itself
+    thread.  Each worker opens the ``.h5ad`` file or ``.zarr`` store itself
     (the path must be readable from the workers) and rebuilds the lazy
     matrix — selection plus ``normalize_total``/``log1p``/``scale``
     transforms — from a small picklable description; partial results are

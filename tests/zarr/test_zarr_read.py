@@ -64,3 +64,24 @@ def test_pipeline_same_on_zarr_and_h5ad(tmp_path):
     np.testing.assert_array_equal(h.obs["total_counts"], z.obs["total_counts"])
     assert list(h.var_names) == list(z.var_names)
     np.testing.assert_array_equal(h.obsm["X_pca"], z.obsm["X_pca"])
+
+
+def test_concat_across_formats(tmp_path):
+    """``oom.concat`` stacks a Zarr store and an ``.h5ad`` lazily, as anndata.concat does."""
+    a_mem, b_mem = small_anndata("csr", seed=1), small_anndata("dense", n_obs=300, seed=2)
+    b_mem.obs_names = [f"d{i}" for i in range(b_mem.n_obs)]
+    za = write_store(a_mem, tmp_path / "a.zarr", 3)
+    b_mem.write_h5ad(tmp_path / "b.h5ad")
+    got = oom.concat([oom.read(za), oom.read(tmp_path / "b.h5ad")], label="batch")
+    want = ad.concat([a_mem, b_mem], label="batch")
+    np.testing.assert_array_equal(dense(got.X.to_memory()), dense(want.X))
+    assert list(got.obs["batch"]) == list(want.obs["batch"])
+
+
+def test_dask_export_from_zarr(tmp_path):
+    """``X.to_dask()`` of a Zarr-backed object: workers reopen the store by its recipe."""
+    mem = small_anndata("csr")
+    a = oom.read(write_store(mem, tmp_path / "a.zarr", 2))
+    oom.pp.normalize_total(a, target_sum=100)
+    got = a.X.to_dask(chunks=128).compute(scheduler="processes")
+    np.testing.assert_allclose(dense(got), dense(a.X.to_memory()), rtol=1e-6)
