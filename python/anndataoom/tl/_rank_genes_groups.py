@@ -27,10 +27,10 @@ _log = logging.getLogger("anndataoom")
 
 _METHODS = ("logreg", "t-test", "wilcoxon", "t-test_overestim_var")
 _CORR_METHODS = ("benjamini-hochberg", "bonferroni")
-# Memory for the non-zero entries of one wilcoxon column band (f64 value +
-# u32 group each); larger data takes more passes, never more memory.
-BAND_BYTES = 512 << 20
-_ENTRY_BYTES = 12
+# Memory for the non-zero entries of one wilcoxon column band (a value — 4
+# bytes for float32 data, else 8 — and a u32 group each); larger data takes
+# more passes, never more memory.
+BAND_BYTES = 384 << 20
 _DTYPES = {"names": "O", "scores": "float32", "logfoldchanges": "float32",
            "pvals": "float64", "pvals_adj": "float64"}
 
@@ -135,7 +135,8 @@ def _wilcoxon(m, st: _Stats, g: _Groups, tie_correct: bool):
     if g.ireference is not None:
         # only the compared groups and the reference are ranked
         ids = np.where(ids < g.n, ids, SKIP).astype(np.uint32)
-    budget = max(BAND_BYTES // _ENTRY_BYTES, 1)
+    entry_bytes = 8 if m.dtype == "float32" else 12
+    budget = max(BAND_BYTES // entry_bytes, 1)
     rank_sum, ties = _oom.rank_sums_py(m, ids, g.n + 1, st.nnz_all.astype(np.uint64), budget,
                                        g.ireference)
     for i in range(g.n):

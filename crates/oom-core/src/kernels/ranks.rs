@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::block::Block;
+use crate::block::{Block, Dtype};
 use crate::error::Result;
 use crate::exec::map_blocks;
 use crate::kernels::block_target;
@@ -91,10 +91,34 @@ pub fn rank_column(sorted: &[(f64, u32)], zeros: &[u64], sums: &mut [f64]) -> f6
     ties
 }
 
+/// Stored values of a piece: float32 data keeps 4 bytes per entry (the
+/// conversion from the block's f64 view is exact), so a band holds more.
+enum PieceVals {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl PieceVals {
+    #[allow(clippy::cast_possible_truncation)]
+    fn set(&mut self, i: usize, x: f64) {
+        match self {
+            PieceVals::F32(v) => v[i] = x as f32,
+            PieceVals::F64(v) => v[i] = x,
+        }
+    }
+
+    fn extend_into(&self, r: Range<usize>, groups: &[u32], out: &mut Vec<(f64, u32)>) {
+        match self {
+            PieceVals::F32(v) => out.extend(v[r.clone()].iter().map(|&x| f64::from(x)).zip(groups[r].iter().copied())),
+            PieceVals::F64(v) => out.extend(v[r.clone()].iter().copied().zip(groups[r].iter().copied())),
+        }
+    }
+}
+
 /// One block's entries of a column band, column by column (CSC).
 struct Piece {
     start: Vec<usize>,
-    vals: Vec<f64>,
+    vals: PieceVals,
     groups: Vec<u32>,
 }
 
@@ -118,10 +142,11 @@ impl Piece {
             start[k + 1] += start[k];
         }
         let n = start[band.len()];
-        let (mut vals, mut groups) = (vec![0.0; n], vec![0u32; n]);
+        let mut vals = if block.dtype() == Dtype::F32 { PieceVals::F32(vec![0.0; n]) } else { PieceVals::F64(vec![0.0; n]) };
+        let mut groups = vec![0u32; n];
         let mut next = start.clone();
         each(&mut |k, x, g| {
-            vals[next[k]] = x;
+            vals.set(next[k], x);
             groups[next[k]] = g;
             next[k] += 1;
         });
@@ -161,8 +186,7 @@ fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: 
     let n_labels = sizes.len();
     s.all.clear();
     for p in pieces {
-        let r = p.start[k]..p.start[k + 1];
-        s.all.extend(p.vals[r.clone()].iter().copied().zip(p.groups[r].iter().copied()));
+        p.vals.extend_into(p.start[k]..p.start[k + 1], &p.groups, &mut s.all);
     }
     s.all.sort_unstable_by(|a, b| cmp_nan_last(a.0, b.0));
     s.nnz.clear();
