@@ -24,6 +24,7 @@ from anndata.io import write_elem
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
+from anndataoom._progress import pass_bars
 
 __all__ = ["write_h5ad", "write_zarr", "TMP_PREFIX"]
 
@@ -349,7 +350,8 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
         def write_matrix_zarr(group, key: str, X, dkw: dict) -> None:
             if isinstance(X, BackedArray):
                 path = f"{group.path}/{key}".strip("/")
-                _oom.write_zarr_matrix(X.matrix, tmp, path, fmt, chunk_size, shards)
+                with pass_bars(f"write {path}"):
+                    _oom.write_zarr_matrix(X.matrix, tmp, path, fmt, chunk_size, shards)
             else:
                 write_elem(group, key, X, dataset_kwargs=dkw)
 
