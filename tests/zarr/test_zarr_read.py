@@ -85,3 +85,14 @@ def test_dask_export_from_zarr(tmp_path):
     oom.pp.normalize_total(a, target_sum=100)
     got = a.X.to_dask(chunks=128).compute(scheduler="processes")
     np.testing.assert_allclose(dense(got), dense(a.X.to_memory()), rtol=1e-6)
+
+
+def test_read_zarr_from_open_group(tmp_path):
+    """An open local ``zarr.Group`` is accepted like its path; other stores are refused."""
+    import zarr
+
+    mem = small_anndata("csr")
+    path = write_store(mem, tmp_path / "a.zarr", 3)
+    assert_adata_equal(oom.read_zarr(zarr.open_group(path, mode="r")), ad.read_zarr(path))
+    with pytest.raises(TypeError, match="local file system"):
+        oom.read_zarr(zarr.open_group(zarr.storage.MemoryStore(), mode="w"))

@@ -91,6 +91,17 @@ def _fspath(path) -> str:
     return os.fsdecode(path) if isinstance(path, bytes) else path
 
 
+def _store_path(store) -> str:
+    """Return the directory of a Zarr store given as a path or an open local ``zarr.Group``."""
+    if type(store).__name__ == "Group" and hasattr(store, "store"):
+        root = getattr(store.store, "root", None)
+        if root is None:
+            raise TypeError("only stores on the local file system can be read lazily, "
+                            f"got {type(store.store).__name__}")
+        return os.path.join(os.fspath(root), store.path)
+    return _fspath(store)
+
+
 def _check_backed(backed) -> None:
     if backed not in ("r", True, None):
         raise ValueError(
@@ -189,7 +200,8 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
     ----------
     store
         Path of the store directory (as written by ``anndata.AnnData.write_zarr``
-        or :func:`anndataoom.io.write_zarr`).
+        or :func:`anndataoom.io.write_zarr`), or a ``zarr.Group`` open on
+        such a directory.
     backed
         As in :func:`read_h5ad`.
 
@@ -203,7 +215,7 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
         (a ``ValueError``) a Zarr store that is not AnnData.
     """
     _check_backed(backed)
-    path = _fspath(store)
+    path = _store_path(store)
     if os.path.isfile(path):
         raise _oom.AnnDataReadError(
             f"'{path}' is a file, not a Zarr store directory (use read_h5ad)"
