@@ -30,6 +30,7 @@ __all__ = [
     "pca",
     "positive_counts",
     "qc_metrics",
+    "row_sums",
 ]
 
 #: Above this many variables the single-process PCA streams X once per
@@ -168,7 +169,21 @@ def _merge_rows_cols(parts: list, n_row_outputs: int) -> tuple:
 
 def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
     """``_oom.qc_metrics_py``: ``(total, n_nonzero, top_cum, mask_sum, col_sum, col_nnz)``."""
-    return _merge_rows_cols(_partials(x, "qc_metrics_py", top, masks), 4)
+    out = _merge_rows_cols(_partials(x, "qc_metrics_py", top, masks), 4)
+    x._row_sum = out[0]
+    return out
+
+
+def row_sums(x) -> np.ndarray:
+    """Per-row f64 sums of ``x``, reused from an earlier pass over this same matrix if any.
+
+    QC and ``X.sum`` compute exactly these sums (each row added in stored
+    order in f64), so ``normalize_total`` after ``calculate_qc_metrics``
+    skips a pass over the data.
+    """
+    if x._row_sum is None:
+        x._row_sum = x._stats[0] if x._stats is not None else positive_counts(x)[0]
+    return x._row_sum
 
 
 def positive_counts(x) -> tuple:

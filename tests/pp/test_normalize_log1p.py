@@ -106,3 +106,26 @@ def test_in_memory_anndata_goes_to_scanpy(gen_files):
     np.testing.assert_array_equal(a.X, b.X)
     c = pp.normalize_total(ad.read_h5ad(gen_files["csr_f32"]), copy=True)
     assert c.X.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["csr_f32", "dense_i32", "csc_f64"])
+def test_normalize_after_qc_reuses_its_row_sums(pair, gen_files, name, monkeypatch):
+    """After QC on the same X, normalize_total makes no pass of its own and still equals scanpy."""
+    from anndataoom import _distributed as passes
+
+    a, b = pair(gen_files[name])
+    pp.calculate_qc_metrics(a, percent_top=None, inplace=True)
+
+    def no_pass(x):
+        raise AssertionError("normalize_total re-read X")
+
+    monkeypatch.setattr(passes, "positive_counts", no_pass)
+    pp.normalize_total(a, target_sum=1e4)
+    sc.pp.normalize_total(b, target_sum=1e4)
+    assert_x_close(a.X, b.X, rtol=1e-6, sparse=name != "dense_i32")
+    # a subset is another matrix: its sums are computed afresh
+    sub = a[::2]
+    monkeypatch.undo()
+    pp.normalize_total(sub, target_sum=1e4)
+    sc.pp.normalize_total(c := b[::2].copy(), target_sum=1e4)
+    assert_x_close(sub.X, c.X, rtol=1e-6, sparse=name != "dense_i32")

@@ -138,6 +138,8 @@ class BackedArray:
         self.transforms = tuple(transforms)
         self._stats: tuple | None = None
         self._nnz: int | None = None
+        # f64 row sums left by a QC pass over this very matrix (normalize_total reuses them)
+        self._row_sum: np.ndarray | None = None
 
     # -- derivation ---------------------------------------------------------
 
@@ -152,6 +154,7 @@ class BackedArray:
         new.matrix = matrix
         new._stats = None
         new._nnz = None
+        new._row_sum = None
         return new
 
     def _then(self, op: str, *args, **kwargs) -> Recipe | None:

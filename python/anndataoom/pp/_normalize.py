@@ -23,7 +23,7 @@ def _size_factors(x, *, exclude_highly_expressed, max_fraction, target_sum):
     totals (two more passes).
     """
     dt = x.dtype if is_float(x.dtype) else np.dtype(np.float32)
-    row_sum = passes.positive_counts(x)[0]
+    row_sum = passes.row_sums(x)
     counts = row_sum.astype(dt)
     if exclude_highly_expressed:
         if x.is_sparse:
