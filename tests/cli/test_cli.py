@@ -14,7 +14,8 @@ import pytest
 import scipy.sparse as sp
 from anndataoom.cli.__main__ import main
 
-PNGS = ("qc_violin.png", "qc_scatter.png", "pca_variance_ratio.png", "umap_leiden.png")
+PNGS = ("qc_violin.png", "qc_scatter.png", "pca_variance_ratio.png", "umap_leiden.png",
+        "marker_genes.png")
 
 
 def _read_plain(path) -> ad.AnnData:
@@ -118,8 +119,15 @@ def test_run_pbmc3k_readme_command(tmp_path, capsys, pbmc3k_path):
     assert list(r.obs_names) == list(mem.obs_names)
     assert r.raw.n_vars == mem.n_vars
     for row in ("cells kept", f"{mem.n_obs:,} of 2,700", "highly variable genes", "PCs",
-                "leiden clusters", "time: pca", "time: total", "peak memory (RSS)"):
+                "leiden clusters", "markers of 0 (wilcoxon)", "time: pca", "time: markers",
+                "time: total", "peak memory (RSS)"):
         assert row in text.out
+    # the marker genes are scanpy's on the same clusters and the same raw (log-normalised) data
+    rgg = r.uns["rank_genes_groups"]
+    ref = r.copy()
+    sc.tl.rank_genes_groups(ref, "leiden", method="wilcoxon", use_raw=True)
+    for g in rgg["names"].dtype.names:
+        np.testing.assert_array_equal(rgg["names"][g][:20], ref.uns["rank_genes_groups"]["names"][g][:20])
     plots = out.parent / "pbmc3k_plots"
     for name in PNGS:
         assert f"plot: {plots / name}" in text.out

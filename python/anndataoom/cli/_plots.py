@@ -42,7 +42,7 @@ def write_all(
     -------
     list of Path
         ``qc_violin.png``, ``qc_scatter.png``, ``pca_variance_ratio.png``,
-        ``umap_leiden.png`` (those whose data exist).
+        ``umap_leiden.png``, ``marker_genes.png`` (those whose data exist).
     """
     import anndata
     import scanpy as sc
@@ -93,6 +93,10 @@ def write_all(
         sc.pl.umap(a, color=color, ax=ax, show=False, legend_loc="on data",
                    title=f"UMAP of {a.n_obs:,} cells" + (", Leiden clusters" if color else ""))
         written.append(_save(fig, outdir / "umap_leiden.png"))
+
+    if "rank_genes_groups" in a.uns:
+        sc.pl.rank_genes_groups(a, n_genes=10, sharey=False, ncols=4, show=False)
+        written.append(_save(plt.gcf(), outdir / "marker_genes.png"))
     return written
 
 

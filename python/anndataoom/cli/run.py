@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--leiden", action=argparse.BooleanOptionalAction, default=True,
                    help="Leiden clustering (scanpy, igraph flavor)")
     p.add_argument("--resolution", type=float, default=1.0, help="leiden(resolution=)")
+    p.add_argument("--markers", choices=["wilcoxon", "t-test", "t-test_overestim_var", "none"],
+                   default="wilcoxon",
+                   help="marker genes of the Leiden clusters (oom.tl.rank_genes_groups on raw)")
     p.add_argument("--seed", type=int, default=0, help="random_state for PCA/neighbors/UMAP/Leiden")
     p.add_argument("--plots", default=None,
                    help="directory for PNG plots (default: OUT's name + '_plots', next to OUT)")
@@ -160,6 +163,9 @@ def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
         with t.step("leiden"):
             sc.tl.leiden(a, resolution=args.resolution, flavor="igraph", n_iterations=2,
                          directed=False, random_state=args.seed)
+        if args.markers != "none" and a.obs["leiden"].nunique() > 1:
+            with t.step("markers"):
+                oom.tl.rank_genes_groups(a, "leiden", method=args.markers)
 
 
 def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
@@ -177,6 +183,12 @@ def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
     ]
     if "leiden" in a.obs:
         rows.append(("leiden clusters", f"{a.obs['leiden'].nunique()}"))
+    if "rank_genes_groups" in a.uns:
+        names = a.uns["rank_genes_groups"]["names"]
+        method = a.uns["rank_genes_groups"]["params"]["method"]
+        rows += [(f"markers of {g} ({method})" if i == 0 else f"markers of {g}",
+                  ", ".join(str(x) for x in names[g][:5]))
+                 for i, g in enumerate(names.dtype.names)]
     rows += [(f"time: {k}", f"{v:.2f} s") for k, v in t.steps.items()]
     rows += [
         ("time: total", f"{sum(t.steps.values()) if wall is None else wall:.2f} s"),
