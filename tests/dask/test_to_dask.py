@@ -29,6 +29,10 @@ def _check(x, chunks=None):
                                x.sum(axis=0, dtype=np.float64), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(d.mean(axis=1, dtype=np.float64).compute(),
                                x.mean(axis=1, dtype=np.float64), rtol=1e-6, atol=1e-9)
+    ref = x.toarray()
+    for axis in (None, 0, 1):
+        np.testing.assert_array_equal(np.asarray(d.max(axis=axis).compute()), ref.max(axis=axis))
+        np.testing.assert_array_equal(np.asarray(d.min(axis=axis).compute()), ref.min(axis=axis))
     return d
 
 

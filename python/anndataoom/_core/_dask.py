@@ -28,13 +28,15 @@ class CsrChunk(sp.csr_matrix):
     """A ``csr_matrix`` chunk whose reductions accept numpy's ``keepdims``.
 
     dask reduces every chunk with ``np.sum(chunk, axis=..., keepdims=True)``
-    (likewise ``np.mean``), which scipy's sparse matrices refuse; here the
-    per-chunk results come back as plain ndarrays of numpy's shape.
+    (likewise ``np.mean``, ``np.max``, ``np.min``), which scipy's sparse
+    matrices refuse; here the per-chunk results come back as plain ndarrays
+    of numpy's shape.
     """
 
     def _reduce(self, name: str, axis, keepdims: bool, **kw):
         axis = _axis(axis)
-        r = np.asarray(getattr(sp.csr_matrix, name)(self, axis=axis, **kw))
+        r = getattr(sp.csr_matrix, name)(self, axis=axis, **kw)
+        r = r.toarray() if sp.issparse(r) else np.asarray(r)
         if axis is None:
             return r.reshape(1, 1) if keepdims else r[()]
         r = r.ravel()
@@ -47,6 +49,14 @@ class CsrChunk(sp.csr_matrix):
     def mean(self, axis=None, dtype=None, out=None, keepdims=False):
         """Mean as numpy (``keepdims`` supported, ndarray results)."""
         return self._reduce("mean", axis, keepdims, dtype=dtype, out=out)
+
+    def max(self, axis=None, out=None, keepdims=False, **kw):
+        """Maximum as numpy (implicit zeros count; ``keepdims`` supported)."""
+        return self._reduce("max", axis, keepdims, out=out)
+
+    def min(self, axis=None, out=None, keepdims=False, **kw):
+        """Minimum as numpy (implicit zeros count; ``keepdims`` supported)."""
+        return self._reduce("min", axis, keepdims, out=out)
 
 
 def recipe_token(x: BackedArray) -> str:

@@ -35,6 +35,14 @@ _DTYPES = {"names": "O", "scores": "float32", "logfoldchanges": "float32",
            "pvals": "float64", "pvals_adj": "float64"}
 
 
+class UnknownGroupsError(ValueError, IndexError):
+    """``groups`` names that are not categories (scanpy fails with an IndexError there)."""
+
+
+class NotCategoricalError(ValueError, AttributeError):
+    """A ``groupby`` column that is not categorical (scanpy fails with an AttributeError)."""
+
+
 class _Groups:
     """The compared groups and each cell's group id.
 
@@ -48,8 +56,8 @@ class _Groups:
             raise KeyError(f"groupby={groupby!r} is not a column of adata.obs")
         col = adata.obs[groupby]
         if not isinstance(col.dtype, pd.CategoricalDtype):
-            raise ValueError(f"adata.obs[{groupby!r}] must be categorical (or strings), "
-                             f"not {col.dtype}")
+            raise NotCategoricalError(f"adata.obs[{groupby!r}] must be categorical (or "
+                                      f"strings), not {col.dtype}")
         cats = col.cat.categories
         if reference != "rest" and reference not in cats:
             raise ValueError(f"reference = {reference} needs to be one of groupby = "
@@ -59,8 +67,8 @@ class _Groups:
         else:
             missing = [g for g in groups if g not in set(cats.values)]
             if missing:
-                raise ValueError(f"groups {missing} are not categories of "
-                                 f"adata.obs[{groupby!r}]: {cats.tolist()}")
+                raise UnknownGroupsError(f"groups {missing} are not categories of "
+                                         f"adata.obs[{groupby!r}]: {cats.tolist()}")
             ids = np.array([np.flatnonzero(cats.values == g)[0] for g in groups])
         self.order = cats[ids]
         counts = col.value_counts()
