@@ -22,6 +22,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use crate::block::{Block, Csr, Scalar};
 use crate::error::Result;
 use crate::exec::{fold_runs, BLOCK_TARGET};
+use crate::kernels::merge;
 use crate::plan::View;
 use crate::with_values;
 
@@ -296,12 +297,7 @@ pub fn gram(view: &View, prec: Precision) -> Result<GramState> {
             Ok(())
         },
     )?;
-    let mut it = states.into_iter();
-    let mut out = it.next().unwrap_or_else(|| GramState::new(p, prec));
-    for s in it {
-        out.combine(&s);
-    }
-    Ok(out)
+    Ok(merge(states, || GramState::new(p, prec), GramState::combine))
 }
 
 /// `w += Xᵀ(X·q)` over the rows of a CSR block, plus column sums and sums
@@ -521,12 +517,7 @@ pub fn gram_times<'q>(view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'
             Ok(())
         },
     )?;
-    let mut it = states.into_iter();
-    let mut out = it.next().unwrap_or_else(|| GramTimes::new(q, p, b));
-    for s in it {
-        out.combine(&s);
-    }
-    Ok(out)
+    Ok(merge(states, || GramTimes::new(q, p, b), GramTimes::combine))
 }
 
 #[cfg(test)]

@@ -32,3 +32,14 @@ pub fn fold_blocks<S: Send, R: Send>(
 ) -> Result<(Vec<S>, Vec<R>)> {
     fold_runs(view, block_target(view), rayon::current_num_threads().max(1), make, f)
 }
+
+/// Merge per-run states in row order into one (a fresh state when there
+/// are none), so the result never depends on scheduling.
+pub fn merge<S>(states: Vec<S>, make: impl FnOnce() -> S, combine: impl Fn(&mut S, &S)) -> S {
+    let mut it = states.into_iter();
+    let mut out = it.next().unwrap_or_else(make);
+    for s in it {
+        combine(&mut out, &s);
+    }
+    out
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::block::{Block, Dtype};
 use crate::error::Result;
-use crate::kernels::fold_blocks;
+use crate::kernels::{fold_blocks, merge};
 use crate::plan::View;
 
 /// Row group meaning "leave this row out".
@@ -175,10 +175,7 @@ pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) =
         fold_blocks(view, || Moments::new(p.n_groups, ncols), |m, a, _, b| Ok(m.insert(&b, a, p)))?;
-    let mut out = Moments::new(p.n_groups, ncols);
-    for s in &states {
-        out.combine(s);
-    }
+    let out = merge(states, || Moments::new(p.n_groups, ncols), Moments::combine);
     Ok((out, parts.into_iter().flatten().collect()))
 }
 

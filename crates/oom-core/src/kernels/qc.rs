@@ -7,7 +7,7 @@
 
 use crate::block::Block;
 use crate::error::Result;
-use crate::kernels::fold_blocks;
+use crate::kernels::{fold_blocks, merge};
 use crate::plan::View;
 
 /// What to compute per row besides totals and counts.
@@ -114,10 +114,7 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
 pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcCols)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(qc_block(&b, p, cols)))?;
-    let mut cols = QcCols::new(ncols);
-    for s in &states {
-        cols.combine(s);
-    }
+    let cols = merge(states, || QcCols::new(ncols), QcCols::combine);
     let mut rows = QcRows::default();
     for part in parts {
         rows.total.extend(part.total);
@@ -160,10 +157,7 @@ pub fn positive_block(block: &Block, cols: &mut QcCols) -> (Vec<f64>, Vec<u64>) 
 pub fn positive_counts(view: &View) -> Result<PositiveCounts> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(positive_block(&b, cols)))?;
-    let mut cols = QcCols::new(ncols);
-    for s in &states {
-        cols.combine(s);
-    }
+    let cols = merge(states, || QcCols::new(ncols), QcCols::combine);
     let mut out = PositiveCounts { col_sum: cols.sum, col_pos: cols.n_nonzero, ..Default::default() };
     for (s, p) in parts {
         out.row_sum.extend(s);
@@ -192,12 +186,11 @@ pub fn count_above(view: &View, threshold: &[f64]) -> Result<Vec<u64>> {
             Ok(())
         },
     )?;
-    let mut out = vec![0u64; ncols];
-    for s in &states {
+    let out = merge(states, || vec![0u64; ncols], |out: &mut Vec<u64>, s: &Vec<u64>| {
         for (a, b) in out.iter_mut().zip(s) {
             *a += b;
         }
-    }
+    });
     Ok(out)
 }
 

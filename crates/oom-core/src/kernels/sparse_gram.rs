@@ -16,6 +16,7 @@ use faer::Mat;
 
 use super::gram::{GramState, Precision};
 use crate::exec::fold_runs;
+use crate::kernels::merge;
 use crate::block::{Block, Csr, Scalar, Values};
 use crate::error::Result;
 use crate::exec::BLOCK_TARGET;
@@ -135,12 +136,7 @@ impl SparseScaled {
                 Ok(())
             },
         )?;
-        let mut it = states.into_iter();
-        let mut acc = it.next().unwrap_or_else(|| SparseGram::new(p));
-        for s in it {
-            acc.combine(&s);
-        }
-        Ok(acc.finish(&self.z0))
+        Ok(merge(states, || SparseGram::new(p), SparseGram::combine).finish(&self.z0))
     }
 }
 

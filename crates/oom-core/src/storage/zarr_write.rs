@@ -245,9 +245,9 @@ fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     })?;
     data.finish()?;
     indices.finish()?;
-    let nnz = *indptr.last().expect("starts with 0");
-    let mut ptr = w.array(&format!("{key}/indptr"), &[0], &[c], if nnz <= i64::from(i32::MAX) { Dtype::I32 } else { Dtype::I64 }, Map::new())?;
-    if nnz <= i64::from(i32::MAX) {
+    let narrow = *indptr.last().expect("starts with 0") <= i64::from(i32::MAX);
+    let mut ptr = w.array(&format!("{key}/indptr"), &[0], &[c], if narrow { Dtype::I32 } else { Dtype::I64 }, Map::new())?;
+    if narrow {
         let narrow: Vec<i32> = indptr.iter().map(|&p| p as i32).collect();
         ptr.push(as_bytes(&narrow))?;
     } else {
