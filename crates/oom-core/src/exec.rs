@@ -43,26 +43,14 @@ pub fn check_cancel() -> Result<()> {
     }
 }
 
-/// Run `f(start, end, block)` over every block of `view`, in parallel, and
-/// return the results in row order.
+/// Run `f(start, end, block)` over every block of `view`, in parallel
+/// (each block its own task), and return the results in row order.
 pub fn map_blocks<R: Send>(
     view: &View,
     target: u64,
     f: impl Fn(u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let blocks = view.blocks(target)?;
-    TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
-    blocks
-        .par_iter()
-        .with_max_len(1)
-        .map(|&(a, b)| {
-            check_cancel()?;
-            let block = view.read(a, b)?;
-            let r = f(a, b, block)?;
-            DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);
-            Ok(r)
-        })
-        .collect()
+    Ok(fold_runs(view, target, usize::MAX, || (), |(), a, b, block| f(a, b, block))?.1)
 }
 
 /// Fold the blocks of `view` (about `target` values each) into at most

@@ -93,7 +93,9 @@ def _fspath(path) -> str:
 
 def _store_path(store) -> str:
     """Return the directory of a Zarr store given as a path or an open local ``zarr.Group``."""
-    if type(store).__name__ == "Group" and hasattr(store, "store"):
+    import zarr
+
+    if isinstance(store, zarr.Group):
         root = getattr(store.store, "root", None)
         if root is None:
             raise TypeError("only stores on the local file system can be read lazily, "
