@@ -8,7 +8,7 @@ streaming the matrix through the Rust core.
 """
 
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
-from anndataoom._concat import concat
+from anndataoom._concat import concat, install_anndata_hook
 from anndataoom._core import (
     AnnDataOOM,
     BackedArray,
@@ -19,10 +19,12 @@ from anndataoom._core import (
     oom_guard,
 )
 from anndataoom._distributed import distributed
-from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
+from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError, InMemoryRequiredError
 from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
 
 __version__ = "0.2.0"
+
+install_anndata_hook()  # anndata.concat / AnnData.concatenate stay lazy on AnnDataOOM inputs
 
 __all__ = [
     "AnnDataFormatError",
@@ -30,6 +32,7 @@ __all__ = [
     "AnnDataReadError",
     "BackedArray",
     "BackedLayers",
+    "InMemoryRequiredError",
     "ScaledBackedArray",
     "TransformedBackedArray",
     "__version__",

@@ -6,10 +6,15 @@ columns for the join); nothing is copied to disk or memory.  Everything
 else (obs, var, obsm, varm, obsp, uns, ``label``/``keys``/``index_unique``,
 ``merge``/``uns_merge``) is computed by :func:`anndata.concat` itself on
 copies without X, so the result matches anndata exactly.
+
+:func:`install_anndata_hook` routes ``anndata.concat`` (and so
+``AnnData.concatenate``) to :func:`concat` when an input is an
+:class:`~anndataoom.AnnDataOOM`, so they return the lazy result too.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Collection, Mapping
@@ -24,7 +29,7 @@ from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
 from anndataoom._core._recipe import Recipe
 
-__all__ = ["concat"]
+__all__ = ["concat", "install_anndata_hook"]
 
 _SKIP = r".*(names are not unique|Observation names are not unique).*"
 
@@ -37,6 +42,11 @@ def _as_oom(x) -> AnnDataOOM | anndata.AnnData:
     if not isinstance(x, anndata.AnnData):
         raise TypeError(f"concat expects AnnData objects or paths, got {type(x).__name__}")
     return x
+
+
+def _original_concat():
+    """Anndata's own concat (under the hook installed by :func:`install_anndata_hook`)."""
+    return getattr(anndata.concat, "_anndataoom_original", anndata.concat)
 
 
 def _skeleton(a: anndata.AnnData) -> anndata.AnnData:
@@ -143,7 +153,7 @@ def concat(
     if not objs:
         raise ValueError("No objects to concatenate.")
     if not any(isinstance(o, AnnDataOOM) for o in objs):
-        return anndata.concat(objs, axis=0, join=join, merge=merge, uns_merge=uns_merge,
+        return _original_concat()(objs, axis=0, join=join, merge=merge, uns_merge=uns_merge,
                               label=label, keys=keys, index_unique=index_unique,
                               fill_value=fill_value, pairwise=pairwise)
     lazy = [isinstance(o.X, BackedArray) or o.X is None for o in objs]
@@ -154,7 +164,7 @@ def concat(
         )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SKIP)
-        meta = anndata.concat([_skeleton(o) for o in objs], axis=0, join=join, merge=merge,
+        meta = _original_concat()([_skeleton(o) for o in objs], axis=0, join=join, merge=merge,
                               uns_merge=uns_merge, label=label, keys=keys,
                               index_unique=index_unique, fill_value=fill_value,
                               pairwise=pairwise)
@@ -192,3 +202,44 @@ def concat(
         warnings.warn("Only some AnnData objects have `.raw` attribute, "
                       "not concatenating `.raw` attributes.", UserWarning, stacklevel=2)
     return out
+
+
+def _all_lazy(objs: list) -> bool:
+    return all(isinstance(o, AnnDataOOM) and (o._X is None or isinstance(o._X, BackedArray))
+               for o in objs)
+
+
+def _anndata_concat_hook(original):
+    """Wrap :func:`anndata.concat`: AnnDataOOM inputs go to the lazy :func:`concat`."""
+
+    @functools.wraps(original)
+    def anndata_concat(adatas, *args, **kwargs):
+        if isinstance(adatas, Mapping):
+            adatas = dict(adatas)
+            objs = list(adatas.values())
+        else:
+            adatas = objs = list(adatas)
+        if not any(isinstance(o, AnnDataOOM) for o in objs):
+            return original(adatas, *args, **kwargs)
+        if not args and kwargs.get("axis", 0) in (0, "obs") and _all_lazy(objs):
+            return concat(adatas, **kwargs)
+        # mixed in-memory inputs or axis=1: anndata concatenates; the lazy
+        # matrices reach it in memory, sparse kept (see _guard.for_anndata_merge)
+        return original(adatas, *args, **kwargs)
+
+    anndata_concat._anndataoom_original = original
+    return anndata_concat
+
+
+def install_anndata_hook() -> None:
+    """Route ``anndata.concat`` / ``AnnData.concatenate`` with AnnDataOOM inputs to :func:`concat`.
+
+    Idempotent.  Plain AnnData inputs reach anndata's own function unchanged.
+    """
+    from anndata._core import merge
+
+    if getattr(merge.concat, "_anndataoom_original", None) is not None:
+        return
+    hooked = _anndata_concat_hook(merge.concat)
+    merge.concat = hooked
+    anndata.concat = hooked

@@ -46,7 +46,9 @@ def test_obs_var_uns_by_reference(small_file):
     assert "new" in a.obs.columns
     a.var["flag"] = a.var_names.str.startswith("MT-")
     assert a.var["flag"].sum() == a.var["mt"].sum()
-    assert type(a.uns) is dict
+    # a dict (a subclass that refuses writes from refused scanpy functions); omicverse
+    # only rejects type names ending in "PyElemCollection"
+    assert isinstance(a.uns, dict) and not type(a.uns).__name__.endswith("PyElemCollection")
     a.uns["status"] = {}
     a.uns["status"]["qc"] = True
     assert a.uns["status"]["qc"] is True

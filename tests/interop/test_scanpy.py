@@ -17,8 +17,8 @@ import pytest
 import scanpy as sc
 from _pbmc_fixtures import *  # noqa: F403  (pytest fixtures pbmc_pair, pbmc_clustered)
 from anndataoom._core._backed_array import BackedArray
-from anndataoom._core._guard import OOMMaterializeWarning
-from anndataoom._core._inmemory import InMemoryRequiredError
+from anndataoom import InMemoryRequiredError
+from anndataoom._core._oom_guard import OOMMaterializeWarning
 
 GENES = ["CD3E", "MS4A1", "LYZ", "NKG7"]
 

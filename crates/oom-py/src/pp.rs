@@ -8,7 +8,7 @@ use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
 use oom_core::kernels::moments::{moments, residual_variances, MomentParams, ResidualParams, ValueMap};
 use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
-use oom_core::plan::{Log1p, Normalize, Op, Scale, View};
+use oom_core::plan::{Log1p, Multiply, Normalize, Op, Power, Scale, View};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -87,6 +87,37 @@ fn pp_scale(
         None => None,
     };
     Ok(with_op(m, Arc::new(Scale { mean: Arc::new(mean), std: Arc::new(std), zero_center, max_value, mask })))
+}
+
+/// `m * scalar * row[r] * col[c]` elementwise in float type `dtype` (lazy).
+#[pyfunction]
+#[pyo3(signature = (m, scalar, row=None, col=None, dtype="float64"))]
+fn pp_multiply(
+    m: &Matrix,
+    scalar: f64,
+    row: Option<PyReadonlyArray1<'_, f64>>,
+    col: Option<PyReadonlyArray1<'_, f64>>,
+    dtype: &str,
+) -> PyResult<Matrix> {
+    let row = row.map(|r| vec_f64(&r, m.view.nrows(), "row").map(Arc::new)).transpose()?;
+    let col = col.map(|c| vec_f64(&c, m.view.ncols(), "col").map(Arc::new)).transpose()?;
+    let dtype = float_dtype(dtype)?;
+    Ok(with_op(m, Arc::new(Multiply { scalar, row, col, dtype })))
+}
+
+/// `m ** p` on every stored value in float type `dtype` (lazy).
+#[pyfunction]
+#[pyo3(signature = (m, p, dtype="float64"))]
+fn pp_power(m: &Matrix, p: f64, dtype: &str) -> PyResult<Matrix> {
+    Ok(with_op(m, Arc::new(Power { p, dtype: float_dtype(dtype)? })))
+}
+
+fn float_dtype(name: &str) -> PyResult<Dtype> {
+    let d = Dtype::from_name(name).map_err(to_py)?;
+    if !d.is_float() {
+        return Err(PyValueError::new_err(format!("dtype must be float32 or float64, got {name}")));
+    }
+    Ok(d)
 }
 
 /// `m` with its output cast to `dtype` (`None` removes the cast) (lazy).
@@ -254,6 +285,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pp_log1p, m)?)?;
     m.add_function(wrap_pyfunction!(pp_scale, m)?)?;
     m.add_function(wrap_pyfunction!(pp_astype, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_multiply, m)?)?;
+    m.add_function(wrap_pyfunction!(pp_power, m)?)?;
     m.add_function(wrap_pyfunction!(pp_ops, m)?)?;
     m.add_function(wrap_pyfunction!(pp_untransformed, m)?)?;
     m.add_function(wrap_pyfunction!(pp_is_plain, m)?)?;

@@ -6,8 +6,9 @@ from anndataoom._core._backed_array import (
     ScaledBackedArray,
     TransformedBackedArray,
 )
-from anndataoom._core._guard import is_oom, oom_guard
+from anndataoom._core._guard import InMemoryRequiredError, is_oom
 from anndataoom._core._layers import BackedLayers
+from anndataoom._core._oom_guard import OOMMaterializeWarning, oom_guard
 from anndataoom._core._raw import BackedRaw
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "BackedArray",
     "BackedLayers",
     "BackedRaw",
+    "InMemoryRequiredError",
+    "OOMMaterializeWarning",
     "ScaledBackedArray",
     "TransformedBackedArray",
     "is_oom",

@@ -14,9 +14,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from anndataoom._core._backed_array import DEFAULT_CHUNK_SIZE, BackedArray
+from anndataoom._core._guard import (
+    GuardedUns,
+    check_dense_size,
+    for_anndata_merge,
+    guard_scanpy,
+    unsupported,
+)
 from anndataoom._core._index import normalize_obs_var
-from anndataoom._core._inmemory import guard_scanpy
 from anndataoom._core._layers import BackedLayers, as_matrix_value, subset_value
+from anndataoom._core._lazy import LazyMatrix
 from anndataoom._core._raw import BackedRaw, _column, _row, _single_position
 
 __all__ = ["AnnDataOOM", "materialize"]
@@ -26,13 +33,13 @@ _DUP_NAMES = r".* names are not unique"
 
 def materialize(value):
     """Load a lazy matrix into memory (csr_matrix/ndarray); pass others through."""
-    if isinstance(value, BackedArray):
+    if isinstance(value, LazyMatrix):
         return value.to_memory()
     return value
 
 
 def _copy_value(v):
-    if isinstance(v, BackedArray):
+    if isinstance(v, LazyMatrix):
         return v
     return v.copy() if hasattr(v, "copy") else deepcopy(v)
 
@@ -118,7 +125,7 @@ class AnnDataOOM(anndata.AnnData):
             X=None, obs=obs, var=var, uns=None, obsm=obsm, varm=varm,
             obsp=obsp, varp=varp, shape=shape,
         )
-        self._uns = dict(uns) if uns is not None else {}
+        self._uns = GuardedUns(uns if uns is not None else {})
         self._X = None if X is None else as_matrix_value(X, self.shape, "X")
         self.layers = layers
         self._raw = None
@@ -184,8 +191,9 @@ class AnnDataOOM(anndata.AnnData):
     def X(self):
         """The data matrix: a lazy :class:`BackedArray` (or an in-memory array if set)."""
         self._check_open()
-        if isinstance(self._X, BackedArray):
+        if isinstance(self._X, LazyMatrix):
             guard_scanpy("reading adata.X")
+            return for_anndata_merge(self._X, "X")
         return self._X
 
     @X.setter
@@ -196,6 +204,21 @@ class AnnDataOOM(anndata.AnnData):
     @X.deleter
     def X(self) -> None:
         self._X = None
+
+    @property
+    def uns(self) -> GuardedUns:
+        """Unstructured annotation: a ``dict`` (returned by reference)."""
+        return self._uns
+
+    @uns.setter
+    def uns(self, value) -> None:
+        if not isinstance(value, Mapping):
+            raise ValueError("Only mutable mapping types (e.g. dict) are allowed for `.uns`.")
+        self._uns = GuardedUns(value)
+
+    @uns.deleter
+    def uns(self) -> None:
+        self._uns = GuardedUns()
 
     @property
     def layers(self) -> BackedLayers:
@@ -326,11 +349,46 @@ class AnnDataOOM(anndata.AnnData):
             yield X[start:end], start, end
 
     def to_df(self, layer: str | None = None) -> pd.DataFrame:
-        """X (or a layer) as a dense DataFrame (materialises it)."""
-        m = materialize(self._layer(layer))
+        """X (or a layer) as a dense DataFrame.
+
+        Loads the matrix into memory on purpose; refused with
+        :class:`~anndataoom.InMemoryRequiredError` above
+        ``ANNDATAOOM_MAX_DENSE_BYTES``.
+        """
+        m = self._layer(layer)
+        if m is None:
+            raise ValueError("X is None, cannot convert to dataframe.")
+        check_dense_size(m.shape, m.dtype, "a dense DataFrame (to_df)")
+        m = materialize(m)
         if sp.issparse(m):
             m = m.toarray()
         return pd.DataFrame(m, index=self.obs_names, columns=self.var_names)
+
+    # -- transpose ------------------------------------------------------------
+
+    def transpose(self) -> AnnDataOOM:
+        """Transposed object (lazy): X and layers transposed lazily, obs ↔ var.
+
+        As :meth:`anndata.AnnData.transpose`: obsm ↔ varm, obsp ↔ varp, uns
+        shared, ``raw`` ignored.  ``.T`` of the result gives back the original
+        orientation.
+        """
+        self._check_open()
+        return AnnDataOOM(
+            X=None if self._X is None else self._X.T,
+            obs=self.var.copy(), var=self.obs.copy(), uns=self._uns,
+            obsm=dict(self.varm), varm=dict(self.obsm), obsp=dict(self.varp),
+            varp=dict(self.obsp), layers={k: v.T for k, v in self.layers.items()},
+        )
+
+    T = property(transpose)
+
+    def _check_writable(self) -> None:
+        from anndataoom._core._transpose import TransposedArray
+
+        if any(isinstance(v, TransposedArray) for v in (self._X, *self.layers.values())):
+            raise unsupported("writing a lazily transposed matrix",
+                              hint="Write the untransposed object and transpose after reading.")
 
     # -- copies ---------------------------------------------------------------
 
@@ -407,6 +465,7 @@ class AnnDataOOM(anndata.AnnData):
 
         if as_dense:
             raise NotImplementedError("as_dense is not supported by AnnDataOOM.write_h5ad")
+        self._check_writable()
         write_h5ad(self, filename, compression=compression, compression_opts=compression_opts,
                    convert_strings_to_categoricals=convert_strings_to_categoricals)
 
@@ -427,6 +486,7 @@ class AnnDataOOM(anndata.AnnData):
                 "chunks= is not supported by AnnDataOOM.write_zarr; "
                 "use anndataoom.io.write_zarr(adata, store, chunk_size=...)"
             )
+        self._check_writable()
         write_zarr(self, store, zarr_format=zarr_format, shards=shards,
                    convert_strings_to_categoricals=convert_strings_to_categoricals)
 

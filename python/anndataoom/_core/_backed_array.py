@@ -19,9 +19,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from anndataoom import _oom
+from anndataoom._core._guard import unsupported
 from anndataoom._core._index import positions
-from anndataoom._core._inmemory import check_dense_size, guard_scanpy, unsupported
+from anndataoom._core._lazy import LazyMatrix, is_int
 from anndataoom._core._recipe import Recipe
+from anndataoom._core._streamed import StreamedReads
 
 __all__ = [
     "BackedArray",
@@ -70,10 +72,6 @@ def _is_plain(matrix) -> bool:
     return True if plain is None else bool(plain(matrix))
 
 
-def _is_int(i) -> bool:
-    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
-
-
 def _split_key(key) -> tuple:
     if not isinstance(key, tuple):
         key = (key,)
@@ -85,7 +83,7 @@ def _split_key(key) -> tuple:
     return key
 
 
-class BackedArray:
+class BackedArray(StreamedReads, LazyMatrix):
     """A lazy, read-only 2-D matrix backed by a file.
 
     Parameters
@@ -187,6 +185,69 @@ class BackedArray:
         new.recipe = self._then("pp_astype", dtype.name)
         return new
 
+    def _lazy_op(self, op: str, out_dtype: np.dtype, *args, **kwargs) -> BackedArray:
+        """Apply ``_oom.<op>`` in a float type; cast back when ``out_dtype`` is an integer."""
+        float_dtype = out_dtype if np.issubdtype(out_dtype, np.floating) else np.dtype(np.float64)
+        m = getattr(_oom, op)(self.matrix, *args, dtype=float_dtype.name, **kwargs)
+        new = TransformedBackedArray(m, recipe=self._then(op, *args, dtype=float_dtype.name,
+                                                              **kwargs))
+        return new if float_dtype == out_dtype else new.astype(out_dtype)
+
+    def multiply(self, other) -> BackedArray:
+        """Elementwise product with a scalar, a row vector or a column vector (lazy).
+
+        ``other`` of shape ``(n_rows, 1)`` scales rows; ``(1, n_cols)`` or
+        ``(n_cols,)`` scales columns (as scipy's ``multiply``).  The result
+        dtype is numpy's for the two operands; implicit zeros stay zero.
+        """
+        if sp.issparse(other) or isinstance(other, LazyMatrix):
+            raise unsupported("multiply by a sparse or lazy matrix",
+                              hint="Multiply by a scalar or a dense row/column vector.")
+        o = np.asarray(other)
+        if o.dtype.kind not in "biuf":
+            raise TypeError(f"multiply needs numbers, got dtype {o.dtype}")
+        out_dtype = np.result_type(self.dtype, other if np.ndim(other) == 0 else o.dtype)
+        n_rows, n_cols = self.shape
+        if o.ndim == 0:
+            return self._lazy_op("pp_multiply", out_dtype, float(o))
+        if o.shape in ((n_cols,), (1, n_cols)):
+            col = np.ascontiguousarray(o.ravel(), dtype=np.float64)
+            return self._lazy_op("pp_multiply", out_dtype, 1.0, col=col)
+        if o.shape == (n_rows, 1):
+            row = np.ascontiguousarray(o.ravel(), dtype=np.float64)
+            return self._lazy_op("pp_multiply", out_dtype, 1.0, row=row)
+        if o.shape == (n_rows, n_cols):
+            raise unsupported("multiply by a full matrix",
+                              hint="Only scalars and row/column vectors multiply lazily.")
+        raise ValueError(f"inconsistent shapes: {self.shape} and {o.shape}")
+
+    def power(self, n, dtype=None) -> BackedArray:
+        """Elementwise power of the values (lazy), as scipy's ``power``.
+
+        Only the stored values are raised (implicit zeros stay zero); like
+        scipy, ``n == 0`` is refused for a sparse view (it would densify).
+        """
+        if np.ndim(n) != 0:
+            raise NotImplementedError("input is not scalar")
+        if n == 0 and self.is_sparse:
+            raise NotImplementedError("zero power is not supported as it would densify the matrix.")
+        base = self if dtype is None else self.astype(dtype)
+        out_dtype = np.result_type(base.dtype, n)
+        return base._lazy_op("pp_power", out_dtype, float(n))
+
+    @property
+    def T(self):
+        """Lazy transpose (a :class:`~anndataoom._core._transpose.TransposedArray`)."""
+        from anndataoom._core._transpose import TransposedArray
+
+        return TransposedArray(self)
+
+    def transpose(self, axes=None, copy: bool = False):
+        """Lazy transpose (see :attr:`T`)."""
+        if axes is not None and tuple(axes) != (1, 0):
+            raise ValueError("axes must be None or (1, 0) for a 2-D matrix")
+        return self.T
+
     # -- attributes ---------------------------------------------------------
 
     @property
@@ -199,17 +260,6 @@ class BackedArray:
     def dtype(self) -> np.dtype:
         """The numpy dtype of the values."""
         return np.dtype(self.matrix.dtype)
-
-    @property
-    def ndim(self) -> int:
-        """Always 2."""
-        return 2
-
-    @property
-    def size(self) -> int:
-        """``n_rows * n_cols``."""
-        r, c = self.shape
-        return r * c
 
     @property
     def is_sparse(self) -> bool:
@@ -271,19 +321,6 @@ class BackedArray:
     def _mean_dtype(self) -> np.dtype:
         return self.dtype if np.issubdtype(self.dtype, np.floating) else np.dtype(np.float64)
 
-    @staticmethod
-    def _axis(axis) -> int | None:
-        if axis is None:
-            return None
-        if isinstance(axis, tuple):
-            if sorted(a % 2 for a in axis) == [0, 1]:
-                return None
-            if len(axis) == 1:
-                axis = axis[0]
-        if not _is_int(axis) or not -2 <= int(axis) < 2:
-            raise ValueError(f"axis {axis!r} is out of bounds for a 2-D array")
-        return int(axis) % 2
-
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         """Sum over all entries, per column (``axis=0``) or per row (``axis=1``).
 
@@ -326,12 +363,6 @@ class BackedArray:
             if ax == 0:
                 return (col_sum / n_rows if n_rows else np.full(n_cols, np.nan)).astype(out_dtype)
             return (row_sum / n_cols if n_cols else np.full(n_rows, np.nan)).astype(out_dtype)
-
-    def _keepdims(self, r, axis):
-        ax = self._axis(axis)
-        if ax is None:
-            return np.asarray(r).reshape(1, 1)
-        return r.reshape(1, -1) if ax == 0 else r.reshape(-1, 1)
 
     # -- reading --------------------------------------------------------------
 
@@ -434,70 +465,6 @@ class BackedArray:
         m = self.to_memory()
         return m.toarray() if sp.issparse(m) else np.asarray(m)
 
-    def __array__(self, dtype=None, copy=None):
-        """Dense ndarray (numpy protocol); refused above ``ANNDATAOOM_MAX_DENSE_BYTES``."""
-        guard_scanpy("loading the whole matrix")
-        check_dense_size(self.shape, self.dtype if dtype is None else dtype)
-        a = self.toarray()
-        return a if dtype is None else a.astype(dtype, copy=False)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        """Apply numpy ufuncs on a dense copy (size-limited); never in place."""
-        outs = kwargs.get("out") or ()
-        if any(isinstance(o, BackedArray) for o in outs):
-            raise unsupported(f"in-place np.{ufunc.__name__}")
-        guard_scanpy(f"np.{ufunc.__name__}")
-        inputs = tuple(np.asarray(x) if isinstance(x, BackedArray) else x for x in inputs)
-        return getattr(ufunc, method)(*inputs, **kwargs)
-
-    def _refuse(self, *args, op: str = "arithmetic", **kwargs):
-        raise unsupported(f"{op} on a lazy matrix")
-
-    def __setitem__(self, key, value):
-        raise unsupported("assigning into X")
-
-    def __add__(self, other):
-        self._refuse(op="'+'")
-
-    def __sub__(self, other):
-        self._refuse(op="'-'")
-
-    def __mul__(self, other):
-        self._refuse(op="'*'")
-
-    def __truediv__(self, other):
-        self._refuse(op="'/'")
-
-    def __pow__(self, other):
-        self._refuse(op="'**'")
-
-    def __matmul__(self, other):
-        self._refuse(op="'@'")
-
-    def __gt__(self, other):
-        self._refuse(op="'>'")
-
-    def __ge__(self, other):
-        self._refuse(op="'>='")
-
-    def __lt__(self, other):
-        self._refuse(op="'<'")
-
-    def __le__(self, other):
-        self._refuse(op="'<='")
-
-    def __neg__(self):
-        self._refuse(op="'-'")
-
-    __radd__ = __iadd__ = __add__
-    __rsub__ = __isub__ = __sub__
-    __rmul__ = __imul__ = __mul__
-    __rtruediv__ = __itruediv__ = __truediv__
-    __rmatmul__ = __matmul__
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __iter__(self):
         """Iterate over rows (1 × n ``csr_matrix`` or 1-D ``ndarray``), read in blocks.
 
@@ -515,7 +482,7 @@ class BackedArray:
         n_rows, n_cols = self.shape
         rows = positions(rk, n_rows)
         cols = positions(ck, n_cols)
-        r_int, c_int = _is_int(rk), _is_int(ck)
+        r_int, c_int = is_int(rk), is_int(ck)
         sub = self._subset(rows, cols)
         if not (r_int or c_int):
             return sub

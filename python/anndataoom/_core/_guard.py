@@ -1,18 +1,140 @@
-"""``is_oom`` and ``oom_guard``: run in-memory-only functions on an OOM object."""
+"""The one place that decides what may become dense or in memory.
+
+Every path that could turn a lazy matrix into an in-memory one asks this
+module first:
+
+- :func:`check_dense_size` — a dense copy the user asked for by name
+  (``np.asarray(X)``, ``a.to_df()``, :func:`~anndataoom.oom_guard`) is
+  allowed up to :func:`max_dense_bytes` (``ANNDATAOOM_MAX_DENSE_BYTES``).
+- :func:`guard_scanpy` — a scanpy function listed in :data:`SCANPY` as not
+  working out of core is refused as soon as it touches ``X``, ``uns`` or
+  the numpy protocols of a lazy matrix, **before** it writes anything into
+  the object, with :class:`InMemoryRequiredError` naming the out-of-core
+  alternative.
+- :func:`unsupported` builds that error for any other refused operation
+  (arithmetic, in-place ufuncs, assignment into X).
+
+:data:`SCANPY` is also the source of the README table "What works on an
+AnnDataOOM" (:func:`what_works_table`); a test keeps the two equal.
+"""
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable, Sequence
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from types import FrameType
 
-import pandas as pd
+import numpy as np
 
-__all__ = ["OOMMaterializeWarning", "is_oom", "oom_guard"]
+__all__ = [
+    "SCANPY",
+    "InMemoryRequiredError",
+    "ScanpyEntry",
+    "check_dense_size",
+    "guard_scanpy",
+    "is_oom",
+    "max_dense_bytes",
+    "unsupported",
+    "what_works_table",
+]
+
+_DEFAULT_MAX = 1 << 30
 
 
-class OOMMaterializeWarning(UserWarning):
-    """An out-of-memory object is being loaded into memory (by :func:`oom_guard`)."""
+class InMemoryRequiredError(TypeError):
+    """An operation needs the whole matrix in memory (or writable), but it is lazy.
+
+    Raised before the object is changed; the message names the out-of-core
+    way (an ``anndataoom`` function) when there is one.
+    """
+
+
+@dataclass(frozen=True)
+class ScanpyEntry:
+    """How one scanpy function behaves on an :class:`~anndataoom.AnnDataOOM`.
+
+    Parameters
+    ----------
+    name
+        ``section.function`` under ``scanpy`` (``pp.sqrt``, ``pl.umap``).
+    works
+        True when scanpy's own function runs on the lazy object (it only
+        reads obs/obsm/obsp or a few columns); False when it needs X in
+        memory and is refused.
+    alternative
+        The anndataoom call that does it out of core (for a refused one).
+    """
+
+    name: str
+    works: bool = False
+    alternative: str | None = None
+
+    @property
+    def section(self) -> str:
+        """``pp``, ``tl``, ``pl``, ``get`` or ``experimental.pp``."""
+        return self.name.rpartition(".")[0]
+
+    @property
+    def function(self) -> str:
+        """The function's own name."""
+        return self.name.rpartition(".")[2]
+
+    @property
+    def status(self) -> str:
+        """``works``, ``out-of-core alternative`` or ``refused``."""
+        if self.works:
+            return "works"
+        return "out-of-core alternative" if self.alternative else "refused"
+
+
+def _refused(name: str, alternative: str | None = None) -> ScanpyEntry:
+    return ScanpyEntry(name, works=False, alternative=alternative)
+
+
+def _works(name: str) -> ScanpyEntry:
+    return ScanpyEntry(name, works=True)
+
+
+#: scanpy functions on an AnnDataOOM: which work, which are refused and
+#: what to call instead.  The README table is generated from this.
+SCANPY: tuple[ScanpyEntry, ...] = (
+    _refused("pp.calculate_qc_metrics", "oom.pp.calculate_qc_metrics(adata)"),
+    _refused("pp.filter_cells", "oom.pp.filter_cells(adata, ...)"),
+    _refused("pp.filter_genes", "oom.pp.filter_genes(adata, ...)"),
+    _refused("pp.normalize_total", "oom.pp.normalize_total(adata)"),
+    _refused("pp.log1p", "oom.pp.log1p(adata)"),
+    _refused("pp.sqrt", "oom.pp.sqrt(adata)"),
+    _refused("pp.highly_variable_genes", "oom.pp.highly_variable_genes(adata)"),
+    _refused("pp.scale", "oom.pp.scale(adata)"),
+    _refused("pp.pca", "oom.pp.pca(adata)"),
+    _refused("tl.pca", "oom.pp.pca(adata)"),
+    _refused("pp.regress_out", "oom.pp.regress_out(adata, keys)"),
+    _refused("pp.combat", "oom.pp.combat(adata, key)"),
+    _refused("pp.downsample_counts", "oom.pp.downsample_counts(adata, ...)"),
+    _refused("tl.rank_genes_groups", "oom.tl.rank_genes_groups(adata, groupby)"),
+    _refused("get.aggregate", "oom.get.aggregate(adata, by, func)"),
+    _refused("pl.highest_expr_genes", "oom.pl.highest_expr_genes(adata)"),
+    _refused("experimental.pp.normalize_pearson_residuals"),
+    _refused("experimental.pp.normalize_pearson_residuals_pca"),
+    _refused("experimental.pp.recipe_pearson_residuals"),
+    _refused("pp.recipe_zheng17"),
+    _refused("pp.recipe_seurat"),
+    _refused("pp.recipe_weinreb17"),
+    _works("pp.neighbors"),
+    _works("tl.umap"),
+    _works("tl.leiden"),
+    _works("tl.louvain"),
+    _works("pl.umap"),
+    _works("pl.violin"),
+)
+
+#: Refused scanpy function name → entry (found by name on the call stack;
+#: ``pl.*`` names only count inside ``scanpy.plotting``, the rest only outside it).
+_REFUSED = {(e.section == "pl", e.function): e for e in SCANPY if not e.works}
+#: scanpy-internal implementations → their public name.
+_ALIASES = {"scale_anndata": "scale", "log1p_anndata": "log1p"}
 
 
 def is_oom(obj) -> bool:
@@ -22,99 +144,166 @@ def is_oom(obj) -> bool:
     return isinstance(obj, AnnDataOOM) or getattr(obj, "_is_oom", False) is True
 
 
-def _changed_keys(before: dict, after, wanted) -> list[str]:
-    """Keys of ``after`` to copy back: listed ones, or new/replaced ones for ``'*'``."""
-    if not wanted:
-        return []
-    keys = list(after.keys())
-    if "*" in wanted:
-        return [k for k in keys if k not in before or after[k] is not before[k]]
-    return [k for k in wanted if k in after]
+def max_dense_bytes() -> int:
+    """Largest in-memory copy allowed on request (``ANNDATAOOM_MAX_DENSE_BYTES``, 1 GiB)."""
+    v = os.environ.get("ANNDATAOOM_MAX_DENSE_BYTES")
+    try:
+        return int(float(v)) if v else _DEFAULT_MAX
+    except ValueError:
+        return _DEFAULT_MAX
 
 
-def oom_guard(
-    materialize: bool = True,
-    result_keys_uns: Sequence[str] | None = None,
-    result_keys_obs: Sequence[str] | None = None,
-    result_keys_obsm: Sequence[str] | None = None,
-    result_keys_obsp: Sequence[str] | None = None,
-    suggest: str | None = None,
-) -> Callable:
-    """Make a decorator that lets a function written for in-memory AnnData accept an OOM object.
+def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
+    """Return the outermost scanpy function on the stack, and its refused entry if any.
 
-    When the first positional argument (or ``adata=``) is an OOM object, it
-    is materialised with ``to_adata()`` (with an :class:`OOMMaterializeWarning`,
-    since this loads X and layers whole), the function runs on the in-memory
-    copy, and the listed result keys are copied back to the OOM object
-    (``'*'`` = every key the function added or replaced).  The function's
-    return value is returned.  Other arguments pass through unchanged.
-
-    Parameters
-    ----------
-    materialize
-        If False, calling with an OOM object raises ``NotImplementedError``
-        (with ``suggest`` as a hint) instead of materialising.
-    result_keys_uns, result_keys_obs, result_keys_obsm, result_keys_obsp
-        Keys copied back into ``uns``/``obs``/``obsm``/``obsp``.
-    suggest
-        Text appended to the error when ``materialize`` is False.
+    A refused entry anywhere on the stack wins (the user's call may be a
+    working function that calls a refused one, e.g. neighbors → pca).
     """
-    wanted = {
-        "uns": list(result_keys_uns or ()),
-        "obs": list(result_keys_obs or ()),
-        "obsm": list(result_keys_obsm or ()),
-        "obsp": list(result_keys_obsp or ()),
-    }
+    f: FrameType | None = sys._getframe(1)
+    found, known = None, None
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if mod == "scanpy" or mod.startswith("scanpy."):
+            name = _ALIASES.get(f.f_code.co_name, f.f_code.co_name)
+            if not name.startswith("_") and name not in ("wrapper", "wrapped", "inner"):
+                found = name
+                entry = _REFUSED.get((mod.startswith("scanpy.plotting"), name))
+                if entry is not None:
+                    known = entry
+        f = f.f_back
+    return (known.name if known else found), known
 
-    def decorator(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            if args and is_oom(args[0]):
-                oom, where = args[0], 0
-            elif is_oom(kwargs.get("adata")):
-                oom, where = kwargs["adata"], "adata"
-            else:
-                return func(*args, **kwargs)
-            if not materialize:
-                msg = f"{func.__name__} does not support out-of-memory AnnData objects."
-                raise NotImplementedError(msg + (f" {suggest}" if suggest else ""))
-            warnings.warn(
-                f"{func.__name__}: loading the out-of-memory AnnData ({oom.n_obs:,} × "
-                f"{oom.n_vars:,}) into memory on purpose (anndataoom.oom_guard)",
-                OOMMaterializeWarning,
-                stacklevel=2,
-            )
-            mem = oom.to_adata()
-            before = {
-                "uns": dict(mem.uns),
-                "obs": {c: mem.obs[c].copy() for c in mem.obs.columns},
-                "obsm": dict(mem.obsm),
-                "obsp": dict(mem.obsp),
-            }
-            if where == 0:
-                args = (mem, *args[1:])
-            else:
-                kwargs = {**kwargs, "adata": mem}
-            result = func(*args, **kwargs)
-            if mem.n_obs != oom.n_obs or not mem.obs_names.equals(oom.obs_names):
-                return result  # the function subset its input; nothing aligned to copy
-            for k in _changed_keys(before["uns"], mem.uns, wanted["uns"]):
-                oom.uns[k] = mem.uns[k]
-            if wanted["obs"]:
-                if "*" in wanted["obs"]:
-                    cols = [c for c in mem.obs.columns
-                            if c not in before["obs"] or not mem.obs[c].equals(before["obs"][c])]
-                else:
-                    cols = [c for c in wanted["obs"] if c in mem.obs.columns]
-                for c in cols:
-                    oom.obs[c] = pd.Series(mem.obs[c].values, index=oom.obs_names)
-            for k in _changed_keys(before["obsm"], mem.obsm, wanted["obsm"]):
-                oom.obsm[k] = mem.obsm[k]
-            for k in _changed_keys(before["obsp"], mem.obsp, wanted["obsp"]):
-                oom.obsp[k] = mem.obsp[k]
-            return result
 
-        wrapper._oom_guarded = True
-        return wrapper
+def guard_scanpy(what: str) -> None:
+    """Refuse ``what`` inside a scanpy function that does not work out of core.
 
-    return decorator
+    Such functions would load (and usually densify) all of X, replace the
+    lazy matrix with an in-memory one, or half-fill ``uns``; the error names
+    the streamed alternative.
+    """
+    if _scanpy_caller()[1] is not None:
+        raise unsupported(what)
+
+
+def _available(alt: str) -> bool:
+    """Whether the ``oom.…`` function named by ``alt`` exists in this install."""
+    path = "anndataoom." + alt.split("(", 1)[0].removeprefix("oom.")
+    mod, _, name = path.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(mod), name)
+    except ImportError:
+        return False
+
+
+def unsupported(what: str, hint: str = "") -> InMemoryRequiredError:
+    """Build the error to raise for ``what`` (e.g. ``"in-place np.log1p"``) on a lazy matrix.
+
+    ``hint`` (a sentence) is added before the general advice.
+    """
+    caller, entry = _scanpy_caller()
+    msg = f"{what} is not possible on a lazy, read-only anndataoom matrix (X stays on disk)."
+    if caller is not None:
+        name = entry.name if entry is not None else caller
+        msg = f"scanpy.{name} needs X in memory: " + msg
+        if entry is not None and entry.alternative and _available(entry.alternative):
+            msg += f" Use {entry.alternative} instead (import anndataoom as oom), which streams X."
+        elif entry is not None:
+            msg += " anndataoom has no out-of-core version of it yet."
+    if hint:
+        msg += f" {hint}"
+    msg += (" To load the data on purpose, use adata.to_memory(), or run the function "
+            "under anndataoom.oom_guard.")
+    return InMemoryRequiredError(msg)
+
+
+def check_dense_size(shape: tuple[int, int], dtype, what: str = "a dense numpy array") -> None:
+    """Raise :class:`InMemoryRequiredError` if ``shape`` × ``dtype`` exceeds the cap."""
+    nbytes = int(shape[0]) * int(shape[1]) * np.dtype(dtype).itemsize
+    check_memory(nbytes, f"converting a {shape[0]:,} × {shape[1]:,} {np.dtype(dtype)} "
+                         f"matrix to {what}")
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Raise :class:`InMemoryRequiredError` if ``what`` needs more than the cap."""
+    limit = max_dense_bytes()
+    if nbytes > limit:
+        raise unsupported(
+            f"{what} ({nbytes / 2**30:.2f} GiB > ANNDATAOOM_MAX_DENSE_BYTES="
+            f"{limit / 2**30:.2f} GiB)"
+        )
+
+
+def what_works_table() -> str:
+    """Return the README's markdown table of :data:`SCANPY` (works / alternative / refused)."""
+    rows = ["| scanpy function | on an AnnDataOOM | out-of-core way |", "|---|---|---|"]
+    for e in SCANPY:
+        how = "scanpy's own, as is" if e.works else (f"`{e.alternative}`" if e.alternative
+                                                   else "none yet: `adata.to_memory()` first")
+        rows.append(f"| `sc.{e.name}` | {e.status} | {how} |")
+    return "\n".join(rows)
+
+
+class GuardedUns(dict):
+    """``AnnDataOOM.uns``: a plain ``dict`` that refuses writes from refused scanpy functions.
+
+    scanpy's ``rank_genes_groups`` (and others) write ``uns[key] = {}``
+    before reading X; refusing that first write keeps a refused call from
+    leaving a half-written entry behind.  Copies are plain dicts.
+    """
+
+    def __setitem__(self, key, value) -> None:
+        guard_scanpy(f"writing uns[{key!r}]")
+        super().__setitem__(key, value)
+
+    def copy(self) -> dict:
+        """Return a plain ``dict`` copy."""
+        return dict(self)
+
+    def __deepcopy__(self, memo) -> dict:
+        from copy import deepcopy
+
+        return deepcopy(dict(self), memo)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def _called_from_anndata_merge() -> bool:
+    """Whether anndata's own concatenation (``anndata._core.merge``) is reading the value."""
+    f: FrameType | None = sys._getframe(2)
+    for _ in range(4):
+        if f is None:
+            return False
+        if f.f_globals.get("__name__", "") == "anndata._core.merge":
+            return True
+        f = f.f_back
+    return False
+
+
+class AnnDataConcatWarning(UserWarning):
+    """anndata's own concat loaded an AnnDataOOM's matrix into memory (sparse kept sparse)."""
+
+
+def for_anndata_merge(value, what: str):
+    """``value`` as anndata's concat receives it: lazy stays lazy, except inside that concat.
+
+    ``anndata.concat`` is routed to the lazy :func:`anndataoom.concat`; where
+    it cannot be (mixed in-memory inputs, ``axis=1``, a ``concat`` imported
+    before anndataoom), anndata would densify a lazy matrix.  It gets the
+    in-memory matrix instead (sparse stays sparse; refused above
+    ``ANNDATAOOM_MAX_DENSE_BYTES``), with an :class:`AnnDataConcatWarning`.
+    """
+    from anndataoom._core._lazy import LazyMatrix
+
+    if not isinstance(value, LazyMatrix) or not _called_from_anndata_merge():
+        return value
+    nnz = value.nnz if value.is_sparse else value.size
+    check_memory(nnz * (value.dtype.itemsize + 8), f"anndata.concat loading {what}")
+    import warnings
+
+    warnings.warn(
+        f"anndata.concat could not be routed to the lazy anndataoom.concat; {what} is loaded "
+        "into memory (sparse kept sparse). Use anndataoom.concat for a lazy result.",
+        AnnDataConcatWarning, stacklevel=4,
+    )
+    return value.to_memory()

@@ -9,6 +9,8 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BackedArray
+from anndataoom._core._guard import for_anndata_merge
+from anndataoom._core._lazy import LazyMatrix
 
 __all__ = ["BackedLayers", "as_matrix_value", "subset_value"]
 
@@ -22,7 +24,7 @@ def as_matrix_value(value, shape: tuple[int, int] | None, what: str):
     """
     if isinstance(value, _oom.Matrix):
         value = BackedArray(value)
-    if not isinstance(value, BackedArray):
+    if not isinstance(value, LazyMatrix):
         from anndata._core.storage import coerce_array
 
         value = coerce_array(value, name=what, allow_array_like=True)
@@ -39,7 +41,7 @@ def as_matrix_value(value, shape: tuple[int, int] | None, what: str):
 
 def subset_value(value, rows: np.ndarray | None, cols: np.ndarray | None):
     """Subset a lazy or in-memory matrix by positions (``None`` = all)."""
-    if isinstance(value, BackedArray):
+    if isinstance(value, LazyMatrix):
         return value._subset(rows, cols)
     out = value
     if rows is not None:
@@ -73,9 +75,10 @@ class BackedLayers(MutableMapping):
 
     def __getitem__(self, key: str):
         try:
-            return self._data[key]
+            value = self._data[key]
         except KeyError:
             raise KeyError(f"no layer {key!r}; layers are {list(self._data)}") from None
+        return for_anndata_merge(value, f"layers[{key!r}]")
 
     def __setitem__(self, key: str, value) -> None:
         if not isinstance(key, str):
@@ -96,12 +99,12 @@ class BackedLayers(MutableMapping):
 
     def copy(self) -> dict:
         """Return a plain dict of the layers (lazy values are shared, in-memory copied)."""
-        return {k: (v if isinstance(v, BackedArray) else v.copy()) for k, v in self._data.items()}
+        return {k: (v if isinstance(v, LazyMatrix) else v.copy()) for k, v in self._data.items()}
 
     def _subset(self, rows, cols) -> dict:
         return {k: subset_value(v, rows, cols) for k, v in self._data.items()}
 
     def __repr__(self) -> str:
-        kinds = [f"{k} ({'lazy' if isinstance(v, BackedArray) else 'in memory'})"
+        kinds = [f"{k} ({'lazy' if isinstance(v, LazyMatrix) else 'in memory'})"
                  for k, v in self._data.items()]
         return f"BackedLayers with keys: {', '.join(kinds)}"

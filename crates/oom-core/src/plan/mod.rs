@@ -10,9 +10,11 @@
 //! [`View::with_op`].
 
 mod log1p;
+mod multiply;
 mod normalize;
 mod ops;
 mod pearson;
+mod power;
 mod regress;
 mod scale;
 mod select;
@@ -20,9 +22,11 @@ mod select;
 use std::sync::Arc;
 
 pub use log1p::Log1p;
+pub use multiply::Multiply;
 pub use normalize::Normalize;
 pub use ops::{cast_block, gather, map_block, to_float, Op};
 pub use pearson::Pearson;
+pub use power::Power;
 pub use regress::{regress_stats, Design, Regress, RegressStats};
 pub use scale::Scale;
 pub use select::ColSel;
