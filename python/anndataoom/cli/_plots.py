@@ -54,7 +54,7 @@ def write_all(
     keys = [k for k in QC_KEYS if k in obs]
     if keys:
         qc = anndata.AnnData(obs=obs[keys].copy())
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4))
+        fig, axes = plt.subplots(1, len(keys), layout="constrained", figsize=(4 * len(keys), 4))
         for ax, k in zip(np.atleast_1d(axes), keys, strict=True):
             sc.pl.violin(qc, k, ax=ax, show=False, jitter=0.4, size=1)
             ax.set_ylabel(k)
@@ -66,7 +66,7 @@ def write_all(
         written.append(_save(fig, outdir / "qc_violin.png"))
 
     if {"total_counts", "n_genes_by_counts"} <= set(obs):
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        fig, ax = plt.subplots(layout="constrained", figsize=(5.5, 4.5))
         color = obs["pct_counts_mt"] if "pct_counts_mt" in obs else None
         pts = ax.scatter(obs["total_counts"], obs["n_genes_by_counts"], c=color, s=2,
                          cmap="viridis", rasterized=True)
@@ -79,7 +79,7 @@ def write_all(
 
     if "pca" in a.uns and "variance_ratio" in a.uns["pca"]:
         vr = np.asarray(a.uns["pca"]["variance_ratio"])
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        fig, ax = plt.subplots(layout="constrained", figsize=(5.5, 4.5))
         ax.plot(np.arange(1, vr.size + 1), vr, "o-", ms=3)
         ax.set_yscale("log")
         ax.set_xlabel("PC")
@@ -89,7 +89,7 @@ def write_all(
 
     if "X_umap" in a.obsm:
         color = "leiden" if "leiden" in a.obs else None
-        fig, ax = plt.subplots(figsize=(6, 5))
+        fig, ax = plt.subplots(layout="constrained", figsize=(6, 5))
         sc.pl.umap(a, color=color, ax=ax, show=False, legend_loc="on data",
                    title=f"UMAP of {a.n_obs:,} cells" + (", Leiden clusters" if color else ""))
         written.append(_save(fig, outdir / "umap_leiden.png"))
@@ -101,7 +101,8 @@ def write_all(
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # our figures use constrained layout; scanpy's marker-gene figure has its own
+    # gridspec, which tight_layout cannot handle (it warns): crop at save time instead
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

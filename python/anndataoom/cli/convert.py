@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from anndataoom import read
+from anndataoom.cli._help import DefaultsHelpFormatter
 from anndataoom.io import write_zarr
 
 _H5AD = (".h5ad", ".h5")
@@ -18,15 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "convert",
         help="rewrite IN as OUT (.h5ad ↔ .zarr), streaming the matrices "
         "(also to change compression or Zarr format)",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("input", help="an .h5ad file or a .zarr store")
     p.add_argument("output", help="the .h5ad file or .zarr store to write (atomically)")
-    p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="none",
-                   help=".h5ad output: HDF5 compression")
+    p.add_argument("--compression", choices=["gzip", "lzf", "none"], default=None,
+                   help=".h5ad output only: HDF5 compression (default: none)")
     p.add_argument("--zarr-format", type=int, choices=[2, 3], default=None,
-                   help=".zarr output: Zarr format (default: anndata's setting)")
+                   help=".zarr output only: Zarr format (default: anndata's setting)")
     p.add_argument("--shards", type=int, default=None,
-                   help=".zarr output, format 3: chunks per shard")
+                   help=".zarr output, --zarr-format 3 only: chunks per shard "
+                   "(default: no sharding)")
     p.set_defaults(func=main)
 
 
@@ -39,15 +42,27 @@ def _kind(what: str, path: str) -> str:
     raise ValueError(f"{what} '{path}': expected an .h5ad file or a .zarr store")
 
 
+def _check_options(args: argparse.Namespace, out: str) -> None:
+    """Refuse options that do not apply to the output (rather than ignoring them)."""
+    if out == "zarr" and args.compression is not None:
+        raise ValueError("--compression applies to .h5ad output; a .zarr store is written "
+                         "with the Zarr writer's codec")
+    if out == "h5ad" and (args.zarr_format is not None or args.shards is not None):
+        raise ValueError("--zarr-format and --shards apply to .zarr output")
+    if args.shards is not None and args.zarr_format != 3:
+        raise ValueError("--shards needs --zarr-format 3 (Zarr v2 has no shards)")
+
+
 def main(args: argparse.Namespace) -> int:
     """Stream ``input`` into ``output``."""
     _kind("input", args.input)
     out = _kind("output", args.output)
+    _check_options(args, out)
     with read(args.input) as a:
         if out == "zarr":
             write_zarr(a, args.output, zarr_format=args.zarr_format, shards=args.shards)
         else:
-            compression = None if args.compression == "none" else args.compression
+            compression = None if args.compression in (None, "none") else args.compression
             a.write_h5ad(args.output, compression=compression)
     print(f"wrote {args.output} ({a.n_obs:,} × {a.n_vars:,})")
     return 0

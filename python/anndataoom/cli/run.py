@@ -19,6 +19,7 @@ import pandas as pd
 import anndataoom as oom
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
+from anndataoom.cli._help import DefaultsHelpFormatter
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run QC → filter → normalize → log1p → HVG → scale → PCA → neighbors/UMAP/Leiden",
         description="The whole preprocessing pipeline, streamed from disk; writes OUT, PNG "
         "plots and prints a summary.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("file", help="an .h5ad file, or 'pbmc3k' for the bundled demo dataset")
     p.add_argument("-o", "--output", required=True, help="where to write the processed .h5ad")
@@ -60,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random_state for PCA/neighbors/UMAP/Leiden")
     p.add_argument("--plots", default=None,
                    help="directory for PNG plots (default: OUT's name + '_plots', next to OUT)")
-    p.add_argument("--no-plots", dest="make_plots", action="store_false", help="skip the PNGs")
+    p.add_argument("--no-plots", dest="make_plots", action="store_false",
+                   help="skip the PNGs (default: write them)")
     p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bars: auto = only when stderr is a terminal")
     p.set_defaults(func=main)

@@ -233,17 +233,21 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
     return _assemble(path, _elements(f, path), has_x, layer_keys, raw_x)
 
 
-def read(path: str | os.PathLike, backed: str | bool | None = "r", **kwargs) -> AnnDataOOM:
+def read(path: str | os.PathLike, backed: str | bool | None = "r", *, as_sparse=(),
+         as_sparse_fmt=None, chunk_size: int | None = None) -> AnnDataOOM:
     """Open an ``.h5ad`` file or a ``.zarr`` store lazily.
 
     A directory is read as a Zarr store (:func:`read_zarr`), anything else
-    as ``.h5ad`` (:func:`read_h5ad`).
-
-    Extra keyword arguments (forwarded by wrappers such as omicverse's
-    ``ov.read``) do not apply to lazy reading; they are ignored with a warning.
+    as ``.h5ad`` (:func:`read_h5ad`).  The keyword arguments are
+    :func:`anndata.read_h5ad`'s: ``chunk_size`` (anndata's block size for
+    ``as_sparse``) is accepted and unused, since nothing is read up front;
+    ``as_sparse`` (converting dense elements to sparse while reading) is not
+    supported.  Unknown keywords raise ``TypeError``, as anndata does.
     """
-    if kwargs:
-        warnings.warn(f"anndataoom.read ignores the arguments {sorted(kwargs)}", stacklevel=2)
+    if as_sparse:
+        raise NotImplementedError(
+            "anndataoom.read does not convert dense elements to sparse (as_sparse); "
+            "read the file, then write it with the matrices you want")
     if os.path.isdir(_fspath(path)):
         return read_zarr(path, backed=backed)
     return read_h5ad(path, backed=backed)

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 
 import h5py
@@ -355,7 +356,12 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
             else:
                 write_elem(group, key, X, dataset_kwargs=dkw)
 
-        _write_all(root, adata, {}, write_matrix_zarr)
-        zarr.consolidate_metadata(tmp, zarr_format=fmt)
+        # an explicit shards=None tells anndata's v3 encoders "unsharded" (without it
+        # they warn that auto-sharding will become the default)
+        _write_all(root, adata, {"shards": None} if fmt == 3 else {}, write_matrix_zarr)
+        with warnings.catch_warnings():
+            # consolidating v3 metadata is what anndata does too; zarr flags it as an extension
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+            zarr.consolidate_metadata(tmp, zarr_format=fmt)
 
     _atomic(target, ".zarr", write)
