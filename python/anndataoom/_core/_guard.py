@@ -109,7 +109,6 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("pp.highly_variable_genes", "oom.pp.highly_variable_genes(adata)"),
     _refused("pp.scale", "oom.pp.scale(adata)"),
     _refused("pp.pca", "oom.pp.pca(adata)"),
-    _refused("tl.pca", "oom.pp.pca(adata)"),
     _refused("pp.regress_out", "oom.pp.regress_out(adata, keys)"),
     _refused("pp.combat", "oom.pp.combat(adata, key)"),
     _refused("pp.downsample_counts", "oom.pp.downsample_counts(adata, ...)"),
@@ -125,7 +124,6 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _works("pp.neighbors"),
     _works("tl.umap"),
     _works("tl.leiden"),
-    _works("tl.louvain"),
     _works("pl.umap"),
     _works("pl.violin"),
 )

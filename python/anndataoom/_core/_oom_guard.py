@@ -44,6 +44,17 @@ def _fingerprint(m) -> tuple | None:
     return type(m), m.shape, str(m.dtype), h.hexdigest()
 
 
+def _equal(a, b) -> bool:
+    """Return whether ``a`` and ``b`` have the same kind, shape, dtype and values."""
+    if a is b:
+        return True
+    if sp.issparse(a) != sp.issparse(b) or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if sp.issparse(a):
+        return (a != b).nnz == 0
+    return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+
+
 def _loaded_bytes(oom) -> int:
     """Memory ``oom.to_memory()`` needs for X, layers and raw."""
     from anndataoom._core._backed_array import BackedArray
@@ -89,14 +100,14 @@ class _Run:
     def write_back(self) -> None:
         """Copy every change the function made to the in-memory copy into the OOM object."""
         oom, mem = self.oom, self.mem
+        self.pos = None
         if not (oom.obs_names.equals(mem.obs_names) and oom.var_names.equals(mem.var_names)):
             if not self._follow_subset():
                 return
-        if mem.X is not self.X[0] or _fingerprint(mem.X) != self.X[1]:
+        if self._changed(mem.X, self.X):
             oom.X = mem.X
         for k, v in mem.layers.items():
-            old = self.layers.get(k)
-            if old is None or v is not old[0] or _fingerprint(v) != old[1]:
+            if k not in self.layers or self._changed(v, self.layers[k]):
                 oom.layers[k] = v
         for k in set(self.layers) - set(mem.layers):
             del oom.layers[k]
@@ -109,6 +120,20 @@ class _Run:
             if not self.wanted.get(s):
                 for k in set(before) - set(after):
                     del target[k]
+
+    def _changed(self, now, before: tuple) -> bool:
+        """Whether a matrix differs from what loading (and any subset the function made) gives.
+
+        A subset of rows/columns alone is not a change: the OOM object
+        follows it lazily.
+        """
+        orig, fp = before
+        if now is orig or orig is None or now is None:
+            return now is not orig or _fingerprint(now) != fp
+        if _fingerprint(orig) != fp:
+            return True
+        expected = orig if self.pos is None else orig[self.pos[0]][:, self.pos[1]]
+        return not _equal(now, expected)
 
     def _write_frame(self, which: str) -> None:
         before, after = self.frames[which], getattr(self.mem, which)
@@ -141,6 +166,7 @@ class _Run:
                           "back", UserWarning, stacklevel=4)
             return False
         oom._adopt(pos[0], pos[1])
+        self.pos = (pos[0], pos[1])
         obs, var = self.frames["obs"], self.frames["var"]
         self.frames = {"obs": obs.iloc[pos[0]], "var": var.iloc[pos[1]]}
         return True
