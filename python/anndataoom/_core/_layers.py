@@ -69,6 +69,11 @@ class BackedLayers(MutableMapping):
             for k, v in dict(data).items():
                 self[k] = v
 
+    @property
+    def parent(self):
+        """The object these layers belong to (as anndata's aligned mappings; None if gone)."""
+        return self._parent() if self._parent is not None else None
+
     def _shape(self) -> tuple[int, int] | None:
         p = self._parent() if self._parent is not None else None
         return None if p is None else tuple(p.shape)
