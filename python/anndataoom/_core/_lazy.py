@@ -86,6 +86,10 @@ class LazyMatrix:
         outs = kwargs.get("out") or ()
         if any(isinstance(o, LazyMatrix) for o in outs):
             raise unsupported(f"in-place np.{ufunc.__name__}")
+        if ufunc is np.matmul and method == "__call__" and not kwargs and len(inputs) == 2:
+            # `v @ X` with an ndarray v reaches numpy first: stream it instead of densifying X
+            left, right = inputs
+            return left.__matmul__(right) if left is self else right.__rmatmul__(left)
         guard_scanpy(f"np.{ufunc.__name__}")
         inputs = tuple(np.asarray(x) if isinstance(x, LazyMatrix) else x for x in inputs)
         return getattr(ufunc, method)(*inputs, **kwargs)
