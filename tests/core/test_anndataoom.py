@@ -356,10 +356,11 @@ def test_pbmc3k_object(pbmc3k_path):
                                    rtol=1e-6)
 
 
-def test_read_extra_kwargs_warn(small_file):
-    with pytest.warns(UserWarning, match="ignores"):
-        a = oom.read(small_file, backed="r", cache=True)
-    assert a.shape == (60, 40)
+def test_read_unknown_kwargs_raise(small_file):
+    # as anndata.read_h5ad (issue 14: they used to be ignored with a warning)
+    with pytest.raises(TypeError, match="cache"):
+        oom.read(small_file, backed="r", cache=True)
+    assert oom.read(small_file, backed="r").shape == (60, 40)
 
 
 @pytest.fixture
