@@ -62,7 +62,7 @@ def _is_url(path) -> bool:
 
 
 def _storage_options(url: str) -> dict:
-    """fsspec options for ``url``, from the same AWS variables the Rust reader uses."""
+    """Return the fsspec options for ``url``, from the AWS variables the Rust reader uses."""
     if not url.startswith("s3://"):
         return {}
     opts: dict = {}

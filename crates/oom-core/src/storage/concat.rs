@@ -36,6 +36,8 @@ pub struct ConcatStore {
     monotonic: Vec<bool>,
     /// CSR output with a non-zero `fill`: the output columns each part lacks.
     missing: Vec<Vec<i32>>,
+    /// Parts whose columns are exactly the output's, in order (read as they are).
+    identity: Vec<bool>,
     /// Exact stored nnz when every part is a whole, untransformed, sparse
     /// source with no dropped column.
     nnz: Option<u64>,
@@ -80,7 +82,11 @@ impl ConcatStore {
         if missing.iter().any(|m| !m.is_empty()) {
             nnz = None;
         }
-        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, missing, nnz })
+        let identity = parts
+            .iter()
+            .map(|p| p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j))
+            .collect();
+        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, missing, identity, nnz })
     }
 
     pub fn nrows(&self) -> u64 {
@@ -161,6 +167,9 @@ impl ConcatStore {
             p.view.subset(Some(local), None)?.read(0, local.len() as u64)?
         };
         let block = cast_block(block, self.dtype);
+        if self.identity[part] && matches!(block, Block::Csr(_)) == self.sparse {
+            return Ok(block);
+        }
         let ncols = usize::try_from(self.ncols).expect("fits");
         let fill = (&self.missing[part][..], self.fill);
         Ok(match (block, self.sparse) {
