@@ -1,8 +1,8 @@
 """``oom.concat_on_disk`` vs :func:`anndata.concat` in memory on anndata's ``gen_adata`` objects.
 
-Includes the cases anndata's own ``experimental.concat_on_disk`` gets wrong:
-every ``merge`` strategy (honoured, not ignored), ``uns_merge``, and obsm kept
-in an outer join.
+Includes the cases reported wrong in anndata's own ``experimental.concat_on_disk``:
+every ``merge`` strategy honoured, ``uns_merge`` (ignored there as of anndata
+0.12.19), and obsm kept in an outer join.
 """
 
 from __future__ import annotations
