@@ -21,7 +21,7 @@ from anndataoom._core import (
 )
 from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError, InMemoryRequiredError
-from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
+from anndataoom.io import concat_on_disk, read, read_h5ad, read_zarr, write_zarr
 
 __version__ = "0.2.0"
 
@@ -39,6 +39,7 @@ __all__ = [
     "TransformedBackedArray",
     "__version__",
     "concat",
+    "concat_on_disk",
     "distributed",
     "is_oom",
     "oom_guard",

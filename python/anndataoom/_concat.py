@@ -36,9 +36,9 @@ _SKIP = r".*(names are not unique|Observation names are not unique).*"
 
 def _as_oom(x) -> AnnDataOOM | anndata.AnnData:
     if isinstance(x, (str, os.PathLike)):
-        from anndataoom.io import read
+        from anndataoom.io._read import _open_any
 
-        return read(x)
+        return _open_any(x)
     if not isinstance(x, anndata.AnnData):
         raise TypeError(f"concat expects AnnData objects or paths, got {type(x).__name__}")
     return x
@@ -64,9 +64,11 @@ def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill
     sparse = any(m.is_sparse for m in mats)
     dtype = np.result_type(*[m.dtype for m in mats])
     if sparse:
+        # stored explicitly where a part lacks a column, in the type anndata
+        # promotes to (e.g. float32 and 7 → float64)
         fill = 0.0 if fill_value is None else float(fill_value)
         if fill != 0.0 and missing:
-            raise ValueError("a sparse outer join pads with zeros; fill_value must be 0 or None")
+            dtype = np.promote_types(dtype, np.asarray(fill_value).dtype)
     else:
         fill = np.nan if fill_value is None else float(fill_value)
         if missing and np.isnan(fill):
@@ -108,8 +110,8 @@ def concat(
         Only ``0`` (observations) is supported.
     join
         ``"inner"``: keep the variables common to all inputs; ``"outer"``:
-        the union, with missing values as implicit zeros (sparse X) or
-        ``fill_value`` (dense X; NaN by default), as anndata.
+        the union, with missing values set to ``fill_value`` (by default
+        implicit zeros in sparse X, NaN in dense X), as anndata.
     merge
         How to merge var/varm (``None``, ``"same"``, ``"unique"``,
         ``"first"``, ``"only"``), as :func:`anndata.concat`.
@@ -123,7 +125,8 @@ def concat(
     index_unique
         If given, obs names become ``f"{name}{index_unique}{key}"``.
     fill_value
-        Value for missing entries of dense matrices in an outer join.
+        Value for missing entries in an outer join (stored explicitly in
+        sparse matrices when non-zero, as anndata).
     pairwise
         Keep obsp (block diagonal), as anndata.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from anndataoom.cli import convert, info, run
+from anndataoom.cli import concat, convert, info, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(sub)
     run.add_parser(sub)
     convert.add_parser(sub)
+    concat.add_parser(sub)
     return parser
 
 

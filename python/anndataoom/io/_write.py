@@ -25,7 +25,7 @@ from anndata.io import write_elem
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
-from anndataoom._progress import pass_bars
+from anndataoom._progress import pass_bars, progress_enabled
 
 __all__ = ["write_h5ad", "write_zarr", "TMP_PREFIX"]
 
@@ -99,6 +99,17 @@ def _set_enc(obj, kind: str, version: str) -> None:
     obj.attrs["encoding-version"] = version
 
 
+def _blocks(X: BackedArray, key: str):
+    """``X.iter_blocks()`` with a rows bar (the h5ad writer streams from Python)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=X.shape[0], desc=f"write {key}", unit="rows", leave=False,
+              disable=not progress_enabled()) as bar:
+        for a, b, block in X.iter_blocks(BLOCK_VALUES):
+            yield a, b, block
+            bar.update(b - a)
+
+
 def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) -> None:
     n, m = X.shape
     g = group.create_group(key)
@@ -112,7 +123,7 @@ def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) ->
                                chunks=(_SPARSE_CHUNK,), **dkw)
     indptr = np.zeros(n + 1, dtype=np.int64)
     pos = 0
-    for a, b, block in X.iter_blocks(BLOCK_VALUES):
+    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/")):
         if not sp.issparse(block):
             block = sp.csr_matrix(block)
         k = int(block.nnz)
@@ -134,7 +145,7 @@ def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) 
         kw.pop("compression_opts", None)
     ds = group.create_dataset(key, shape=(n, m), dtype=X.dtype, **kw)
     _set_enc(ds, "array", "0.2.0")
-    for a, b, block in X.iter_blocks(BLOCK_VALUES):
+    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/")):
         if sp.issparse(block):
             block = block.toarray()
         ds[a:b] = block

@@ -4,7 +4,8 @@
 //! transformed) plus a column map: `colmap[j]` is the output column of the
 //! part's column `j`, or `-1` when the column is dropped (inner join).
 //! Output columns that no part column maps to are missing for that part:
-//! implicit zeros in CSR output, `fill` in dense output (outer join).
+//! `fill` (outer join), stored explicitly in CSR output unless it is zero,
+//! as `anndata.concat` does.
 //! Blocks are read part by part and their columns remapped, so memory stays
 //! bounded by one block, as for a single file.
 
@@ -33,6 +34,10 @@ pub struct ConcatStore {
     fill: f64,
     /// Whether each part's kept columns appear in increasing output order.
     monotonic: Vec<bool>,
+    /// CSR output with a non-zero `fill`: the output columns each part lacks.
+    missing: Vec<Vec<i32>>,
+    /// Parts whose columns are exactly the output's, in order (read as they are).
+    identity: Vec<bool>,
     /// Exact stored nnz when every part is a whole, untransformed, sparse
     /// source with no dropped column.
     nnz: Option<u64>,
@@ -40,7 +45,7 @@ pub struct ConcatStore {
 
 impl ConcatStore {
     /// Stack `parts` into a matrix of `ncols` columns of `dtype` (CSR if
-    /// `sparse`, else dense filled with `fill` where a part lacks a column).
+    /// `sparse`, else dense), with `fill` where a part lacks a column.
     pub fn new(parts: Vec<ConcatPart>, ncols: u64, dtype: Dtype, sparse: bool, fill: f64) -> Result<Self> {
         if parts.is_empty() {
             return Err(OomError::Value("concat needs at least one matrix".into()));
@@ -68,7 +73,20 @@ impl ConcatStore {
             };
             offsets.push(offsets[i] + p.view.nrows());
         }
-        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, nnz })
+        let missing: Vec<Vec<i32>> = if sparse && fill != 0.0 {
+            let n = usize::try_from(ncols).expect("fits");
+            parts.iter().map(|p| absent_columns(&p.colmap, n)).collect()
+        } else {
+            vec![Vec::new(); parts.len()]
+        };
+        if missing.iter().any(|m| !m.is_empty()) {
+            nnz = None;
+        }
+        let identity = parts
+            .iter()
+            .map(|p| p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j))
+            .collect();
+        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, missing, identity, nnz })
     }
 
     pub fn nrows(&self) -> u64 {
@@ -149,18 +167,45 @@ impl ConcatStore {
             p.view.subset(Some(local), None)?.read(0, local.len() as u64)?
         };
         let block = cast_block(block, self.dtype);
+        if self.identity[part] && matches!(block, Block::Csr(_)) == self.sparse {
+            return Ok(block);
+        }
         let ncols = usize::try_from(self.ncols).expect("fits");
+        let fill = (&self.missing[part][..], self.fill);
         Ok(match (block, self.sparse) {
-            (Block::Csr(c), true) => Block::Csr(remap_csr(&c, &p.colmap, ncols, self.monotonic[part])),
-            (Block::Dense(d), true) => Block::Csr(remap_csr(&dense_to_csr(&d), &p.colmap, ncols, self.monotonic[part])),
+            (Block::Csr(c), true) => Block::Csr(remap_csr(&c, &p.colmap, ncols, self.monotonic[part], fill)),
+            (Block::Dense(d), true) => Block::Csr(remap_csr(&dense_to_csr(&d), &p.colmap, ncols, self.monotonic[part], fill)),
             (Block::Csr(c), false) => Block::Dense(remap_dense(&c.to_dense(), &p.colmap, ncols, self.fill)),
             (Block::Dense(d), false) => Block::Dense(remap_dense(&d, &p.colmap, ncols, self.fill)),
         })
     }
 }
 
-/// Remap CSR column indices through `colmap`, dropping `-1` columns.
-fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool) -> Csr {
+/// Output columns of `ncols` that no entry of `colmap` maps to, in order.
+fn absent_columns(colmap: &[i64], ncols: usize) -> Vec<i32> {
+    let mut hit = vec![false; ncols];
+    for &t in colmap.iter().filter(|&&t| t >= 0) {
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let t = t as usize;
+        hit[t] = true;
+    }
+    (0..ncols).filter(|&j| !hit[j]).map(|j| i32::try_from(j).expect("fewer than 2^31 columns")).collect()
+}
+
+/// Remap CSR column indices through `colmap`, dropping `-1` columns; every
+/// row also gets `fill.1` stored in the columns `fill.0` (absent from the part).
+fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool, fill: (&[i32], f64)) -> Csr {
+    let (absent, fill) = fill;
+    // the fill value sits after the part's values, at index `c.nnz()`
+    let with_fill;
+    let source = if absent.is_empty() {
+        &c.data
+    } else {
+        let mut v = c.data.clone();
+        v.extend_from(&values_of!(c.data.dtype(), T => vec![T::from_f64(fill)]));
+        with_fill = v;
+        &with_fill
+    };
     let mut indptr = Vec::with_capacity(c.nrows + 1);
     indptr.push(0i64);
     let mut indices = Vec::with_capacity(c.nnz());
@@ -176,14 +221,15 @@ fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool) -> Csr {
                 row.push((i32::try_from(t).expect("fewer than 2^31 columns"), k));
             }
         }
-        if !monotonic {
+        row.extend(absent.iter().map(|&j| (j, c.nnz())));
+        if !monotonic || !absent.is_empty() {
             row.sort_unstable_by_key(|&(j, _)| j);
         }
         indices.extend(row.iter().map(|&(j, _)| j));
         take.extend(row.iter().map(|&(_, k)| k));
         indptr.push(indices.len() as i64);
     }
-    Csr { nrows: c.nrows, ncols, indptr, indices, data: c.data.gather(take.into_iter()) }
+    Csr { nrows: c.nrows, ncols, indptr, indices, data: source.gather(take.into_iter()) }
 }
 
 /// Scatter dense columns through `colmap` into a `fill`ed block of `ncols`.
@@ -241,11 +287,23 @@ mod tests {
     #[test]
     fn remap_csr_drops_and_reorders() {
         // column 0 → 3, column 1 dropped, column 2 → 0 (not monotonic: rows re-sorted)
-        let out = remap_csr(&csr(), &[3, -1, 0], 4, false);
+        let out = remap_csr(&csr(), &[3, -1, 0], 4, false, (&[], 0.0));
         assert_eq!(out.indptr, vec![0, 2, 2]);
         assert_eq!(out.indices, vec![0, 3]);
         assert_eq!(out.data, Values::F32(vec![2.0, 1.0]));
         assert_eq!(out.ncols, 4);
+    }
+
+    #[test]
+    fn remap_csr_stores_fill_in_absent_columns() {
+        // [[1, 0, 2], [0, 3, 0]] → columns 0, 2, 3 of 5; columns 1 and 4 absent, filled with 7
+        let colmap = [2, 0, 3];
+        let absent = absent_columns(&colmap, 5);
+        assert_eq!(absent, vec![1, 4]);
+        let out = remap_csr(&csr(), &colmap, 5, false, (&absent, 7.0));
+        assert_eq!(out.indptr, vec![0, 4, 7]);
+        assert_eq!(out.indices, vec![1, 2, 3, 4, 0, 1, 4]);
+        assert_eq!(out.data, Values::F32(vec![7.0, 1.0, 2.0, 7.0, 3.0, 7.0, 7.0]));
     }
 
     #[test]

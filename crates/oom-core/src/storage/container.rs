@@ -45,9 +45,11 @@ impl dyn Container + '_ {
     }
 }
 
-/// Open `path` as an `.h5ad` file or, for a directory, a Zarr store.
+/// Open `path` as an `.h5ad` file or, for a directory or a URL, a Zarr store.
 pub fn open_store(path: &Path) -> Result<Box<dyn Container>> {
-    if path.is_dir() {
+    if let Some(url) = path.to_str().filter(|p| super::remote::is_url(p)) {
+        Ok(Box::new(super::zarr::ZarrStore::open_url(url)?))
+    } else if path.is_dir() {
         Ok(Box::new(super::zarr::ZarrStore::open(path)?))
     } else {
         Ok(Box::new(super::h5file::H5File::open(path)?))

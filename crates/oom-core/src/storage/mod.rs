@@ -9,6 +9,7 @@ pub mod dense;
 pub mod filters;
 pub mod h5file;
 pub mod matrix;
+pub mod remote;
 pub mod transpose;
 pub mod zarr;
 pub mod zarr_write;

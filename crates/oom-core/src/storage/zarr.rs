@@ -1,5 +1,7 @@
-//! Zarr v2 and v3 stores (directories) read through `zarrs`: every codec
-//! anndata writes (blosc, zstd, gzip, sharding) decoded on all cores.
+//! Zarr v2 and v3 stores read through `zarrs`: every codec anndata writes
+//! (blosc, zstd, gzip, sharding) decoded on all cores. A store is a local
+//! directory or a remote URL (see `remote.rs`); both are seen through the
+//! same key/value interface.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -11,13 +13,14 @@ use zarrs::array::{Array, ArrayBytes};
 use zarrs::array::ArraySubset;
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
+use zarrs::storage::{ReadableStorageTraits, StoreKey};
 
 use super::array::{check_alloc, Array1};
 use super::container::{Container, DenseRows};
 use crate::block::{Dtype, Values};
 use crate::error::{OomError, Result};
 
-type Store = FilesystemStore;
+type Store = dyn ReadableStorageTraits;
 
 pub struct ZarrStore {
     path: PathBuf,
@@ -46,6 +49,36 @@ impl ZarrStore {
         let s = ZarrStore { path: path.to_path_buf(), store: Arc::new(store) };
         s.group("")?;
         Ok(s)
+    }
+
+    /// Open the store at `url` (`s3://`, `http://`, `https://`).
+    pub fn open_url(url: &str) -> Result<Self> {
+        let s = ZarrStore { path: PathBuf::from(url), store: super::remote::open(url)? };
+        // Ask for the root metadata first: an unreachable server or a
+        // missing store gets its own error instead of a metadata one.
+        let mut found = false;
+        for name in &NODE_FILES[..2] {
+            match s.store.size_key(&Self::meta_key("", name).expect("a valid key")) {
+                Ok(size) => found |= size.is_some(),
+                Err(e) => return Err(OomError::io(&s.path, format!("cannot read remote Zarr store: {e}"))),
+            }
+        }
+        if !found {
+            return Err(OomError::NotFound(format!("{url} (no zarr.json or .zgroup there)")));
+        }
+        s.group("")?;
+        Ok(s)
+    }
+
+    /// The store key of metadata file `name` of the node at `key`.
+    fn meta_key(key: &str, name: &str) -> Option<StoreKey> {
+        let node = key.trim_matches('/');
+        StoreKey::new(if node.is_empty() { name.to_string() } else { format!("{node}/{name}") }).ok()
+    }
+
+    /// Whether metadata file `name` exists for the node at `key`.
+    fn has(&self, key: &str, name: &str) -> bool {
+        Self::meta_key(key, name).is_some_and(|k| matches!(self.store.size_key(&k), Ok(Some(_))))
     }
 
     fn node(key: &str) -> String {
@@ -113,14 +146,11 @@ impl Container for ZarrStore {
     }
 
     fn exists(&self, key: &str) -> bool {
-        let dir = self.path.join(key.trim_matches('/'));
-        NODE_FILES.iter().any(|f| dir.join(f).is_file())
+        NODE_FILES.iter().any(|f| self.has(key, f))
     }
 
     fn is_group(&self, key: &str) -> bool {
-        let dir = self.path.join(key.trim_matches('/'));
-        dir.join(".zgroup").is_file()
-            || (dir.join("zarr.json").is_file() && self.array(key).is_err() && self.group(key).is_ok())
+        self.has(key, ".zgroup") || (self.has(key, "zarr.json") && self.array(key).is_err() && self.group(key).is_ok())
     }
 
     fn str_attr(&self, key: &str, name: &str) -> Option<String> {
