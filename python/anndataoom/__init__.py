@@ -35,8 +35,10 @@ __all__ = [
     "__version__",
     "concat",
     "distributed",
+    "get",
     "is_oom",
     "oom_guard",
+    "pl",
     "pp",
     "read",
     "read_h5ad",
@@ -48,6 +50,7 @@ __all__ = [
 # --- analysis sub-packages (pp, tl) are imported here --------------------------
 # (after the classes above, which they use)
 from anndataoom import pp, tl  # noqa: E402
+from anndataoom import get, pl  # noqa: E402
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

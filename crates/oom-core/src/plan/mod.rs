@@ -9,6 +9,8 @@
 //! op. To add a transform, implement [`Op`] in a new file and push it with
 //! [`View::with_op`].
 
+mod combat;
+mod downsample;
 mod log1p;
 mod normalize;
 mod ops;
@@ -16,9 +18,12 @@ mod pearson;
 mod regress;
 mod scale;
 mod select;
+mod sqrt;
 
 use std::sync::Arc;
 
+pub use combat::Combat;
+pub use downsample::Downsample;
 pub use log1p::Log1p;
 pub use normalize::Normalize;
 pub use ops::{cast_block, gather, map_block, to_float, Op};
@@ -26,6 +31,7 @@ pub use pearson::Pearson;
 pub use regress::{regress_stats, Design, Regress, RegressStats};
 pub use scale::Scale;
 pub use select::ColSel;
+pub use sqrt::Sqrt;
 
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};
