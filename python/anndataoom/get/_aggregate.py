@@ -1,4 +1,4 @@
-"""``aggregate``: scanpy's ``get.aggregate`` (pseudobulk sums, means, variances) in one streamed pass.
+"""``aggregate``: scanpy's ``get.aggregate`` (pseudobulk sums, means, …) in one streamed pass.
 
 Grouping observations is a per-group moments pass over X in Rust (sums,
 sums of squares and non-zero counts per group and gene, mergeable states
@@ -28,7 +28,7 @@ _SKIP = np.iinfo(np.uint32).max
 
 
 def _in_memory_shell(adata, layer, obsm, varm):
-    """An in-memory AnnData with ``adata``'s annotations and the one in-memory array asked for."""
+    """Return an in-memory AnnData: ``adata``'s annotations and the in-memory array asked for."""
     shell = anndata.AnnData(obs=adata.obs, var=adata.var)
     if obsm is not None:
         shell.obsm[obsm] = adata.obsm[obsm]

@@ -23,7 +23,7 @@ __all__ = ["downsample_counts"]
 
 
 def _seed(random_state) -> int:
-    """A 64-bit seed from scanpy's ``random_state`` (int, ``None`` or a numpy generator)."""
+    """Return a 64-bit seed from scanpy's ``random_state`` (int, ``None`` or a numpy generator)."""
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
     if isinstance(random_state, np.random.RandomState):
