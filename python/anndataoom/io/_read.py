@@ -242,9 +242,6 @@ def read(path: str | os.PathLike, backed: str | bool | None = "r", **kwargs) -> 
     Extra keyword arguments (forwarded by wrappers such as omicverse's
     ``ov.read``) do not apply to lazy reading; they are ignored with a warning.
     """
-    from anndataoom._omicverse import adapt
-
-    adapt()  # omicverse imported after anndataoom: let it see a sparse lazy X as sparse
     if kwargs:
         warnings.warn(f"anndataoom.read ignores the arguments {sorted(kwargs)}", stacklevel=2)
     if os.path.isdir(_fspath(path)):
