@@ -41,8 +41,10 @@ __all__ = [
     "concat",
     "concat_on_disk",
     "distributed",
+    "get",
     "is_oom",
     "oom_guard",
+    "pl",
     "pp",
     "read",
     "read_h5ad",
@@ -54,6 +56,10 @@ __all__ = [
 # --- analysis sub-packages (pp, tl) are imported here --------------------------
 # (after the classes above, which they use)
 from anndataoom import pp, tl  # noqa: E402
+
+# --- get / pl sub-packages; omicverse sees a sparse lazy X as sparse -----------
+# isort: split
+from anndataoom import _omicverse, get, pl  # noqa: E402,F401
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

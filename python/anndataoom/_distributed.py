@@ -208,7 +208,8 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
     parts = _partials(x, "moments_py", groups, n_groups, expm1, factor, clip, row_args=(0,))
     if len(parts) == 1:
         return parts[0]
-    out = {k: np.sum([p[k] for p in parts], axis=0) for k in ("n", "sum", "sumsq", "n_pos")}
+    out = {k: np.sum([p[k] for p in parts], axis=0)
+           for k in ("n", "sum", "sumsq", "n_pos", "n_nonzero")}
     out["row_sum"] = np.concatenate([p["row_sum"] for p in parts])
     out["non_integer"] = any(p["non_integer"] for p in parts)
     nf = out["n"].astype(np.float64)[:, None]

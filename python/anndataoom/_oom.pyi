@@ -13,6 +13,7 @@ __all__ = [
     "AnnDataReadError",
     "Matrix",
     "check_file",
+    "col_group_sums",
     "concat_matrices",
     "count_above_py",
     "moments_py",
@@ -21,6 +22,8 @@ __all__ = [
     "pca_gram",
     "positive_counts_py",
     "pp_astype",
+    "pp_combat",
+    "pp_downsample",
     "pp_is_plain",
     "pp_log1p",
     "pp_multiply",
@@ -29,6 +32,7 @@ __all__ = [
     "pp_pearson_residuals",
     "pp_power",
     "pp_scale",
+    "pp_sqrt",
     "pp_untransformed",
     "progress",
     "qc_metrics_py",
@@ -192,3 +196,19 @@ def pca(
     block: int = 0,
 ) -> dict[str, Any]: ...
 def pca_gram(m: Matrix, precision: str = "float32") -> tuple[int, _F64, _F64]: ...
+
+# -- sqrt, downsample_counts, combat, aggregate(axis="var") -------------------
+def pp_sqrt(m: Matrix) -> Matrix: ...
+def pp_downsample(
+    m: Matrix, target: _U64, seed: int, replace: bool = False, always: bool = False
+) -> Matrix: ...
+def pp_combat(
+    m: Matrix,
+    design: _F64,
+    coef: _F64,
+    batch: _U32,
+    sd: _F64,
+    gamma: _F64,
+    delta_sqrt: _F64,
+) -> Matrix: ...
+def col_group_sums(m: Matrix, groups: _U32, n_groups: int) -> tuple[_F64, _F64, _U64]: ...

@@ -7,6 +7,7 @@ mod error;
 mod matrix;
 mod pca;
 mod pp;
+mod pp_extra;
 mod seed;
 mod tl;
 mod zarr;
@@ -57,5 +58,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     concat::register(m)?;
     tl::register(m)?;
     zarr::register(m)?;
+    pp_extra::register(m)?;
     Ok(())
 }

@@ -5,6 +5,8 @@ Every function works on an :class:`~anndataoom.AnnDataOOM` in place
 never loads it whole; an in-memory AnnData is handed over to scanpy.
 """
 
+from anndataoom.pp._combat import combat
+from anndataoom.pp._downsample import downsample_counts
 from anndataoom.pp._filter import filter_cells, filter_genes
 from anndataoom.pp._hvg import highly_variable_genes
 from anndataoom.pp._log1p import log1p
@@ -13,9 +15,12 @@ from anndataoom.pp._pca import pca
 from anndataoom.pp._qc import calculate_qc_metrics
 from anndataoom.pp._regress import regress_out
 from anndataoom.pp._scale import scale
+from anndataoom.pp._sqrt import sqrt
 
 __all__ = [
     "calculate_qc_metrics",
+    "combat",
+    "downsample_counts",
     "filter_cells",
     "filter_genes",
     "highly_variable_genes",
@@ -24,4 +29,5 @@ __all__ = [
     "pca",
     "regress_out",
     "scale",
+    "sqrt",
 ]

@@ -3,6 +3,7 @@
 //! [`fold_blocks`] drives a kernel over a view with bounded memory: one
 //! state per worker thread (not per block), merged at the end in row order.
 
+pub mod aggregate;
 pub mod gram;
 pub mod moments;
 pub mod qc;

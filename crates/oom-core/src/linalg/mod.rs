@@ -9,4 +9,4 @@
 pub mod eigh;
 pub mod krylov;
 pub mod pca;
-mod rng;
+pub mod rng;

@@ -1,5 +1,5 @@
-//! A small seeded Gaussian generator (SplitMix64 + Box–Muller) for Krylov
-//! start blocks; results depend only on the seed.
+//! A small seeded generator (SplitMix64; Gaussians by Box–Muller) for
+//! Krylov start blocks and count downsampling; results depend only on the seed.
 
 pub struct Rng(u64);
 
@@ -8,7 +8,7 @@ impl Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         // SplitMix64 (Steele, Lea & Flood 2014).
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -22,6 +22,19 @@ impl Rng {
         #[allow(clippy::cast_precision_loss)]
         let u = ((self.next_u64() >> 11) + 1) as f64;
         u * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in `0..n` (`n > 0`), without modulo bias (Lemire 2019).
+    pub fn below(&mut self, n: u64) -> u64 {
+        loop {
+            let m = u128::from(self.next_u64()) * u128::from(n);
+            #[allow(clippy::cast_possible_truncation)]
+            let low = m as u64;
+            if low >= n.wrapping_neg() % n {
+                #[allow(clippy::cast_possible_truncation)]
+                return (m >> 64) as u64;
+            }
+        }
     }
 
     pub fn normal(&mut self) -> f64 {

@@ -9,6 +9,8 @@
 //! op. To add a transform, implement [`Op`] in a new file and push it with
 //! [`View::with_op`].
 
+mod combat;
+mod downsample;
 mod log1p;
 mod multiply;
 mod normalize;
@@ -18,9 +20,12 @@ mod power;
 mod regress;
 mod scale;
 mod select;
+mod sqrt;
 
 use std::sync::Arc;
 
+pub use combat::Combat;
+pub use downsample::Downsample;
 pub use log1p::Log1p;
 pub use multiply::Multiply;
 pub use normalize::Normalize;
@@ -30,6 +35,7 @@ pub use power::Power;
 pub use regress::{regress_stats, Design, Regress, RegressStats};
 pub use scale::Scale;
 pub use select::ColSel;
+pub use sqrt::Sqrt;
 
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};

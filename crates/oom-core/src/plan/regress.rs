@@ -68,14 +68,14 @@ impl Design {
 
     /// `Σ_t D[r, t]·coef[t]` for output row `r`.
     #[inline]
-    fn predict(&self, r: usize, coef: &[f64]) -> f64 {
+    pub(crate) fn predict(&self, r: usize, coef: &[f64]) -> f64 {
         match self {
             Design::Dense { k, values } => values[r * k..(r + 1) * k].iter().zip(coef).map(|(d, b)| d * b).sum(),
             Design::Groups { codes, .. } => coef[codes[r] as usize],
         }
     }
 
-    fn subset_rows(&self, rows: Option<&[u64]>) -> Design {
+    pub(crate) fn subset_rows(&self, rows: Option<&[u64]>) -> Design {
         let Some(rows) = rows else { return self.clone() };
         let at = |r: u64| usize::try_from(r).expect("fits");
         match self {
@@ -138,19 +138,24 @@ impl Op for Regress {
     }
 
     fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
-        let w = self.design.width();
-        let coef = match cols {
-            None => Arc::clone(&self.coef),
-            Some(cols) => Arc::new(
-                cols.iter()
-                    .flat_map(|&c| {
-                        let c = usize::try_from(c).expect("fits");
-                        self.coef[c * w..(c + 1) * w].iter().copied()
-                    })
-                    .collect(),
-            ),
-        };
+        let coef = gather_runs(&self.coef, self.design.width(), cols);
         Arc::new(Regress { design: self.design.subset_rows(rows), coef, out: self.out })
+    }
+}
+
+/// The runs `v[c·w .. (c+1)·w]` of every column `c` in `cols` (`None` = all):
+/// per-column parameters stored column after column.
+pub(crate) fn gather_runs(v: &Arc<Vec<f64>>, w: usize, cols: Option<&[u64]>) -> Arc<Vec<f64>> {
+    match cols {
+        None => Arc::clone(v),
+        Some(cols) => Arc::new(
+            cols.iter()
+                .flat_map(|&c| {
+                    let c = usize::try_from(c).expect("fits");
+                    v[c * w..(c + 1) * w].iter().copied()
+                })
+                .collect(),
+        ),
     }
 }
 
