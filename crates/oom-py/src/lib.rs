@@ -5,6 +5,7 @@ mod convert;
 mod enter;
 mod error;
 mod matrix;
+mod mtx;
 mod pca;
 mod pp;
 mod seed;
@@ -57,5 +58,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     concat::register(m)?;
     tl::register(m)?;
     zarr::register(m)?;
+    mtx::register(m)?;
     Ok(())
 }
