@@ -74,6 +74,8 @@ def _v3_obs_var(f: h5py.File) -> tuple[dict, dict]:
 
 def _legacy_group(f: h5py.File, genome: str | None) -> str:
     children = list(f.keys())
+    if not all(isinstance(f[k], h5py.Group) for k in children):
+        raise _oom.AnnDataFormatError(f"'{f.filename}' is neither a Cell Ranger v3 nor a v2 (genome groups) .h5")
     if not genome:
         if len(children) > 1:
             raise ValueError(
@@ -186,4 +188,8 @@ def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
         adata = adata[:, (adata.var["genome"] == genome).to_numpy()]
     if gex_only:
         adata = adata[:, (adata.var["feature_types"] == "Gene Expression").to_numpy()]
+    if genome or gex_only:  # scanpy's copy of the subset warns about duplicates again
+        for attr in ("obs", "var"):
+            if not getattr(adata, f"{attr}_names").is_unique:
+                anndata.utils.warn_names_duplicates(attr)
     return adata

@@ -11,7 +11,7 @@ use super::dense::H5Dense;
 use super::h5file::H5File;
 use super::matrix::{check_shape, read_indptr, StoredMatrix};
 use crate::block::{Dtype, Values};
-use crate::error::Result;
+use crate::error::{OomError, Result};
 use crate::with_values;
 
 /// Open the Cell Ranger matrix group `group` (`matrix` for v3+, the genome
@@ -35,7 +35,12 @@ pub fn open_10x(f: &H5File, group: &str) -> Result<StoredMatrix> {
     }
     let indptr = read_indptr(&*c.array1(&key("indptr"))?).map_err(|m| c.err(&key("indptr"), m))?;
     let what = format!("'{}' element '{group}'", f.path.display());
-    let store = CsrStore::new(ncells as u64, ngenes as u64, indptr, c.array1(&key("indices"))?, c.array1(&key("data"))?, what)?;
+    // A structure that disagrees with the shape is a bad file, not a bad argument.
+    let store = CsrStore::new(ncells as u64, ngenes as u64, indptr, c.array1(&key("indices"))?, c.array1(&key("data"))?, what)
+        .map_err(|e| match e {
+            OomError::Value(m) => c.err(group, m),
+            e => e,
+        })?;
     check_shape(c, group, StoredMatrix::from_csr(store))
 }
 
