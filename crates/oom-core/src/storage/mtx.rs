@@ -153,8 +153,8 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn new(nrows: u64, nnz: u64) -> Self {
-        let n = nnz.div_ceil(BUCKET_ENTRIES).clamp(1, MAX_BUCKETS).min(nrows.max(1));
+    fn new(nrows: u64, nnz: u64, per_bucket: u64) -> Self {
+        let n = nnz.div_ceil(per_bucket).clamp(1, MAX_BUCKETS).min(nrows.max(1));
         let rows_per = nrows.div_ceil(n).max(1);
         Buckets { rows_per, n: nrows.div_ceil(rows_per).max(1) }
     }
@@ -310,13 +310,18 @@ fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<
 /// (as scanpy reads it). `transpose` gives the file's columns as rows
 /// (10x's genes × cells files read as cells × genes).
 pub fn read_mtx(path: &Path, transpose: bool) -> Result<StoredMatrix> {
+    read_mtx_in(path, transpose, BUCKET_ENTRIES)
+}
+
+/// [`read_mtx`] with row ranges sized for `per_bucket` entries.
+fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
     let mut r = open_text(path)?;
     let h = read_header(path, &mut r)?;
     let (nrows, ncols) = if transpose { (h.ncols, h.nrows) } else { (h.nrows, h.ncols) };
     if ncols > i32::MAX as u64 {
         return Err(bad(path, h.lines, format!("{ncols} columns do not fit 32-bit indices")));
     }
-    let buckets = Buckets::new(nrows, h.nnz);
+    let buckets = Buckets::new(nrows, h.nnz, per_bucket);
     let io_err = |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
     let mut spills: Vec<BufWriter<File>> =
         (0..buckets.n).map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 16, f))).collect::<Result<_>>()?;
@@ -416,6 +421,30 @@ mod tests {
         assert_eq!(c.data, Values::F32(vec![1.0, 7.0, 7.0]));
         let t = read_mtx(&p, true).unwrap();
         assert_eq!((t.nrows, t.ncols), (2, 3));
+    }
+
+    /// Many buckets give the same CSR as one: rows split across buckets,
+    /// duplicates summed, columns sorted whatever the entry order.
+    #[test]
+    fn bucket_count_does_not_change_the_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("%%MatrixMarket matrix coordinate integer general\n97 31 5000\n");
+        let mut x = 12345u64;
+        for _ in 0..5000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            text += &format!("{} {} {}\n", (x >> 33) % 97 + 1, (x >> 20) % 31 + 1, (x >> 50) % 9);
+        }
+        let p = write(dir.path(), "r.mtx", &text);
+        let rows: Vec<u64> = (0..97).collect();
+        let one = read_mtx_in(&p, false, u64::MAX).unwrap().read_rows(&rows).unwrap();
+        let many = read_mtx_in(&p, false, 100).unwrap().read_rows(&rows).unwrap();
+        assert_eq!(one, many);
+        let crate::block::Block::Csr(c) = one else { panic!("csr") };
+        assert!(c.indptr.windows(2).all(|w| w[0] <= w[1]));
+        let rows_t: Vec<u64> = (0..31).collect();
+        let t1 = read_mtx_in(&p, true, u64::MAX).unwrap().read_rows(&rows_t).unwrap();
+        let t2 = read_mtx_in(&p, true, 7).unwrap().read_rows(&rows_t).unwrap();
+        assert_eq!(t1, t2);
     }
 
     #[test]
