@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anndataoom import read
+from anndataoom.io._any import open_any
 from anndataoom.io import write_zarr
 
 _H5AD = (".h5ad", ".h5")
@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="rewrite IN as OUT (.h5ad ↔ .zarr), streaming the matrices "
         "(also to change compression or Zarr format)",
     )
-    p.add_argument("input", help="an .h5ad file or a .zarr store")
+    p.add_argument("input", help="an .h5ad file, a .zarr store, a Cell Ranger .h5 or mtx folder, "
+                   "an .mtx or a .loom file")
     p.add_argument("output", help="the .h5ad file or .zarr store to write (atomically)")
     p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="none",
                    help=".h5ad output: HDF5 compression")
@@ -41,9 +42,8 @@ def _kind(what: str, path: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Stream ``input`` into ``output``."""
-    _kind("input", args.input)
     out = _kind("output", args.output)
-    with read(args.input) as a:
+    with open_any(args.input) as a:
         if out == "zarr":
             write_zarr(a, args.output, zarr_format=args.zarr_format, shards=args.shards)
         else:

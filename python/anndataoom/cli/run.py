@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import anndataoom as oom
+from anndataoom.io._any import open_any
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
 
@@ -210,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     t = Timer(progress={"auto": None, "always": True, "never": False}[args.progress])
     with t.step("read"):
-        a = oom.read(path)
+        a = open_any(path)
     print(a, flush=True)
     n_in = a.shape
     a, qc_obs = pipeline(a, args, t)
