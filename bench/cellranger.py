@@ -106,7 +106,7 @@ def write_mtx_folder(h5ad: Path, out: Path) -> None:
 
 
 def inputs(h5ad: Path, needed: set[str]) -> dict[str, Path]:
-    """The ``.h5ad`` and the 10x ``.h5`` / mtx folder written from it (once)."""
+    """Return the ``.h5ad`` and the 10x ``.h5`` / mtx folder written from it (once)."""
     paths = {"h5ad": h5ad, "10x": h5ad.with_name(h5ad.stem + "_10x.h5"),
              "mtx": h5ad.with_name(h5ad.stem + "_mtx")}
     for kind, write in (("10x", write_10x_h5), ("mtx", write_mtx_folder)):
@@ -119,16 +119,19 @@ def inputs(h5ad: Path, needed: set[str]) -> dict[str, Path]:
 
 
 def table(report: dict) -> str:
+    """Render the report as a markdown table."""
     rows = ["| contender | input | read s | total wall s | CPU s | peak RSS MiB | status |",
             "|---|---|---:|---:|---:|---:|---|"]
     for name, r in report["contenders"].items():
-        rows.append(f"| {name} | {CONTENDERS[name][1]} | {r['stages'].get('read', float('nan')):.2f} "
+        read = r["stages"].get("read", float("nan"))
+        rows.append(f"| {name} | {CONTENDERS[name][1]} | {read:.2f} "
                     f"| {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss'] / 2**20:,.0f} "
                     f"| {r['status']}{'' if r['error'] is None else ': ' + r['error']} |")
     return "\n".join(rows)
 
 
 def main(argv=None) -> int:
+    """Prepare the inputs, run the contenders one by one, print the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cells", type=int, default=100_000)
     p.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")

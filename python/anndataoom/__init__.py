@@ -20,8 +20,16 @@ from anndataoom._core import (
 )
 from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
-from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
-from anndataoom.io import read_10x_h5, read_10x_mtx, read_loom, read_mtx
+from anndataoom.io import (
+    read,
+    read_10x_h5,
+    read_10x_mtx,
+    read_h5ad,
+    read_loom,
+    read_mtx,
+    read_zarr,
+    write_zarr,
+)
 
 __version__ = "0.2.0"
 

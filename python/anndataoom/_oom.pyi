@@ -29,6 +29,7 @@ __all__ = [
     "pp_scale",
     "pp_untransformed",
     "progress",
+    "read_mtx",
     "qc_metrics_py",
     "rank_sums_py",
     "regress_apply",

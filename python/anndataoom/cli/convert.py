@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anndataoom.io._any import open_any
 from anndataoom.io import write_zarr
+from anndataoom.io._any import open_any
 
 _H5AD = (".h5ad", ".h5")
 _ZARR = (".zarr",)

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 import anndataoom as oom
-from anndataoom.io._any import open_any
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
+from anndataoom.io._any import open_any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -39,7 +39,9 @@ def _open_h5(path: str) -> h5py.File:
     try:
         return _open_ro(path)
     except OSError as e:
-        raise _oom.AnnDataReadError(f"cannot read '{path}' as HDF5 (truncated or not HDF5?): {e}") from e
+        raise _oom.AnnDataReadError(
+            f"cannot read '{path}' as HDF5 (truncated or not HDF5?): {e}"
+        ) from e
 
 
 def _small_datasets(group: h5py.Group, out: dict) -> dict:
@@ -75,7 +77,9 @@ def _v3_obs_var(f: h5py.File) -> tuple[dict, dict]:
 def _legacy_group(f: h5py.File, genome: str | None) -> str:
     children = list(f.keys())
     if not all(isinstance(f[k], h5py.Group) for k in children):
-        raise _oom.AnnDataFormatError(f"'{f.filename}' is neither a Cell Ranger v3 nor a v2 (genome groups) .h5")
+        raise _oom.AnnDataFormatError(
+            f"'{f.filename}' is neither a Cell Ranger v3 nor a v2 (genome groups) .h5"
+        )
     if not genome:
         if len(children) > 1:
             raise ValueError(

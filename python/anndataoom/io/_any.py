@@ -37,7 +37,12 @@ def _hdf5_kind(path: str) -> str:
 
 
 def input_kind(path: str | os.PathLike) -> str:
-    """What ``path`` holds: ``"zarr"``, ``"mtx-folder"``, ``"mtx"``, ``"10x"``, ``"loom"`` or ``"h5ad"``."""
+    """Tell what ``path`` holds.
+
+    Returns
+    -------
+    ``"zarr"``, ``"mtx-folder"``, ``"mtx"``, ``"10x"``, ``"loom"`` or ``"h5ad"``.
+    """
     p = _fspath(path)
     if os.path.isdir(p):
         return "mtx-folder" if _mtx_folder(p) else "zarr"
@@ -55,7 +60,7 @@ _READERS = {"zarr": read_zarr, "mtx-folder": read_10x_mtx, "mtx": read_mtx,
 
 
 def open_any(path: str | os.PathLike) -> AnnDataOOM:
-    """Open an ``.h5ad`` file, a Zarr store, a Cell Ranger ``.h5`` or mtx folder, an ``.mtx`` or a ``.loom``.
+    """Open an ``.h5ad``, a Zarr store, a Cell Ranger ``.h5``/mtx folder, ``.mtx`` or ``.loom``.
 
     Each is read lazily with its reader's defaults (:func:`~anndataoom.read_h5ad`,
     :func:`~anndataoom.read_zarr`, :func:`~anndataoom.read_10x_h5`,

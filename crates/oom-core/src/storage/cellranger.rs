@@ -53,6 +53,8 @@ pub fn open_transposed_dense(f: &H5File, key: &str) -> Result<StoredMatrix> {
 /// A stored array read by column ranges, seen as its transpose.
 struct Transposed(H5Dense);
 
+// The transpose's rows are the stored columns, on purpose.
+#[allow(clippy::misnamed_getters)]
 impl DenseRows for Transposed {
     fn nrows(&self) -> u64 {
         self.0.ncols
