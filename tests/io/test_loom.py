@@ -119,3 +119,12 @@ def test_wrong_shapes(tmp_path, loom_file):
         f["col_attrs/CellID"] = ids
     with pytest.raises((oom.AnnDataFormatError, ValueError)):
         oom.read_loom(path)
+
+
+def test_rebuilt_by_recipe(loom_file):
+    import pickle
+
+    a = oom.read_loom(loom_file)
+    assert pickle.loads(pickle.dumps(a.X.recipe)).build().shape == a.shape
+    ref = anndata.io.read_loom(loom_file)
+    np.testing.assert_allclose(float(a.X.to_dask(chunks=100).sum().compute()), ref.X.sum(), rtol=1e-6)
