@@ -14,8 +14,8 @@ BLOCKS = re.findall(r"<!-- readme-test -->\s*```python\n(.*?)```", README.read_t
 
 
 def test_examples_are_found():
-    """Marker genes, Zarr, concat_on_disk and dask sections each carry a runnable example."""
-    assert len(BLOCKS) == 4
+    """Marker genes, Zarr, concat_on_disk, dask and Cell Ranger sections each carry an example."""
+    assert len(BLOCKS) == 5
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"example{i}" for i in range(len(BLOCKS))])

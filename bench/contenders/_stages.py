@@ -54,6 +54,10 @@ def read_scanpy(path: str):
     """Read ``path`` into memory as scanpy users do (``.zarr`` through anndata)."""
     import anndata as ad
 
+    if path.endswith(".h5"):  # Cell Ranger output (bench/cellranger.py)
+        import scanpy as sc
+
+        return sc.read_10x_h5(path)
     return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
 
 

@@ -5,8 +5,9 @@ from _stages import emit, path_arg, stage
 path = path_arg()
 with stage("import"):
     import anndataoom as oom
+    from anndataoom.io._any import open_any
 with stage("read"):
-    a = oom.read(path)
+    a = open_any(path)  # .h5ad, .zarr, or a Cell Ranger .h5 (bench/cellranger.py)
 with stage("qc"):
     a.var["mt"] = a.var_names.str.startswith("MT-")
     oom.pp.calculate_qc_metrics(a, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)

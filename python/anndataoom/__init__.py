@@ -21,7 +21,17 @@ from anndataoom._core import (
 )
 from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError, InMemoryRequiredError
-from anndataoom.io import concat_on_disk, read, read_h5ad, read_zarr, write_zarr
+from anndataoom.io import (
+    concat_on_disk,
+    read,
+    read_10x_h5,
+    read_10x_mtx,
+    read_h5ad,
+    read_loom,
+    read_mtx,
+    read_zarr,
+    write_zarr,
+)
 
 __version__ = "0.2.0"
 
@@ -47,6 +57,10 @@ __all__ = [
     "pl",
     "pp",
     "read",
+    "read_10x_h5",
+    "read_10x_mtx",
+    "read_loom",
+    "read_mtx",
     "read_h5ad",
     "read_zarr",
     "tl",

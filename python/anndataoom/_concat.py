@@ -36,9 +36,9 @@ _SKIP = r".*(names are not unique|Observation names are not unique).*"
 
 def _as_oom(x) -> AnnDataOOM | anndata.AnnData:
     if isinstance(x, (str, os.PathLike)):
-        from anndataoom.io._read import _open_any
+        from anndataoom.io._any import open_any
 
-        return _open_any(x)
+        return open_any(x)
     if not isinstance(x, anndata.AnnData):
         raise TypeError(f"concat expects AnnData objects or paths, got {type(x).__name__}")
     return x

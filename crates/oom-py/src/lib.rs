@@ -5,6 +5,7 @@ mod convert;
 mod enter;
 mod error;
 mod matrix;
+mod mtx;
 mod pca;
 mod pp;
 mod pp_extra;
@@ -59,5 +60,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tl::register(m)?;
     zarr::register(m)?;
     pp_extra::register(m)?;
+    mtx::register(m)?;
     Ok(())
 }

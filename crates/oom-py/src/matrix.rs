@@ -6,7 +6,9 @@ use std::sync::Arc;
 use numpy::PyReadonlyArray1;
 use oom_core::kernels::sums::axis_sums;
 use oom_core::plan::View;
-use oom_core::storage::{open_matrix, open_store};
+use oom_core::storage::cellranger::{open_10x, open_transposed_dense};
+use oom_core::storage::{open_matrix, open_store, H5File};
+use oom_core::OomError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -29,13 +31,25 @@ pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     enter(py, || open_store(&path)?.ensure_anndata())
 }
 
-/// Open the matrix element `key` of the `.h5ad` file or Zarr store at `path`.
+/// Open the matrix `key` of the file at `path`. `layout` says how it is
+/// stored: `"anndata"` (an element of an `.h5ad` file or Zarr store), `"10x"`
+/// (a Cell Ranger `.h5` matrix group, genes × cells CSC read as cells × genes
+/// CSR) or `"loom"` (a dense genes × cells array read by column ranges).
 #[pyfunction]
-pub fn open(py: Python<'_>, path: PathBuf, key: String) -> PyResult<Matrix> {
+#[pyo3(signature = (path, key, layout="anndata"))]
+pub fn open(py: Python<'_>, path: PathBuf, key: String, layout: &str) -> PyResult<Matrix> {
     let view = enter(py, || {
-        let f = open_store(&path)?;
-        f.ensure_anndata()?;
-        Ok(View::new(Arc::new(open_matrix(&*f, &key)?)))
+        let m = match layout {
+            "10x" => open_10x(&H5File::open(&path)?, &key)?,
+            "loom" => open_transposed_dense(&H5File::open(&path)?, &key)?,
+            "anndata" => {
+                let f = open_store(&path)?;
+                f.ensure_anndata()?;
+                open_matrix(&*f, &key)?
+            }
+            other => return Err(OomError::Value(format!("unknown layout '{other}' (use 'anndata', '10x' or 'loom')"))),
+        };
+        Ok(View::new(Arc::new(m)))
     })?;
     Ok(Matrix { view, path: path.display().to_string(), key })
 }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anndataoom import read
 from anndataoom.cli._help import DefaultsHelpFormatter
 from anndataoom.io import write_zarr
+from anndataoom.io._any import open_any
 
 _H5AD = (".h5ad", ".h5")
 _ZARR = (".zarr",)
@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(also to change compression or Zarr format)",
         formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("input", help="an .h5ad file or a .zarr store")
+    p.add_argument("input", help="an .h5ad file, a .zarr store, a Cell Ranger .h5 or mtx folder, "
+                   "an .mtx or a .loom file")
     p.add_argument("output", help="the .h5ad file or .zarr store to write (atomically)")
     p.add_argument("--compression", choices=["gzip", "lzf", "none"], default=None,
                    help=".h5ad output only: HDF5 compression (default: none)")
@@ -55,10 +56,9 @@ def _check_options(args: argparse.Namespace, out: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Stream ``input`` into ``output``."""
-    _kind("input", args.input)
     out = _kind("output", args.output)
     _check_options(args, out)
-    with read(args.input) as a:
+    with open_any(args.input) as a:
         if out == "zarr":
             write_zarr(a, args.output, zarr_format=args.zarr_format, shards=args.shards)
         else:

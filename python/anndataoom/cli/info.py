@@ -10,6 +10,7 @@ import h5py
 
 from anndataoom import _oom
 from anndataoom._core._repr import _disk_size
+from anndataoom.io._any import input_kind, open_any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +50,25 @@ def _open(path: str):
             yield f
 
 
+def _describe_input(path: str, kind: str) -> list[tuple[str, str]]:
+    """Rows for inputs that are not AnnData stores (Cell Ranger, MTX, loom), opened lazily."""
+    with open_any(path) as a:
+        X = a.X
+        rows = [("file", f"{path} ({_disk_size(path) / 2**20:,.1f} MiB, {kind})"),
+                ("shape", f"{a.n_obs:,} cells × {a.n_vars:,} genes"),
+                ("X format", X.source_format)]
+        for name, df in (("obs", a.obs), ("var", a.var)):
+            rows.append((f"{name} columns", ", ".join(map(str, df.columns)) or "–"))
+        if a.layers:
+            rows.append(("layers", ", ".join(sorted(a.layers))))
+    return rows
+
+
 def describe(path: str) -> list[tuple[str, str]]:
     """Rows of ``(field, value)`` describing the file at ``path``."""
+    kind = input_kind(path)
+    if kind not in ("h5ad", "zarr"):
+        return _describe_input(path, kind)
     m = _oom.open(path, "X")
     n_obs, n_vars = m.shape
     rows = [

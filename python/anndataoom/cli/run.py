@@ -20,6 +20,7 @@ import anndataoom as oom
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
 from anndataoom.cli._help import DefaultsHelpFormatter
+from anndataoom.io._any import open_any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -212,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     t = Timer(progress={"auto": None, "always": True, "never": False}[args.progress])
     with t.step("read"):
-        a = oom.read(path)
+        a = open_any(path)
     print(a, flush=True)
     n_in = a.shape
     a, qc_obs = pipeline(a, args, t)

@@ -19,7 +19,8 @@ import anndata
 
 from anndataoom._concat import concat
 from anndataoom._core._anndataoom import AnnDataOOM
-from anndataoom.io._read import _fspath, _open_any
+from anndataoom.io._any import open_any
+from anndataoom.io._read import _fspath
 from anndataoom.io._write import write_h5ad, write_zarr
 
 __all__ = ["concat_on_disk"]
@@ -125,7 +126,7 @@ def concat_on_disk(
     if any(isinstance(x, anndata.AnnData) and not isinstance(x, AnnDataOOM) for x in in_files):
         raise TypeError("concat_on_disk takes paths or AnnDataOOM objects; write in-memory "
                         "AnnData to a file first, or use anndata.concat")
-    opened = [x if isinstance(x, AnnDataOOM) else _open_any(x) for x in in_files]
+    opened = [x if isinstance(x, AnnDataOOM) else open_any(x) for x in in_files]
     try:
         _check_layers(opened, join)
         merged = concat(opened, join=join, merge=merge, uns_merge=uns_merge, label=label,

@@ -283,8 +283,3 @@ def read(path: str | os.PathLike, backed: str | bool | None = "r", *, as_sparse=
     if _is_url(path) or os.path.isdir(_fspath(path)):
         return read_zarr(path, backed=backed)
     return read_h5ad(path, backed=backed)
-
-
-def _open_any(path: str | os.PathLike) -> AnnDataOOM:
-    """Open any input anndataoom reads lazily (the one dispatch behind concat and the CLI)."""
-    return read(path)

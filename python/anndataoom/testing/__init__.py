@@ -9,6 +9,7 @@ from anndataoom.testing._assert import (
     dense,
     dir_listing,
 )
+from anndataoom.testing._cellranger import write_10x_h5
 from anndataoom.testing._gen import gen_h5ad, pbmc_like_counts
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "dir_listing",
     "gen_h5ad",
     "pbmc_like_counts",
+    "write_10x_h5",
 ]

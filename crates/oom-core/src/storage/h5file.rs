@@ -114,6 +114,13 @@ impl Container for H5File {
 
     /// Map a 2-D dataset for row-range reads.
     fn dense(&self, key: &str) -> Result<Box<dyn DenseRows>> {
+        Ok(Box::new(self.dense_h5(key)?))
+    }
+}
+
+impl H5File {
+    /// Map a 2-D dataset for region reads (rows or column ranges).
+    pub fn dense_h5(&self, key: &str) -> Result<H5Dense> {
         let ds = self.dataset(key)?;
         let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
         let (nrows, ncols) = match info.shape.as_slice() {
@@ -122,7 +129,7 @@ impl Container for H5File {
             s => return Err(self.err(key, format!("expected a 2-D matrix, found shape {s:?}"))),
         };
         let layout = info.layout(&ds);
-        Ok(Box::new(H5Dense {
+        Ok(H5Dense {
             path: self.path.clone(),
             key: key.to_string(),
             file: Arc::clone(&self.raw),
@@ -131,7 +138,7 @@ impl Container for H5File {
             dtype: info.dtype,
             chunk_shape: info.chunk,
             layout,
-        }))
+        })
     }
 }
 

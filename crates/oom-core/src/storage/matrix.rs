@@ -70,6 +70,16 @@ impl StoredMatrix {
         }
     }
 
+    /// A CSR matrix opened from any layout (e.g. Cell Ranger's `.h5`).
+    pub fn from_csr(store: CsrStore) -> Self {
+        StoredMatrix { nrows: store.nrows, ncols: store.ncols, format: Format::Csr, dtype: store.dtype(), inner: Inner::Csr(store) }
+    }
+
+    /// A dense matrix read by row ranges (e.g. loom's transposed `/matrix`).
+    pub fn from_dense(d: Box<dyn DenseRows>) -> Self {
+        StoredMatrix { nrows: d.nrows(), ncols: d.ncols(), format: Format::Dense, dtype: d.dtype(), inner: Inner::Dense(d) }
+    }
+
     /// Rows of several matrices stacked (see [`super::concat`]).
     pub fn concat(store: super::concat::ConcatStore) -> Self {
         let format = if store.is_sparse() { Format::Csr } else { Format::Dense };
@@ -132,10 +142,13 @@ impl CscStore {
 }
 
 /// Open the matrix element at `key` (e.g. `X`, `layers/counts`, `raw/X`).
-/// Fails (instead of aborting later) when the shape is too large for the
-/// per-row and per-column vectors every pass allocates.
 pub fn open_matrix(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
-    let m = open_matrix_unchecked(f, key)?;
+    check_shape(f, key, open_matrix_unchecked(f, key)?)
+}
+
+/// Fail (instead of aborting later) when the shape is too large for the
+/// per-row and per-column vectors every pass allocates.
+pub(crate) fn check_shape(f: &dyn Container, key: &str, m: StoredMatrix) -> Result<StoredMatrix> {
     for n in [m.nrows, m.ncols] {
         check_alloc(f.path(), n, 16).map_err(|_| {
             f.err(key, format!("shape ({}, {}) is too large to process (corrupt shape?)", m.nrows, m.ncols))
@@ -188,7 +201,7 @@ fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
     Ok(StoredMatrix { nrows, ncols, format, dtype, inner })
 }
 
-fn read_indptr(a: &dyn Array1) -> std::result::Result<Vec<u64>, String> {
+pub(crate) fn read_indptr(a: &dyn Array1) -> std::result::Result<Vec<u64>, String> {
     let v = a.read_range(0..a.len()).map_err(|e| e.to_string())?;
     if v.dtype().is_float() {
         return Err("indptr must hold integers".into());

@@ -2,6 +2,7 @@
 //! parallel chunk decoding, Zarr v2/v3 stores, and our own spill files.
 
 pub mod array;
+pub mod cellranger;
 pub mod concat;
 pub mod container;
 pub mod csr;
@@ -9,6 +10,7 @@ pub mod dense;
 pub mod filters;
 pub mod h5file;
 pub mod matrix;
+pub mod mtx;
 pub mod remote;
 pub mod transpose;
 pub mod zarr;
