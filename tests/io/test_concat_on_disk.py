@@ -196,3 +196,14 @@ def test_bad_inputs(files, tmp_path):
         oom.concat_on_disk(paths, paths[0], index_unique="-")
     assert os.listdir(tmp_path) == []  # nothing written for a refused call
     assert ad.read_h5ad(paths[0]).n_obs == mems[0].n_obs  # the input is intact
+
+
+def test_cli_errors(files, tmp_path, capsys):
+    """Bad command lines exit with 1 and a message, and write nothing."""
+    paths, _ = files["sparse"]
+    out = str(tmp_path / "o.zarr")
+    assert cli_main(["concat", *map(str, paths), "-o", out, "--keys", "a,b"]) == 1
+    assert "--keys names 2 inputs, but 3" in capsys.readouterr().err
+    assert cli_main(["concat", str(paths[0]), str(tmp_path / "nope.h5ad"), "-o", out]) == 1
+    assert "nope.h5ad" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
