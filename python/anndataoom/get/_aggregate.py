@@ -18,7 +18,8 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
-from anndataoom._core._inmemory import unsupported
+# (the guard module is being renamed; _backed_array imports its `unsupported` either way)
+from anndataoom._core._backed_array import unsupported
 
 __all__ = ["aggregate"]
 
