@@ -18,8 +18,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
-# (the guard module is being renamed; _backed_array imports its `unsupported` either way)
-from anndataoom._core._backed_array import unsupported
+from anndataoom._core._backed_array import unsupported  # the guard's, whichever module holds it
 
 __all__ = ["aggregate"]
 
