@@ -290,22 +290,21 @@ def row_regress(s):
     return oom
 
 
-def row_filter_cells(s):
+def _filter_row(s, fn, names: str, **kw):
     oom, mem = _copies(s["raw"])
     for a in (oom, mem):
-        _q(ov.pp.filter_cells, a, min_genes=700)
-    assert oom.n_obs < s["raw"][0].n_obs
-    assert list(oom.obs_names) == list(mem.obs_names)
+        _q(fn, a, **kw)
+    assert len(getattr(oom, names)) < len(getattr(s["raw"][0], names))
+    assert list(getattr(oom, names)) == list(getattr(mem, names))
     return oom
+
+
+def row_filter_cells(s):
+    return _filter_row(s, ov.pp.filter_cells, "obs_names", min_genes=700)
 
 
 def row_filter_genes(s):
-    oom, mem = _copies(s["raw"])
-    for a in (oom, mem):
-        _q(ov.pp.filter_genes, a, min_cells=3)
-    assert oom.n_vars < s["raw"][0].n_vars
-    assert list(oom.var_names) == list(mem.var_names)
-    return oom
+    return _filter_row(s, ov.pp.filter_genes, "var_names", min_cells=3)
 
 
 def row_scrublet(s):
