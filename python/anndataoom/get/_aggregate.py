@@ -18,7 +18,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
-from anndataoom._core._backed_array import unsupported  # the guard's, whichever module holds it
+from anndataoom._core._guard import unsupported
 
 __all__ = ["aggregate"]
 
