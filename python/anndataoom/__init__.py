@@ -7,6 +7,8 @@ preprocessing and :mod:`anndataoom.tl` its marker-gene ranking on it by
 streaming the matrix through the Rust core.
 """
 
+from importlib.metadata import version as _version
+
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
 from anndataoom._concat import concat
 from anndataoom._core import (
@@ -22,7 +24,9 @@ from anndataoom._distributed import distributed
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
 from anndataoom.io import read, read_h5ad, read_zarr, write_zarr
 
-__version__ = "0.2.0"
+# One source of truth: the workspace Cargo.toml version, which maturin writes
+# into the installed package's metadata (wheel, sdist and editable installs).
+__version__ = _version("anndataoom")
 
 __all__ = [
     "AnnDataFormatError",
