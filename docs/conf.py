@@ -7,6 +7,8 @@ import inspect
 import types
 from pathlib import Path
 
+from sphinx.util import logging
+
 import anndataoom
 
 project = "anndataoom"
@@ -49,6 +51,7 @@ nb_output_stderr = "remove"  # library warnings (e.g. tqdm without ipywidgets), 
 API_MODULES = ["anndataoom", "anndataoom.io", "anndataoom.pp", "anndataoom.tl",
                "anndataoom.get", "anndataoom.pl"]
 HERE = Path(__file__).parent
+logger = logging.getLogger("anndataoom.docs")
 GENERATED = HERE / "generated"
 
 
@@ -110,14 +113,12 @@ def _write_api_page(modules: dict[str, types.ModuleType]) -> None:
 
 
 def _check_api_complete(app, env) -> None:
-    """Fail the build if a public name has no documented object."""
+    """Warn (an error under ``-W``, as ``make docs`` builds) for each undocumented public name."""
     objects = env.get_domain("py").objects
     missing = [f"{m}.{n}" for m, mod in _public_modules().items()
                for n in _documented_names(mod) if f"{m}.{n}" not in objects]
-    if missing:
-        from sphinx.errors import ExtensionError
-
-        raise ExtensionError(f"public names missing from the API page: {', '.join(missing)}")
+    for name in missing:
+        logger.warning("public name missing from the API page: %s", name, location="generated/api")
 
 
 _write_api_page(_public_modules())
