@@ -27,6 +27,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 build-deps: venv  ## maturin, cmake, zig, auditwheel: pyproject's [dependency-groups] build
+	$(BIN)/pip install -q "pip>=25.1"  # --group needs it (an older .venv may have an older pip)
 	$(BIN)/pip install -q --group build
 
 release: build-deps  ## build and install the package (release mode, editable) with test extras
