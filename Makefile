@@ -7,33 +7,51 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Optional dependency groups installed with the package; the test targets
 # add omicverse for the drop-in integration tests.
 EXTRAS  ?= test
-test test-py test-rust: EXTRAS = test,omicverse
+test test-py test-rust test-wheel: EXTRAS = test,omicverse
+# The venv in which `make test` installs the built wheel (scripts/test_wheel.sh);
+# `make docs DOCS_VENV=$(WHEEL_VENV)` documents that installed wheel instead of
+# an editable build in .venv.
+WHEEL_VENV := .venv-wheel
+DOCS_VENV  ?= $(VENV)
 
-.PHONY: help venv dev release test test-rust test-py test-slow demo bench lint fuzz clean
+.PHONY: help venv build-deps dev release wheel test test-rust test-wheel test-py test-slow \
+        demo bench docs lint fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ —/'
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "pip>=23" wheel
+	$(BIN)/pip install -q --upgrade "pip>=25.1" wheel
 
 venv: $(BIN)/python
 
-release: venv  ## build and install the package (release mode) with test extras
-	$(BIN)/pip install -q "cmake>=3.26" "maturin>=1.7,<2"
+build-deps: venv  ## maturin, cmake, zig, auditwheel: pyproject's [dependency-groups] build
+	$(BIN)/pip install -q "pip>=25.1"  # --group needs it (an older .venv may have an older pip)
+	$(BIN)/pip install -q --group build
+
+release: build-deps  ## build and install the package (release mode, editable) with test extras
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 
 dev: venv  ## fast rebuild of the extension into .venv
 	$(BIN)/maturin develop --release -q
 
-test-rust: release  ## cargo tests of the core
+wheel: build-deps  ## abi3 manylinux2014 wheel + sdist in dist/; size, auditwheel, glibc needed
+	rm -rf dist
+	$(BIN)/maturin build --release --zig --compatibility manylinux2014 -o dist
+	$(BIN)/maturin sdist -o dist
+	$(BIN)/python scripts/wheel_report.py dist/*.whl
+
+test-rust: build-deps  ## cargo tests of the core
 	cargo test -p oom-core --release
 
-test-py: release  ## pytest suite
+test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
+	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) scripts/test_wheel.sh dist/*.whl -q
+
+test-py: release  ## pytest suite against the editable build in .venv
 	$(BIN)/python -m pytest -q
 
-test: test-rust test-py  ## everything CI runs
+test: test-rust test-wheel  ## everything CI runs: cargo tests, then pytest on the installed wheel
 
 test-slow: release  ## slow tier: 1M rows, a full 2^31-entry pass with peak-RSS bounds
 	$(BIN)/python -m pytest -q -m slow
@@ -47,10 +65,18 @@ demo: release  ## the main job on PBMC 3k (downloaded once, cached)
 bench: release  ## side-by-side benchmark
 	$(BIN)/python bench/run.py
 
+docs:  ## Sphinx site, tutorial executed, warnings as errors → docs/_build/html
+ifeq ($(DOCS_VENV),$(VENV))
+	$(MAKE) release EXTRAS=docs
+else
+	$(DOCS_VENV)/bin/pip install -q "$$(ls dist/*.whl)[docs]"
+endif
+	$(DOCS_VENV)/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 lint: venv  ## ruff + the extension stub checked against the binary
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/ruff check python
 	$(BIN)/python -m mypy.stubtest anndataoom._oom
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) $(WHEEL_VENV) target dist docs/_build docs/generated

@@ -7,6 +7,8 @@ preprocessing and :mod:`anndataoom.tl` its marker-gene ranking on it by
 streaming the matrix through the Rust core.
 """
 
+from importlib.metadata import version as _version
+
 from anndataoom import _oom  # noqa: F401  (the compiled core; fails early if missing)
 from anndataoom._concat import concat, install_anndata_hook
 from anndataoom._core import (
@@ -33,7 +35,9 @@ from anndataoom.io import (
     write_zarr,
 )
 
-__version__ = "0.2.0"
+# One source of truth: the workspace Cargo.toml version, which maturin writes
+# into the installed package's metadata (wheel, sdist and editable installs).
+__version__ = _version("anndataoom")
 
 install_anndata_hook()  # anndata.concat / AnnData.concatenate stay lazy on AnnDataOOM inputs
 

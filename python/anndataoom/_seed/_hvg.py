@@ -123,11 +123,12 @@ def chunked_highly_variable_genes_pearson(
 
     Returns
     -------
-    ``None``. Sets ``var['means', 'variances', 'residual_variances',
-    'highly_variable_rank', 'highly_variable', 'highly_variable_nbatches',
-    'highly_variable_intersection']``; ``variances`` and
-    ``residual_variances`` are population variances (ddof=0) and without a
-    batch ``highly_variable_rank`` is the 1-based rank of every gene, as 0.1.8.
+    None
+        Sets ``var['means', 'variances', 'residual_variances',
+        'highly_variable_rank', 'highly_variable', 'highly_variable_nbatches',
+        'highly_variable_intersection']``; ``variances`` and
+        ``residual_variances`` are population variances (ddof=0) and without a
+        batch ``highly_variable_rank`` is the 1-based rank of every gene, as 0.1.8.
     """
     m = lazy_matrix(rep(adata, layer))
     if theta <= 0:
@@ -220,10 +221,11 @@ def chunked_highly_variable_genes_dispersion(
 
     Returns
     -------
-    ``None``. Sets ``var['highly_variable', 'means', 'dispersions',
-    'dispersions_norm']`` (plus ``highly_variable_nbatches`` /
-    ``highly_variable_intersection`` with a batch), ``uns['hvg']``, and
-    ``var['highly_variable_features']`` (= ``highly_variable``).
+    None
+        Sets ``var['highly_variable', 'means', 'dispersions',
+        'dispersions_norm']`` (plus ``highly_variable_nbatches`` /
+        ``highly_variable_intersection`` with a batch), ``uns['hvg']``, and
+        ``var['highly_variable_features']`` (= ``highly_variable``).
     """
     from anndataoom.pp import highly_variable_genes
 

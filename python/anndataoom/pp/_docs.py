@@ -1,5 +1,8 @@
 """Shared parameter descriptions for the ``pp`` docstrings."""
 
+import re
+import textwrap
+
 doc_adata = """\
 adata
     An :class:`~anndataoom.AnnDataOOM` (``X`` stays on disk) or an in-memory
@@ -23,10 +26,20 @@ written or consumed by a statistic. ``X`` is never loaded whole."""
 
 
 def doc_params(**kwds):
-    """Fill ``{name}`` fields of the decorated function's docstring."""
+    """Fill ``{name}`` fields of the decorated function's docstring.
+
+    Each text is indented like its placeholder, so a multi-line section stays
+    inside the docstring's indentation (rendered docs need it).
+    """
 
     def dec(obj):
-        obj.__doc__ = obj.__doc__.format(**kwds)
+        doc = obj.__doc__
+        filled = {}
+        for name, text in kwds.items():
+            m = re.search(r"^([ \t]*)\{" + name + r"\}", doc, re.M)
+            indent = m.group(1) if m else ""
+            filled[name] = textwrap.indent(text, indent)[len(indent):]
+        obj.__doc__ = doc.format(**filled)
         return obj
 
     return dec
