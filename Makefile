@@ -9,10 +9,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 EXTRAS  ?= test
 test test-py test-rust test-wheel: EXTRAS = test,omicverse
 # The venv in which `make test` installs the built wheel (scripts/test_wheel.sh);
-# `make docs DOCS_VENV=$(WHEEL_VENV)` documents that installed wheel instead of
-# an editable build in .venv.
+# WHEEL_DOCS=1 also builds the docs there, before the tests (CI does).
 WHEEL_VENV := .venv-wheel
-DOCS_VENV  ?= $(VENV)
+WHEEL_DOCS ?=
 
 .PHONY: help venv build-deps dev release wheel test test-rust test-wheel test-py test-slow \
         demo bench docs lint fuzz clean
@@ -46,7 +45,8 @@ test-rust: build-deps  ## cargo tests of the core
 	cargo test -p oom-core --release
 
 test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
-	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) scripts/test_wheel.sh dist/*.whl -q
+	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) WHEEL_DOCS=$(WHEEL_DOCS) \
+		scripts/test_wheel.sh dist/*.whl -q
 
 test-py: release  ## pytest suite against the editable build in .venv
 	$(BIN)/python -m pytest -q
@@ -66,12 +66,8 @@ bench: release  ## side-by-side benchmark
 	$(BIN)/python bench/run.py
 
 docs:  ## Sphinx site, tutorial executed, warnings as errors → docs/_build/html
-ifeq ($(DOCS_VENV),$(VENV))
 	$(MAKE) release EXTRAS=docs
-else
-	$(DOCS_VENV)/bin/pip install -q "$$(ls dist/*.whl)[docs]"
-endif
-	$(DOCS_VENV)/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 lint: venv  ## ruff + the extension stub checked against the binary
 	$(BIN)/pip install -q -e ".[dev]"

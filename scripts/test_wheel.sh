@@ -9,7 +9,8 @@
 # package's own dependencies; then it adds the test extras (WHEEL_EXTRAS,
 # default test,omicverse) and runs the repository's tests against the
 # installed package from a scratch directory (nothing is imported from the
-# source tree).  PY picks the interpreter.  Runs on Linux, macOS and
+# source tree).  PY picks the interpreter; WHEEL_DOCS=1 also builds the docs
+# before the tests.  Runs on Linux, macOS and
 # Windows (Git Bash): the release workflow calls it on every platform.
 set -euo pipefail
 WHEEL="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; shift
@@ -65,5 +66,10 @@ PY
 # The command line with the plain dependencies (what `pip install anndataoom` gives).
 anndataoom run pbmc3k -o "$SCRATCH/pbmc3k.h5ad"
 python -m pip install -q "$WHEEL[$EXTRAS]"
+# WHEEL_DOCS=1 (CI): the docs of this installed wheel, warnings as errors, tutorial executed.
+if [[ -n ${WHEEL_DOCS:-} ]]; then
+    python -m pip install -q "$WHEEL[docs]"
+    python -m sphinx -W --keep-going -b html "$ROOT/docs" "$ROOT/docs/_build/html"
+fi
 # -p no:cacheprovider: nothing is written into the source tree.
 python -m pytest -p no:cacheprovider --rootdir "$ROOT" -c "$ROOT/pyproject.toml" "$ROOT/tests" "$@"
