@@ -1,4 +1,4 @@
-"""One entry point for every input we read (paths and s3/http Zarr URLs): :func:`open_any` decides by name and content."""
+"""One entry point for every input we read: :func:`open_any` decides by name and content."""
 
 from __future__ import annotations
 
