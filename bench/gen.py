@@ -5,6 +5,16 @@ thinned by ``Binomial(count, p)`` with ``p ~ U(0.5, 1.0)`` drawn per output
 cell, so cells differ while the gene-gene structure, the
 sparsity pattern and the MT- genes stay those of real data.
 
+``--mode tile`` (the default, kept for comparisons with earlier QC→PCA
+numbers) makes ~N/2,700 near-copies of each source cell, so a kNN graph of the
+result falls apart into thousands of components and Leiden finds thousands of
+clusters. ``--mode mixed`` makes data that behaves like an atlas for the graph
+steps too: each output cell is the sum of two thinned parts, ``Binomial(count,
+p·w)`` of a source cell and ``Binomial(count, p·(1−w))`` of one of its
+``MIX_NEIGHBORS`` nearest source cells (in the source's own PCA space), with
+``w ~ U(0, 1)``, so cells fill the paths between neighbouring source cells:
+one connected kNN graph, tens of Leiden clusters.
+
 The matrix is written block by block into resizable, chunked HDF5 datasets
 (CSR float32 ``data`` and int32 ``indices``) with the anndata encoding
 attributes, so memory stays at one block whatever ``--n-cells`` is; only the
@@ -18,6 +28,7 @@ Usage::
 
     python bench/gen.py --n-cells 100000 -o bench/data/pbmc_100k.h5ad
     python bench/gen.py --n-cells 1000000 --compression gzip -o bench/data/pbmc_1m_gzip.h5ad
+    python bench/gen.py --n-cells 1000000 --mode mixed   # bench/data/mixed_1m.h5ad
 """
 
 from __future__ import annotations
@@ -46,6 +57,8 @@ PROGRESS_EVERY = 10
 GZIP_LEVEL = 4
 N_BATCHES = 4
 P_RANGE = (0.5, 1.0)
+#: ``--mode mixed``: each cell is mixed with one of this many nearest source cells.
+MIX_NEIGHBORS = 10
 
 
 def pbmc3k_path() -> Path:
@@ -79,13 +92,55 @@ def thinned_block(X, rng: np.random.Generator, n: int):
     """
     rows = rng.integers(0, X.shape[0], size=n)
     p = rng.uniform(*P_RANGE, size=n)
+    return _csr_parts(_thin(X, rows, p, rng))
+
+
+def source_neighbors(X, var: pd.DataFrame, k: int = MIX_NEIGHBORS) -> np.ndarray:
+    """``k`` nearest other source cells of each source cell (``n × k`` int64).
+
+    Measured in the source's own scanpy PCA (normalize, log1p, 2,000 seurat
+    HVGs, scale, 50 PCs), where scanpy's graph steps would see them.
+    """
+    import anndata as ad
+    import scanpy as sc
+    from sklearn.neighbors import NearestNeighbors
+
+    a = ad.AnnData(X.copy(), var=var.copy())
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.highly_variable_genes(a, n_top_genes=2000, subset=True)
+    sc.pp.scale(a, max_value=10)
+    sc.pp.pca(a, n_comps=50, random_state=0)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(a.obsm["X_pca"])
+    return nn.kneighbors(return_distance=False)[:, :k]
+
+
+def _thin(X, rows: np.ndarray, p: np.ndarray, rng: np.random.Generator):
+    """Rows ``rows`` of ``X`` with each count thinned by Binomial(count, p[row])."""
     sub = X[rows]  # CSR row gather, sorted indices preserved
-    row_len = np.diff(sub.indptr)
-    kept = rng.binomial(sub.data.astype(np.int64), np.repeat(p, row_len))
-    nz = kept > 0
-    row_id = np.repeat(np.arange(n), row_len)
-    row_nnz = np.bincount(row_id[nz], minlength=n).astype(np.int64)
-    return kept[nz].astype(np.float32), sub.indices[nz].astype(np.int32), row_nnz
+    sub.data = rng.binomial(sub.data.astype(np.int64), np.repeat(p, np.diff(sub.indptr)))
+    return sub
+
+
+def mixed_block(X, nbrs: np.ndarray, rng: np.random.Generator, n: int):
+    """``n`` new cells, each a thinned mix of a source cell and one of its neighbours.
+
+    Returns CSR parts ``(data float32, indices int32, row_nnz int64)``.
+    """
+    rows = rng.integers(0, X.shape[0], size=n)
+    mates = nbrs[rows, rng.integers(0, nbrs.shape[1], size=n)]
+    p = rng.uniform(*P_RANGE, size=n)
+    w = rng.uniform(0.0, 1.0, size=n)
+    cells = _thin(X, rows, p * w, rng) + _thin(X, mates, p * (1.0 - w), rng)
+    cells.sort_indices()
+    return _csr_parts(cells)
+
+
+def _csr_parts(cells):
+    """``(data float32, indices int32, row_nnz int64)`` of ``cells`` without its zeros."""
+    cells.eliminate_zeros()
+    return (cells.data.astype(np.float32), cells.indices.astype(np.int32),
+            np.diff(cells.indptr).astype(np.int64))
 
 
 def _create_1d(group: h5py.Group, name: str, dtype, compression: str | None, init=()):
@@ -125,16 +180,25 @@ def generate(
     seed: int = 0,
     compression: str | None = None,
     source: Path | None = None,
+    mode: str = "tile",
     log=None,
 ) -> Path:
-    """Write the tiled data set to ``out`` (atomically: ``out.tmp`` then rename).
+    """Write the generated data set to ``out`` (atomically: ``out.tmp`` then rename).
 
-    ``log`` receives progress lines (default: printed and flushed).
+    ``mode``: ``"tile"`` or ``"mixed"`` (module docstring). ``log`` receives
+    progress lines (default: printed and flushed).
     """
     log = log or functools.partial(print, flush=True)
     if n_cells <= 0:
         raise ValueError("n_cells must be positive")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     X, var = load_source(source or pbmc3k_path())
+    if mode == "mixed":
+        nbrs = source_neighbors(X, var)
+        make_block = functools.partial(mixed_block, X, nbrs)
+    else:
+        make_block = functools.partial(thinned_block, X)
     rng = np.random.default_rng(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -151,7 +215,7 @@ def generate(
         row_nnz, nnz = [np.zeros(1, dtype=np.int64)], 0
         for start in range(0, n_cells, BLOCK_CELLS):
             n = min(BLOCK_CELLS, n_cells - start)
-            d, i, lengths = thinned_block(X, rng, n)
+            d, i, lengths = make_block(rng, n)
             _append(data, d)
             _append(indices, i)
             row_nnz.append(lengths)
@@ -170,15 +234,19 @@ def generate(
     return out
 
 
-def default_name(n_cells: int, compression: str | None) -> str:
-    """``pbmc_100k.h5ad``, ``pbmc_1m_gzip.h5ad``, ... (used by ``bench/run.py``)."""
+MODES = ("tile", "mixed")
+
+
+def default_name(n_cells: int, compression: str | None, mode: str = "tile") -> str:
+    """``pbmc_100k.h5ad``, ``pbmc_1m_gzip.h5ad``, ``mixed_1m.h5ad`` ... (used by ``bench/run.py``)."""
     if n_cells % 1_000_000 == 0:
         label = f"{n_cells // 1_000_000}m"
     elif n_cells % 1000 == 0:
         label = f"{n_cells // 1000}k"
     else:
         label = str(n_cells)
-    return f"pbmc_{label}{'_gzip' if compression else ''}.h5ad"
+    prefix = "pbmc" if mode == "tile" else mode
+    return f"{prefix}_{label}{'_gzip' if compression else ''}.h5ad"
 
 
 def main(argv=None) -> int:
@@ -188,12 +256,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compression", choices=("gzip", "none"), default="none")
     ap.add_argument("--source", type=Path, help="source .h5ad (default: PBMC 3k)")
+    ap.add_argument("--mode", choices=MODES, default="tile",
+                    help="tile: thinned copies; mixed: thinned mixes of neighbouring cells")
     ap.add_argument("-o", "--output", type=Path,
                     help="output .h5ad (default: bench/data/pbmc_<N>[_gzip].h5ad)")
     args = ap.parse_args(argv)
     compression = None if args.compression == "none" else args.compression
-    out = args.output or REPO / "bench" / "data" / default_name(args.n_cells, compression)
-    generate(out, args.n_cells, seed=args.seed, compression=compression, source=args.source)
+    out = args.output or REPO / "bench" / "data" / default_name(args.n_cells, compression,
+                                                                 args.mode)
+    generate(out, args.n_cells, seed=args.seed, compression=compression, source=args.source,
+             mode=args.mode)
     return 0
 
 
