@@ -16,6 +16,7 @@ __all__ = [
     "col_group_sums",
     "concat_matrices",
     "count_above_py",
+    "knn_graph",
     "moments_py",
     "open",
     "pca",
@@ -41,6 +42,7 @@ __all__ = [
     "regress_apply",
     "regress_stats",
     "residual_variances_py",
+    "umap_connectivities",
     "write_zarr_matrix",
 ]
 
@@ -48,6 +50,8 @@ _F64 = npt.NDArray[np.float64]
 _U64 = npt.NDArray[np.uint64]
 _I64 = npt.NDArray[np.int64]
 _U32 = npt.NDArray[np.uint32]
+_I32 = npt.NDArray[np.int32]
+_F32 = npt.NDArray[np.float32]
 _Bool = npt.NDArray[np.bool_]
 _Block = (
     tuple[Literal["csr"], np.ndarray, npt.NDArray[np.int32], _I64, tuple[int, int]]
@@ -214,3 +218,18 @@ def pp_combat(
 ) -> Matrix: ...
 def col_group_sums(m: Matrix, groups: _U32, n_groups: int) -> tuple[_F64, _F64, _U64]: ...
 def read_mtx(path: str | os.PathLike[str], transpose: bool = False) -> Matrix: ...
+
+# -- neighbors ----------------------------------------------------------------
+def knn_graph(
+    x: _F32,
+    k: int,
+    exact_max: int = 20000,
+    nlist: int = 0,
+    coarse_dims: int = 0,
+    nprobe: int = 2,
+    qprobe: int = 2,
+    refine: int = 0,
+    kmeans_iters: int = 6,
+    seed: int = 0,
+) -> tuple[_I32, _F64]: ...
+def umap_connectivities(indices: _I32, distances: _F32) -> tuple[_I64, _I32, _F32]: ...

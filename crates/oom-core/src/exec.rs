@@ -35,6 +35,17 @@ pub fn progress() -> (u64, u64) {
     (DONE_ROWS.load(Ordering::Relaxed), TOTAL_ROWS.load(Ordering::Relaxed))
 }
 
+/// Announce `rows` more rows of work in the current call, for passes
+/// that are not driven by the blocks of a view (e.g. the kNN search).
+pub fn add_total(rows: u64) {
+    TOTAL_ROWS.fetch_add(rows, Ordering::Relaxed);
+}
+
+/// Count `rows` rows of announced work as done.
+pub fn add_done(rows: u64) {
+    DONE_ROWS.fetch_add(rows, Ordering::Relaxed);
+}
+
 pub fn check_cancel() -> Result<()> {
     if CANCEL.load(Ordering::Relaxed) {
         Err(OomError::Interrupted)

@@ -10,6 +10,7 @@ from anndataoom.pp._downsample import downsample_counts
 from anndataoom.pp._filter import filter_cells, filter_genes
 from anndataoom.pp._hvg import highly_variable_genes
 from anndataoom.pp._log1p import log1p
+from anndataoom.pp._neighbors import KnnTransformer, neighbors
 from anndataoom.pp._normalize import normalize_total
 from anndataoom.pp._pca import pca
 from anndataoom.pp._qc import calculate_qc_metrics
@@ -18,6 +19,7 @@ from anndataoom.pp._scale import scale
 from anndataoom.pp._sqrt import sqrt
 
 __all__ = [
+    "KnnTransformer",
     "calculate_qc_metrics",
     "combat",
     "downsample_counts",
@@ -25,6 +27,7 @@ __all__ = [
     "filter_genes",
     "highly_variable_genes",
     "log1p",
+    "neighbors",
     "normalize_total",
     "pca",
     "regress_out",

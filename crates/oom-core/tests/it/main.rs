@@ -4,4 +4,5 @@ mod fixtures;
 mod corrupt;
 mod io;
 mod scale;
+mod graph;
 mod zarr;

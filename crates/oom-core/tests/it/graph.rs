@@ -1,0 +1,116 @@
+//! kNN search and fuzzy connectivities against brute force.
+
+use oom_core::graph::fuzzy::fuzzy_graph;
+use oom_core::graph::knn::{knn, KnnOptions};
+use oom_core::linalg::rng::Rng;
+
+/// Points around a few centres, in `d` dimensions (a seeded cloud).
+#[allow(clippy::cast_possible_truncation)]
+fn cloud(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    let centres: Vec<f64> = (0..8 * d).map(|_| 4.0 * r.normal()).collect();
+    let mut x = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let c = usize::try_from(r.below(8)).unwrap();
+        for j in 0..d {
+            x.push((centres[c * d + j] + r.normal()) as f32);
+        }
+    }
+    x
+}
+
+/// Exact neighbours by a direct loop: itself first, then (distance, index).
+fn naive(x: &[f32], d: usize, k: usize) -> Vec<Vec<(f64, u32)>> {
+    let n = x.len() / d;
+    (0..n)
+        .map(|i| {
+            let mut all: Vec<(f64, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let s: f64 = (0..d).map(|t| (f64::from(x[i * d + t]) - f64::from(x[j * d + t])).powi(2)).sum();
+                    (s, u32::try_from(j).unwrap())
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            all.truncate(k - 1);
+            all
+        })
+        .collect()
+}
+
+#[test]
+fn exact_path_equals_brute_force() {
+    let (n, d, k) = (700, 12, 10);
+    let x = cloud(n, d, 1);
+    let g = knn(&x, d, &KnnOptions { k, ..KnnOptions::default() }).unwrap();
+    let want = naive(&x, d, k);
+    for i in 0..n {
+        assert_eq!(g.indices[i * k] as usize, i);
+        assert!(g.sqdist[i * k] == 0.0);
+        for (t, &(s, j)) in want[i].iter().enumerate() {
+            assert_eq!(g.indices[i * k + 1 + t], j, "row {i} rank {t}");
+            assert!((g.sqdist[i * k + 1 + t] - s).abs() <= 1e-9 * s.max(1.0));
+        }
+    }
+}
+
+#[test]
+fn ivf_path_recall_and_thread_independence() {
+    let (n, d, k) = (4000, 16, 15);
+    let x = cloud(n, d, 2);
+    let o = KnnOptions { k, exact_max: 0, nlist: 40, nprobe: 3, ..KnnOptions::default() };
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| knn(&x, d, &o).unwrap())
+    };
+    let g = run(2);
+    assert_eq!(g, run(1));
+    let want = naive(&x, d, k);
+    let mut hit = 0usize;
+    for i in 0..n {
+        assert_eq!(g.indices[i * k] as usize, i);
+        let row = &g.indices[i * k + 1..(i + 1) * k];
+        hit += want[i].iter().filter(|p| row.contains(&p.1)).count();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let recall = hit as f64 / (n * (k - 1)) as f64;
+    assert!(recall >= 0.95, "recall {recall}");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let x = cloud(50, 4, 3);
+    assert!(knn(&x, 4, &KnnOptions { k: 1, ..KnnOptions::default() }).is_err());
+    assert!(knn(&x, 4, &KnnOptions { k: 51, ..KnnOptions::default() }).is_err());
+    let mut y = x.clone();
+    y[17] = f32::NAN;
+    assert!(knn(&y, 4, &KnnOptions::default()).is_err());
+    assert!(knn(&x, 3, &KnnOptions::default()).is_err());
+}
+
+#[test]
+fn fuzzy_graph_is_symmetric_without_self_loops() {
+    let (n, d, k) = (300, 6, 8);
+    let x = cloud(n, d, 4);
+    let g = knn(&x, d, &KnnOptions { k, ..KnnOptions::default() }).unwrap();
+    #[allow(clippy::cast_possible_truncation)]
+    let dist: Vec<f32> = g.distances().iter().map(|&v| v as f32).collect();
+    let f = fuzzy_graph(&g.indices, &dist, k).unwrap();
+    let get = |i: usize, j: i32| {
+        let (a, b) = (usize::try_from(f.indptr[i]).unwrap(), usize::try_from(f.indptr[i + 1]).unwrap());
+        f.indices[a..b].iter().position(|&c| c == j).map(|p| f.data[a + p])
+    };
+    for i in 0..n {
+        let (a, b) = (usize::try_from(f.indptr[i]).unwrap(), usize::try_from(f.indptr[i + 1]).unwrap());
+        assert!(f.indices[a..b].windows(2).all(|w| w[0] < w[1]));
+        for p in a..b {
+            let j = f.indices[p];
+            assert_ne!(usize::try_from(j).unwrap(), i);
+            assert!(f.data[p] > 0.0 && f.data[p] <= 1.0);
+            assert_eq!(get(usize::try_from(j).unwrap(), i32::try_from(i).unwrap()), Some(f.data[p]));
+        }
+        // the nearest neighbour always has weight 1 (distance = rho)
+        let nn = i32::try_from(g.indices[i * k + 1]).unwrap();
+        assert_eq!(get(i, nn), Some(1.0));
+    }
+    assert!(fuzzy_graph(&[0, 5], &[0.0, 1.0], 2).is_err());
+}
