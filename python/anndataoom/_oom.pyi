@@ -41,6 +41,8 @@ __all__ = [
     "regress_apply",
     "regress_stats",
     "residual_variances_py",
+    "umap_layout",
+    "umap_spectral",
     "write_zarr_matrix",
 ]
 
@@ -214,3 +216,26 @@ def pp_combat(
 ) -> Matrix: ...
 def col_group_sums(m: Matrix, groups: _U32, n_groups: int) -> tuple[_F64, _F64, _U64]: ...
 def read_mtx(path: str | os.PathLike[str], transpose: bool = False) -> Matrix: ...
+def umap_spectral(
+    indptr: _I64,
+    indices: _U32,
+    data: npt.NDArray[np.float32],
+    dim: int,
+    seed: int,
+    tol: float = 1e-4,
+    max_products: int = 100,
+) -> tuple[_F64, float, bool]: ...
+def umap_layout(
+    indptr: _I64,
+    indices: _U32,
+    data: npt.NDArray[np.float32],
+    init: npt.NDArray[np.float32],
+    n_epochs: int,
+    prune_epochs: int,
+    a: float,
+    b: float,
+    gamma: float,
+    alpha: float,
+    negative_sample_rate: float,
+    seed: int,
+) -> npt.NDArray[np.float32]: ...

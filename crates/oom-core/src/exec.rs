@@ -35,6 +35,16 @@ pub fn progress() -> (u64, u64) {
     (DONE_ROWS.load(Ordering::Relaxed), TOTAL_ROWS.load(Ordering::Relaxed))
 }
 
+/// Progress of work that is not block-driven (e.g. the epochs of a
+/// layout): `start_pass(total)` once, then `advance(done)` as it goes.
+pub fn start_pass(total: u64) {
+    TOTAL_ROWS.fetch_add(total, Ordering::Relaxed);
+}
+
+pub fn advance(done: u64) {
+    DONE_ROWS.fetch_add(done, Ordering::Relaxed);
+}
+
 pub fn check_cancel() -> Result<()> {
     if CANCEL.load(Ordering::Relaxed) {
         Err(OomError::Interrupted)
