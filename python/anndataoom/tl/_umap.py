@@ -39,6 +39,8 @@ SPECTRAL_TOL = 1e-4
 # A Ritz residual below this still gives the coarse shape an init needs;
 # above it the layout falls back to X_pca.
 SPECTRAL_USABLE = 1e-2
+# Each dimension has its own compiled SGD kernel (MAX_DIM in graph/umap.rs).
+MAX_COMPONENTS = 8
 
 
 def find_ab_params(spread: float, min_dist: float) -> tuple[float, float]:
@@ -74,8 +76,9 @@ def _check_params(min_dist, spread, n_components, maxiter, negative_sample_rate,
         raise ValueError(f"min_dist must be non-negative, got {min_dist}")
     if min_dist > spread:
         raise ValueError(f"min_dist ({min_dist}) must be less than or equal to spread ({spread})")
-    if int(n_components) != n_components or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+    if int(n_components) != n_components or not 1 <= n_components <= MAX_COMPONENTS:
+        raise ValueError(f"n_components must be an integer from 1 to {MAX_COMPONENTS}, "
+                         f"got {n_components!r}")
     if maxiter is not None and (int(maxiter) != maxiter or maxiter < 1):
         raise ValueError(f"maxiter must be a positive integer or None, got {maxiter!r}")
     if negative_sample_rate <= 0:
@@ -126,8 +129,11 @@ def _meta_layout(n_comp, labels, dim, rs, data, metric, metric_kwds) -> np.ndarr
     if n_comp > 2 * dim:
         from umap.spectral import component_layout
 
-        return component_layout(data, n_comp, labels, dim, rs, metric=metric,
-                                metric_kwds=metric_kwds)
+        with warnings.catch_warnings():
+            # the centroids' affinity matrix is dense; sklearn checks it anyway
+            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+            return component_layout(data, n_comp, labels, dim, rs, metric=metric,
+                                    metric_kwds=metric_kwds)
     k = int(np.ceil(n_comp / 2.0))
     base = np.hstack([np.eye(k), np.zeros((k, dim - k))])
     return np.vstack([base, -base])[:n_comp]

@@ -18,10 +18,13 @@ use rayon::prelude::*;
 use super::Csr;
 use crate::exec::{advance, check_cancel, start_pass};
 use crate::linalg::rng::Rng;
-use crate::{oom_ensure, Result};
+use crate::{oom_bail, oom_ensure, Result};
 
 /// Vertices per parallel task are chosen so a task has about this many edges.
 const TASK_EDGES: usize = 1 << 14;
+
+/// Largest embedding dimension (each has its own compiled kernel).
+pub const MAX_DIM: usize = 8;
 
 /// umap-learn clips each gradient component to ±4.
 const CLIP: f32 = 4.0;
@@ -49,6 +52,40 @@ pub fn epochs_per_sample(weights: &[f32], prune_epochs: usize) -> Vec<f32> {
     weights.iter().map(|&w| if w > 0.0 && w >= floor { max / w } else { f32::INFINITY }).collect()
 }
 
+/// `x^b` for `x > 0` as `2^(b·log2 x)` with polynomial log2/exp2 (relative
+/// error < 1e-5): libm's `powf` was most of the cost of a gradient step,
+/// and the SGD needs only a few digits.
+fn fast_pow(x: f32, b: f32) -> f32 {
+    fast_exp2(b * fast_log2(x))
+}
+
+fn fast_log2(x: f32) -> f32 {
+    let bits = x.to_bits();
+    #[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    // mantissa in [1, 2); log2 via atanh series in t = (m-1)/(m+1), t ∈ [0, 1/3]
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let series = t * (2.885_39 + t2 * (0.961_797 + t2 * (0.577_078 + t2 * (0.412_198 + t2 * 0.320_6))));
+    #[allow(clippy::cast_precision_loss)]
+    let r = e as f32 + series;
+    r
+}
+
+fn fast_exp2(y: f32) -> f32 {
+    let y = y.clamp(-126.0, 126.0);
+    let i = y.floor();
+    let f = y - i;
+    // 2^f on [0, 1): degree-7 Taylor polynomial of e^(f ln 2)
+    let p = 1.0
+        + f * (0.693_147_2
+            + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * (0.000_154_035_3 + f * 0.000_015_252_73))))));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let scale = f32::from_bits(((i as i32 + 127) as u32) << 23);
+    p * scale
+}
+
 fn clip(v: f32) -> f32 {
     v.clamp(-CLIP, CLIP)
 }
@@ -59,9 +96,6 @@ fn vertex_rng(seed: u64, epoch: usize, v: usize) -> Rng {
     Rng::new(mix.next_u64() ^ (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-fn sq_dist(x: &[f32], y: &[f32]) -> f32 {
-    x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum()
-}
 
 /// Contiguous vertex ranges with about [`TASK_EDGES`] edges each.
 fn tasks(g: &Csr<'_>) -> Vec<std::ops::Range<usize>> {
@@ -98,13 +132,27 @@ struct Clocks<'a> {
     next_neg: &'a mut [f32],
 }
 
-/// One epoch of one vertex `v` whose edges are `edges` (offset `base` into
+fn sq_dist_d<const D: usize>(x: &[f32; D], y: &[f32; D]) -> f32 {
+    let mut s = 0.0;
+    for d in 0..D {
+        s += (x[d] - y[d]) * (x[d] - y[d]);
+    }
+    s
+}
+
+fn point<const D: usize>(emb: &[f32], k: usize) -> &[f32; D] {
+    emb[k * D..(k + 1) * D].try_into().expect("D values")
+}
+
+/// One epoch of one vertex `v` (position `cur`, edges offset `base` into
 /// `clocks`): attraction along each due edge, then its negative samples.
+/// `D` is the embedding dimension, fixed at compile time so the inner
+/// loops unroll.
 #[allow(clippy::too_many_arguments)]
-fn move_vertex(
+fn move_vertex<const D: usize>(
     g: &Csr<'_>,
     prev: &[f32],
-    cur: &mut [f32],
+    cur: &mut [f32; D],
     v: usize,
     base: usize,
     clocks: &mut Clocks<'_>,
@@ -113,7 +161,6 @@ fn move_vertex(
     rng: &mut Rng,
     p: &SgdParams,
 ) {
-    let dim = cur.len();
     let n = g.n() as u64;
     let (a, b) = (p.a, p.b);
     for e in g.row(v) {
@@ -121,35 +168,41 @@ fn move_vertex(
         if clocks.next[i] > epoch {
             continue;
         }
-        let k = g.indices[e] as usize;
-        let other = &prev[k * dim..(k + 1) * dim];
-        let d2 = sq_dist(cur, other);
+        let other = point::<D>(prev, g.indices[e] as usize);
+        let d2 = sq_dist_d(cur, other);
         if d2 > 0.0 {
-            let pb = d2.powf(b);
+            let pb = fast_pow(d2, b);
             let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-            for (c, o) in cur.iter_mut().zip(other) {
+            for d in 0..D {
                 // twice: this edge and its mirror (k, v) pull v together
-                *c += 2.0 * clip(coeff * (*c - o)) * alpha;
+                cur[d] += 2.0 * clip(coeff * (cur[d] - other[d])) * alpha;
             }
         }
         clocks.next[i] += clocks.eps[i];
         let eps_neg = clocks.eps[i] / p.negative_sample_rate;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as usize;
+        // The negative samples of one edge all push from the same position
+        // and their steps are summed: independent iterations instead of one
+        // long dependency chain through `cur` (several times faster).
+        let mut push = [0.0f32; D];
         for _ in 0..n_neg {
             #[allow(clippy::cast_possible_truncation)]
             let k = rng.below(n) as usize;
             if k == v {
                 continue;
             }
-            let other = &prev[k * dim..(k + 1) * dim];
-            let d2 = sq_dist(cur, other);
+            let other = point::<D>(prev, k);
+            let d2 = sq_dist_d(cur, other);
             if d2 > 0.0 {
-                let coeff = 2.0 * p.gamma * b / ((0.001 + d2) * (a * d2.powf(b) + 1.0));
-                for (c, o) in cur.iter_mut().zip(other) {
-                    *c += clip(coeff * (*c - o)) * alpha;
+                let coeff = 2.0 * p.gamma * b / ((0.001 + d2) * (a * fast_pow(d2, b) + 1.0));
+                for d in 0..D {
+                    push[d] += clip(coeff * (cur[d] - other[d]));
                 }
             }
+        }
+        for d in 0..D {
+            cur[d] += push[d] * alpha;
         }
         #[allow(clippy::cast_precision_loss)]
         {
@@ -162,8 +215,21 @@ fn move_vertex(
 /// [0, 10] as umap-learn does) in place. `eps` comes from
 /// [`epochs_per_sample`] on the graph's weights.
 pub fn optimize_layout(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], dim: usize, p: &SgdParams) -> Result<()> {
-    let n = g.n();
-    oom_ensure!(dim > 0, Value, "n_components must be positive");
+    match dim {
+        1 => optimize::<1>(g, eps, emb, p),
+        2 => optimize::<2>(g, eps, emb, p),
+        3 => optimize::<3>(g, eps, emb, p),
+        4 => optimize::<4>(g, eps, emb, p),
+        5 => optimize::<5>(g, eps, emb, p),
+        6 => optimize::<6>(g, eps, emb, p),
+        7 => optimize::<7>(g, eps, emb, p),
+        8 => optimize::<8>(g, eps, emb, p),
+        _ => oom_bail!(Value, "n_components must be between 1 and {MAX_DIM}, got {dim}"),
+    }
+}
+
+fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdParams) -> Result<()> {
+    let (n, dim) = (g.n(), D);
     oom_ensure!(emb.len() == n * dim, Value, "the initial embedding has {} values, expected {n} × {dim}", emb.len());
     oom_ensure!(eps.len() == g.indices.len(), Value, "one epochs_per_sample value per edge expected");
     oom_ensure!(p.negative_sample_rate > 0.0, Value, "negative_sample_rate must be positive");
@@ -185,9 +251,10 @@ pub fn optimize_layout(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], dim: usize, p:
         pos.into_par_iter().zip(nx).zip(nn).zip(&tasks).with_max_len(1).for_each(|(((pos, nx), nn), t)| {
             let base = g.row(t.start).start;
             let mut clocks = Clocks { eps: &eps[base..base + nx.len()], next: nx, next_neg: nn };
-            for (v, cur) in t.clone().zip(pos.chunks_exact_mut(dim)) {
+            for (v, cur) in t.clone().zip(pos.chunks_exact_mut(D)) {
                 let mut rng = vertex_rng(p.seed, epoch, v);
-                move_vertex(g, prev_ref, cur, v, base, &mut clocks, epoch_f, alpha, &mut rng, p);
+                let cur: &mut [f32; D] = cur.try_into().expect("D values");
+                move_vertex::<D>(g, prev_ref, cur, v, base, &mut clocks, epoch_f, alpha, &mut rng, p);
             }
         });
         prev.copy_from_slice(emb);
@@ -223,6 +290,17 @@ mod tests {
     }
 
     #[test]
+    fn fast_pow_is_close_to_powf() {
+        for &b in &[0.79f32, 0.895, 1.334, 1.93] {
+            for i in 0..2000 {
+                let x = 1e-6f32 * 1.02f32.powi(i);
+                let (want, got) = (x.powf(b), fast_pow(x, b));
+                assert!((got - want).abs() <= 2e-5 * want, "{x}^{b}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
     fn epochs_per_sample_matches_umap_learn() {
         // max/w for kept edges; w < max/n_epochs dropped
         let eps = epochs_per_sample(&[1.0, 0.5, 0.25, 0.001], 200);
@@ -244,7 +322,7 @@ mod tests {
         let one = run(1);
         assert_eq!(one, run(2));
         assert_ne!(one, init);
-        let d = |i: usize, j: usize| sq_dist(&one[2 * i..2 * i + 2], &one[2 * j..2 * j + 2]).sqrt();
+        let d = |i: usize, j: usize| sq_dist_d::<2>(point(&one, i), point(&one, j)).sqrt();
         let within = d(0, 1).max(d(0, 2)).max(d(4, 5)).max(d(3, 4));
         let between = d(0, 4).min(d(1, 5)).min(d(0, 5));
         assert!(within < between, "within {within} between {between}");
