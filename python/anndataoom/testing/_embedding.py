@@ -7,8 +7,9 @@ import numpy as np
 __all__ = ["neighbour_preservation"]
 
 
-def neighbour_preservation(high, low, k: int = 15, n_sample: int | None = None, seed: int = 0) -> float:
-    """Mean fraction of each cell's ``k`` nearest neighbours in ``high`` kept among its ``k`` in ``low``.
+def neighbour_preservation(high, low, k: int = 15, n_sample: int | None = None,
+                           seed: int = 0) -> float:
+    """Score how many of each cell's ``k`` nearest neighbours in ``high`` stay so in ``low``.
 
     Neighbours are exact (Euclidean, the cell itself left out) in both
     spaces; with ``n_sample`` only that many random cells are scored (their
@@ -43,4 +44,5 @@ def neighbour_preservation(high, low, k: int = 15, n_sample: int | None = None, 
         # drop the cell itself (or one exact duplicate standing in for it)
         return [r[r != i][:k] for r, i in zip(idx, rows, strict=True)]
 
-    return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(knn(high), knn(low), strict=True)]))
+    pairs = zip(knn(high), knn(low), strict=True)
+    return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in pairs]))

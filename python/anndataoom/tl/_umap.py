@@ -108,7 +108,7 @@ def _csr_args(graph: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _representation(adata, neighbors_key: str) -> np.ndarray | None:
-    """The data ``sc.pp.neighbors`` used (centroids of components), if in obsm."""
+    """Return the data ``sc.pp.neighbors`` used (for component centroids), if in obsm."""
     params = adata.uns[neighbors_key].get("params", {})
     use_rep = params.get("use_rep", "X_pca")
     if use_rep not in adata.obsm:
@@ -159,7 +159,8 @@ def _spectral_init(graph, dim, rs, data, metric, metric_kwds) -> tuple[np.ndarra
         if size < 2 * dim or size <= dim + 1:
             coords = rs.uniform(-data_range, data_range, size=(size, dim))
         else:
-            coords, residual = _component_spectral(permuted[start:end, start:end], dim, seed + label)
+            sub = permuted[start:end, start:end]
+            coords, residual = _component_spectral(sub, dim, seed + label)
             worst = max(worst, residual)
             coords *= data_range / np.abs(coords).max()
         result[order[start:end]] = coords + meta[label]
@@ -172,7 +173,7 @@ def _noisy_scale(coords, rs, max_coord=10.0, noise=1e-4) -> np.ndarray:
 
 
 def _given_init(coords, n_obs: int, dim: int, what: str, rs) -> np.ndarray:
-    """An init array from the user (obsm or numpy), jittered where rows repeat (as umap-learn)."""
+    """Check an init array from the user (obsm or numpy); jitter repeated rows as umap-learn."""
     coords = np.asarray(coords, dtype=np.float32)
     if coords.ndim != 2 or coords.shape[0] != n_obs or coords.shape[1] < dim:
         raise ValueError(f"init_pos {what} has shape {coords.shape}; expected ({n_obs}, >= {dim})")
@@ -183,7 +184,8 @@ def _given_init(coords, n_obs: int, dim: int, what: str, rs) -> np.ndarray:
         from sklearn.neighbors import KDTree
 
         dist, _ = KDTree(coords).query(coords, k=2)
-        coords = coords + rs.normal(scale=0.001 * np.mean(dist[:, 1]), size=coords.shape).astype(np.float32)
+        jitter = rs.normal(scale=0.001 * np.mean(dist[:, 1]), size=coords.shape)
+        coords = coords + jitter.astype(np.float32)
     return coords
 
 
@@ -198,14 +200,16 @@ def _init(adata, init_pos, graph, dim, rs, neighbors_key, random_state) -> np.nd
     if init_pos == "paga":
         from scanpy.tools._utils import get_init_pos_from_paga
 
-        coords = get_init_pos_from_paga(adata, random_state=random_state, neighbors_key=neighbors_key)
+        coords = get_init_pos_from_paga(adata, random_state=random_state,
+                                        neighbors_key=neighbors_key)
         return _given_init(coords, n, dim, "from paga", rs)
     if init_pos != "spectral":
         raise ValueError(f"init_pos={init_pos!r} is neither one of {_INITS}, an obsm key "
                          f"({list(adata.obsm)}) nor an array")
     params = adata.uns[neighbors_key].get("params", {})
     coords, residual = _spectral_init(graph, dim, rs, _representation(adata, neighbors_key),
-                                      params.get("metric", "euclidean"), params.get("metric_kwds", {}))
+                                      params.get("metric", "euclidean"),
+                                      params.get("metric_kwds", {}))
     if residual > SPECTRAL_USABLE or not np.isfinite(coords).all():
         fallback = "X_pca" if "X_pca" in adata.obsm else "random"
         warnings.warn(f"spectral initialisation did not converge (residual {residual:.2g}); "
