@@ -1,4 +1,4 @@
-"""UMAP of one kNN graph: ours (``oom.tl.umap``) vs scanpy's ``sc.tl.umap``.
+r"""UMAP of one kNN graph: ours (``oom.tl.umap``) vs scanpy's ``sc.tl.umap``.
 
 Input: an N × d ``X_pca`` (``.npy``, e.g. the lead's
 ``/work/data/mixed_100k_pca.npy``) and its connectivities (``.npz`` CSR from
@@ -16,8 +16,8 @@ shadow the ``umap`` package scanpy imports.)
 Usage::
 
     python bench/umap_layout.py --pca /work/data/mixed_100k_pca.npy
-    python bench/umap_layout.py --pca /work/data/mixed_1m_pca.npy --graph /work/data/mixed_1m_graph.npz \\
-        --contenders ours
+    python bench/umap_layout.py --pca /work/data/mixed_1m_pca.npy \
+        --graph /work/data/mixed_1m_graph.npz --contenders ours
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ def worker(who: str, pca: Path, graph: Path, out: Path) -> None:
     a = _adata(pca, graph)
     t0 = time.perf_counter()
     if who == "ours":
+        import logging
+
         import anndataoom as oom
+
+        logging.basicConfig(level=logging.INFO)  # the init / epochs split, on stderr
 
         oom.tl.umap(a, random_state=0)
     else:
@@ -75,12 +79,11 @@ def worker(who: str, pca: Path, graph: Path, out: Path) -> None:
 
 
 def build_graph(pca: Path, graph: Path) -> None:
-    """Connectivities of ``sc.pp.neighbors(n_neighbors=15)`` on the PCA."""
+    """Save the connectivities of ``sc.pp.neighbors(n_neighbors=15)`` on the PCA."""
     import anndata as ad
     import numpy as np
     import scanpy as sc
     import scipy.sparse as sp
-
     from pynndescent import PyNNDescentTransformer
 
     class CsrMatrixOut(PyNNDescentTransformer):
@@ -102,7 +105,8 @@ def build_graph(pca: Path, graph: Path) -> None:
 
 def main() -> None:
     """Measure the contenders and print the table with ours/scanpy ratios."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pca", type=Path, required=True)
     p.add_argument("--graph", type=Path, help="connectivities .npz (default: built and cached)")
     p.add_argument("--contenders", default="ours,scanpy")
@@ -132,31 +136,38 @@ def main() -> None:
         for who in args.contenders.split(","):
             out = Path(tmp) / f"{who}.npy"
             timeout = args.scanpy_timeout if who == "scanpy" else 3600.0
-            m = run_measured([sys.executable, __file__, "--pca", str(args.pca), "--graph", str(graph),
-                              "--worker", who, "--out", str(out)],
+            m = run_measured([sys.executable, __file__, "--pca", str(args.pca),
+                              "--graph", str(graph), "--worker", who, "--out", str(out)],
                              stdout=Path(tmp) / f"{who}.out", stderr=Path(tmp) / f"{who}.err",
                              timeout=timeout, rss_limit=int(args.rss_limit_gb * 2**30))
             row = {"wall": m.wall, "cpu": m.cpu, "peak_rss": m.peak_rss, "exit_code": m.exit_code,
                    "killed_for": m.killed_for}
             if m.exit_code == 0:
-                row["umap_seconds"] = json.loads((Path(tmp) / f"{who}.out").read_text())["umap_seconds"]
-                row["preservation"] = neighbour_preservation(high, np.load(out), n_sample=args.sample)
+                printed = json.loads((Path(tmp) / f"{who}.out").read_text())
+                row["umap_seconds"] = printed["umap_seconds"]
+                row["preservation"] = neighbour_preservation(high, np.load(out),
+                                                             n_sample=args.sample)
+                row["log"] = [ln for ln in (Path(tmp) / f"{who}.err").read_text().splitlines()
+                              if "umap:" in ln]
             else:
                 row["stderr"] = (Path(tmp) / f"{who}.err").read_text()[-2000:]
             rows[who] = row
             print(who, json.dumps(row, default=str), flush=True)
     print(f"\n{'':8} {'wall s':>8} {'umap s':>8} {'CPU s':>8} {'peak':>10} {'preserv.':>9}")
     for who, r in rows.items():
-        print(f"{who:8} {r['wall']:8.1f} {r.get('umap_seconds', float('nan')):8.1f} {r['cpu']:8.1f} "
+        print(f"{who:8} {r['wall']:8.1f} {r.get('umap_seconds', float('nan')):8.1f} "
+              f"{r['cpu']:8.1f} "
               f"{fmt_bytes(r['peak_rss']):>10} {r.get('preservation', float('nan')):9.3f}"
               + (f"  ({r['killed_for']})" if r["killed_for"] else ""))
     if "ours" in rows and "scanpy" in rows and "preservation" in rows["scanpy"]:
         o, s = rows["ours"], rows["scanpy"]
-        print(f"ratios ours/scanpy: wall {o['wall'] / s['wall']:.3f}, peak {o['peak_rss'] / s['peak_rss']:.2f}, "
+        print(f"ratios ours/scanpy: wall {o['wall'] / s['wall']:.3f}, "
+              f"peak {o['peak_rss'] / s['peak_rss']:.2f}, "
               f"preservation {o.get('preservation', 0) / s['preservation']:.3f}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"umap_{name}.json").write_text(json.dumps(
-        {"machine": machine(), "pca": str(args.pca), "graph": str(graph), "rows": rows}, indent=1, default=str))
+        {"machine": machine(), "pca": str(args.pca), "graph": str(graph), "rows": rows},
+        indent=1, default=str))
 
 
 if __name__ == "__main__":

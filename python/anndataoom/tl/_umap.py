@@ -16,6 +16,7 @@ a million cells finish in minutes:
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from typing import Any
 
@@ -300,7 +301,9 @@ def umap(
         params["random_state"] = random_state
     rs = check_random_state(random_state)
     dim = int(n_components)
+    t0 = time.perf_counter()
     init = _init(adata, init_pos, graph, dim, rs, neighbors_key, random_state)
+    t_init = time.perf_counter() - t0
     span = init.max(axis=0) - init.min(axis=0)
     if (span <= 0).any():
         raise ValueError("the initial embedding is constant along an axis; choose another init_pos")
@@ -313,6 +316,9 @@ def umap(
                                n_epochs if n_epochs > 10 else default_epochs,
                                float(a), float(b), float(gamma), float(alpha),
                                float(negative_sample_rate), seed)
+    _log.info("umap: %s initialisation %.1f s, %d epochs %.1f s",
+              init_pos if isinstance(init_pos, str) else "array", t_init, n_epochs,
+              time.perf_counter() - t0 - t_init)
     adata.uns[key_uns] = {"params": params}
     adata.obsm[key_obsm] = emb
     return adata if copy else None
