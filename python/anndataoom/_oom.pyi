@@ -43,6 +43,8 @@ __all__ = [
     "regress_stats",
     "residual_variances_py",
     "umap_connectivities",
+    "umap_layout",
+    "umap_spectral",
     "write_zarr_matrix",
 ]
 
@@ -233,3 +235,26 @@ def knn_graph(
     seed: int = 0,
 ) -> tuple[_I32, _F64]: ...
 def umap_connectivities(indices: _I32, distances: _F32) -> tuple[_I64, _I32, _F32]: ...
+def umap_spectral(
+    indptr: _I64,
+    indices: _U32,
+    data: npt.NDArray[np.float32],
+    dim: int,
+    seed: int,
+    tol: float = 1e-4,
+    max_products: int = 100,
+) -> tuple[_F64, float, bool]: ...
+def umap_layout(
+    indptr: _I64,
+    indices: _U32,
+    data: npt.NDArray[np.float32],
+    init: npt.NDArray[np.float32],
+    n_epochs: int,
+    prune_epochs: int,
+    a: float,
+    b: float,
+    gamma: float,
+    alpha: float,
+    negative_sample_rate: float,
+    seed: int,
+) -> npt.NDArray[np.float32]: ...

@@ -35,15 +35,14 @@ pub fn progress() -> (u64, u64) {
     (DONE_ROWS.load(Ordering::Relaxed), TOTAL_ROWS.load(Ordering::Relaxed))
 }
 
-/// Announce `rows` more rows of work in the current call, for passes
-/// that are not driven by the blocks of a view (e.g. the kNN search).
-pub fn add_total(rows: u64) {
-    TOTAL_ROWS.fetch_add(rows, Ordering::Relaxed);
+/// Progress of work that is not block-driven (the kNN search, the epochs
+/// of a layout): `start_pass(total)` once, then `advance(done)` as it goes.
+pub fn start_pass(total: u64) {
+    TOTAL_ROWS.fetch_add(total, Ordering::Relaxed);
 }
 
-/// Count `rows` rows of announced work as done.
-pub fn add_done(rows: u64) {
-    DONE_ROWS.fetch_add(rows, Ordering::Relaxed);
+pub fn advance(done: u64) {
+    DONE_ROWS.fetch_add(done, Ordering::Relaxed);
 }
 
 pub fn check_cancel() -> Result<()> {

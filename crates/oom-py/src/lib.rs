@@ -12,6 +12,7 @@ mod pp;
 mod pp_extra;
 mod seed;
 mod tl;
+mod umap;
 mod zarr;
 
 use pyo3::prelude::*;
@@ -59,6 +60,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     seed::register(m)?;
     concat::register(m)?;
     tl::register(m)?;
+    umap::register(m)?;
     zarr::register(m)?;
     pp_extra::register(m)?;
     mtx::register(m)?;

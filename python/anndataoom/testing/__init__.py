@@ -10,6 +10,7 @@ from anndataoom.testing._assert import (
     dir_listing,
 )
 from anndataoom.testing._cellranger import write_10x_h5
+from anndataoom.testing._embedding import neighbour_preservation
 from anndataoom.testing._gen import gen_h5ad, pbmc_like_counts
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "dense",
     "dir_listing",
     "gen_h5ad",
+    "neighbour_preservation",
     "pbmc_like_counts",
     "write_10x_h5",
 ]

@@ -5,5 +5,6 @@ an in-memory AnnData is handed over to scanpy.
 """
 
 from anndataoom.tl._rank_genes_groups import rank_genes_groups
+from anndataoom.tl._umap import umap
 
-__all__ = ["rank_genes_groups"]
+__all__ = ["rank_genes_groups", "umap"]

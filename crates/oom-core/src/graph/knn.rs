@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::kmeans::{assign_top, kmeans};
 use super::scan::{norms, scan, sqdist, Queries, TopK, NO_ID};
 use crate::error::Result;
-use crate::exec::{add_done, add_total, check_cancel};
+use crate::exec::{advance, check_cancel, start_pass};
 use crate::{oom_bail, oom_ensure};
 
 /// Queries per task (one GEMM row block).
@@ -98,7 +98,7 @@ fn validate(x: &[f32], d: usize, k: usize) -> Result<usize> {
 pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
     let n = validate(x, d, o.k)?;
     let exact = n <= o.exact_max;
-    add_total((n * (1 + if exact { 0 } else { o.refine })) as u64);
+    start_pass((n * (1 + if exact { 0 } else { o.refine })) as u64);
     let (labels, nlist, probes) = if exact {
         (vec![0u32; n], 1, vec![vec![0u32]])
     } else {
@@ -220,7 +220,7 @@ fn ivf_search(x: &[f32], d: usize, labels: &[u32], nlist: usize, probes: &[Vec<u
             let cands: Vec<u32> = top.ids().collect();
             finish_row(x, d, i, &cands, &mut oi[t * k..(t + 1) * k], &mut od[t * k..(t + 1) * k]);
         }
-        add_done((b - a) as u64);
+        advance((b - a) as u64);
         Ok(())
     })?;
     // Back to row order.
@@ -334,7 +334,7 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
                     od[t * k + 1 + s] = v;
                 }
             }
-            add_done((oi.len() / k) as u64);
+            advance((oi.len() / k) as u64);
             Ok(())
         })?;
     Ok(Knn { k, indices, sqdist: sq })

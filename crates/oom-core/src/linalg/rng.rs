@@ -30,7 +30,8 @@ impl Rng {
             let m = u128::from(self.next_u64()) * u128::from(n);
             #[allow(clippy::cast_possible_truncation)]
             let low = m as u64;
-            if low >= n.wrapping_neg() % n {
+            // the modulo (a slow 64-bit division) only when `low` is small
+            if low >= n || low >= n.wrapping_neg() % n {
                 #[allow(clippy::cast_possible_truncation)]
                 return (m >> 64) as u64;
             }
