@@ -5,6 +5,7 @@
 pub mod block;
 pub mod error;
 pub mod exec;
+pub mod graph;
 pub mod kernels;
 pub mod linalg;
 pub mod plan;

@@ -4,6 +4,7 @@ mod concat;
 mod convert;
 mod enter;
 mod error;
+mod leiden;
 mod matrix;
 mod mtx;
 mod pca;
@@ -61,5 +62,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     zarr::register(m)?;
     pp_extra::register(m)?;
     mtx::register(m)?;
+    leiden::register(m)?;
     Ok(())
 }
