@@ -124,7 +124,9 @@ def leiden(
         adjacency, restrict_indices = restrict_adjacency(
             adata, restrict_key, restrict_categories=restrict_categories, adjacency=adjacency
         )
-    groups = _membership(adjacency, resolution, objective, beta, n_iterations, random_state, use_weights)
+    groups = _membership(
+        adjacency, resolution, objective, beta, n_iterations, random_state, use_weights
+    )
     if restrict_to is not None:
         if key_added == "leiden":
             key_added += "_R"
@@ -140,7 +142,11 @@ def leiden(
         values=groups.astype("U"), categories=natsorted(map(str, np.unique(groups)))
     )
     adata.uns[key_added] = {
-        "params": {"resolution": resolution, "random_state": random_state, "n_iterations": n_iterations}
+        "params": {
+            "resolution": resolution,
+            "random_state": random_state,
+            "n_iterations": n_iterations,
+        }
     }
     return adata if copy else None
 
@@ -154,10 +160,10 @@ def _check_args(
 ) -> tuple[str, float]:
     """Reject what the Rust Leiden does not do; return (objective, beta)."""
     if flavor != "igraph":
-        msg = f"oom.tl.leiden runs igraph's algorithm (flavor='igraph'), got flavor={flavor!r}; {_ROUTE}"
+        msg = f"oom.tl.leiden runs igraph's algorithm (flavor='igraph'), not {flavor!r}; {_ROUTE}"
         raise ValueError(msg)
     if directed:
-        msg = f"oom.tl.leiden clusters undirected graphs only (directed=True given); {_ROUTE}"
+        msg = f"oom.tl.leiden clusters undirected graphs only (directed=True); {_ROUTE}"
         raise ValueError(msg)
     if partition_type is not None:
         msg = f"oom.tl.leiden does not take a leidenalg partition_type; {_ROUTE}"
@@ -182,7 +188,8 @@ def _seed(random_state: Any) -> int:
         return 0
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         return int(random_state) & (2**64 - 1)
-    msg = f"random_state must be an int or None for oom.tl.leiden, got {type(random_state).__name__}; {_ROUTE}"
+    what = type(random_state).__name__
+    msg = f"random_state must be an int or None for oom.tl.leiden, got {what}; {_ROUTE}"
     raise TypeError(msg)
 
 
@@ -199,7 +206,8 @@ def _membership(
     if isinstance(adjacency, np.ndarray) and adjacency.ndim == 2:
         adjacency = sp.csr_matrix(adjacency)
     if not sp.issparse(adjacency):
-        msg = f"the graph must be a scipy sparse matrix or a 2-d array, got {type(adjacency).__name__}"
+        what = type(adjacency).__name__
+        msg = f"the graph must be a scipy sparse matrix or a 2-d array, got {what}"
         raise TypeError(msg)
     n, m = adjacency.shape
     if n != m:
