@@ -149,7 +149,7 @@ def main(argv=None) -> int:
                   f"{s['wall_s'] / o['wall_s']:.1f}×, peak RSS {s['peak_rss_mib'] / o['peak_rss_mib']:.1f}×; "
                   f"modularity ours − scanpy = {o['modularity'] - s['modularity']:+.4f}")
     RESULTS.mkdir(exist_ok=True)
-    name = args.name or f"leiden_{n}"
+    name = args.name or f"leiden_{args.graph.stem}"
     (RESULTS / f"{name}.json").write_text(json.dumps(
         {"graph": str(args.graph), "nodes": n, "stored_entries": nnz, "machine": machine(),
          "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -1,7 +1,8 @@
 """Tools with scanpy's names, arguments and result locations.
 
-Each function streams X through the Rust core and never loads it whole;
-an in-memory AnnData is handed over to scanpy.
+``rank_genes_groups`` streams X through the Rust core and never loads it
+whole (an in-memory AnnData is handed over to scanpy); ``leiden`` clusters
+the neighbourhood graph of ``obsp`` in Rust.
 """
 
 from anndataoom.tl._leiden import leiden
