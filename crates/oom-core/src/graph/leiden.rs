@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 
 use crate::error::Result;
 use crate::exec::check_cancel;
-use crate::graph::weighted::Graph;
+use crate::graph::weighted::{Graph, Weight};
 use crate::linalg::rng::Rng;
 use crate::oom_ensure;
 
@@ -56,7 +56,7 @@ pub struct Leiden {
 /// stable after a handful of iterations on real graphs).
 const MAX_ITERATIONS: i64 = 1000;
 
-pub fn leiden(g: &Graph, p: &LeidenParams) -> Result<Leiden> {
+pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
     oom_ensure!(p.resolution.is_finite() && p.resolution >= 0.0, Value, "resolution must be >= 0, got {}", p.resolution);
     oom_ensure!(p.beta.is_finite() && p.beta > 0.0, Value, "beta must be > 0, got {}", p.beta);
     let n = g.n();
@@ -82,7 +82,7 @@ pub fn leiden(g: &Graph, p: &LeidenParams) -> Result<Leiden> {
 }
 
 /// Σ_c [w_in(c) − γ' A_c²] of a partition (`w_in` over both directions).
-pub fn quality(g: &Graph, node_w: &[f64], membership: &[u32], gamma: f64) -> f64 {
+pub fn quality<W: Weight>(g: &Graph<W>, node_w: &[f64], membership: &[u32], gamma: f64) -> f64 {
     let k = membership.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     let mut a = vec![0f64; k];
     let mut inside = 0.0;
@@ -94,7 +94,7 @@ pub fn quality(g: &Graph, node_w: &[f64], membership: &[u32], gamma: f64) -> f64
 }
 
 /// Modularity of `membership` on `g` at `resolution` (Newman; γ as igraph's).
-pub fn modularity(g: &Graph, membership: &[u32], resolution: f64) -> f64 {
+pub fn modularity<W: Weight>(g: &Graph<W>, membership: &[u32], resolution: f64) -> f64 {
     let degrees = g.degrees();
     let total: f64 = degrees.iter().sum();
     if total <= 0.0 {
@@ -104,46 +104,66 @@ pub fn modularity(g: &Graph, membership: &[u32], resolution: f64) -> f64 {
 }
 
 /// One Leiden iteration from `membership` (of `g`'s nodes); true if a node moved.
-fn iterate(g: &Graph, node_w0: &[f64], membership: &mut [u32], gamma: f64, beta: f64, rng: &mut Rng) -> Result<bool> {
-    let mut agg: Option<Graph> = None;
-    let mut node_w = node_w0.to_vec();
+fn iterate<W: Weight>(
+    g: &Graph<W>,
+    node_w0: &[f64],
+    membership: &mut [u32],
+    gamma: f64,
+    beta: f64,
+    rng: &mut Rng,
+) -> Result<bool> {
     let mut part = membership.to_vec();
     renumber(&mut part);
     #[allow(clippy::cast_possible_truncation)]
     let mut node_of: Vec<u32> = (0..g.n() as u32).collect();
     let mut changed = false;
-    loop {
-        let cur = agg.as_ref().unwrap_or(g);
-        changed |= move_nodes(cur, &node_w, &mut part, gamma, rng)?;
-        let k = renumber(&mut part);
-        if k >= cur.n() {
-            break;
-        }
-        let mut refined = refine(cur, &node_w, &part, k, gamma, beta, rng)?;
-        let mut k_ref = renumber(&mut refined);
-        if k_ref >= cur.n() {
-            refined.clone_from(&part);
-            k_ref = k;
-        }
-        let next = cur.aggregate(&refined, k_ref);
-        let mut next_w = vec![0f64; k_ref];
-        let mut next_part = vec![0u32; k_ref];
-        for v in 0..cur.n() {
-            next_w[refined[v] as usize] += node_w[v];
-            next_part[refined[v] as usize] = part[v];
-        }
+    let mut level = one_level(g, node_w0, &mut part, &mut changed, gamma, beta, rng)?;
+    while let Some((next, next_w, refined)) = level {
         for o in &mut node_of {
             *o = refined[*o as usize];
         }
-        agg = Some(next);
-        node_w = next_w;
-        part = next_part;
-        check_cancel()?;
+        level = one_level(&next, &next_w, &mut part, &mut changed, gamma, beta, rng)?;
     }
     for (m, &o) in membership.iter_mut().zip(&node_of) {
         *m = part[o as usize];
     }
     Ok(changed)
+}
+
+/// Local moving on one level; unless every community is already a single
+/// node, refine and return the aggregated graph, its node weights and the
+/// refined membership (`part` becomes the aggregated nodes' communities).
+#[allow(clippy::type_complexity)]
+fn one_level<W: Weight>(
+    cur: &Graph<W>,
+    node_w: &[f64],
+    part: &mut Vec<u32>,
+    changed: &mut bool,
+    gamma: f64,
+    beta: f64,
+    rng: &mut Rng,
+) -> Result<Option<(Graph<f64>, Vec<f64>, Vec<u32>)>> {
+    *changed |= move_nodes(cur, node_w, part, gamma, rng)?;
+    let k = renumber(part);
+    if k >= cur.n() {
+        return Ok(None);
+    }
+    let mut refined = refine(cur, node_w, part, k, gamma, beta, rng)?;
+    let mut k_ref = renumber(&mut refined);
+    if k_ref >= cur.n() {
+        refined.clone_from(part);
+        k_ref = k;
+    }
+    let next = cur.aggregate(&refined, k_ref);
+    let mut next_w = vec![0f64; k_ref];
+    let mut next_part = vec![0u32; k_ref];
+    for v in 0..cur.n() {
+        next_w[refined[v] as usize] += node_w[v];
+        next_part[refined[v] as usize] = part[v];
+    }
+    *part = next_part;
+    check_cancel()?;
+    Ok(Some((next, next_w, refined)))
 }
 
 /// Gain (up to the factor 2 and the terms of v's own community) of putting
@@ -204,7 +224,7 @@ impl NeighbourWeights {
 }
 
 /// Fast local moving (igraph's `fastmovenodes`); true if a node moved.
-fn move_nodes(g: &Graph, node_w: &[f64], part: &mut [u32], gamma: f64, rng: &mut Rng) -> Result<bool> {
+fn move_nodes<W: Weight>(g: &Graph<W>, node_w: &[f64], part: &mut [u32], gamma: f64, rng: &mut Rng) -> Result<bool> {
     let n = g.n();
     let mut cw = vec![0f64; n];
     let mut size = vec![0u32; n];
@@ -273,7 +293,15 @@ fn move_nodes(g: &Graph, node_w: &[f64], part: &mut [u32], gamma: f64, rng: &mut
 
 /// Refinement (igraph's `mergenodes` over every community): the refined
 /// membership, as node ids of the sub-community each node joined.
-fn refine(g: &Graph, node_w: &[f64], part: &[u32], k: usize, gamma: f64, beta: f64, rng: &mut Rng) -> Result<Vec<u32>> {
+fn refine<W: Weight>(
+    g: &Graph<W>,
+    node_w: &[f64],
+    part: &[u32],
+    k: usize,
+    gamma: f64,
+    beta: f64,
+    rng: &mut Rng,
+) -> Result<Vec<u32>> {
     let n = g.n();
     let mut total = vec![0f64; k];
     let mut start = vec![0usize; k + 1];
