@@ -17,6 +17,7 @@ __all__ = [
     "concat_matrices",
     "count_above_py",
     "knn_graph",
+    "leiden_py",
     "moments_py",
     "open",
     "pca",
@@ -175,6 +176,17 @@ def residual_variances_py(
     groups: _U32 | None = None,
     f32_product: bool = False,
 ) -> np.ndarray: ...
+def leiden_py(
+    n: int,
+    indptr: _I64,
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32] | _F64,
+    resolution: float,
+    objective: str,
+    n_iterations: int,
+    seed: int,
+    beta: float = 0.01,
+) -> tuple[_U32, int, float]: ...
 def rank_sums_py(
     m: Matrix,
     groups: _U32,

@@ -5,6 +5,7 @@ mod convert;
 mod enter;
 mod error;
 mod graph;
+mod leiden;
 mod matrix;
 mod mtx;
 mod pca;
@@ -65,5 +66,6 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pp_extra::register(m)?;
     mtx::register(m)?;
     graph::register(m)?;
+    leiden::register(m)?;
     Ok(())
 }

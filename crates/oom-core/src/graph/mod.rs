@@ -7,13 +7,18 @@
 //! - [`knn`]: exact (small n) or IVF + neighbours-of-neighbours search.
 //! - [`fuzzy`]: umap-learn's fuzzy simplicial set of a kNN graph.
 //! - [`umap`], [`spectral`]: the UMAP layout and its spectral initialisation.
+//! - [`weighted`]: the undirected weighted graph (CSR) built from a scipy
+//!   adjacency as scanpy builds igraph's, and its aggregation.
+//! - [`leiden`]: Leiden community detection (modularity or CPM).
 
 pub mod fuzzy;
 pub mod kmeans;
 pub mod knn;
+pub mod leiden;
 pub mod scan;
 pub mod spectral;
 pub mod umap;
+pub mod weighted;
 
 /// A CSR adjacency matrix borrowed from the caller (scipy's layout).
 #[derive(Clone, Copy)]
