@@ -26,9 +26,9 @@ from anndataoom.pp._backed import get_array
 
 __all__ = ["KnnTransformer", "neighbors"]
 
-#: scanpy's brute-force (sklearn) route below this many cells gives float64
-#: distances; above it pynndescent gives float32. We follow the same split.
-_SCANPY_BRUTE_MAX = 4096
+#: scanpy's brute-force (sklearn) route below this many cells (euclidean)
+#: gives float64 distances; above it pynndescent gives float32. Same split here.
+_SCANPY_BRUTE_MAX = 8192
 #: Default size up to which the search is exact.
 EXACT_MAX = 20_000
 
@@ -193,7 +193,7 @@ def neighbors(  # noqa: PLR0913
     -------
     ``None`` or the copy. Sets, exactly as scanpy:
     ``obsp['distances']`` (CSR, ``n_neighbors − 1`` neighbours per row in
-    distance order, float64 below 4,096 cells like sklearn's route, float32
+    distance order, float64 below 8,192 cells like sklearn's route, float32
     above like pynndescent's), ``obsp['connectivities']`` (symmetric CSR,
     float32) and ``uns['neighbors']`` (keys and ``params``).
 
