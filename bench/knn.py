@@ -58,7 +58,7 @@ def child(args) -> None:
 
 
 def exact(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k − 1 nearest other cells of each query (float64)."""
+    """Return the k − 1 nearest other cells of each query (float64 brute force)."""
     x64 = x.astype(np.float64)
     n2 = (x64**2).sum(1)
     out = []
@@ -72,6 +72,7 @@ def exact(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def main() -> None:
+    """Run every contender in its own process and print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pca", required=True, help=".npy file with X_pca (n × d)")
     p.add_argument("--contenders", default="ours,scanpy")
@@ -105,7 +106,7 @@ def main() -> None:
                 continue
             info = json.loads((tmp / f"{name}.out").read_text().strip().splitlines()[-1])
             ind = np.load(tmp / f"{name}.npy")
-            recall = np.mean([len(np.intersect1d(a, b)) / (args.k - 1) for a, b in zip(ind, truth)])
+            recall = np.mean([len(np.intersect1d(a, b)) / (args.k - 1) for a, b in zip(ind, truth, strict=True)])
             rows[name] = dict(call=info["call_s"], wall=m.wall, cpu=m.cpu, peak=m.peak_rss / 2**30,
                               extra=(m.peak_rss - info["rss_before"]) / 2**30, recall=recall)
     print(f"kNN graph, {n:,} cells × {x.shape[1]} dims, k={args.k}, recall on {len(q)} cells")

@@ -72,17 +72,38 @@ def test_pbmc3k_equals_scanpy(pbmc_pair):
     c_o, c_s = lazy.obsp["connectivities"], mem.obsp["connectivities"]
     np.testing.assert_array_equal(c_o.indptr, c_s.indptr)
     np.testing.assert_array_equal(c_o.indices, c_s.indices)
-    np.testing.assert_allclose(c_o.data, c_s.data, atol=1e-6)
+    # sklearn's distances (GEMM in float64) and ours (direct, float64) differ
+    # in the last bits; umap's sigma bisection (tolerance 1e-5) turns that
+    # into ≤ ~1e-4 relative here. On identical kNN input the weights are
+    # umap-learn's to the last bit or so: see test_fuzzy_set_equals_umap_learn.
+    np.testing.assert_allclose(c_o.data, c_s.data, rtol=2e-4, atol=1e-6)
 
 
-def test_large_layout_matches_pynndescent_route():
-    """Above 4,096 cells scanpy (pynndescent) stores float32 distances; so do we."""
+def test_fuzzy_set_equals_umap_learn():
+    from umap.umap_ import fuzzy_simplicial_set
+
+    x = _cloud(2000, seed=10)
+    ind, dist = _oom.knn_graph(x, 15)
+    d32 = dist.astype(np.float32)
+    indptr, indices, data = _oom.umap_connectivities(ind, d32)
+    ours = sparse.csr_matrix((data, indices, indptr), shape=(2000, 2000))
+    theirs = fuzzy_simplicial_set(
+        sparse.coo_matrix((2000, 1)), 15, None, None, knn_indices=ind, knn_dists=d32
+    )[0].tocsr()
+    theirs.sort_indices()
+    np.testing.assert_array_equal(ours.indptr, theirs.indptr)
+    np.testing.assert_array_equal(ours.indices, theirs.indices)
+    np.testing.assert_allclose(ours.data, theirs.data, rtol=0, atol=1.2e-7)
+
+
+def test_layout_with_key_added():
+    """4,200 cells, ``key_added``: same keys, dtypes and shapes as scanpy's."""
     x = _cloud(4200, d=10, seed=1)
     ours, theirs = _adata(x), _adata(x)
-    oom.pp.neighbors(ours, n_neighbors=10, key_added="nb")
+    oom.pp.neighbors(ours, n_neighbors=10, use_rep="X_pca", key_added="nb")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sc.pp.neighbors(theirs, n_neighbors=10, key_added="nb")
+        sc.pp.neighbors(theirs, n_neighbors=10, use_rep="X_pca", key_added="nb")
     assert ours.uns["nb"] == theirs.uns["nb"]
     for key in ("nb_distances", "nb_connectivities"):
         a, b = ours.obsp[key], theirs.obsp[key]
@@ -143,12 +164,13 @@ def test_scanpy_tools_run_on_our_graph(pbmc_pair):
 def test_transformer_route_through_scanpy():
     x = _cloud(1500, seed=5)
     ours, theirs = _adata(x), _adata(x)
-    sc.pp.neighbors(ours, n_neighbors=10, transformer=oom.pp.KnnTransformer(n_neighbors=10))
-    sc.pp.neighbors(theirs, n_neighbors=10)
+    sc.pp.neighbors(ours, n_neighbors=10, use_rep="X_pca",
+                    transformer=oom.pp.KnnTransformer(n_neighbors=10))
+    sc.pp.neighbors(theirs, n_neighbors=10, use_rep="X_pca")
     # scanpy derives the same kNN (self first) and the same connectivities from it
     c_o, c_s = ours.obsp["connectivities"], theirs.obsp["connectivities"]
     np.testing.assert_array_equal(c_o.indices, c_s.indices)
-    np.testing.assert_allclose(c_o.data, c_s.data, atol=1e-6)
+    np.testing.assert_allclose(c_o.data, c_s.data, rtol=2e-4, atol=1e-6)
     t = oom.pp.KnnTransformer(n_neighbors=5).fit(x)
     g = t.transform(x)
     assert g.shape == (1500, 1500) and (np.diff(g.indptr) == 6).all()
@@ -184,7 +206,7 @@ def test_missing_pca_runs_pca_first_on_a_copy(make_h5ad):
 def test_bad_inputs(kwargs, exc, match):
     a = _adata(_cloud(500, seed=6))
     with pytest.raises(exc, match=match):
-        oom.pp.neighbors(a, **kwargs)
+        oom.pp.neighbors(a, **{"use_rep": "X_pca", **kwargs})
     assert "neighbors" not in a.uns and "distances" not in a.obsp
 
 
@@ -193,7 +215,7 @@ def test_nan_in_representation():
     x[5, 3] = np.nan
     a = _adata(x)
     with pytest.raises(ValueError, match="non-finite"):
-        oom.pp.neighbors(a)
+        oom.pp.neighbors(a, use_rep="X_pca")
     assert "distances" not in a.obsp
 
 

@@ -11,7 +11,7 @@ from anndataoom import pp
 
 
 MINE = ["calculate_qc_metrics", "filter_cells", "filter_genes", "highly_variable_genes", "log1p",
-        "normalize_total", "scale"]
+        "neighbors", "normalize_total", "scale"]
 
 
 @pytest.mark.parametrize("name", MINE)

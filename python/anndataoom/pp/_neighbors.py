@@ -26,9 +26,9 @@ from anndataoom.pp._backed import get_array
 
 __all__ = ["KnnTransformer", "neighbors"]
 
-#: scanpy's brute-force (sklearn) route below this many cells gives float64
-#: distances; above it pynndescent gives float32. We follow the same split.
-_SCANPY_BRUTE_MAX = 4096
+#: scanpy's brute-force (sklearn) route below this many cells (euclidean)
+#: gives float64 distances; above it pynndescent gives float32. Same split here.
+_SCANPY_BRUTE_MAX = 8192
 #: Default size up to which the search is exact.
 EXACT_MAX = 20_000
 
@@ -52,7 +52,9 @@ def _check_rep(x: Any, what: str) -> np.ndarray:
         )
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"{what} must be a 2-D matrix with at least one column, got shape {x.shape}")
+        raise ValueError(
+            f"{what} must be a 2-D matrix with at least one column, got shape {x.shape}"
+        )
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise TypeError(f"{what} must be numeric, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -99,9 +101,14 @@ def _check_n_neighbors(n_neighbors: Any, n_obs: int) -> int:
     if not isinstance(n_neighbors, numbers.Integral) or isinstance(n_neighbors, bool):
         raise TypeError(f"n_neighbors must be an int, not {type(n_neighbors).__name__}")
     if n_neighbors < 2:
-        raise ValueError(f"n_neighbors must be at least 2 (the cell itself and one neighbour), got {n_neighbors}")
+        raise ValueError(
+            "n_neighbors must be at least 2 (the cell itself and one neighbour), "
+            f"got {n_neighbors}"
+        )
     if n_neighbors > n_obs:
-        raise ValueError(f"n_neighbors ({n_neighbors}) is larger than the number of cells ({n_obs})")
+        raise ValueError(
+            f"n_neighbors ({n_neighbors}) is larger than the number of cells ({n_obs})"
+        )
     return int(n_neighbors)
 
 
@@ -110,8 +117,10 @@ def _search(x: np.ndarray, k: int, seed: int, **opts: Any) -> tuple[np.ndarray, 
         return _oom.knn_graph(x, k, seed=seed, **opts)
 
 
-def _distances_csr(ind: np.ndarray, dist: np.ndarray, *, keep_self: bool, dtype) -> sparse.csr_matrix:
-    """scanpy's distance CSR: each row its neighbours in distance order."""
+def _distances_csr(
+    ind: np.ndarray, dist: np.ndarray, *, keep_self: bool, dtype
+) -> sparse.csr_matrix:
+    """Scanpy's distance CSR: each row its neighbours in distance order."""
     if not keep_self:
         ind, dist = ind[:, 1:], dist[:, 1:]
     n, k = ind.shape
@@ -123,7 +132,8 @@ def _distances_csr(ind: np.ndarray, dist: np.ndarray, *, keep_self: bool, dtype)
 
 def _connectivities(ind: np.ndarray, dist: np.ndarray) -> sparse.csr_matrix:
     with pass_bars("connectivities"):
-        indptr, indices, data = _oom.umap_connectivities(ind, np.ascontiguousarray(dist, dtype=np.float32))
+        d32 = np.ascontiguousarray(dist, dtype=np.float32)
+        indptr, indices, data = _oom.umap_connectivities(ind, d32)
     n = ind.shape[0]
     if indptr[-1] < 2**31:
         indptr = indptr.astype(np.int32)
@@ -193,7 +203,7 @@ def neighbors(  # noqa: PLR0913
     -------
     ``None`` or the copy. Sets, exactly as scanpy:
     ``obsp['distances']`` (CSR, ``n_neighbors − 1`` neighbours per row in
-    distance order, float64 below 4,096 cells like sklearn's route, float32
+    distance order, float64 below 8,192 cells like sklearn's route, float32
     above like pynndescent's), ``obsp['connectivities']`` (symmetric CSR,
     float32) and ``uns['neighbors']`` (keys and ``params``).
 
@@ -220,7 +230,9 @@ def neighbors(  # noqa: PLR0913
             f"use sc.pp.neighbors(adata, method={method!r})"
         )
     if not knn:
-        raise NotImplementedError("knn=False (dense gaussian kernel) is not supported; use sc.pp.neighbors")
+        raise NotImplementedError(
+            "knn=False (dense gaussian kernel) is not supported; use sc.pp.neighbors"
+        )
     if metric != "euclidean" or metric_kwds:
         raise NotImplementedError(
             f"metric={metric!r} with metric_kwds={dict(metric_kwds)} is not supported by "
@@ -246,7 +258,9 @@ def neighbors(  # noqa: PLR0913
         params["use_rep"] = use_rep
     if n_pcs is not None:
         params["n_pcs"] = n_pcs
-    adata.uns[key_added] = dict(connectivities_key=conns_key, distances_key=dists_key, params=params)
+    adata.uns[key_added] = dict(
+        connectivities_key=conns_key, distances_key=dists_key, params=params
+    )
     adata.obsp[dists_key] = dists
     adata.obsp[conns_key] = conns
     return adata if copy else None
@@ -306,7 +320,7 @@ class KnnTransformer:
         self.refine = refine
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (sklearn's estimator protocol)."""
+        """Return the constructor parameters (sklearn's estimator protocol)."""
         return dict(
             n_neighbors=self.n_neighbors, metric=self.metric, random_state=self.random_state,
             exact_max=self.exact_max, nlist=self.nlist, nprobe=self.nprobe, qprobe=self.qprobe,
