@@ -106,6 +106,26 @@ def ratio_table(results: dict, ours: str = "ours") -> str | None:
     return "\n".join(lines)
 
 
+#: Result fields of the main-job workload shown by :func:`quality_table`.
+QUALITY = ("leiden_clusters", "knn_recall", "umap_preservation")
+
+
+def quality_table(results: dict) -> str | None:
+    """Per contender: the job's wall (its steps, without import and quality) and quality."""
+    rows = {n: r for n, r in results.items() if any(k in r.get("result", {}) for k in QUALITY)}
+    if not rows:
+        return None
+    head = ["contender", "job steps (s)", *QUALITY]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in rows.items():
+        job = sum(v for k, v in r["stages"].items() if k not in ("import", "quality"))
+        res = r["result"]
+        cells = [f"{res[k]:.3f}" if isinstance(res.get(k), float) else str(res.get(k, "–"))
+                 for k in QUALITY]
+        lines.append("| " + " | ".join([name, _fmt_s(job), *cells]) + " |")
+    return "\n".join(lines)
+
+
 def render(report: dict) -> str:
     """Render the whole markdown report of one run."""
     m, d = report["machine"], report["data"]
@@ -123,7 +143,7 @@ def render(report: dict) -> str:
     floor = floor_line(report["contenders"])
     if floor:
         out += ["", floor]
-    ratios = ratio_table(report["contenders"])
-    if ratios:
-        out += ["", ratios]
+    for extra in (ratio_table(report["contenders"]), quality_table(report["contenders"])):
+        if extra:
+            out += ["", extra]
     return "\n".join(out)

@@ -19,7 +19,12 @@ comes from ``bench/requirements.txt``, installed on first use).
 by ``anndataoom.write_zarr``; contenders ``ours`` and ``scanpy``, which reads
 it with ``anndata.read_zarr``).  ``--workload markers`` times normalize → log1p →
 ``rank_genes_groups`` (t-test, then wilcoxon) over 8 fixed groups instead of
-the pipeline (contenders ``ours`` and ``scanpy``).
+the pipeline (contenders ``ours`` and ``scanpy``). ``--workload main-job``
+runs the README's whole job (``anndataoom run``'s steps: filters included,
+then neighbors, UMAP, Leiden and markers) on ``bench/gen.py --mode mixed``
+data (a connected kNN graph, as an atlas gives): contender ``ours`` with our
+graph steps, ``scanpy`` with scanpy's on the same ``X_pca``, plus the kNN
+recall and UMAP neighbour preservation of each (``contenders/_main_job.py``).
 
 With no arguments: the 100k side-by-side pipeline run of all contenders.
 """
@@ -66,13 +71,22 @@ WORKLOADS = {
         "ours": ("ours_markers.py", "main", True),
         "scanpy": ("scanpy_markers.py", "main", True),
     },
+    "main-job": {
+        FLOOR: ("floor.py", "main", False),
+        "ours": ("ours_main.py", "main", True),
+        "scanpy": ("scanpy_main.py", "main", True),
+    },
 }
 CONTENDERS = WORKLOADS["pipeline"]
 #: Stage names of each workload, in the order the scripts run them.
 STAGES = {
     "pipeline": ("import", "read", "qc", "normalize", "log1p", "hvg", "subset", "scale", "pca"),
     "markers": ("import", "read", "normalize", "log1p", "groups", "t-test", "wilcoxon"),
+    "main-job": ("import", "read", "qc", "filter", "normalize+log1p", "hvg", "scale", "pca",
+                 "neighbors", "umap", "leiden", "markers", "quality"),
 }
+#: Data of each workload (``bench/gen.py --mode``).
+DATA_MODE = {"pipeline": "tile", "markers": "tile", "main-job": "mixed"}
 
 
 def log(msg: str) -> None:
@@ -121,15 +135,15 @@ def versions(seed: Path | None) -> dict:
 
 # ------------------------------------------------------------------------ data
 
-def ensure_data(data_dir: Path, n_cells: int, gzip: bool, seed: int) -> Path:
-    """Path of the data file, generated with ``bench/gen.py`` if missing."""
-    path = data_dir / default_name(n_cells, "gzip" if gzip else None)
+def ensure_data(data_dir: Path, n_cells: int, gzip: bool, seed: int, mode: str) -> Path:
+    """Path of the data file, generated with ``bench/gen.py --mode mode`` if missing."""
+    path = data_dir / default_name(n_cells, "gzip" if gzip else None, mode)
     if not path.exists():
         free = shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
         log(f"generating {path} ({free / 2**30:.0f} GiB free) ...")
         subprocess.run([sys.executable, str(BENCH / "gen.py"), "--n-cells", str(n_cells),
                         "--seed", str(seed), "--compression", "gzip" if gzip else "none",
-                        "-o", str(path)], check=True)
+                        "--mode", mode, "-o", str(path)], check=True)
     return path
 
 
@@ -309,7 +323,8 @@ def run_all(args, argv: list[str]) -> dict:
         pythons["seed"] = seed_python()
     if "dask" in args.names:
         ensure_dask()
-    data = ensure_data(args.data_dir.resolve(), args.cells, args.gzip, args.seed)
+    data = ensure_data(args.data_dir.resolve(), args.cells, args.gzip, args.seed,
+                       DATA_MODE[args.workload])
     name = args.name or data.stem.removeprefix("pbmc_")
     if args.store == "zarr":
         data = ensure_zarr(data)

@@ -1,13 +1,15 @@
 """``anndataoom run FILE -o OUT``: the whole preprocessing pipeline.
 
 QC → filter cells/genes → normalize → log1p → highly variable genes →
-scale → PCA (streamed from disk), then neighbors/UMAP/Leiden with scanpy
-on the small PCA embedding; writes the result, PNG plots and a summary.
+scale → PCA (streamed from disk), then neighbors/UMAP/Leiden on the PCA
+embedding (ours by default; ``--embedding scanpy`` runs scanpy's for
+comparison) and marker genes; writes the result, PNG plots and a summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import time
 from dataclasses import dataclass, field
@@ -48,13 +50,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-key", default=None, help="obs column for batch-aware HVG")
     p.add_argument("--n-comps", type=int, default=50, help="principal components")
     p.add_argument("--max-value", type=float, default=10.0, help="scale(max_value=)")
+    p.add_argument("--embedding", choices=["anndataoom", "scanpy"], default="anndataoom",
+                   help="whose neighbors/UMAP/Leiden run on the PCA: ours (multithreaded, "
+                   "for atlases) or scanpy's (same result layout)")
     p.add_argument("--neighbors", action=argparse.BooleanOptionalAction, default=True,
-                   help="kNN graph on the PCA (scanpy); --no-neighbors also skips UMAP/Leiden")
+                   help="kNN graph on the PCA; --no-neighbors also skips UMAP/Leiden")
     p.add_argument("--n-neighbors", type=int, default=15, help="neighbors(n_neighbors=)")
     p.add_argument("--umap", action=argparse.BooleanOptionalAction, default=True,
-                   help="UMAP embedding (scanpy)")
+                   help="UMAP embedding")
     p.add_argument("--leiden", action=argparse.BooleanOptionalAction, default=True,
-                   help="Leiden clustering (scanpy, igraph flavor)")
+                   help="Leiden clustering")
     p.add_argument("--resolution", type=float, default=1.0, help="leiden(resolution=)")
     p.add_argument("--markers", choices=["wilcoxon", "t-test", "t-test_overestim_var", "none"],
                    default="wilcoxon",
@@ -150,22 +155,53 @@ def pipeline(
     return a, qc_obs
 
 
-def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
-    """Neighbors/UMAP/Leiden with scanpy on ``obsm['X_pca']`` (X is never read)."""
-    import scanpy as sc
+def _scanpy_neighbors(a: oom.AnnDataOOM, *, n_neighbors: int, random_state: int, **kw) -> None:
+    """``sc.pp.neighbors`` with its default kNN search, as scanpy 1.11 can read it.
 
+    Above 8,191 cells scanpy 1.11 (the last release for Python 3.11) runs
+    pynndescent and calls ``getnnz`` on the result, which pynndescent ≥ 0.7
+    returns as a scipy ``csr_array`` without that method; the same search with
+    scanpy's settings is handed over as a ``csr_matrix``.
+    """
+    import scanpy as sc
+    from pynndescent import PyNNDescentTransformer
+    from scipy import sparse
+
+    class CsrMatrixOut(PyNNDescentTransformer):
+        def fit_transform(self, X, y=None, **fit_params):
+            return sparse.csr_matrix(super().fit_transform(X, y, **fit_params))
+
+    transformer = None
+    if a.n_obs >= 8192:  # scanpy's own threshold for its exact search
+        transformer = CsrMatrixOut(
+            n_neighbors=n_neighbors, metric="euclidean", random_state=random_state,
+            n_jobs=sc.settings.n_jobs, n_trees=min(64, 5 + round(a.n_obs**0.5 / 20.0)),
+            n_iters=max(5, round(np.log2(a.n_obs))),
+        )
+    sc.pp.neighbors(a, n_neighbors=n_neighbors, random_state=random_state,
+                    transformer=transformer, **kw)
+
+
+def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
+    """Neighbors/UMAP/Leiden on ``obsm['X_pca']`` (X is never read), then markers on raw."""
     if not args.neighbors:
         return
+    if args.embedding == "scanpy":
+        import scanpy as sc
+
+        neighbors, umap = _scanpy_neighbors, sc.tl.umap
+        leiden = functools.partial(sc.tl.leiden, flavor="igraph", directed=False)
+    else:
+        neighbors, umap, leiden = oom.pp.neighbors, oom.tl.umap, oom.tl.leiden
     with t.step("neighbors"):
-        sc.pp.neighbors(a, n_neighbors=args.n_neighbors, n_pcs=a.obsm["X_pca"].shape[1],
-                        random_state=args.seed)
+        neighbors(a, n_neighbors=args.n_neighbors, n_pcs=a.obsm["X_pca"].shape[1],
+                  random_state=args.seed)
     if args.umap:
         with t.step("umap"):
-            sc.tl.umap(a, random_state=args.seed)
+            umap(a, random_state=args.seed)
     if args.leiden:
         with t.step("leiden"):
-            sc.tl.leiden(a, resolution=args.resolution, flavor="igraph", n_iterations=2,
-                         directed=False, random_state=args.seed)
+            leiden(a, resolution=args.resolution, n_iterations=2, random_state=args.seed)
         if args.markers != "none" and a.obs["leiden"].nunique() > 1:
             with t.step("markers"):
                 oom.tl.rank_genes_groups(a, "leiden", method=args.markers)
