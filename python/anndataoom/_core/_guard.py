@@ -64,7 +64,8 @@ class ScanpyEntry:
         reads obs/obsm/obsp or a few columns); False when it needs X in
         memory and is refused.
     alternative
-        The anndataoom call that does it out of core (for a refused one).
+        The anndataoom call that does it out of core (for a refused one), or
+        faster with the same result layout (for a working one).
     """
 
     name: str
@@ -93,8 +94,8 @@ def _refused(name: str, alternative: str | None = None) -> ScanpyEntry:
     return ScanpyEntry(name, works=False, alternative=alternative)
 
 
-def _works(name: str) -> ScanpyEntry:
-    return ScanpyEntry(name, works=True)
+def _works(name: str, faster: str | None = None) -> ScanpyEntry:
+    return ScanpyEntry(name, works=True, alternative=faster)
 
 
 #: scanpy functions on an AnnDataOOM: which work, which are refused and
@@ -121,9 +122,9 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("pp.recipe_zheng17"),
     _refused("pp.recipe_seurat"),
     _refused("pp.recipe_weinreb17"),
-    _works("pp.neighbors"),
-    _works("tl.umap"),
-    _works("tl.leiden"),
+    _works("pp.neighbors", "oom.pp.neighbors(adata)"),
+    _works("tl.umap", "oom.tl.umap(adata)"),
+    _works("tl.leiden", "oom.tl.leiden(adata)"),
     _works("pl.umap"),
     _works("pl.violin"),
 )
@@ -235,8 +236,11 @@ def what_works_table() -> str:
     """Return the README's markdown table of :data:`SCANPY` (works / alternative / refused)."""
     rows = ["| scanpy function | on an AnnDataOOM | out-of-core way |", "|---|---|---|"]
     for e in SCANPY:
-        how = "scanpy's own, as is" if e.works else (f"`{e.alternative}`" if e.alternative
-                                                   else "none yet: `adata.to_memory()` first")
+        if e.works:
+            how = (f"scanpy's own, or `{e.alternative}` (Rust, same layout, for atlases)"
+                   if e.alternative else "scanpy's own, as is")
+        else:
+            how = f"`{e.alternative}`" if e.alternative else "none yet: `adata.to_memory()` first"
         rows.append(f"| `sc.{e.name}` | {e.status} | {how} |")
     return "\n".join(rows)
 
