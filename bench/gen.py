@@ -137,7 +137,7 @@ def mixed_block(X, nbrs: np.ndarray, rng: np.random.Generator, n: int):
 
 
 def _csr_parts(cells):
-    """``(data float32, indices int32, row_nnz int64)`` of ``cells`` without its zeros."""
+    """Return ``(data float32, indices int32, row_nnz int64)`` of ``cells`` without zeros."""
     cells.eliminate_zeros()
     return (cells.data.astype(np.float32), cells.indices.astype(np.int32),
             np.diff(cells.indptr).astype(np.int64))
@@ -238,7 +238,7 @@ MODES = ("tile", "mixed")
 
 
 def default_name(n_cells: int, compression: str | None, mode: str = "tile") -> str:
-    """``pbmc_100k.h5ad``, ``pbmc_1m_gzip.h5ad``, ``mixed_1m.h5ad`` ... (used by ``bench/run.py``)."""
+    """Name ``pbmc_100k.h5ad``, ``pbmc_1m_gzip.h5ad``, ``mixed_1m.h5ad`` ... (``bench/run.py``)."""
     if n_cells % 1_000_000 == 0:
         label = f"{n_cells // 1_000_000}m"
     elif n_cells % 1000 == 0:

@@ -21,7 +21,7 @@ QUALITY_K = 15
 
 
 def _exact_knn(ref, queries, k: int):
-    """Indices of the ``k`` nearest rows of ``ref`` to each query row (self included)."""
+    """Return the ``k`` nearest rows of ``ref`` to each query row (self included)."""
     import numpy as np
 
     ref = np.asarray(ref, dtype=np.float64)
@@ -36,7 +36,7 @@ def _exact_knn(ref, queries, k: int):
 
 
 def quality(a, seed: int = 0) -> dict:
-    """kNN recall@k (graph vs exact in X_pca) and UMAP preservation on a sample."""
+    """Measure the kNN recall@k (graph vs exact in X_pca) and UMAP preservation."""
     import numpy as np
 
     x = a.obsm["X_pca"]
@@ -46,12 +46,12 @@ def quality(a, seed: int = 0) -> dict:
     out = {}
     d = a.obsp["distances"].tocsr()
     found = [len((set(d.indices[d.indptr[c]:d.indptr[c + 1]]) | {c}) & set(t))
-             for c, t in zip(cells, truth)]
+             for c, t in zip(cells, truth, strict=True)]
     out["knn_recall"] = float(np.mean(found) / QUALITY_K)
     if "X_umap" in a.obsm:
         emb = _exact_knn(a.obsm["X_umap"], a.obsm["X_umap"][cells], QUALITY_K + 1)
         pca = _exact_knn(x, x[cells], QUALITY_K + 1)
-        kept = [len(set(e[1:]) & set(p[1:])) for e, p in zip(emb, pca)]
+        kept = [len(set(e[1:]) & set(p[1:])) for e, p in zip(emb, pca, strict=True)]
         out["umap_preservation"] = float(np.mean(kept) / QUALITY_K)
     return out
 
