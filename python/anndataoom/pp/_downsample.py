@@ -16,21 +16,11 @@ from collections.abc import Collection
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
 
 __all__ = ["downsample_counts"]
-
-
-def _seed(random_state) -> int:
-    """Return a 64-bit seed from scanpy's ``random_state`` (int, ``None`` or a numpy generator)."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**63 - 1, dtype=np.int64))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    return int(np.uint64(int(random_state) % 2**64))
 
 
 def _per_cell_targets(counts_per_cell, n_obs: int) -> np.ndarray:
@@ -123,7 +113,9 @@ def downsample_counts(
 
         return sc.pp.downsample_counts(adata, counts_per_cell, total_counts,
                                        random_state=random_state, replace=replace, copy=copy)
-    seed = _seed(random_state)
+    # None means fresh randomness here, as in scanpy's downsample_counts.
+    seed = (int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) if random_state is None
+            else seed_of(random_state))
     if counts_per_cell is not None:
         target, always = _per_cell_targets(counts_per_cell, adata.n_obs), False
     else:

@@ -22,6 +22,7 @@ from scipy import sparse
 
 from anndataoom import _oom
 from anndataoom._progress import pass_bars
+from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array
 
 __all__ = ["KnnTransformer", "neighbors"]
@@ -31,17 +32,6 @@ __all__ = ["KnnTransformer", "neighbors"]
 _SCANPY_BRUTE_MAX = 8192
 #: Default size up to which the search is exact.
 EXACT_MAX = 20_000
-
-
-def _seed(random_state: Any) -> int:
-    if random_state is None:
-        return 0
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state) & 0xFFFF_FFFF_FFFF_FFFF
-    raise TypeError(
-        f"random_state must be an int or None here, not {type(random_state).__name__}; "
-        "for a numpy RandomState use sc.pp.neighbors"
-    )
 
 
 def _check_rep(x: Any, what: str) -> np.ndarray:
@@ -238,7 +228,7 @@ def neighbors(  # noqa: PLR0913
             f"metric={metric!r} with metric_kwds={dict(metric_kwds)} is not supported by "
             "oom.pp.neighbors (euclidean only); use sc.pp.neighbors(adata, metric=...)"
         )
-    seed = _seed(random_state)
+    seed = seed_of(random_state)
     n_neighbors = _check_n_neighbors(n_neighbors, adata.n_obs)
     adata = adata.copy() if copy else adata
     x, _ = _representation(adata, use_rep, n_pcs)
@@ -356,7 +346,7 @@ class KnnTransformer:
             )
         k = _check_n_neighbors(self.n_neighbors, x.shape[0] - 1) + 1
         ind, dist = _search(
-            x, k, _seed(self.random_state), exact_max=self.exact_max,
+            x, k, seed_of(self.random_state), exact_max=self.exact_max,
             nlist=self.nlist or 0, nprobe=self.nprobe, qprobe=self.qprobe, refine=self.refine,
         )
         return _distances_csr(ind, dist, keep_self=True, dtype=np.float32)

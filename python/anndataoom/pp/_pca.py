@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_copy, doc_layer, doc_params
 
@@ -91,20 +92,6 @@ def _handle_mask_var(adata, mask_var, use_highly_variable):
     return mask_var, mask
 
 
-def _seed(random_state) -> int:
-    if random_state is None:
-        return 0
-    if isinstance(random_state, (int, np.integer)):
-        return int(random_state) & (2**63 - 1)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    raise TypeError(
-        f"random_state must be an int, None or a numpy RandomState, got {random_state!r}"
-    )
-
-
 def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):
     if svd_solver not in _SOLVERS:
         raise ValueError(
@@ -130,7 +117,7 @@ def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):
         zero_center=bool(zero_center),
         solver=_SOLVERS[svd_solver],
         precision=precision,
-        seed=_seed(random_state),
+        seed=seed_of(random_state),
         dtype=calc,
     )
     scores = r["scores"]

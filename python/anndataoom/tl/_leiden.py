@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from natsort import natsorted
-from scanpy._utils import _choose_graph
-from scanpy.tools._utils_clustering import rename_groups, restrict_adjacency
 
 from anndataoom import _oom
+from anndataoom._random import seed_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -115,6 +114,10 @@ def leiden(
     >>> sc.pp.neighbors(a)  # doctest: +SKIP
     >>> oom.tl.leiden(a, resolution=0.5)  # doctest: +SKIP
     """
+    # scanpy's helpers, imported here: importing anndataoom does not import scanpy.
+    from scanpy._utils import _choose_graph
+    from scanpy.tools._utils_clustering import rename_groups, restrict_adjacency
+
     objective, beta = _check_args(resolution, directed, partition_type, flavor, clustering_args)
     adata = adata.copy() if copy else adata
     if adjacency is None:
@@ -183,16 +186,6 @@ def _check_args(
     return _OBJECTIVES[objective.lower()], beta
 
 
-def _seed(random_state: Any) -> int:
-    if random_state is None:
-        return 0
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state) & (2**64 - 1)
-    what = type(random_state).__name__
-    msg = f"random_state must be an int or None for oom.tl.leiden, got {what}; {_ROUTE}"
-    raise TypeError(msg)
-
-
 def _membership(
     adjacency: Any,
     resolution: float,
@@ -230,7 +223,7 @@ def _membership(
         float(resolution),
         objective,
         int(n_iterations),
-        _seed(random_state),
+        seed_of(random_state),
         beta,
     )
     return membership
