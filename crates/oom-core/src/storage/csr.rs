@@ -102,7 +102,8 @@ impl CsrStore {
         if uniq.len() == rows.len() && rows.windows(2).all(|w| w[0] < w[1]) {
             // Increasing rows (what a filter leaves): the ranges were read in
             // output order, so the values are the block as they are.
-            indptr.extend(offset.iter().skip(1).chain(std::iter::once(&pos)).map(|&o| o as i64));
+            // Each row ends where the next starts; the last at `pos` (no rows: no ends).
+            indptr.extend((1..=uniq.len()).map(|k| offset.get(k).copied().unwrap_or(pos) as i64));
             let mut block = Csr { nrows: rows.len(), ncols: to_usize(self.ncols), indptr, indices, data };
             block.canonicalize(&self.what)?;
             return Ok(block);

@@ -72,6 +72,9 @@ fn selections_match_fancy_indexing() {
         for (a, b) in f.blocks(5).unwrap() {
             assert_eq!(to_dense(&f.read(a, b).unwrap()), want_kept[a as usize..b as usize].to_vec(), "{name}: filtered block {a}..{b}");
         }
+        // No rows at all is an empty block, not one row.
+        let none = open(&p).subset(Some(&[]), None).unwrap();
+        assert_eq!(none.read(0, 0).unwrap().nrows(), 0, "{name}: no rows");
         // A subset of a subset composes.
         let vv = v.subset(Some(&[3, 0]), Some(&[4, 0])).unwrap();
         let want2 = vec![vec![want[3][4], want[3][0]], vec![want[0][4], want[0][0]]];
