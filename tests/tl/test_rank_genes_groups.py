@@ -144,6 +144,15 @@ def test_layer_mask_var_and_bands(pbmc, monkeypatch):
         np.testing.assert_array_equal(lazy.uns["bands"][k], lazy.uns["lay"][k])
 
 
+def test_band_spill_to_a_missing_temp_dir_is_an_os_error(pbmc, monkeypatch, tmp_path):
+    lazy, _ = pbmc
+    monkeypatch.setattr(rgg, "BAND_BYTES", 12 * 200_000)
+    monkeypatch.setenv("OOM_TMPDIR", str(tmp_path / "missing"))
+    with pytest.raises(OSError, match="temp file"):
+        oom.tl.rank_genes_groups(lazy, "km", method="wilcoxon", key_added="spill")
+    assert "spill" not in lazy.uns
+
+
 def test_use_raw(pbmc):
     lazy, mem = pbmc
     subsets = []

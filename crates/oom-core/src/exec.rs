@@ -103,15 +103,28 @@ pub fn fold_runs<S: Send, R: Send>(
 pub fn for_each_block_in_order(
     view: &View,
     target: u64,
-    mut f: impl FnMut(u64, u64, Block) -> Result<()>,
+    f: impl FnMut(u64, u64, Block) -> Result<()>,
+) -> Result<()> {
+    map_blocks_in_order(view, target, |_, _, block| Ok(block), f)
+}
+
+/// Map every block of `view` with `map` in parallel and hand the results to
+/// `sink` in row order, a window (one block per thread) at a time: the
+/// parallel work of [`map_blocks`] with the bounded memory of a stream.
+pub fn map_blocks_in_order<R: Send>(
+    view: &View,
+    target: u64,
+    map: impl Fn(u64, u64, Block) -> Result<R> + Sync,
+    mut sink: impl FnMut(u64, u64, R) -> Result<()>,
 ) -> Result<()> {
     let blocks = view.blocks(target)?;
     TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
     for window in blocks.chunks(rayon::current_num_threads().max(1)) {
         check_cancel()?;
-        let read: Vec<Block> = window.par_iter().map(|&(a, b)| view.read(a, b)).collect::<Result<_>>()?;
-        for (&(a, b), block) in window.iter().zip(read) {
-            f(a, b, block)?;
+        let mapped: Vec<R> =
+            window.par_iter().map(|&(a, b)| map(a, b, view.read(a, b)?)).collect::<Result<_>>()?;
+        for (&(a, b), r) in window.iter().zip(mapped) {
+            sink(a, b, r)?;
             DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);
         }
     }

@@ -1,11 +1,12 @@
 """``rank_genes_groups``: scanpy's marker-gene tests with the matrix streamed.
 
 One Rust pass gives every group's moments and non-zero counts (t-tests,
-log fold changes, ``pts``); ``wilcoxon`` adds a rank-sum pass per column
-band (``kernels/ranks.rs``). The small group × gene tables then go
-through scanpy's formulas (scipy's Welch test, the normal approximation of
-the rank-sum test, statsmodels' Benjamini-Hochberg) and are stored in
-``uns`` exactly as scanpy stores them.
+log fold changes, ``pts``); ``wilcoxon`` adds one rank-sum pass
+(``kernels/ranks.rs``) that spills the entries to temp files by column band
+when they exceed the memory budget, then ranks one band at a time. The
+small group × gene tables then go through scanpy's formulas (scipy's Welch
+test, the normal approximation of the rank-sum test, statsmodels'
+Benjamini-Hochberg) and are stored in ``uns`` exactly as scanpy stores them.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ _log = logging.getLogger("anndataoom")
 _METHODS = ("logreg", "t-test", "wilcoxon", "t-test_overestim_var")
 _CORR_METHODS = ("benjamini-hochberg", "bonferroni")
 # Memory for the non-zero entries of one wilcoxon column band (a value — 4
-# bytes for float32 data, else 8 — and a u32 group each); larger data takes
-# more passes, never more memory.
+# bytes for float32 data, else 8 — and a u32 group each); larger data is
+# spilled to temp files (``OOM_TMPDIR``) band by band, never held at once.
 BAND_BYTES = 384 << 20
 _DTYPES = {"names": "O", "scores": "float32", "logfoldchanges": "float32",
            "pvals": "float64", "pvals_adj": "float64"}
@@ -227,10 +228,11 @@ def rank_genes_groups(  # noqa: PLR0913
 
     The matrix is streamed: one pass for the groups' means, variances and
     fractions expressing; ``wilcoxon`` ranks each gene's non-zero values
-    (its zeros are one tied run) in column bands of bounded memory, one
-    more pass per band. Scores, p-values, log fold changes and the stored
-    layout match scanpy, so ``sc.get.rank_genes_groups_df`` and
-    ``sc.pl.rank_genes_groups`` work on the result.
+    (its zeros are one tied run) in one more pass, in column bands of
+    bounded memory (spilled to ``OOM_TMPDIR`` when they do not fit).
+    Scores, p-values, log fold changes and the stored layout match scanpy,
+    so ``sc.get.rank_genes_groups_df`` and ``sc.pl.rank_genes_groups`` work
+    on the result.
 
     Parameters
     ----------
@@ -328,9 +330,8 @@ def rank_genes_groups(  # noqa: PLR0913
         m = m.subset(None, np.flatnonzero(mask).astype(np.int64))
         var_names = var_names[mask]
     key_added = "rank_genes_groups" if key_added is None else key_added
-    adata.uns[key_added] = {"params": dict(groupby=groupby, reference=reference, method=method,
-                                           use_raw=use_raw, layer=layer,
-                                           corr_method=corr_method)}
+    out = {"params": dict(groupby=groupby, reference=reference, method=method, use_raw=use_raw,
+                          layer=layer, corr_method=corr_method)}
     with pass_bars("rank_genes_groups"):
         st = _Stats(m, g)
         if not st.non_integer:
@@ -343,11 +344,12 @@ def rank_genes_groups(  # noqa: PLR0913
         n_top = len(var_names) if n_genes is None else min(n_genes, len(var_names))
         tables = _tables(results, st, g, var_names, corr_method=corr_method, n_genes=n_top,
                          rankby_abs=rankby_abs, expm1=lambda x: np.expm1(x * factor))
-    out = adata.uns[key_added]
     if pts:
         names = [str(x) for x in g.order]
         out["pts"] = pd.DataFrame(st.pts.T, index=var_names, columns=names)
         if g.ireference is None:
             out["pts_rest"] = pd.DataFrame(st.pts_rest.T, index=var_names, columns=names)
     out.update(tables)
+    # stored only when complete: a failed pass leaves no half record behind
+    adata.uns[key_added] = out
     return adata if copy else None

@@ -17,13 +17,17 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::block::{Block, Dtype};
-use crate::error::Result;
-use crate::exec::map_blocks;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use crate::block::{Block, Dtype, Values};
+use crate::error::{OomError, Result};
+use crate::exec::{map_blocks, map_blocks_in_order};
 use crate::kernels::block_target;
 use crate::kernels::moments::SKIP;
 use crate::oom_ensure;
 use crate::plan::View;
+use crate::storage::transpose::{spill_dir, spill_file};
 
 #[derive(Debug, Clone)]
 pub struct RankParams {
@@ -91,66 +95,89 @@ pub fn rank_column(sorted: &[(f64, u32)], zeros: &[u64], sums: &mut [f64]) -> f6
     ties
 }
 
-/// Stored values of a piece: float32 data keeps 4 bytes per entry (the
-/// conversion from the block's f64 view is exact), so a band holds more.
-enum PieceVals {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl PieceVals {
-    #[allow(clippy::cast_possible_truncation)]
-    fn set(&mut self, i: usize, x: f64) {
-        match self {
-            PieceVals::F32(v) => v[i] = x as f32,
-            PieceVals::F64(v) => v[i] = x,
-        }
-    }
-
-    fn extend_into(&self, r: Range<usize>, groups: &[u32], out: &mut Vec<(f64, u32)>) {
-        match self {
-            PieceVals::F32(v) => out.extend(v[r.clone()].iter().map(|&x| f64::from(x)).zip(groups[r].iter().copied())),
-            PieceVals::F64(v) => out.extend(v[r.clone()].iter().copied().zip(groups[r].iter().copied())),
-        }
-    }
-}
-
-/// One block's entries of a column band, column by column (CSC).
+/// One block's entries of a column band, column by column (CSC). float32
+/// data keeps 4 bytes per entry (the conversion from the block's f64 view is
+/// exact), so a band holds more.
 struct Piece {
     start: Vec<usize>,
-    vals: PieceVals,
+    vals: Values,
     groups: Vec<u32>,
 }
 
 impl Piece {
-    fn collect(block: &Block, row0: usize, band: &Range<usize>, labels: &[u32]) -> Piece {
-        let mut start = vec![0usize; band.len() + 1];
+    /// The block's labelled non-zero entries in columns `cols`.
+    #[allow(clippy::cast_possible_truncation)]
+    fn collect(block: &Block, row0: usize, cols: &Range<usize>, labels: &[u32]) -> Piece {
+        let mut start = vec![0usize; cols.len() + 1];
         let each = |f: &mut dyn FnMut(usize, f64, u32)| {
             for r in 0..block.nrows() {
                 let g = labels[row0 + r];
                 if g != SKIP {
                     block.for_row(r, |c, x| {
-                        if band.contains(&c) && x != 0.0 {
-                            f(c - band.start, x, g);
+                        if cols.contains(&c) && x != 0.0 {
+                            f(c - cols.start, x, g);
                         }
                     });
                 }
             }
         };
         each(&mut |k, _, _| start[k + 1] += 1);
-        for k in 0..band.len() {
+        for k in 0..cols.len() {
             start[k + 1] += start[k];
         }
-        let n = start[band.len()];
-        let mut vals = if block.dtype() == Dtype::F32 { PieceVals::F32(vec![0.0; n]) } else { PieceVals::F64(vec![0.0; n]) };
+        let n = start[cols.len()];
+        let dtype = if block.dtype() == Dtype::F32 { Dtype::F32 } else { Dtype::F64 };
+        let mut vals = Values::zeros(dtype, n);
         let mut groups = vec![0u32; n];
         let mut next = start.clone();
-        each(&mut |k, x, g| {
-            vals.set(next[k], x);
-            groups[next[k]] = g;
-            next[k] += 1;
-        });
+        match &mut vals {
+            Values::F32(v) => each(&mut |k, x, g| {
+                (v[next[k]], groups[next[k]]) = (x as f32, g);
+                next[k] += 1;
+            }),
+            Values::F64(v) => each(&mut |k, x, g| {
+                (v[next[k]], groups[next[k]]) = (x, g);
+                next[k] += 1;
+            }),
+            _ => unreachable!("pieces hold f32 or f64"),
+        }
         Piece { start, vals, groups }
+    }
+
+    /// Append column `k`'s entries to `out` as `(value, group)`.
+    fn extend_into(&self, k: usize, out: &mut Vec<(f64, u32)>) {
+        let r = self.start[k]..self.start[k + 1];
+        match &self.vals {
+            Values::F32(v) => out.extend(v[r.clone()].iter().map(|&x| f64::from(x)).zip(self.groups[r].iter().copied())),
+            Values::F64(v) => out.extend(v[r.clone()].iter().copied().zip(self.groups[r].iter().copied())),
+            _ => unreachable!("pieces hold f32 or f64"),
+        }
+    }
+
+    /// Write the columns `band` (relative to this piece's first column).
+    fn write_band(&self, band: Range<usize>, w: &mut impl Write) -> std::io::Result<()> {
+        let (a, b) = (self.start[band.start], self.start[band.end]);
+        let size = self.vals.dtype().size();
+        w.write_all(&(b - a).to_le_bytes())?;
+        for &s in &self.start[band.start..=band.end] {
+            w.write_all(&(s - a).to_le_bytes())?;
+        }
+        w.write_all(&self.vals.bytes()[a * size..b * size])?;
+        w.write_all(Values::U32(self.groups[a..b].to_vec()).bytes())
+    }
+
+    /// Read back what [`Piece::write_band`] wrote for a band of `ncols`.
+    fn read_band(r: &mut impl Read, ncols: usize, dtype: Dtype) -> std::io::Result<Piece> {
+        let mut word = [0u8; 8];
+        let mut next = |r: &mut dyn Read| r.read_exact(&mut word).map(|()| usize::from_le_bytes(word));
+        let n = next(r)?;
+        let start = (0..=ncols).map(|_| next(r)).collect::<std::io::Result<_>>()?;
+        let mut vals = Values::zeros(dtype, n);
+        r.read_exact(vals.bytes_mut())?;
+        let mut groups = Values::zeros(Dtype::U32, n);
+        r.read_exact(groups.bytes_mut())?;
+        let Values::U32(groups) = groups else { unreachable!("made as u32") };
+        Ok(Piece { start, vals, groups })
     }
 }
 
@@ -186,7 +213,7 @@ fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: 
     let n_labels = sizes.len();
     s.all.clear();
     for p in pieces {
-        p.vals.extend_into(p.start[k]..p.start[k + 1], &p.groups, &mut s.all);
+        p.extend_into(k, &mut s.all);
     }
     s.all.sort_unstable_by(|a, b| cmp_nan_last(a.0, b.0));
     s.nnz.clear();
@@ -220,7 +247,9 @@ fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: 
     (rank_sum, ties)
 }
 
-/// Rank sums and tie terms of every column, one pass over the rows per band.
+/// Rank sums and tie terms of every column. One pass over the rows: when
+/// the entries exceed the budget, each block's entries are spilled to one
+/// temp file per column band, and the bands are ranked one at a time.
 pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let nrows = usize::try_from(view.nrows()).expect("fits");
@@ -237,23 +266,55 @@ pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
         sizes[g as usize] += 1;
     }
     let mut out = RankSums { rank_sum: vec![0.0; p.n_labels * ncols], ties: vec![0.0; p.n_labels * ncols] };
-    for band in bands(&p.col_nnz, p.budget.max(1)) {
-        let pieces = map_blocks(view, block_target(view), |a, _, block| {
-            Ok(Piece::collect(&block, usize::try_from(a).expect("fits"), &band, &p.labels))
-        })?;
-        let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..band.len())
-            .into_par_iter()
-            .map_init(Scratch::default, |s, k| column(&pieces, k, &sizes, p.reference, s))
-            .collect();
-        for (k, (sums, ties)) in cols.into_iter().enumerate() {
-            let c = band.start + k;
-            for g in 0..p.n_labels {
-                out.rank_sum[g * ncols + c] = sums[g];
-                out.ties[g * ncols + c] = ties[g];
+    let bands = bands(&p.col_nnz, p.budget.max(1));
+    let collect = |a: u64, block: Block| Piece::collect(&block, usize::try_from(a).expect("fits"), &(0..ncols), &p.labels);
+    if bands.len() <= 1 {
+        let pieces = map_blocks(view, block_target(view), |a, _, block| Ok(collect(a, block)))?;
+        rank_band(&pieces, 0..ncols, &sizes, p, &mut out);
+        return Ok(out);
+    }
+    let dir = spill_dir();
+    let io = |e: std::io::Error| OomError::io(&dir, format!("cannot use a temp file for the ranks: {e}"));
+    let mut files: Vec<BufWriter<File>> =
+        bands.iter().map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 20, f))).collect::<Result<_>>()?;
+    let (mut n_pieces, mut dtype) = (0usize, Dtype::F64);
+    map_blocks_in_order(
+        view,
+        block_target(view),
+        |a, _, block| Ok(collect(a, block)),
+        |_, _, piece| {
+            for (band, w) in bands.iter().zip(&mut files) {
+                piece.write_band(band.clone(), w).map_err(io)?;
             }
-        }
+            (n_pieces, dtype) = (n_pieces + 1, piece.vals.dtype());
+            Ok(())
+        },
+    )?;
+    for (band, w) in bands.into_iter().zip(files) {
+        crate::exec::check_cancel()?;
+        let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let pieces = (0..n_pieces).map(|_| Piece::read_band(&mut r, band.len(), dtype)).collect::<std::io::Result<Vec<_>>>().map_err(io)?;
+        rank_band(&pieces, band, &sizes, p, &mut out);
     }
     Ok(out)
+}
+
+/// Rank the columns `band` (the pieces' columns, in order) into `out`.
+fn rank_band(pieces: &[Piece], band: Range<usize>, sizes: &[u64], p: &RankParams, out: &mut RankSums) {
+    let ncols = out.rank_sum.len() / p.n_labels.max(1);
+    let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..band.len())
+        .into_par_iter()
+        .map_init(Scratch::default, |s, k| column(pieces, k, sizes, p.reference, s))
+        .collect();
+    for (k, (sums, ties)) in cols.into_iter().enumerate() {
+        let c = band.start + k;
+        for g in 0..p.n_labels {
+            out.rank_sum[g * ncols + c] = sums[g];
+            out.ties[g * ncols + c] = ties[g];
+        }
+    }
 }
 
 #[cfg(test)]
