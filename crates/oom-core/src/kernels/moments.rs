@@ -44,7 +44,7 @@ impl Default for MomentParams {
     }
 }
 
-/// Mergeable state: row counts per group and, per group × column, Σx, Σx²,
+/// The result of [`moments`]: row counts per group and, per group × column, Σx, Σx²,
 /// the count of values `> 0` and of values `≠ 0` (scipy's `getnnz` after
 /// `eliminate_zeros`). Also whether any value was negative or
 /// not an integer (scanpy's `check_nonnegative_integers`).
@@ -65,37 +65,56 @@ fn round32(x: f64) -> f64 {
     f64::from(x as f32)
 }
 
-impl Moments {
-    pub fn new(n_groups: usize, ncols: usize) -> Self {
-        Moments {
-            ncols,
-            n: vec![0; n_groups],
-            sum: vec![0.0; n_groups * ncols],
-            sumsq: vec![0.0; n_groups * ncols],
-            n_pos: vec![0; n_groups * ncols],
-            n_nonzero: vec![0; n_groups * ncols],
-            non_integer: false,
-        }
+/// One group × column's accumulators side by side, so a stored value
+/// updates one cache line rather than four arrays (with hundreds of groups
+/// the state is far larger than the cache).
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    sum: f64,
+    sumsq: f64,
+    n_pos: u64,
+    n_nonzero: u64,
+}
+
+/// The per-thread state of [`moments`].
+struct Acc {
+    ncols: usize,
+    n: Vec<u64>,
+    cells: Vec<Cell>,
+    non_integer: bool,
+}
+
+impl Acc {
+    fn new(n_groups: usize, ncols: usize) -> Self {
+        Acc { ncols, n: vec![0; n_groups], cells: vec![Cell::default(); n_groups * ncols], non_integer: false }
     }
 
     /// Add one block; return the (mapped) row sums.
-    pub fn insert(&mut self, block: &Block, row0: u64, p: &MomentParams) -> Vec<f64> {
+    fn insert(&mut self, block: &Block, row0: u64, p: &MomentParams) -> Vec<f64> {
         let f32_vals = block.dtype() == Dtype::F32;
         // numpy squares a dense float32 matrix in float32.
         let round_sq = f32_vals && matches!(block, Block::Dense(_)) && p.clip.is_none();
         let r0 = usize::try_from(row0).expect("fits");
         let ncols = self.ncols;
-        let mut row_sums = Vec::with_capacity(block.nrows());
+        let mut row_sums = vec![0.0; block.nrows()];
         let mut non_integer = false;
-        for r in 0..block.nrows() {
-            let g = p.groups.as_ref().map_or(0, |gs| gs[r0 + r]);
+        let group = |r: usize| p.groups.as_ref().map_or(0, |gs| gs[r0 + r]);
+        // Rows taken group by group (stable, so each group × column sum adds
+        // in row order as before): with many groups, consecutive rows then
+        // update the same group's columns, which stay in cache.
+        let mut rows: Vec<usize> = (0..block.nrows()).collect();
+        if p.n_groups > 1 {
+            rows.sort_by_key(|&r| group(r));
+        }
+        for r in rows {
+            let g = group(r);
             if g == SKIP {
-                row_sums.push(0.0);
                 continue;
             }
             let g = g as usize;
             self.n[g] += 1;
             let base = g * ncols;
+            let cells = &mut self.cells[base..base + ncols];
             let mut rs = 0.0;
             block.for_row(r, |c, x| {
                 if x < 0.0 || x.fract() != 0.0 {
@@ -116,37 +135,46 @@ impl Moments {
                     v = v.min(clip[base + c]);
                 }
                 rs += v;
-                self.sum[base + c] += v;
-                self.sumsq[base + c] += if round_sq { round32(v * v) } else { v * v };
-                if x > 0.0 {
-                    self.n_pos[base + c] += 1;
-                }
-                if x != 0.0 {
-                    self.n_nonzero[base + c] += 1;
-                }
+                let cell = &mut cells[c];
+                cell.sum += v;
+                cell.sumsq += if round_sq { round32(v * v) } else { v * v };
+                cell.n_pos += u64::from(x > 0.0);
+                cell.n_nonzero += u64::from(x != 0.0);
             });
-            row_sums.push(rs);
+            row_sums[r] = rs;
         }
         self.non_integer |= non_integer;
         row_sums
     }
 
-    pub fn combine(&mut self, o: &Moments) {
+    fn combine(&mut self, o: &Acc) {
         for (a, b) in self.n.iter_mut().zip(&o.n) {
             *a += b;
         }
-        for (a, b) in self.sum.iter_mut().zip(&o.sum) {
-            *a += b;
-        }
-        for (a, b) in self.sumsq.iter_mut().zip(&o.sumsq) {
-            *a += b;
-        }
-        for (a, b) in self.n_pos.iter_mut().zip(&o.n_pos).chain(self.n_nonzero.iter_mut().zip(&o.n_nonzero)) {
-            *a += b;
+        for (a, b) in self.cells.iter_mut().zip(&o.cells) {
+            a.sum += b.sum;
+            a.sumsq += b.sumsq;
+            a.n_pos += b.n_pos;
+            a.n_nonzero += b.n_nonzero;
         }
         self.non_integer |= o.non_integer;
     }
 
+    fn into_moments(self) -> Moments {
+        let c = &self.cells;
+        Moments {
+            ncols: self.ncols,
+            sum: c.iter().map(|x| x.sum).collect(),
+            sumsq: c.iter().map(|x| x.sumsq).collect(),
+            n_pos: c.iter().map(|x| x.n_pos).collect(),
+            n_nonzero: c.iter().map(|x| x.n_nonzero).collect(),
+            n: self.n,
+            non_integer: self.non_integer,
+        }
+    }
+}
+
+impl Moments {
     /// `(mean, var)` per group × column; `var` uses scanpy's `n/(n−1)`
     /// correction (skipped when `n == 1`).
     #[allow(clippy::cast_precision_loss)]
@@ -173,10 +201,9 @@ impl Moments {
 /// One pass: the moments and the row sums (after `map` and `clip`).
 pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let (states, parts) =
-        fold_blocks(view, || Moments::new(p.n_groups, ncols), |m, a, _, b| Ok(m.insert(&b, a, p)))?;
-    let out = merge(states, || Moments::new(p.n_groups, ncols), Moments::combine);
-    Ok((out, parts.into_iter().flatten().collect()))
+    let (states, parts) = fold_blocks(view, || Acc::new(p.n_groups, ncols), |m, a, _, b| Ok(m.insert(&b, a, p)))?;
+    let out = merge(states, || Acc::new(p.n_groups, ncols), Acc::combine);
+    Ok((out.into_moments(), parts.into_iter().flatten().collect()))
 }
 
 /// Inputs of the Pearson-residual pass.
@@ -317,8 +344,9 @@ mod tests {
 
     #[test]
     fn mean_var_ddof1_and_groups() {
-        let mut m = Moments::new(1, 2);
-        let rs = m.insert(&csr(), 0, &MomentParams::default());
+        let mut acc = Acc::new(1, 2);
+        let rs = acc.insert(&csr(), 0, &MomentParams::default());
+        let m = acc.into_moments();
         assert_eq!(rs, vec![1.0, 5.0, 4.0]);
         let (mean, var) = m.finalize();
         assert!((mean[0] - 4.0 / 3.0).abs() < 1e-15);
@@ -328,32 +356,35 @@ mod tests {
         assert_eq!(m.n_pos, vec![2, 2]);
         // groups: rows 0 and 2 in group 1, row 1 skipped
         let p = MomentParams { groups: Some(Arc::new(vec![1, SKIP, 1])), n_groups: 2, ..Default::default() };
-        let mut g = Moments::new(2, 2);
+        let mut g = Acc::new(2, 2);
         g.insert(&csr(), 0, &p);
+        let g = g.into_moments();
         assert_eq!(g.n, vec![0, 2]);
         assert_eq!(g.sum, vec![0.0, 0.0, 1.0, 4.0]);
         // split insertion + combine equals one insertion
-        let mut a = Moments::new(1, 2);
+        let mut a = Acc::new(1, 2);
         let Block::Csr(c) = csr() else { unreachable!() };
         let d = c.to_dense();
         let top = Block::Dense(Dense { nrows: 1, ncols: 2, data: Values::F64(d.data.to_f64_vec()[..2].to_vec()) });
         let bottom = Block::Dense(Dense { nrows: 2, ncols: 2, data: Values::F64(d.data.to_f64_vec()[2..].to_vec()) });
         a.insert(&top, 0, &MomentParams::default());
-        let mut b = Moments::new(1, 2);
+        let mut b = Acc::new(1, 2);
         b.insert(&bottom, 1, &MomentParams::default());
         a.combine(&b);
-        assert_eq!(a.finalize(), m.finalize());
+        assert_eq!(a.into_moments().finalize(), m.finalize());
     }
 
     #[test]
     fn clip_and_expm1() {
         let p = MomentParams { clip: Some(Arc::new(vec![2.0, 10.0])), ..Default::default() };
-        let mut m = Moments::new(1, 2);
+        let mut m = Acc::new(1, 2);
         m.insert(&csr(), 0, &p);
+        let m = m.into_moments();
         assert_eq!(m.sum, vec![3.0, 6.0]);
         let p = MomentParams { map: ValueMap::Expm1 { factor: None }, ..Default::default() };
-        let mut m = Moments::new(1, 2);
+        let mut m = Acc::new(1, 2);
         m.insert(&csr(), 0, &p);
+        let m = m.into_moments();
         assert!((m.sum[0] - (1f64.exp_m1() + 3f64.exp_m1())).abs() < 1e-12);
     }
 
