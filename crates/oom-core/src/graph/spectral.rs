@@ -8,11 +8,14 @@
 //! semi-definite `M = (I + D^-½ A D^-½) / 2 = I − L/2`, found by the
 //! thick-restart block Lanczos of [`crate::linalg::krylov`] with a fixed
 //! budget of sparse products: deterministic for a seed, and it reports
-//! whether it reached the tolerance so the caller can fall back.
+//! whether it reached the tolerance so the caller can fall back. It runs
+//! on the graph relabelled in breadth-first order ([`super::order`]), so
+//! the sparse product reads neighbours' rows from a narrow window.
 
 use faer::Mat;
 use rayon::prelude::*;
 
+use super::order::Relabeled;
 use super::Csr;
 use crate::linalg::eigh::fix_signs;
 use crate::linalg::krylov::{top_eigs, KrylovOptions, SymOp};
@@ -75,6 +78,8 @@ pub struct Spectral {
 pub fn spectral_layout(g: &Csr<'_>, dim: usize, seed: u64, tol: f64, max_products: usize) -> Result<Spectral> {
     let n = g.n();
     oom_ensure!(n > dim + 1, Value, "spectral layout needs more than {} vertices, got {n}", dim + 1);
+    let relabeled = Relabeled::new(g);
+    let g = &relabeled.csr();
     let mut deg = vec![0.0f64; n];
     deg.par_iter_mut().enumerate().for_each(|(i, d)| *d = g.row(i).map(|e| f64::from(g.data[e])).sum());
     oom_ensure!(deg.iter().all(|&d| d > 0.0), Value, "spectral layout: the graph has an isolated vertex");
@@ -86,7 +91,9 @@ pub fn spectral_layout(g: &Csr<'_>, dim: usize, seed: u64, tol: f64, max_product
     let eigs = top_eigs(&mut op, &opts)?;
     let mut v = eigs.vectors.subcols(1, dim).to_owned();
     fix_signs(&mut v);
-    let coords = (0..n).flat_map(|i| (0..dim).map(move |c| (i, c))).map(|(i, c)| v[(i, c)]).collect();
+    let relabeled_coords: Vec<f64> = (0..n).flat_map(|i| (0..dim).map(move |c| (i, c))).map(|(i, c)| v[(i, c)]).collect();
+    let mut coords = vec![0.0; n * dim];
+    relabeled.to_old(&relabeled_coords, dim, &mut coords);
     Ok(Spectral { coords, residual: eigs.residual, converged: eigs.converged })
 }
 
