@@ -389,6 +389,21 @@ mod tests {
         (a, d)
     }
 
+    /// The sequential thin QR agrees with faer's `Mat::qr`: same R, and Q
+    /// orthonormal with Q·R = z (tall block, as the Lanczos basis uses it).
+    #[test]
+    fn thin_qr_matches_faer_qr() {
+        let mut rng = Rng::new(5);
+        let z = Mat::from_fn(3000, 6, |_, _| rng.normal());
+        let (q, r) = thin_qr(z.as_ref());
+        let reference = z.as_ref().qr();
+        let (q_ref, r_ref) = (reference.compute_thin_Q(), reference.thin_R().to_owned());
+        assert!((&r - &r_ref).norm_max() < 1e-12 * r_ref.norm_max());
+        assert!((&q - &q_ref).norm_max() < 1e-12);
+        assert!((&q * &r - &z).norm_max() < 1e-12 * z.norm_max());
+        assert!((q.transpose() * &q - Mat::<f64>::identity(6, 6)).norm_max() < 1e-12);
+    }
+
     #[test]
     fn matches_full_eigh() {
         let p = 400;
