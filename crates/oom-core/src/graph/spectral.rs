@@ -28,6 +28,10 @@ const ROWS_PER_TASK: usize = 4096;
 struct HalfShifted<'a> {
     g: Csr<'a>,
     inv_sqrt_deg: Vec<f64>,
+    /// Row-major work buffers reused across products: fresh n × b
+    /// buffers cost page faults (zeroing) on every product at 1M rows.
+    y: Vec<f64>,
+    out: Vec<f64>,
 }
 
 impl SymOp for HalfShifted<'_> {
@@ -39,25 +43,28 @@ impl SymOp for HalfShifted<'_> {
         crate::exec::check_cancel()?;
         let (n, b) = (q.nrows(), q.ncols());
         // D^-½ Q, row-major so each neighbour's row is one contiguous read
-        let mut y = vec![0.0f64; n * b];
+        let HalfShifted { g, inv_sqrt_deg, y, out } = self;
+        y.resize(n * b, 0.0);
+        out.resize(n * b, 0.0);
         y.par_chunks_mut(b).enumerate().for_each(|(i, row)| {
             for (c, x) in row.iter_mut().enumerate() {
-                *x = q[(i, c)] * self.inv_sqrt_deg[i];
+                *x = q[(i, c)] * inv_sqrt_deg[i];
             }
         });
-        let mut out = vec![0.0f64; n * b];
+        let y = &*y;
         out.par_chunks_mut(ROWS_PER_TASK * b).enumerate().for_each(|(t, chunk)| {
             for (r, row) in chunk.chunks_exact_mut(b).enumerate() {
                 let i = t * ROWS_PER_TASK + r;
-                for e in self.g.row(i) {
-                    let j = self.g.indices[e] as usize;
-                    let w = f64::from(self.g.data[e]);
+                row.fill(0.0);
+                for e in g.row(i) {
+                    let j = g.indices[e] as usize;
+                    let w = f64::from(g.data[e]);
                     for (o, x) in row.iter_mut().zip(&y[j * b..(j + 1) * b]) {
                         *o += w * x;
                     }
                 }
                 for (c, o) in row.iter_mut().enumerate() {
-                    *o = 0.5 * (q[(i, c)] + *o * self.inv_sqrt_deg[i]);
+                    *o = 0.5 * (q[(i, c)] + *o * inv_sqrt_deg[i]);
                 }
             }
         });
@@ -87,7 +94,7 @@ pub fn spectral_layout(g: &Csr<'_>, dim: usize, seed: u64, tol: f64, max_product
     let k = dim + 1;
     let block = k + 1;
     let opts = KrylovOptions { k, block, max_basis: 5 * block, memory: 0, tol, max_applies: max_products, seed };
-    let mut op = HalfShifted { g: *g, inv_sqrt_deg };
+    let mut op = HalfShifted { g: *g, inv_sqrt_deg, y: Vec::new(), out: Vec::new() };
     let eigs = top_eigs(&mut op, &opts)?;
     let mut v = eigs.vectors.subcols(1, dim).to_owned();
     fix_signs(&mut v);
