@@ -3,7 +3,7 @@
 
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use oom_core::graph::spectral::spectral_layout;
-use oom_core::graph::umap::{epochs_per_sample, optimize_layout, SgdParams};
+use oom_core::graph::umap::{optimize_layout, SgdParams};
 use oom_core::graph::Csr;
 use pyo3::prelude::*;
 
@@ -55,11 +55,10 @@ fn umap_layout<'py>(
     let g = Csr { indptr: indptr.as_slice()?, indices: indices.as_slice()?, data: data.as_slice()? };
     let dim = init.shape()[1];
     let mut emb = init.as_array().iter().copied().collect::<Vec<f32>>();
-    let p = SgdParams { n_epochs, a, b, gamma, alpha, negative_sample_rate, seed };
+    let p = SgdParams { n_epochs, a, b, gamma, alpha, negative_sample_rate, prune_epochs, seed };
     let emb = enter(py, || {
         g.validate()?;
-        let eps = epochs_per_sample(g.data, prune_epochs);
-        optimize_layout(&g, &eps, &mut emb, dim, &p)?;
+        optimize_layout(&g, &mut emb, dim, &p)?;
         Ok(emb)
     })?;
     Ok(emb.into_pyarray(py).reshape([g.n(), dim])?)

@@ -7,6 +7,7 @@
 //! - [`knn`]: exact (small n) or IVF + neighbours-of-neighbours search.
 //! - [`fuzzy`]: umap-learn's fuzzy simplicial set of a kNN graph.
 //! - [`umap`], [`spectral`]: the UMAP layout and its spectral initialisation.
+//! - [`order`]: the breadth-first relabelling both run on (cache locality).
 //! - [`weighted`]: the undirected weighted graph (CSR) built from a scipy
 //!   adjacency as scanpy builds igraph's, and its aggregation.
 //! - [`leiden`]: Leiden community detection (modularity or CPM).
@@ -15,6 +16,7 @@ pub mod fuzzy;
 pub mod kmeans;
 pub mod knn;
 pub mod leiden;
+pub mod order;
 pub mod scan;
 pub mod spectral;
 pub mod umap;

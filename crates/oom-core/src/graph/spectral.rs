@@ -8,11 +8,14 @@
 //! semi-definite `M = (I + D^-½ A D^-½) / 2 = I − L/2`, found by the
 //! thick-restart block Lanczos of [`crate::linalg::krylov`] with a fixed
 //! budget of sparse products: deterministic for a seed, and it reports
-//! whether it reached the tolerance so the caller can fall back.
+//! whether it reached the tolerance so the caller can fall back. It runs
+//! on the graph relabelled in breadth-first order ([`super::order`]), so
+//! the sparse product reads neighbours' rows from a narrow window.
 
 use faer::Mat;
 use rayon::prelude::*;
 
+use super::order::Relabeled;
 use super::Csr;
 use crate::linalg::eigh::fix_signs;
 use crate::linalg::krylov::{top_eigs, KrylovOptions, SymOp};
@@ -25,6 +28,10 @@ const ROWS_PER_TASK: usize = 4096;
 struct HalfShifted<'a> {
     g: Csr<'a>,
     inv_sqrt_deg: Vec<f64>,
+    /// Row-major work buffers reused across products: fresh n × b
+    /// buffers cost page faults (zeroing) on every product at 1M rows.
+    y: Vec<f64>,
+    out: Vec<f64>,
 }
 
 impl SymOp for HalfShifted<'_> {
@@ -36,25 +43,28 @@ impl SymOp for HalfShifted<'_> {
         crate::exec::check_cancel()?;
         let (n, b) = (q.nrows(), q.ncols());
         // D^-½ Q, row-major so each neighbour's row is one contiguous read
-        let mut y = vec![0.0f64; n * b];
+        let HalfShifted { g, inv_sqrt_deg, y, out } = self;
+        y.resize(n * b, 0.0);
+        out.resize(n * b, 0.0);
         y.par_chunks_mut(b).enumerate().for_each(|(i, row)| {
             for (c, x) in row.iter_mut().enumerate() {
-                *x = q[(i, c)] * self.inv_sqrt_deg[i];
+                *x = q[(i, c)] * inv_sqrt_deg[i];
             }
         });
-        let mut out = vec![0.0f64; n * b];
+        let y = &*y;
         out.par_chunks_mut(ROWS_PER_TASK * b).enumerate().for_each(|(t, chunk)| {
             for (r, row) in chunk.chunks_exact_mut(b).enumerate() {
                 let i = t * ROWS_PER_TASK + r;
-                for e in self.g.row(i) {
-                    let j = self.g.indices[e] as usize;
-                    let w = f64::from(self.g.data[e]);
+                row.fill(0.0);
+                for e in g.row(i) {
+                    let j = g.indices[e] as usize;
+                    let w = f64::from(g.data[e]);
                     for (o, x) in row.iter_mut().zip(&y[j * b..(j + 1) * b]) {
                         *o += w * x;
                     }
                 }
                 for (c, o) in row.iter_mut().enumerate() {
-                    *o = 0.5 * (q[(i, c)] + *o * self.inv_sqrt_deg[i]);
+                    *o = 0.5 * (q[(i, c)] + *o * inv_sqrt_deg[i]);
                 }
             }
         });
@@ -75,6 +85,8 @@ pub struct Spectral {
 pub fn spectral_layout(g: &Csr<'_>, dim: usize, seed: u64, tol: f64, max_products: usize) -> Result<Spectral> {
     let n = g.n();
     oom_ensure!(n > dim + 1, Value, "spectral layout needs more than {} vertices, got {n}", dim + 1);
+    let relabeled = Relabeled::new(g);
+    let g = &relabeled.csr();
     let mut deg = vec![0.0f64; n];
     deg.par_iter_mut().enumerate().for_each(|(i, d)| *d = g.row(i).map(|e| f64::from(g.data[e])).sum());
     oom_ensure!(deg.iter().all(|&d| d > 0.0), Value, "spectral layout: the graph has an isolated vertex");
@@ -82,11 +94,13 @@ pub fn spectral_layout(g: &Csr<'_>, dim: usize, seed: u64, tol: f64, max_product
     let k = dim + 1;
     let block = k + 1;
     let opts = KrylovOptions { k, block, max_basis: 5 * block, memory: 0, tol, max_applies: max_products, seed };
-    let mut op = HalfShifted { g: *g, inv_sqrt_deg };
+    let mut op = HalfShifted { g: *g, inv_sqrt_deg, y: Vec::new(), out: Vec::new() };
     let eigs = top_eigs(&mut op, &opts)?;
     let mut v = eigs.vectors.subcols(1, dim).to_owned();
     fix_signs(&mut v);
-    let coords = (0..n).flat_map(|i| (0..dim).map(move |c| (i, c))).map(|(i, c)| v[(i, c)]).collect();
+    let relabeled_coords: Vec<f64> = (0..n).flat_map(|i| (0..dim).map(move |c| (i, c))).map(|(i, c)| v[(i, c)]).collect();
+    let mut coords = vec![0.0; n * dim];
+    relabeled.to_old(&relabeled_coords, dim, &mut coords);
     Ok(Spectral { coords, residual: eigs.residual, converged: eigs.converged })
 }
 
