@@ -290,7 +290,15 @@ def parse_args(argv):
     ap.add_argument("--gzip", action="store_true", help="use the gzip-compressed file")
     ap.add_argument("--seed", type=int, default=0, help="generator seed (new files only)")
     ap.add_argument("--name", help="results name (default: from the data file)")
+    ap.add_argument("--data-mode", choices=["tile", "mixed"], default=None,
+                    help="bench/gen.py mode of the data (default: the workload's: "
+                    + ", ".join(f"{k} {v}" for k, v in DATA_MODE.items()) + ")")
+    ap.add_argument("--groups", type=int, default=8,
+                    help="markers workload: number of cell groups (a 1M-cell Leiden run gives "
+                    "hundreds)")
     args = ap.parse_args(argv)
+    if args.groups < 2:
+        ap.error("--groups must be at least 2")
     allowed = {n: c for n, c in WORKLOADS[args.workload].items()
                if args.store == "h5ad" or c[2]}
     if args.contenders is None:
@@ -319,12 +327,13 @@ def main(argv=None) -> int:
 def run_all(args, argv: list[str]) -> dict:
     """Prepare environments and data, run the contenders, save the JSON report."""
     pythons = {"main": Path(sys.executable)}
+    os.environ["BENCH_GROUPS"] = str(args.groups)  # read by the contenders' groups_of
     if "seed" in args.names:
         pythons["seed"] = seed_python()
     if "dask" in args.names:
         ensure_dask()
     data = ensure_data(args.data_dir.resolve(), args.cells, args.gzip, args.seed,
-                       DATA_MODE[args.workload])
+                       args.data_mode or DATA_MODE[args.workload])
     name = args.name or data.stem.removeprefix("pbmc_")
     if args.store == "zarr":
         data = ensure_zarr(data)

@@ -12,6 +12,7 @@ stdlib-only because it also runs in the seed package's venv.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -61,14 +62,14 @@ def read_scanpy(path: str):
     return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
 
 
-#: Groups of the markers workload.
-N_GROUPS = 8
-
-
 def groups_of(n_obs: int):
-    """Deterministic, well-mixed labels ``g0..g7`` (the same for every contender)."""
+    """Deterministic, well-mixed labels ``g0..g{n-1}`` (the same for every contender).
+
+    ``n`` is ``bench/run.py --groups`` (default 8), passed as ``BENCH_GROUPS``.
+    """
     import numpy as np
     import pandas as pd
 
-    k = (np.arange(n_obs, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(N_GROUPS)
-    return pd.Categorical([f"g{i}" for i in k], categories=[f"g{i}" for i in range(N_GROUPS)])
+    n = int(os.environ.get("BENCH_GROUPS", "8"))
+    k = (np.arange(n_obs, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(n)
+    return pd.Categorical([f"g{i}" for i in k], categories=[f"g{i}" for i in range(n)])
