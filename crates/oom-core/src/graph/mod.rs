@@ -65,3 +65,17 @@ impl Csr<'_> {
         r
     }
 }
+
+/// A CSR graph (`indptr`, `indices`, `data`) from per-row `(column, weight)`
+/// lists, each row sorted by column.
+#[cfg(test)]
+pub(crate) fn csr_from_rows(mut rows: Vec<Vec<(u32, f32)>>) -> (Vec<i64>, Vec<u32>, Vec<f32>) {
+    let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
+    for r in &mut rows {
+        r.sort_by_key(|e| e.0);
+        indices.extend(r.iter().map(|e| e.0));
+        data.extend(r.iter().map(|e| e.1));
+        indptr.push(i64::try_from(indices.len()).expect("fits"));
+    }
+    (indptr, indices, data)
+}

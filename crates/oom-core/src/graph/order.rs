@@ -117,13 +117,7 @@ mod tests {
         }
         rows[10].push((11, 0.5));
         rows[11].push((10, 0.5));
-        let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
-        for r in &mut rows {
-            r.sort_by_key(|e| e.0);
-            indices.extend(r.iter().map(|e| e.0));
-            data.extend(r.iter().map(|e| e.1));
-            indptr.push(indices.len() as i64);
-        }
+        let (indptr, indices, data) = crate::graph::csr_from_rows(rows);
         let g = Csr { indptr: &indptr, indices: &indices, data: &data };
         let r = Relabeled::new(&g);
         let h = r.csr();

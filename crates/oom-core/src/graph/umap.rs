@@ -354,14 +354,7 @@ mod tests {
             rows[i].push((j as u32, w));
             rows[j].push((i as u32, w));
         }
-        let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
-        for r in &mut rows {
-            r.sort_by_key(|e| e.0);
-            indices.extend(r.iter().map(|e| e.0));
-            data.extend(r.iter().map(|e| e.1));
-            indptr.push(indices.len() as i64);
-        }
-        (indptr, indices, data)
+        crate::graph::csr_from_rows(rows)
     }
 
     fn params(seed: u64) -> SgdParams {
