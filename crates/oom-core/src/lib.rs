@@ -3,6 +3,7 @@
 //! No Python here; `oom-py` binds it.
 
 pub mod block;
+pub mod cpu;
 pub mod error;
 pub mod exec;
 pub mod graph;

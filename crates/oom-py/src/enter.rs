@@ -19,6 +19,7 @@ pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> P
         let mut interrupt: Option<PyErr> = None;
         let outcome = std::thread::scope(|s| {
             s.spawn(move || {
+                oom_core::cpu::clear_upper_vector_state_everywhere();
                 let r = catch_unwind(AssertUnwindSafe(f));
                 let _ = tx.send(r);
             });

@@ -158,6 +158,7 @@ impl View {
     /// Output rows `a..b` as one block, transforms applied.
     pub fn read(&self, a: u64, b: u64) -> Result<Block> {
         let mut block = self.read_stored(a, b)?;
+        crate::cpu::clear_upper_vector_state();
         for op in &self.ops {
             block = op.apply(block, a)?;
         }
@@ -206,3 +207,4 @@ impl View {
         }
     }
 }
+
