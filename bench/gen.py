@@ -9,11 +9,14 @@ sparsity pattern and the MT- genes stay those of real data.
 numbers) makes ~N/2,700 near-copies of each source cell, so a kNN graph of the
 result falls apart into thousands of components and Leiden finds thousands of
 clusters. ``--mode mixed`` makes data that behaves like an atlas for the graph
-steps too: each output cell is the sum of two thinned parts, ``Binomial(count,
-p·w)`` of a source cell and ``Binomial(count, p·(1−w))`` of one of its
-``MIX_NEIGHBORS`` nearest source cells (in the source's own PCA space), with
-``w ~ U(0, 1)``, so cells fill the paths between neighbouring source cells:
-one connected kNN graph, tens of Leiden clusters.
+steps too: each output cell is the sum of ``MIX_PARENTS`` thinned parts,
+``Binomial(count, p·w_j)`` of a source cell and of ``MIX_PARENTS − 1`` cells
+drawn from its ``MIX_NEIGHBORS`` nearest source cells (in the source's own PCA
+space), with weights ``w ~ Dirichlet(1, …, 1)``, so cells fill the neighbourhoods
+between source cells while keeping a real cell's depth and sparsity (~700
+stored values per cell, as tiling). Measured at 100k cells (kNN graph and
+Leiden at resolution 1, as ``anndataoom run``): one connected component; 172
+Leiden clusters with two parents, 61 with five, 36 with ten — hence ten.
 
 The matrix is written block by block into resizable, chunked HDF5 datasets
 (CSR float32 ``data`` and int32 ``indices``) with the anndata encoding
@@ -57,8 +60,11 @@ PROGRESS_EVERY = 10
 GZIP_LEVEL = 4
 N_BATCHES = 4
 P_RANGE = (0.5, 1.0)
-#: ``--mode mixed``: each cell is mixed with one of this many nearest source cells.
+#: ``--mode mixed``: each cell mixes a source cell with cells drawn from this many
+#: of its nearest source cells ...
 MIX_NEIGHBORS = 10
+#: ... into this many parts in all (module docstring: why ten).
+MIX_PARENTS = 10
 
 
 def pbmc3k_path() -> Path:
@@ -123,15 +129,17 @@ def _thin(X, rows: np.ndarray, p: np.ndarray, rng: np.random.Generator):
 
 
 def mixed_block(X, nbrs: np.ndarray, rng: np.random.Generator, n: int):
-    """``n`` new cells, each a thinned mix of a source cell and one of its neighbours.
+    """``n`` new cells, each a thinned mix of a source cell and its neighbours.
 
     Returns CSR parts ``(data float32, indices int32, row_nnz int64)``.
     """
     rows = rng.integers(0, X.shape[0], size=n)
-    mates = nbrs[rows, rng.integers(0, nbrs.shape[1], size=n)]
     p = rng.uniform(*P_RANGE, size=n)
-    w = rng.uniform(0.0, 1.0, size=n)
-    cells = _thin(X, rows, p * w, rng) + _thin(X, mates, p * (1.0 - w), rng)
+    w = rng.dirichlet(np.ones(MIX_PARENTS), size=n)
+    cells = _thin(X, rows, p * w[:, 0], rng)
+    for j in range(1, MIX_PARENTS):
+        mates = nbrs[rows, rng.integers(0, nbrs.shape[1], size=n)]
+        cells = cells + _thin(X, mates, p * w[:, j], rng)
     cells.sort_indices()
     return _csr_parts(cells)
 
