@@ -187,3 +187,35 @@ def test_run_hvg_flavors(make_h5ad, tmp_path, capsys, flavor):
     # seurat/cell_ranger keep ties at the cut-off, as scanpy does
     assert 60 <= r.n_vars <= 62 and r.obsm["X_pca"].shape == (r.n_obs, 8)
     assert r.uns["hvg"]["flavor"] == flavor
+
+
+@pytest.mark.parametrize("dist", ["normal", "skewed", "with_nan"])
+def test_plot_density_matches_scipy_kde(dist):
+    from anndataoom.cli._plots import density
+    from scipy.stats import gaussian_kde
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(5, 2, 20_000) if dist == "normal" else rng.lognormal(0, 0.8, 20_000)
+    if dist == "with_nan":
+        v[::7] = np.nan
+    grid, dens = density(v)
+    ref = gaussian_kde(v[np.isfinite(v)])(grid)
+    assert np.abs(dens - ref).max() < 0.01 * ref.max()
+    assert density(np.full(10, np.nan))[0].size == 0
+    g, d = density(np.full(10, 3.0))  # no spread: a finite spike, no division by zero
+    assert np.isfinite(d).all() and g[np.argmax(d)] == pytest.approx(3.0, abs=1e-2)
+
+
+def test_plots_of_many_cells_are_binned(tmp_path, monkeypatch):
+    import pandas as pd
+    from anndataoom.cli import _plots
+
+    monkeypatch.setattr(_plots, "SCATTER_MAX_POINTS", 100)
+    monkeypatch.setattr(_plots, "STRIP_POINTS", 50)
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"n_genes_by_counts": rng.poisson(700, 500),
+                        "total_counts": rng.poisson(2000, 500).astype(float),
+                        "pct_counts_mt": rng.uniform(0, 5, 500)})
+    written = _plots.write_all(ad.AnnData(obs=obs), tmp_path, thresholds={"total_counts": (1900, None)})
+    assert [p.name for p in written] == ["qc_violin.png", "qc_scatter.png"]
+    assert all(p.stat().st_size > 0 for p in written)

@@ -108,31 +108,40 @@ def write_all(
     return written
 
 
-def _violin(ax, values: np.ndarray, rng: np.random.Generator) -> None:
-    """Draw a violin of all finite ``values`` and a jittered strip of ``STRIP_POINTS`` of them.
+def density(values: np.ndarray, n_grid: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Return a grid and the kernel density of the finite ``values`` on it.
 
-    The density is a Gaussian kernel estimate (Scott's bandwidth, as
-    seaborn's violins) computed on a fine histogram of every value: exact up
-    to the bin width and linear in the number of cells, where a direct kernel
-    estimate costs seconds per million cells.
+    A Gaussian kernel with Scott's bandwidth (scipy's ``gaussian_kde``
+    default, which seaborn's violins use), evaluated on a fine histogram of
+    every value: exact up to the bin width and linear in the number of cells,
+    where the direct estimate costs seconds per million cells. The grid
+    extends two bandwidths past the data, as seaborn's ``cut=2``.
     """
     v = values[np.isfinite(values)]
     if v.size == 0:
-        return
-    bw = 1.06 * v.std() * v.size ** -0.2
+        return np.zeros(0), np.zeros(0)
+    bw = v.std(ddof=1) * v.size ** -0.2 if v.size > 1 else 0.0
     lo, hi = v.min() - 2 * bw, v.max() + 2 * bw
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, 1025)
+    edges = np.linspace(lo, hi, n_grid + 1)
     counts = np.histogram(v, edges)[0].astype(np.float64)
     step = edges[1] - edges[0]
     if bw > 0:
         half = int(np.ceil(4 * bw / step))
         kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
         counts = np.convolve(counts, kernel)[half:half + counts.size]
-    width = 0.4 * counts / counts.max()
-    mid = (edges[:-1] + edges[1:]) / 2
-    ax.fill_betweenx(mid, -width, width, color="tab:blue", alpha=0.5, lw=0)
+    return (edges[:-1] + edges[1:]) / 2, counts / (counts.sum() * step)
+
+
+def _violin(ax, values: np.ndarray, rng: np.random.Generator) -> None:
+    """Draw a violin of all finite ``values`` and a jittered strip of ``STRIP_POINTS`` of them."""
+    grid, dens = density(values)
+    if grid.size == 0:
+        return
+    v = values[np.isfinite(values)]
+    width = 0.4 * dens / dens.max()
+    ax.fill_betweenx(grid, -width, width, color="tab:blue", alpha=0.5, lw=0)
     shown = v if v.size <= STRIP_POINTS else rng.choice(v, STRIP_POINTS, replace=False)
     ax.scatter(rng.uniform(-0.2, 0.2, shown.size), shown, s=1, color="black", alpha=0.5,
                rasterized=True)
