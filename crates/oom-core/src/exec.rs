@@ -4,6 +4,7 @@
 //! cancel flag (set by the bindings on Ctrl-C) and counts progress.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -23,8 +24,33 @@ pub fn cancel() {
     CANCEL.store(true, Ordering::SeqCst);
 }
 
-/// Clear the cancel flag and progress before a new call.
-pub fn reset() {
+/// Calls running now (see [`begin_call`]).
+static RUNNING: Mutex<usize> = Mutex::new(0);
+
+/// Marks one call as running until dropped.
+pub struct Call(());
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        *RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+    }
+}
+
+/// Start a call from the bindings. Only a call that starts when none runs
+/// clears the cancel flag and the progress counters: a call starting beside
+/// a running one (a background writer, a second user thread) must not
+/// swallow that one's Ctrl-C. Concurrent calls therefore share one flag — a
+/// Ctrl-C stops them all — and one progress count.
+pub fn begin_call() -> Call {
+    let mut running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *running == 0 {
+        reset();
+    }
+    *running += 1;
+    Call(())
+}
+
+fn reset() {
     CANCEL.store(false, Ordering::SeqCst);
     DONE_ROWS.store(0, Ordering::SeqCst);
     TOTAL_ROWS.store(0, Ordering::SeqCst);

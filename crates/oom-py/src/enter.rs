@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use crate::error::to_py;
 
 pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
-    exec::reset();
+    let _call = exec::begin_call();
     let (tx, rx) = mpsc::channel();
     let (outcome, interrupt) = py.detach(move || {
         let mut interrupt: Option<PyErr> = None;
