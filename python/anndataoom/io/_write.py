@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -27,7 +28,7 @@ from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
 from anndataoom._progress import pass_bars, progress_enabled
 
-__all__ = ["write_h5ad", "write_zarr", "TMP_PREFIX"]
+__all__ = ["write_h5ad", "write_zarr", "start_write_h5ad", "PendingWrite", "TMP_PREFIX"]
 
 TMP_PREFIX = ".anndataoom-tmp-"
 _RUN_START = time.time()
@@ -99,18 +100,25 @@ def _set_enc(obj, kind: str, version: str) -> None:
     obj.attrs["encoding-version"] = version
 
 
-def _blocks(X: BackedArray, key: str):
-    """``X.iter_blocks()`` with a rows bar (the h5ad writer streams from Python)."""
+def _blocks(X: BackedArray, key: str, stop: threading.Event | None = None):
+    """``X.iter_blocks()`` with a rows bar (the h5ad writer streams from Python).
+
+    With ``stop`` (a background write) there is no bar, and setting the event
+    ends the write at the next block with :class:`InterruptedError`.
+    """
     from tqdm.auto import tqdm
 
     with tqdm(total=X.shape[0], desc=f"write {key}", unit="rows", leave=False,
-              disable=not progress_enabled()) as bar:
+              disable=stop is not None or not progress_enabled()) as bar:
         for a, b, block in X.iter_blocks(BLOCK_VALUES):
+            if stop is not None and stop.is_set():
+                raise InterruptedError("the background write was stopped")
             yield a, b, block
             bar.update(b - a)
 
 
-def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) -> None:
+def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict,
+                      stop: threading.Event | None = None) -> None:
     n, m = X.shape
     g = group.create_group(key)
     _set_enc(g, "csr_matrix", "0.1.0")
@@ -123,7 +131,7 @@ def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) ->
                                chunks=(_SPARSE_CHUNK,), **dkw)
     indptr = np.zeros(n + 1, dtype=np.int64)
     pos = 0
-    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/")):
+    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/"), stop):
         if not sp.issparse(block):
             block = sp.csr_matrix(block)
         k = int(block.nnz)
@@ -137,7 +145,8 @@ def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) ->
     g.create_dataset("indptr", data=indptr.astype(ptr_dtype), **dkw)
 
 
-def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) -> None:
+def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict,
+                        stop: threading.Event | None = None) -> None:
     n, m = X.shape
     kw = dict(dkw)
     if n == 0 or m == 0:
@@ -145,19 +154,20 @@ def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict) 
         kw.pop("compression_opts", None)
     ds = group.create_dataset(key, shape=(n, m), dtype=X.dtype, **kw)
     _set_enc(ds, "array", "0.2.0")
-    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/")):
+    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/"), stop):
         if sp.issparse(block):
             block = block.toarray()
         ds[a:b] = block
 
 
-def write_matrix(group: h5py.Group, key: str, X, dkw: dict) -> None:
+def write_matrix(group: h5py.Group, key: str, X, dkw: dict,
+                 stop: threading.Event | None = None) -> None:
     """Write a lazy (streamed) or in-memory matrix as element ``key`` of an HDF5 ``group``."""
     if isinstance(X, BackedArray):
         if X.is_sparse:
-            _write_csr_stream(group, key, X, dkw)
+            _write_csr_stream(group, key, X, dkw, stop)
         else:
-            _write_dense_stream(group, key, X, dkw)
+            _write_dense_stream(group, key, X, dkw, stop)
     else:
         write_elem(group, key, X, dataset_kwargs=dkw)
 
@@ -165,28 +175,43 @@ def write_matrix(group: h5py.Group, key: str, X, dkw: dict) -> None:
 WriteMatrix = Callable[[object, str, object, dict], None]
 
 
-def _write_all(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix) -> None:
+def _matrices(adata) -> dict[str, object]:
+    """Every matrix of ``adata`` by its path in the file (X, raw/X, layers/*)."""
+    out = {} if adata._X is None else {"X": adata._X}
+    if adata.raw is not None:
+        out["raw/X"] = adata.raw.X
+    out.update((f"layers/{k}", v) for k, v in adata.layers.items())
+    return out
+
+
+def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix,
+                    **kw) -> None:
     _set_enc(f, "anndata", "0.1.0")
-    if adata._X is not None:
-        write_matrix(f, "X", adata._X, dkw)
-    raw = adata.raw
-    if raw is not None:
-        g = f.create_group("raw")
-        _set_enc(g, "raw", "0.1.0")
-        write_matrix(g, "X", raw.X, dkw)
-        write_elem(g, "var", raw.var, dataset_kwargs=dkw)
-        write_elem(g, "varm", dict(raw.varm), dataset_kwargs=dkw)
+    if adata.raw is not None:
+        _set_enc(f.create_group("raw"), "raw", "0.1.0")
+    _set_enc(f.create_group("layers"), "dict", "0.1.0")
+    for path, X in _matrices(adata).items():
+        group, _, key = path.rpartition("/")
+        write_matrix(f[group] if group else f, key, X, dkw, **kw)
+
+
+def _write_rest(f, adata, dkw: dict) -> None:
+    """Everything but the matrices, with anndata's encoders."""
+    if adata.raw is not None:
+        write_elem(f["raw"], "var", adata.raw.var, dataset_kwargs=dkw)
+        write_elem(f["raw"], "varm", dict(adata.raw.varm), dataset_kwargs=dkw)
     write_elem(f, "obs", adata.obs, dataset_kwargs=dkw)
     write_elem(f, "var", adata.var, dataset_kwargs=dkw)
     write_elem(f, "obsm", dict(adata.obsm), dataset_kwargs=dkw)
     write_elem(f, "varm", dict(adata.varm), dataset_kwargs=dkw)
     write_elem(f, "obsp", dict(adata.obsp), dataset_kwargs=dkw)
     write_elem(f, "varp", dict(adata.varp), dataset_kwargs=dkw)
-    g = f.create_group("layers")
-    _set_enc(g, "dict", "0.1.0")
-    for k, v in adata.layers.items():
-        write_matrix(g, k, v, dkw)
     write_elem(f, "uns", dict(adata.uns), dataset_kwargs=dkw)
+
+
+def _write_all(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix) -> None:
+    _write_matrices(f, adata, dkw, write_matrix)
+    _write_rest(f, adata, dkw)
 
 
 def _fsync_path(path: str, directory: bool = False) -> None:
@@ -223,10 +248,14 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool) -> str:
         raise FileNotFoundError(f"directory '{directory}' does not exist")
     remove_stale_tmp(directory)
     if convert_strings_to_categoricals:
-        adata.strings_to_categoricals()
-        if adata.raw is not None:
-            adata.strings_to_categoricals(adata.raw.var)
+        _categoricals(adata)
     return target
+
+
+def _categoricals(adata) -> None:
+    adata.strings_to_categoricals()
+    if adata.raw is not None:
+        adata.strings_to_categoricals(adata.raw.var)
 
 
 def _fsync_tree(path: str) -> None:
@@ -236,16 +265,23 @@ def _fsync_tree(path: str) -> None:
         _fsync_path(root, directory=True)
 
 
-def _atomic(target: str, ext: str, write: Callable[[str], None]) -> None:
+def _tmp_path(target: str, ext: str) -> str:
+    directory = os.path.dirname(target)
+    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{ext}")
+
+
+def _atomic(target: str, ext: str, write: Callable[[str], None],
+            tmp: str | None = None) -> None:
     """Run ``write(tmp)`` on a temp path next to ``target``, then move it into place.
 
     A file replaces a file with one rename.  A store (directory) cannot be
     renamed over an existing one: the old target is first renamed to a temp
     name, so a crash in between leaves no target (and the old copy is
-    removed as stale by the next write), never a mix of the two.
+    removed as stale by the next write), never a mix of the two.  ``tmp``
+    names a temp path already being written (see :class:`PendingWrite`).
     """
     directory = os.path.dirname(target)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{ext}")
+    tmp = tmp or _tmp_path(target, ext)
     try:
         write(tmp)
         if os.path.isdir(tmp):
@@ -267,6 +303,15 @@ def _atomic(target: str, ext: str, write: Callable[[str], None]) -> None:
             _remove(tmp)
         raise
     _fsync_path(directory, directory=True)
+
+
+def _dataset_kwargs(compression: str | None, compression_opts) -> dict:
+    dkw = {}
+    if compression is not None:
+        dkw["compression"] = compression
+        if compression_opts is not None:
+            dkw["compression_opts"] = compression_opts
+    return dkw
 
 
 def write_h5ad(adata, filename, *, compression: str | None = None, compression_opts=None,
@@ -291,17 +336,114 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
         ``filename`` is (the same file as) one ``adata`` is reading from.
     """
     target = _prepare(adata, filename, convert_strings_to_categoricals)
-    dkw = {}
-    if compression is not None:
-        dkw["compression"] = compression
-        if compression_opts is not None:
-            dkw["compression_opts"] = compression_opts
+    dkw = _dataset_kwargs(compression, compression_opts)
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w-") as f:
             _write_all(f, adata, dkw)
 
     _atomic(target, ".h5ad", write)
+
+
+class PendingWrite:
+    """An ``.h5ad`` write whose matrices stream to disk in a background thread.
+
+    Made by :func:`start_write_h5ad`; :meth:`finish` writes the rest of the
+    object and moves the file into place, :meth:`abort` stops the thread and
+    removes the temp file. Used as a context manager, leaving the block
+    with an exception aborts it.
+    """
+
+    def __init__(self, adata, target: str, dkw: dict):
+        self._target, self._dkw = target, dkw
+        self._tmp = _tmp_path(target, ".h5ad")
+        self._written = _matrices(adata)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(adata,),
+                                        name="anndataoom-write-matrices", daemon=True)
+        self._thread.start()
+
+    def _run(self, adata) -> None:
+        try:
+            with h5py.File(self._tmp, "w-") as f:
+                _write_matrices(f, adata, self._dkw, stop=self._stop)
+        except BaseException as e:  # re-raised by finish()
+            self._error = e
+
+    def finish(self, adata, *, convert_strings_to_categoricals: bool = True) -> None:
+        """Wait for the matrices, write everything else of ``adata``, move the file into place.
+
+        Raises
+        ------
+        ValueError
+            A matrix of ``adata`` (X, raw.X, a layer) was replaced or added
+            since the write started: the file would not hold the object.
+        """
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            now = _matrices(adata)
+            if now.keys() != self._written.keys() or any(
+                    now[k] is not v for k, v in self._written.items()):
+                raise ValueError("the matrices of the AnnData changed after start_write_h5ad(); "
+                                 "write it again with write_h5ad()")
+            if convert_strings_to_categoricals:
+                _categoricals(adata)
+        except BaseException:
+            self.abort()
+            raise
+
+        def rest(tmp: str) -> None:
+            with h5py.File(tmp, "r+") as f:
+                _write_rest(f, adata, self._dkw)
+
+        _atomic(self._target, ".h5ad", rest, tmp=self._tmp)
+
+    def abort(self) -> None:
+        """Stop the background write and remove its temp file (the target is untouched)."""
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(OSError):
+            _remove(self._tmp)
+
+    def __enter__(self) -> PendingWrite:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def start_write_h5ad(adata, filename, *, compression: str | None = None,
+                     compression_opts=None) -> PendingWrite:
+    """Start writing ``adata``'s matrices to ``filename`` in a background thread.
+
+    X, raw.X and the layers are streamed to a temp file next to ``filename``
+    while the caller goes on (e.g. computing the neighbour graph and the
+    embedding from ``obsm``, which never reads X); :meth:`PendingWrite.finish`
+    then writes obs/var/obsm/obsp/uns … as they are at that moment and moves
+    the file into place atomically, as :func:`write_h5ad`. The matrices must
+    not be replaced in between (``finish`` checks).
+
+    Parameters
+    ----------
+    adata
+        An :class:`~anndataoom.AnnDataOOM`.
+    filename
+        Target ``.h5ad`` path.  Must not be a file ``adata`` reads from.
+    compression, compression_opts
+        As :func:`write_h5ad`.
+
+    Returns
+    -------
+    PendingWrite
+        Call ``finish(adata)`` (or ``abort()``) on it.
+    """
+    target = _prepare(adata, filename, convert_strings_to_categoricals=False)
+    adata._check_writable()
+    return PendingWrite(adata, target, _dataset_kwargs(compression, compression_opts))
 
 
 #: Values per chunk of the streamed Zarr arrays (4 MB of float32).
