@@ -77,9 +77,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Timer:
-    """Wall time per named step, each shown with a progress bar of its Rust passes."""
+    """Wall time and peak RSS after each named step, each shown with a progress bar."""
 
     steps: dict[str, float] = field(default_factory=dict)
+    #: Peak RSS of the process (MiB) when each step ended: the step that raised it shows.
+    peaks: dict[str, float] = field(default_factory=dict)
     #: Draw bars: None = only on a terminal (see ``anndataoom._progress``).
     progress: bool | None = None
 
@@ -96,9 +98,14 @@ class Timer:
             def __exit__(self, *exc):
                 self.bar.__exit__(*exc)
                 timer.steps[name] = timer.steps.get(name, 0.0) + time.perf_counter() - self.t0
+                timer.peaks[name] = _peak_mib()
                 return False
 
         return _Step()
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _resolve_input(file: str) -> Path:
@@ -211,7 +218,7 @@ def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
 def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
             wall: float | None = None) -> str:
     """Format a plain-text table of what the run did (``wall``: total wall time in seconds)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mib()
     vr = np.asarray(a.uns["pca"]["variance_ratio"])
     n_genes = a.raw.n_vars if a.raw is not None else a.n_vars
     flavor = a.uns.get("hvg", {}).get("flavor", "")
@@ -229,7 +236,8 @@ def summary(a: oom.AnnDataOOM, n_in: tuple[int, int], t: Timer, out: Path,
         rows += [(f"markers of {g} ({method})" if i == 0 else f"markers of {g}",
                   ", ".join(str(x) for x in names[g][:5]))
                  for i, g in enumerate(names.dtype.names)]
-    rows += [(f"time: {k}", f"{v:.2f} s") for k, v in t.steps.items()]
+    rows += [(f"time: {k}", f"{v:8.2f} s   peak so far {t.peaks[k]:7,.0f} MiB")
+             for k, v in t.steps.items()]
     rows += [
         ("time: total", f"{sum(t.steps.values()) if wall is None else wall:.2f} s"),
         ("peak memory (RSS)", f"{peak:,.0f} MiB"),
