@@ -213,21 +213,30 @@ impl Plan {
         self.v = v;
         self.due.clear();
         self.negatives.clear();
-        for e in g.row(v) {
-            let i = e - base;
-            if clocks.next[i] > epoch {
-                continue;
+        let row = g.row(v);
+        // which edges are due, as bits: one branch per 64 edges instead of
+        // a hard-to-predict one per edge
+        for start in row.clone().step_by(64) {
+            let end = (start + 64).min(row.end);
+            let mut due = 0u64;
+            for (bit, &next) in clocks.next[start - base..end - base].iter().enumerate() {
+                due |= u64::from(next <= epoch) << bit;
             }
-            clocks.next[i] += clocks.eps[i];
-            let eps_neg = clocks.eps[i] / p.negative_sample_rate;
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as u32;
-            #[allow(clippy::cast_precision_loss)]
-            {
-                clocks.next_neg[i] += n_neg as f32 * eps_neg;
+            while due != 0 {
+                let e = start + due.trailing_zeros() as usize;
+                due &= due - 1;
+                let i = e - base;
+                clocks.next[i] += clocks.eps[i];
+                let eps_neg = clocks.eps[i] / p.negative_sample_rate;
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as u32;
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    clocks.next_neg[i] += n_neg as f32 * eps_neg;
+                }
+                prefetch::<D>(prev, g.indices[e] as usize);
+                self.due.push((g.indices[e], n_neg));
             }
-            prefetch::<D>(prev, g.indices[e] as usize);
-            self.due.push((g.indices[e], n_neg));
         }
         let n = (prev.len() / D) as u64;
         let mut rng = vertex_rng(seed, epoch_i, v);
