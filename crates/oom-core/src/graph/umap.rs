@@ -257,8 +257,19 @@ impl Plan {
 /// previous step wrote. Run alone, that chain of divisions and
 /// polynomials waits on its own latency; across [`GROUP`] vertices the
 /// steps are independent and the arithmetic runs as SIMD over lanes.
-/// Each lane does exactly the sequence of operations a vertex alone would.
+/// Each lane does exactly the sequence of operations a vertex alone would,
+/// and takes the next vertex as soon as its own is done (vertices have
+/// different numbers of due edges; lockstep groups left ~40% idle).
 const GROUP: usize = 8;
+
+/// The vertices in the lanes: positions held dimension-major
+/// (`cur[d][lane]`) so each step is one SIMD loop over lanes, the next due
+/// edge of each, and how many of its negative samples are used.
+struct Lanes<const D: usize> {
+    cur: [[f32; GROUP]; D],
+    step: [usize; GROUP],
+    taken: [usize; GROUP],
+}
 
 /// Gradient coefficient of an attraction step at squared distance `d2`.
 #[inline(always)]
@@ -273,105 +284,90 @@ fn repulsion_coeff(d2: f32, a: f32, b: f32, gamma: f32) -> f32 {
     2.0 * gamma * b / ((0.001 + d2) * (a * fast_pow(d2, b) + 1.0))
 }
 
-/// One epoch of up to [`GROUP`] planned vertices whose positions are
-/// `pos` (row-major): for each vertex, along each due edge in row order,
-/// the attraction, then the summed steps of that edge's negative samples
-/// (clipped per sample; a sample hitting the vertex itself or its exact
-/// position pushes nothing, as in umap-learn). Positions are held
-/// dimension-major (`cur[d][lane]`) so each step is one SIMD loop over lanes.
+/// One step of every lane whose vertex has a due edge left (`plans[l]`):
+/// the attraction along the edge, then the summed steps of its negative
+/// samples (clipped per sample; a sample hitting the vertex itself or its
+/// exact position pushes nothing, as in umap-learn).
 #[inline(always)]
-fn move_group<const D: usize>(plans: &[Plan], prev: &[f32], pos: &mut [f32], alpha: f32, p: &SgdParams) {
+fn step_lanes<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
     let (a, b, gamma) = (p.a, p.b, p.gamma);
-    let mut cur = [[0.0f32; GROUP]; D];
-    for (l, x) in pos.chunks_exact(D).enumerate() {
-        for d in 0..D {
-            cur[d][l] = x[d];
+    let Lanes { cur, step, taken } = lanes;
+    let mut other = [[0.0f32; GROUP]; D];
+    let mut n_neg = [0u32; GROUP];
+    let mut on = [false; GROUP];
+    for (l, q) in plans.iter().enumerate() {
+        if let Some(&(k, n)) = q.due.get(step[l]) {
+            let x = point::<D>(prev, k as usize);
+            for d in 0..D {
+                other[d][l] = x[d];
+            }
+            (n_neg[l], on[l]) = (n, true);
         }
     }
-    let steps = plans.iter().map(|q| q.due.len()).max().unwrap_or(0);
-    let mut taken = [0usize; GROUP];
-    for j in 0..steps {
-        let mut other = [[0.0f32; GROUP]; D];
-        let mut n_neg = [0u32; GROUP];
-        let mut on = [false; GROUP];
-        for (l, q) in plans.iter().enumerate() {
-            if let Some(&(k, n)) = q.due.get(j) {
-                let x = point::<D>(prev, k as usize);
-                for d in 0..D {
-                    other[d][l] = x[d];
-                }
-                (n_neg[l], on[l]) = (n, true);
-            }
+    let mut d2 = [0.0f32; GROUP];
+    for d in 0..D {
+        for l in 0..GROUP {
+            d2[l] += (cur[d][l] - other[d][l]) * (cur[d][l] - other[d][l]);
         }
-        let mut d2 = [0.0f32; GROUP];
-        for d in 0..D {
-            for l in 0..GROUP {
-                d2[l] += (cur[d][l] - other[d][l]) * (cur[d][l] - other[d][l]);
+    }
+    let mut coeff = [0.0f32; GROUP];
+    for l in 0..GROUP {
+        let c = attraction_coeff(d2[l], a, b);
+        coeff[l] = if on[l] && d2[l] > 0.0 { c } else { 0.0 };
+    }
+    for d in 0..D {
+        for l in 0..GROUP {
+            // twice: this edge and its mirror (k, v) pull v together
+            cur[d][l] += 2.0 * clip(coeff[l] * (cur[d][l] - other[d][l])) * alpha;
+        }
+    }
+    // The negative samples of one edge all push from the same position
+    // and their steps are summed: independent iterations instead of one
+    // long dependency chain through `cur`.
+    let mut push = [[0.0f32; GROUP]; D];
+    for s in 0..n_neg.iter().copied().max().unwrap_or(0) {
+        let mut diff = [[0.0f32; GROUP]; D];
+        let mut d2 = [1.0f32; GROUP];
+        let mut live = [false; GROUP];
+        for (l, q) in plans.iter().enumerate() {
+            if s >= n_neg[l] {
+                continue;
             }
+            let k = q.negatives[taken[l] + s as usize] as usize;
+            if k == q.v {
+                continue;
+            }
+            let x = point::<D>(prev, k);
+            let mut sum = 0.0;
+            for d in 0..D {
+                diff[d][l] = cur[d][l] - x[d];
+                sum += diff[d][l] * diff[d][l];
+            }
+            (d2[l], live[l]) = (sum, sum > 0.0);
         }
         let mut coeff = [0.0f32; GROUP];
         for l in 0..GROUP {
-            let c = attraction_coeff(d2[l], a, b);
-            coeff[l] = if on[l] && d2[l] > 0.0 { c } else { 0.0 };
+            let c = repulsion_coeff(d2[l], a, b, gamma);
+            coeff[l] = if live[l] { c } else { 0.0 };
         }
         for d in 0..D {
             for l in 0..GROUP {
-                // twice: this edge and its mirror (k, v) pull v together
-                cur[d][l] += 2.0 * clip(coeff[l] * (cur[d][l] - other[d][l])) * alpha;
-            }
-        }
-        // The negative samples of one edge all push from the same position
-        // and their steps are summed: independent iterations instead of one
-        // long dependency chain through `cur`.
-        let mut push = [[0.0f32; GROUP]; D];
-        for s in 0..n_neg.iter().copied().max().unwrap_or(0) {
-            let mut diff = [[0.0f32; GROUP]; D];
-            let mut d2 = [1.0f32; GROUP];
-            let mut live = [false; GROUP];
-            for (l, q) in plans.iter().enumerate() {
-                if s >= n_neg[l] {
-                    continue;
-                }
-                let k = q.negatives[taken[l] + s as usize] as usize;
-                if k == q.v {
-                    continue;
-                }
-                let x = point::<D>(prev, k);
-                let mut sum = 0.0;
-                for d in 0..D {
-                    diff[d][l] = cur[d][l] - x[d];
-                    sum += diff[d][l] * diff[d][l];
-                }
-                (d2[l], live[l]) = (sum, sum > 0.0);
-            }
-            let mut coeff = [0.0f32; GROUP];
-            for l in 0..GROUP {
-                let c = repulsion_coeff(d2[l], a, b, gamma);
-                coeff[l] = if live[l] { c } else { 0.0 };
-            }
-            for d in 0..D {
-                for l in 0..GROUP {
-                    push[d][l] += clip(coeff[l] * diff[d][l]);
-                }
-            }
-        }
-        for l in 0..GROUP {
-            taken[l] += n_neg[l] as usize;
-        }
-        for d in 0..D {
-            for l in 0..GROUP {
-                cur[d][l] += push[d][l] * alpha;
+                push[d][l] += clip(coeff[l] * diff[d][l]);
             }
         }
     }
-    for (l, x) in pos.chunks_exact_mut(D).enumerate() {
-        for d in 0..D {
-            x[d] = cur[d][l];
+    for l in 0..GROUP {
+        taken[l] += n_neg[l] as usize;
+        step[l] += usize::from(on[l]);
+    }
+    for d in 0..D {
+        for l in 0..GROUP {
+            cur[d][l] += push[d][l] * alpha;
         }
     }
 }
 
-/// The compiled copies of [`move_group`]. Both run the same IEEE
+/// The compiled copies of [`step_lanes`]. Both run the same IEEE
 /// operations in the same order (Rust never fuses a multiply and an add
 /// by itself), so they give the same bits; AVX2 runs the lane loops eight
 /// wide instead of four (measured at 1M cells: 0.84 s CPU per epoch
@@ -392,21 +388,21 @@ impl Kernel {
         Kernel::Baseline
     }
 
-    fn move_group<const D: usize>(self, plans: &[Plan], prev: &[f32], pos: &mut [f32], alpha: f32, p: &SgdParams) {
+    fn step_lanes<const D: usize>(self, lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2` is only chosen by `detect` on a CPU with AVX2
             // (or by a test on such a CPU).
-            Kernel::Avx2 => unsafe { move_group_avx2::<D>(plans, prev, pos, alpha, p) },
-            _ => move_group::<D>(plans, prev, pos, alpha, p),
+            Kernel::Avx2 => unsafe { step_lanes_avx2::<D>(lanes, plans, prev, alpha, p) },
+            _ => step_lanes::<D>(lanes, plans, prev, alpha, p),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn move_group_avx2<const D: usize>(plans: &[Plan], prev: &[f32], pos: &mut [f32], alpha: f32, p: &SgdParams) {
-    move_group::<D>(plans, prev, pos, alpha, p);
+fn step_lanes_avx2<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+    step_lanes::<D>(lanes, plans, prev, alpha, p);
 }
 
 /// Optimise `emb` (n × dim, row-major, already initialised and scaled to
@@ -464,22 +460,56 @@ fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdPa
         pos.into_par_iter().zip(nx).zip(nn).zip(&tasks).with_max_len(1).for_each(|(((pos, nx), nn), t)| {
             let base = g.row(t.start).start;
             let mut clocks = Clocks { eps: &eps[base..base + nx.len()], next: nx, next_neg: nn };
-            // plan the next group while this group's samples are being fetched
-            let groups = t.clone().step_by(GROUP).map(|v| v..(v + GROUP).min(t.end));
-            let (mut ahead, mut now) = (Vec::<Plan>::new(), Vec::<Plan>::new());
-            let mut plan = |plans: &mut Vec<Plan>, vs: std::ops::Range<usize>| {
-                plans.resize_with(vs.len(), Plan::default);
-                for (q, v) in plans.iter_mut().zip(vs) {
-                    q.make::<D>(g, prev_ref, v, base, &mut clocks, epoch_f, p.seed, epoch, p);
+            // vertices are planned GROUP ahead of the lanes taking them, so
+            // their samples are being fetched meanwhile
+            let mut next_v = t.start;
+            let mut plan_next = |q: &mut Plan| {
+                let more = next_v < t.end;
+                if more {
+                    q.make::<D>(g, prev_ref, next_v, base, &mut clocks, epoch_f, p.seed, epoch, p);
+                    next_v += 1;
                 }
+                more
             };
-            plan(&mut ahead, t.start..(t.start + GROUP).min(t.end));
-            for (vs, chunk) in groups.zip(pos.chunks_mut(GROUP * D)) {
-                std::mem::swap(&mut ahead, &mut now);
-                if vs.end < t.end {
-                    plan(&mut ahead, vs.end..(vs.end + GROUP).min(t.end));
+            let mut ahead = std::collections::VecDeque::with_capacity(GROUP);
+            for _ in 0..GROUP {
+                let mut q = Plan::default();
+                if plan_next(&mut q) {
+                    ahead.push_back(q);
                 }
-                kernel.move_group::<D>(&now, prev_ref, chunk, alpha, p);
+            }
+            let mut plans: [Plan; GROUP] = Default::default();
+            let mut lanes = Lanes::<D> { cur: [[0.0; GROUP]; D], step: [0; GROUP], taken: [0; GROUP] };
+            loop {
+                // refill the lanes whose vertex is done (or never started)
+                for l in 0..GROUP {
+                    while lanes.step[l] == plans[l].due.len() {
+                        if !plans[l].due.is_empty() {
+                            let done = plans[l].v - t.start;
+                            for d in 0..D {
+                                pos[done * D + d] = lanes.cur[d][l];
+                            }
+                        }
+                        let Some(mut q) = ahead.pop_front() else {
+                            plans[l].due.clear();
+                            lanes.step[l] = usize::MAX;
+                            break;
+                        };
+                        std::mem::swap(&mut plans[l], &mut q);
+                        if plan_next(&mut q) {
+                            ahead.push_back(q);
+                        }
+                        let v = plans[l].v - t.start;
+                        for d in 0..D {
+                            lanes.cur[d][l] = pos[v * D + d];
+                        }
+                        (lanes.step[l], lanes.taken[l]) = (0, 0);
+                    }
+                }
+                if lanes.step.iter().all(|&s| s == usize::MAX) {
+                    break;
+                }
+                kernel.step_lanes::<D>(&mut lanes, &plans, prev_ref, alpha, p);
             }
         });
         prev.copy_from_slice(emb);
