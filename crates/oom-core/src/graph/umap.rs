@@ -491,24 +491,24 @@ fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdPa
             let mut lanes = Lanes::<D> { cur: [[0.0; GROUP]; D], step: [0; GROUP], taken: [0; GROUP] };
             loop {
                 // refill the lanes whose vertex is done (or never started)
-                for l in 0..GROUP {
-                    while lanes.step[l] == plans[l].due.len() {
-                        if !plans[l].due.is_empty() {
-                            let done = plans[l].v - t.start;
+                for (l, plan) in plans.iter_mut().enumerate() {
+                    while lanes.step[l] == plan.due.len() {
+                        if !plan.due.is_empty() {
+                            let done = plan.v - t.start;
                             for d in 0..D {
                                 pos[done * D + d] = lanes.cur[d][l];
                             }
                         }
                         let Some(mut q) = ahead.pop_front() else {
-                            plans[l].due.clear();
+                            plan.due.clear();
                             lanes.step[l] = usize::MAX;
                             break;
                         };
-                        std::mem::swap(&mut plans[l], &mut q);
+                        std::mem::swap(plan, &mut q);
                         if plan_next(&mut q) {
                             ahead.push_back(q);
                         }
-                        let v = plans[l].v - t.start;
+                        let v = plan.v - t.start;
                         for d in 0..D {
                             lanes.cur[d][l] = pos[v * D + d];
                         }
