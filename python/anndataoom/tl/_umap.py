@@ -34,10 +34,12 @@ _log = logging.getLogger("anndataoom")
 
 _INITS = ("spectral", "random", "paga")
 # Sparse products the spectral solver may spend per component; each costs
-# one pass over the graph's edges plus the Lanczos bookkeeping (~0.5 s CPU
-# at 1M cells). A coarse init is enough for the SGD: at 1M, 60 products
-# reach a residual of 2.5e-3 (120: 1.5e-3) in half the time.
-SPECTRAL_PRODUCTS = 60
+# one pass over the graph's edges plus the Lanczos bookkeeping (~0.33 s CPU
+# at 1M cells). A coarse init is enough for the SGD: at 1M, 40 products
+# reach a residual of 4.3e-3 (60: 2.8e-3) in 15.4 s CPU instead of 21.9 s;
+# at 100k, 4.5e-3 (60: 2.7e-3). Neighbour preservation after the layout is
+# unchanged (see BENCHMARKS.md).
+SPECTRAL_PRODUCTS = 40
 SPECTRAL_TOL = 1e-4
 # A Ritz residual below this still gives the coarse shape an init needs;
 # above it the layout falls back to X_pca.

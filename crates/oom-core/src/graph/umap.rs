@@ -17,6 +17,15 @@
 //! ([`super::order`]): a vertex's neighbours then sit near it in the
 //! position arrays, which keeps the attraction's reads in cache at a
 //! million vertices. The RNG streams are keyed by the new labels.
+//!
+//! Within an epoch, what a vertex does apart from arithmetic on positions
+//! (which edges are due, its negative samples) is planned a few vertices
+//! ahead and the samples' positions prefetched; the vertices then run
+//! eight at a time, one per SIMD lane (see [`GROUP`]). Neither changes a
+//! single operation of a vertex's update, so the result is bit-for-bit
+//! that of the plain per-vertex loop (a test checks it). Measured at 1M
+//! cells (24.6M edges, 2 cores): 1.21 s CPU per epoch for that plain loop,
+//! 0.56 s now.
 
 use rayon::prelude::*;
 
@@ -34,11 +43,6 @@ pub const MAX_DIM: usize = 8;
 
 /// umap-learn clips each gradient component to ±4.
 const CLIP: f32 = 4.0;
-
-/// Negative samples evaluated together: their gradients are computed lane
-/// by lane over fixed-size arrays, which the compiler turns into SIMD, and
-/// their random reads of positions are issued back to back.
-const LANES: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct SgdParams {
@@ -88,22 +92,26 @@ fn fast_log2(x: f32) -> f32 {
     r
 }
 
+/// Adding `1.5 · 2^23` to a float of magnitude below `2^22` rounds it to
+/// an integer `k`, held in the low mantissa bits: `bits = MAGIC_BITS + k`.
+const MAGIC: f32 = 12_582_912.0;
+const MAGIC_BITS: u32 = 0x4b40_0000;
+
 #[inline(always)]
 fn fast_exp2(y: f32) -> f32 {
     let y = y.clamp(-126.0, 126.0);
-    // floor by truncation (one less below zero): `f32::floor` is a libm
-    // call on baseline x86-64 and blocks vectorisation
-    #[allow(clippy::cast_possible_truncation)]
-    let t = y as i32;
-    #[allow(clippy::cast_precision_loss)]
-    let i = (t - i32::from(y < t as f32)) as f32;
+    // floor by the round-to-integer trick, all in float and integer lanes:
+    // `f32::floor` is a libm call on baseline x86-64 and `as i32` (which
+    // saturates and maps NaN to 0) is compiled lane by lane; both block SIMD
+    let r = (y + MAGIC) - MAGIC;
+    let i = r - if r > y { 1.0 } else { 0.0 };
     let f = y - i;
     // 2^f on [0, 1): degree-7 Taylor polynomial of e^(f ln 2)
     let p = 1.0
         + f * (0.693_147_2
             + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * (0.000_154_035_3 + f * 0.000_015_252_73))))));
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let scale = f32::from_bits(((i as i32 + 127) as u32) << 23);
+    // 2^i from the biased exponent i + 127 ∈ [1, 253]
+    let scale = f32::from_bits(((i + (127.0 + MAGIC)).to_bits().wrapping_sub(MAGIC_BITS)) << 23);
     p * scale
 }
 
@@ -176,116 +184,247 @@ struct Clocks<'a> {
     next_neg: &'a mut [f32],
 }
 
-fn sq_dist_d<const D: usize>(x: &[f32; D], y: &[f32; D]) -> f32 {
-    let mut s = 0.0;
-    for d in 0..D {
-        s += (x[d] - y[d]) * (x[d] - y[d]);
-    }
-    s
-}
-
 fn point<const D: usize>(emb: &[f32], k: usize) -> &[f32; D] {
     emb[k * D..(k + 1) * D].try_into().expect("D values")
 }
 
-/// The summed repulsion steps of `n_neg` negative samples of vertex `v`
-/// at `cur` (umap-learn's negative-sample gradient, clipped per sample),
-/// in batches of [`LANES`]. Samples hitting `v` itself or its exact
-/// position push nothing, as in umap-learn.
-fn repulsion<const D: usize>(prev: &[f32], cur: &[f32; D], v: usize, n_neg: usize, rng: &mut Rng, p: &SgdParams) -> [f32; D] {
-    let n = (prev.len() / D) as u64;
-    let (a, b) = (p.a, p.b);
-    let mut push = [0.0f32; D];
-    let mut left = n_neg;
-    while left > 0 {
-        let m = left.min(LANES);
-        left -= m;
-        let mut diff = [[0.0f32; D]; LANES];
-        let mut d2 = [1.0f32; LANES];
-        let mut live = [false; LANES];
-        for l in 0..m {
-            #[allow(clippy::cast_possible_truncation)]
-            let k = rng.below(n) as usize;
-            if k == v {
-                continue;
-            }
-            let other = point::<D>(prev, k);
-            let mut s = 0.0;
-            for d in 0..D {
-                diff[l][d] = cur[d] - other[d];
-                s += diff[l][d] * diff[l][d];
-            }
-            d2[l] = s;
-            live[l] = s > 0.0;
-        }
-        let mut coeff = [0.0f32; LANES];
-        for l in 0..LANES {
-            let c = 2.0 * p.gamma * b / ((0.001 + d2[l]) * (a * fast_pow(d2[l], b) + 1.0));
-            coeff[l] = if live[l] { c } else { 0.0 };
-        }
-        for l in 0..m {
-            for d in 0..D {
-                push[d] += clip(coeff[l] * diff[l][d]);
-            }
-        }
+/// Hint the core to load the cache line holding `emb[k * D]`: the
+/// negative samples of a vertex are known before its positions are
+/// needed, and without the hint each batch of them waits for its random
+/// reads one after the other (L3 or memory latency at a million vertices).
+#[inline(always)]
+fn prefetch<const D: usize>(emb: &[f32], k: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = emb.get(k * D) {
+        // SAFETY: a prefetch has no architectural effect; SSE is baseline on x86-64.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(x).cast()) };
     }
-    push
 }
 
-/// One epoch of one vertex `v` (position `cur`, edges offset `base` into
-/// `clocks`): attraction along each due edge, then its negative samples.
-/// `D` is the embedding dimension, fixed at compile time so the inner
-/// loops unroll.
-#[allow(clippy::too_many_arguments)]
-fn move_vertex<const D: usize>(
-    g: &Csr<'_>,
-    prev: &[f32],
-    cur: &mut [f32; D],
+/// One vertex's work in one epoch as far as it does not depend on
+/// positions: which edges are due, and their negative samples. It is made
+/// one vertex ahead of the updates, so the random reads of the samples are
+/// already in flight when the updates need them.
+#[derive(Default)]
+struct Plan {
     v: usize,
-    base: usize,
-    clocks: &mut Clocks<'_>,
-    epoch: f32,
-    alpha: f32,
-    rng: &mut Rng,
-    p: &SgdParams,
-) {
-    let (a, b) = (p.a, p.b);
-    for e in g.row(v) {
-        let i = e - base;
-        if clocks.next[i] > epoch {
-            continue;
-        }
-        let other = point::<D>(prev, g.indices[e] as usize);
-        let d2 = sq_dist_d(cur, other);
-        if d2 > 0.0 {
-            let pb = fast_pow(d2, b);
-            let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-            for d in 0..D {
-                // twice: this edge and its mirror (k, v) pull v together
-                cur[d] += 2.0 * clip(coeff * (cur[d] - other[d])) * alpha;
+    /// Neighbour and number of negative samples of each due edge, in row order.
+    due: Vec<(u32, u32)>,
+    /// The negative samples of the due edges, edge after edge.
+    negatives: Vec<u32>,
+}
+
+impl Plan {
+    /// Advance the clocks of `v`'s edges (umap-learn's schedule), draw the
+    /// negative samples from `v`'s RNG stream and prefetch their positions.
+    #[allow(clippy::too_many_arguments)]
+    fn make<const D: usize>(&mut self, g: &Csr<'_>, prev: &[f32], v: usize, base: usize, clocks: &mut Clocks<'_>, epoch: f32, seed: u64, epoch_i: usize, p: &SgdParams) {
+        self.v = v;
+        self.due.clear();
+        self.negatives.clear();
+        let row = g.row(v);
+        // which edges are due, as bits: one branch per 64 edges instead of
+        // a hard-to-predict one per edge
+        for start in row.clone().step_by(64) {
+            let end = (start + 64).min(row.end);
+            let mut due = 0u64;
+            for (bit, &next) in clocks.next[start - base..end - base].iter().enumerate() {
+                due |= u64::from(next <= epoch) << bit;
+            }
+            while due != 0 {
+                let e = start + due.trailing_zeros() as usize;
+                due &= due - 1;
+                let i = e - base;
+                clocks.next[i] += clocks.eps[i];
+                let eps_neg = clocks.eps[i] / p.negative_sample_rate;
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as u32;
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    clocks.next_neg[i] += n_neg as f32 * eps_neg;
+                }
+                prefetch::<D>(prev, g.indices[e] as usize);
+                self.due.push((g.indices[e], n_neg));
             }
         }
-        clocks.next[i] += clocks.eps[i];
-        let eps_neg = clocks.eps[i] / p.negative_sample_rate;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as usize;
-        // The negative samples of one edge all push from the same position
-        // and their steps are summed: independent iterations instead of one
-        // long dependency chain through `cur` (several times faster).
-        let push = repulsion::<D>(prev, cur, v, n_neg, rng, p);
-        for d in 0..D {
-            cur[d] += push[d] * alpha;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        {
-            clocks.next_neg[i] += n_neg as f32 * eps_neg;
+        let n = (prev.len() / D) as u64;
+        let mut rng = vertex_rng(seed, epoch_i, v);
+        for &(_, n_neg) in &self.due {
+            for _ in 0..n_neg {
+                #[allow(clippy::cast_possible_truncation)]
+                let k = rng.below(n) as u32;
+                prefetch::<D>(prev, k as usize);
+                self.negatives.push(k);
+            }
         }
     }
+}
+
+/// Vertices advanced together, lane by lane. Within an epoch the vertices
+/// are independent (each reads the others from the previous epoch), but
+/// one vertex's steps form a chain: every gradient reads the position the
+/// previous step wrote. Run alone, that chain of divisions and
+/// polynomials waits on its own latency; across [`GROUP`] vertices the
+/// steps are independent and the arithmetic runs as SIMD over lanes.
+/// Each lane does exactly the sequence of operations a vertex alone would,
+/// and takes the next vertex as soon as its own is done (vertices have
+/// different numbers of due edges; lockstep groups left ~40% idle).
+const GROUP: usize = 8;
+
+/// The vertices in the lanes: positions held dimension-major
+/// (`cur[d][lane]`) so each step is one SIMD loop over lanes, the next due
+/// edge of each, and how many of its negative samples are used.
+struct Lanes<const D: usize> {
+    cur: [[f32; GROUP]; D],
+    step: [usize; GROUP],
+    taken: [usize; GROUP],
+}
+
+/// Gradient coefficient of an attraction step at squared distance `d2`.
+#[inline(always)]
+fn attraction_coeff(d2: f32, a: f32, b: f32) -> f32 {
+    let pb = fast_pow(d2, b);
+    -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
+}
+
+/// Gradient coefficient of a negative sample at squared distance `d2`.
+#[inline(always)]
+fn repulsion_coeff(d2: f32, a: f32, b: f32, gamma: f32) -> f32 {
+    2.0 * gamma * b / ((0.001 + d2) * (a * fast_pow(d2, b) + 1.0))
+}
+
+/// One step of every lane whose vertex has a due edge left (`plans[l]`):
+/// the attraction along the edge, then the summed steps of its negative
+/// samples (clipped per sample; a sample hitting the vertex itself or its
+/// exact position pushes nothing, as in umap-learn).
+#[inline(always)]
+fn step_lanes<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+    let (a, b, gamma) = (p.a, p.b, p.gamma);
+    let Lanes { cur, step, taken } = lanes;
+    let mut other = [[0.0f32; GROUP]; D];
+    let mut n_neg = [0u32; GROUP];
+    let mut on = [false; GROUP];
+    for (l, q) in plans.iter().enumerate() {
+        if let Some(&(k, n)) = q.due.get(step[l]) {
+            let x = point::<D>(prev, k as usize);
+            for d in 0..D {
+                other[d][l] = x[d];
+            }
+            (n_neg[l], on[l]) = (n, true);
+        }
+    }
+    let mut d2 = [0.0f32; GROUP];
+    for d in 0..D {
+        for l in 0..GROUP {
+            d2[l] += (cur[d][l] - other[d][l]) * (cur[d][l] - other[d][l]);
+        }
+    }
+    let mut coeff = [0.0f32; GROUP];
+    for l in 0..GROUP {
+        let c = attraction_coeff(d2[l], a, b);
+        coeff[l] = if on[l] && d2[l] > 0.0 { c } else { 0.0 };
+    }
+    for d in 0..D {
+        for l in 0..GROUP {
+            // twice: this edge and its mirror (k, v) pull v together
+            cur[d][l] += 2.0 * clip(coeff[l] * (cur[d][l] - other[d][l])) * alpha;
+        }
+    }
+    // The negative samples of one edge all push from the same position
+    // and their steps are summed: independent iterations instead of one
+    // long dependency chain through `cur`.
+    let mut push = [[0.0f32; GROUP]; D];
+    for s in 0..n_neg.iter().copied().max().unwrap_or(0) {
+        let mut diff = [[0.0f32; GROUP]; D];
+        let mut d2 = [1.0f32; GROUP];
+        let mut live = [false; GROUP];
+        for (l, q) in plans.iter().enumerate() {
+            if s >= n_neg[l] {
+                continue;
+            }
+            let k = q.negatives[taken[l] + s as usize] as usize;
+            if k == q.v {
+                continue;
+            }
+            let x = point::<D>(prev, k);
+            let mut sum = 0.0;
+            for d in 0..D {
+                diff[d][l] = cur[d][l] - x[d];
+                sum += diff[d][l] * diff[d][l];
+            }
+            (d2[l], live[l]) = (sum, sum > 0.0);
+        }
+        let mut coeff = [0.0f32; GROUP];
+        for l in 0..GROUP {
+            let c = repulsion_coeff(d2[l], a, b, gamma);
+            coeff[l] = if live[l] { c } else { 0.0 };
+        }
+        for d in 0..D {
+            for l in 0..GROUP {
+                push[d][l] += clip(coeff[l] * diff[d][l]);
+            }
+        }
+    }
+    for l in 0..GROUP {
+        taken[l] += n_neg[l] as usize;
+        step[l] += usize::from(on[l]);
+    }
+    for d in 0..D {
+        for l in 0..GROUP {
+            cur[d][l] += push[d][l] * alpha;
+        }
+    }
+}
+
+/// The compiled copies of [`step_lanes`]. Both run the same IEEE
+/// operations in the same order (Rust never fuses a multiply and an add
+/// by itself), so they give the same bits; AVX2 runs the lane loops eight
+/// wide instead of four (measured at 1M cells: 0.556 s CPU per epoch
+/// instead of 0.582 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Baseline,
+    Avx2,
+}
+
+impl Kernel {
+    /// The fastest copy this CPU runs.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
+        }
+        Kernel::Baseline
+    }
+
+    fn step_lanes<const D: usize>(self, lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2` is only chosen by `detect` on a CPU with AVX2
+            // (or by a test on such a CPU).
+            Kernel::Avx2 => unsafe { step_lanes_avx2::<D>(lanes, plans, prev, alpha, p) },
+            _ => step_lanes::<D>(lanes, plans, prev, alpha, p),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn step_lanes_avx2<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+    step_lanes::<D>(lanes, plans, prev, alpha, p);
 }
 
 /// Optimise `emb` (n × dim, row-major, already initialised and scaled to
 /// [0, 10] as umap-learn does) in place on the graph `g` (validated).
 pub fn optimize_layout(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams) -> Result<()> {
+    optimize_layout_with(g, emb, dim, p, Kernel::detect())
+}
+
+/// [`optimize_layout`] with the given compiled kernel (`Avx2` only on a
+/// CPU that has it).
+pub fn optimize_layout_with(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams, kernel: Kernel) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    oom_ensure!(kernel == Kernel::Baseline || std::arch::is_x86_feature_detected!("avx2"), Value, "this CPU has no AVX2");
     let n = g.n();
     oom_ensure!(emb.len() == n * dim, Value, "the initial embedding has {} values, expected {n} × {dim}", emb.len());
     oom_ensure!(p.negative_sample_rate > 0.0, Value, "negative_sample_rate must be positive");
@@ -296,21 +435,21 @@ pub fn optimize_layout(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams) 
     let eps = epochs_per_sample(g.data, p.prune_epochs);
     let mut work = relabeled.to_new(emb, dim);
     match dim {
-        1 => optimize::<1>(g, &eps, &mut work, p),
-        2 => optimize::<2>(g, &eps, &mut work, p),
-        3 => optimize::<3>(g, &eps, &mut work, p),
-        4 => optimize::<4>(g, &eps, &mut work, p),
-        5 => optimize::<5>(g, &eps, &mut work, p),
-        6 => optimize::<6>(g, &eps, &mut work, p),
-        7 => optimize::<7>(g, &eps, &mut work, p),
-        8 => optimize::<8>(g, &eps, &mut work, p),
+        1 => optimize::<1>(g, &eps, &mut work, p, kernel),
+        2 => optimize::<2>(g, &eps, &mut work, p, kernel),
+        3 => optimize::<3>(g, &eps, &mut work, p, kernel),
+        4 => optimize::<4>(g, &eps, &mut work, p, kernel),
+        5 => optimize::<5>(g, &eps, &mut work, p, kernel),
+        6 => optimize::<6>(g, &eps, &mut work, p, kernel),
+        7 => optimize::<7>(g, &eps, &mut work, p, kernel),
+        8 => optimize::<8>(g, &eps, &mut work, p, kernel),
         _ => oom_bail!(Value, "n_components must be between 1 and {MAX_DIM}, got {dim}"),
     }?;
     relabeled.to_old(&work, dim, emb);
     Ok(())
 }
 
-fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdParams) -> Result<()> {
+fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdParams, kernel: Kernel) -> Result<()> {
     let n = g.n();
     let mut next = eps.to_vec();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / p.negative_sample_rate).collect();
@@ -330,10 +469,56 @@ fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdPa
         pos.into_par_iter().zip(nx).zip(nn).zip(&tasks).with_max_len(1).for_each(|(((pos, nx), nn), t)| {
             let base = g.row(t.start).start;
             let mut clocks = Clocks { eps: &eps[base..base + nx.len()], next: nx, next_neg: nn };
-            for (v, cur) in t.clone().zip(pos.chunks_exact_mut(D)) {
-                let mut rng = vertex_rng(p.seed, epoch, v);
-                let cur: &mut [f32; D] = cur.try_into().expect("D values");
-                move_vertex::<D>(g, prev_ref, cur, v, base, &mut clocks, epoch_f, alpha, &mut rng, p);
+            // vertices are planned GROUP ahead of the lanes taking them, so
+            // their samples are being fetched meanwhile
+            let mut next_v = t.start;
+            let mut plan_next = |q: &mut Plan| {
+                let more = next_v < t.end;
+                if more {
+                    q.make::<D>(g, prev_ref, next_v, base, &mut clocks, epoch_f, p.seed, epoch, p);
+                    next_v += 1;
+                }
+                more
+            };
+            let mut ahead = std::collections::VecDeque::with_capacity(GROUP);
+            for _ in 0..GROUP {
+                let mut q = Plan::default();
+                if plan_next(&mut q) {
+                    ahead.push_back(q);
+                }
+            }
+            let mut plans: [Plan; GROUP] = Default::default();
+            let mut lanes = Lanes::<D> { cur: [[0.0; GROUP]; D], step: [0; GROUP], taken: [0; GROUP] };
+            loop {
+                // refill the lanes whose vertex is done (or never started)
+                for (l, plan) in plans.iter_mut().enumerate() {
+                    while lanes.step[l] == plan.due.len() {
+                        if !plan.due.is_empty() {
+                            let done = plan.v - t.start;
+                            for d in 0..D {
+                                pos[done * D + d] = lanes.cur[d][l];
+                            }
+                        }
+                        let Some(mut q) = ahead.pop_front() else {
+                            plan.due.clear();
+                            lanes.step[l] = usize::MAX;
+                            break;
+                        };
+                        std::mem::swap(plan, &mut q);
+                        if plan_next(&mut q) {
+                            ahead.push_back(q);
+                        }
+                        let v = plan.v - t.start;
+                        for d in 0..D {
+                            lanes.cur[d][l] = pos[v * D + d];
+                        }
+                        (lanes.step[l], lanes.taken[l]) = (0, 0);
+                    }
+                }
+                if lanes.step.iter().all(|&s| s == usize::MAX) {
+                    break;
+                }
+                kernel.step_lanes::<D>(&mut lanes, &plans, prev_ref, alpha, p);
             }
         });
         prev.copy_from_slice(emb);
@@ -393,10 +578,125 @@ mod tests {
         let one = run(1);
         assert_eq!(one, run(2));
         assert_ne!(one, init);
-        let d = |i: usize, j: usize| sq_dist_d::<2>(point(&one, i), point(&one, j)).sqrt();
+        let d = |i: usize, j: usize| (one[2 * i] - one[2 * j]).hypot(one[2 * i + 1] - one[2 * j + 1]);
         let within = d(0, 1).max(d(0, 2)).max(d(4, 5)).max(d(3, 4));
         let between = d(0, 4).min(d(1, 5)).min(d(0, 5));
         assert!(within < between, "within {within} between {between}");
+    }
+
+    /// A random symmetric graph: a ring plus chords of random weights, so
+    /// vertices have different numbers of due edges in each epoch.
+    fn random_graph(n: usize, seed: u64) -> (Vec<i64>, Vec<u32>, Vec<f32>) {
+        let mut rng = Rng::new(seed);
+        let mut rows = vec![vec![]; n];
+        let mut add = |i: usize, j: usize, w: f32| {
+            rows[i].push((j as u32, w));
+            rows[j].push((i as u32, w));
+        };
+        for i in 0..n {
+            add(i, (i + 1) % n, 1.0);
+        }
+        for i in 0..n {
+            for _ in 0..3 {
+                let j = rng.below(n as u64) as usize;
+                if j != i && j != (i + 1) % n && (j + 1) % n != i {
+                    add(i, j, (rng.below(1000) + 1) as f32 / 1000.0);
+                }
+            }
+        }
+        for r in &mut rows {
+            r.sort_by_key(|e| e.0);
+            r.dedup_by_key(|e| e.0);
+        }
+        crate::graph::csr_from_rows(rows)
+    }
+
+    /// umap-learn's epoch for one vertex alone, written plainly: along each
+    /// due edge the doubled attraction, then the summed clipped pushes of
+    /// its negative samples, each from the vertex's RNG stream.
+    fn reference_layout(g: &Csr<'_>, emb: &mut [f32], p: &SgdParams) {
+        const D: usize = 2;
+        let relabeled = Relabeled::new(g);
+        let g = &relabeled.csr();
+        let eps = epochs_per_sample(g.data, p.prune_epochs);
+        let (mut next, mut next_neg) = (eps.clone(), eps.iter().map(|e| e / p.negative_sample_rate).collect::<Vec<_>>());
+        let mut cur = relabeled.to_new(emb, D);
+        let n = g.n();
+        for epoch in 0..p.n_epochs {
+            let prev = cur.clone();
+            let (t, alpha) = (epoch as f32, p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32));
+            for v in 0..n {
+                let mut rng = vertex_rng(p.seed, epoch, v);
+                let x = &mut cur[v * D..(v + 1) * D];
+                for e in g.row(v) {
+                    if next[e] > t {
+                        continue;
+                    }
+                    next[e] += eps[e];
+                    let eps_neg = eps[e] / p.negative_sample_rate;
+                    let n_neg = ((t - next_neg[e]) / eps_neg).max(0.0) as usize;
+                    next_neg[e] += n_neg as f32 * eps_neg;
+                    let y = &prev[g.indices[e] as usize * D..][..D];
+                    let d2: f32 = (0..D).map(|d| (x[d] - y[d]) * (x[d] - y[d])).sum();
+                    if d2 > 0.0 {
+                        let c = attraction_coeff(d2, p.a, p.b);
+                        for d in 0..D {
+                            x[d] += 2.0 * clip(c * (x[d] - y[d])) * alpha;
+                        }
+                    }
+                    let mut push = [0.0f32; D];
+                    for _ in 0..n_neg {
+                        let k = rng.below(n as u64) as usize;
+                        let y = &prev[k * D..][..D];
+                        let diff: Vec<f32> = (0..D).map(|d| x[d] - y[d]).collect();
+                        let d2: f32 = diff.iter().map(|z| z * z).sum();
+                        if k != v && d2 > 0.0 {
+                            let c = repulsion_coeff(d2, p.a, p.b, p.gamma);
+                            for d in 0..D {
+                                push[d] += clip(c * diff[d]);
+                            }
+                        }
+                    }
+                    for d in 0..D {
+                        x[d] += push[d] * alpha;
+                    }
+                }
+            }
+        }
+        relabeled.to_old(&cur, D, emb);
+    }
+
+    /// The grouped, planned, SIMD kernels do exactly what each vertex alone
+    /// would, on every compiled path and any thread count.
+    #[test]
+    fn grouped_kernels_equal_the_plain_epoch() {
+        let (indptr, indices, data) = random_graph(203, 5);
+        let g = Csr { indptr: &indptr, indices: &indices, data: &data };
+        let mut rng = Rng::new(9);
+        let init: Vec<f32> = (0..2 * g.n()).map(|_| rng.below(10_000) as f32 / 1000.0).collect();
+        let p = SgdParams { n_epochs: 30, ..params(11) };
+        let mut want = init.clone();
+        reference_layout(&g, &mut want, &p);
+        let mut kernels = vec![Kernel::Baseline];
+        if Kernel::detect() == Kernel::Avx2 {
+            kernels.push(Kernel::Avx2);
+        }
+        for kernel in kernels {
+            for threads in [1, 2] {
+                let mut got = init.clone();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| optimize_layout_with(&g, &mut got, 2, &p, kernel)).unwrap();
+                assert_eq!(got, want, "{kernel:?}, {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_exp2_floors_exactly() {
+        for &y in &[-126.0f32, -3.0, -2.5, -1.0, -1e-7, 0.0, 1e-7, 0.5, 1.0, 7.0, 7.999, 125.5] {
+            let (want, got) = (y.exp2(), fast_exp2(y));
+            assert!((got - want).abs() <= 2e-6 * want, "2^{y}: {got} vs {want}");
+        }
     }
 
     #[test]
