@@ -249,7 +249,7 @@ def knn_graph(
 def umap_connectivities(indices: _I32, distances: _F32) -> tuple[_I64, _I32, _F32]: ...
 def umap_spectral(
     indptr: _I64,
-    indices: _U32,
+    indices: _I32,
     data: npt.NDArray[np.float32],
     dim: int,
     seed: int,
@@ -258,7 +258,7 @@ def umap_spectral(
 ) -> tuple[_F64, float, bool]: ...
 def umap_layout(
     indptr: _I64,
-    indices: _U32,
+    indices: _I32,
     data: npt.NDArray[np.float32],
     init: npt.NDArray[np.float32],
     n_epochs: int,

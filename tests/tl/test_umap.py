@@ -139,3 +139,14 @@ def test_bad_inputs_raise_typed_errors(pbmc):
     with pytest.raises(ValueError, match="NaN"):
         oom.tl.umap(pbmc)
     assert "X_umap" in pbmc.obsm  # scanpy's result from before is left as it was
+
+
+def test_negative_graph_index_is_an_error(pbmc):
+    # scipy's int32 indices go to Rust without a copy; a negative one must not slip through
+    g = sp.csr_matrix(pbmc.obsp["connectivities"], copy=True)
+    g.indices[5] = -3
+    pbmc.obsp["connectivities"] = g
+    with pytest.raises(IndexError, match="out of range"):
+        oom.tl.umap(pbmc, init_pos="random")
+    with pytest.raises(IndexError, match="out of range"):
+        oom.tl.umap(pbmc, init_pos="spectral")

@@ -16,14 +16,14 @@ use crate::enter::enter;
 fn umap_spectral<'py>(
     py: Python<'py>,
     indptr: PyReadonlyArray1<'py, i64>,
-    indices: PyReadonlyArray1<'py, u32>,
+    indices: PyReadonlyArray1<'py, i32>,
     data: PyReadonlyArray1<'py, f32>,
     dim: usize,
     seed: u64,
     tol: f64,
     max_products: usize,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, f64, bool)> {
-    let g = Csr { indptr: indptr.as_slice()?, indices: indices.as_slice()?, data: data.as_slice()? };
+    let g = Csr { indptr: indptr.as_slice()?, indices: as_unsigned(indices.as_slice()?), data: data.as_slice()? };
     let s = enter(py, || {
         g.validate()?;
         spectral_layout(&g, dim, seed, tol, max_products)
@@ -40,7 +40,7 @@ fn umap_spectral<'py>(
 fn umap_layout<'py>(
     py: Python<'py>,
     indptr: PyReadonlyArray1<'py, i64>,
-    indices: PyReadonlyArray1<'py, u32>,
+    indices: PyReadonlyArray1<'py, i32>,
     data: PyReadonlyArray1<'py, f32>,
     init: PyReadonlyArray2<'py, f32>,
     n_epochs: usize,
@@ -52,7 +52,7 @@ fn umap_layout<'py>(
     negative_sample_rate: f32,
     seed: u64,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let g = Csr { indptr: indptr.as_slice()?, indices: indices.as_slice()?, data: data.as_slice()? };
+    let g = Csr { indptr: indptr.as_slice()?, indices: as_unsigned(indices.as_slice()?), data: data.as_slice()? };
     let dim = init.shape()[1];
     let mut emb = init.as_array().iter().copied().collect::<Vec<f32>>();
     let p = SgdParams { n_epochs, a, b, gamma, alpha, negative_sample_rate, prune_epochs, seed };
@@ -62,6 +62,15 @@ fn umap_layout<'py>(
         Ok(emb)
     })?;
     Ok(emb.into_pyarray(py).reshape([g.n(), dim])?)
+}
+
+/// scipy's int32 column indices seen as `u32` without a copy (100 MB at a
+/// million cells): a negative index becomes ≥ 2³¹, which `Csr::validate`
+/// rejects as out of range like any other.
+fn as_unsigned(indices: &[i32]) -> &[u32] {
+    // SAFETY: i32 and u32 have the same size and alignment and every bit
+    // pattern is valid for both; the slice keeps the borrow's lifetime.
+    unsafe { std::slice::from_raw_parts(indices.as_ptr().cast::<u32>(), indices.len()) }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

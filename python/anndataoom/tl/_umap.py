@@ -108,7 +108,10 @@ def _graph(adata, neighbors_key: str) -> sp.csr_matrix:
 
 
 def _csr_args(graph: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (graph.indptr.astype(np.int64), graph.indices.astype(np.uint32),
+    if graph.shape[0] >= 2**31:
+        raise ValueError(f"graphs of 2**31 or more vertices are not supported ({graph.shape[0]:,})")
+    # scipy's int32 indices are passed as they are (no copy)
+    return (graph.indptr.astype(np.int64), graph.indices.astype(np.int32, copy=False),
             np.ascontiguousarray(graph.data, dtype=np.float32))
 
 
