@@ -86,6 +86,11 @@ impl Relabeled {
         Csr { indptr: &self.indptr, indices: &self.indices, data: &self.data }
     }
 
+    /// The edge weights in the new order, to be transformed in place.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
     /// Rows (`dim` values each) of an n × dim row-major array in the new order.
     pub fn to_new<T: Copy>(&self, rows: &[T], dim: usize) -> Vec<T> {
         self.order.iter().flat_map(|&old| &rows[old as usize * dim..(old as usize + 1) * dim]).copied().collect()

@@ -58,15 +58,19 @@ pub struct SgdParams {
     pub seed: u64,
 }
 
-/// Epochs between two samples of each edge (`make_epochs_per_sample`):
+/// Weights turned in place into the epochs between two samples of each
+/// edge (`make_epochs_per_sample`):
 /// the heaviest edge is sampled every epoch, an edge of weight `w` every
 /// `max/w` epochs. Edges lighter than `max / prune_epochs` are dropped
 /// (umap-learn zeroes them before the layout) and get `+∞`: never sampled.
-pub fn epochs_per_sample(weights: &[f32], prune_epochs: usize) -> Vec<f32> {
+/// In place: at a million cells another edge array is 100 MB.
+fn weights_to_epochs_per_sample(weights: &mut [f32], prune_epochs: usize) {
     let max = weights.iter().copied().fold(0.0f32, f32::max);
     #[allow(clippy::cast_precision_loss)]
     let floor = max / prune_epochs.max(1) as f32;
-    weights.iter().map(|&w| if w > 0.0 && w >= floor { max / w } else { f32::INFINITY }).collect()
+    for w in weights {
+        *w = if *w > 0.0 && *w >= floor { max / *w } else { f32::INFINITY };
+    }
 }
 
 /// `x^b` for `x > 0` as `2^(b·log2 x)` with polynomial log2/exp2 (relative
@@ -430,19 +434,20 @@ pub fn optimize_layout_with(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdPar
     oom_ensure!(p.negative_sample_rate > 0.0, Value, "negative_sample_rate must be positive");
     oom_ensure!(emb.iter().all(|x| x.is_finite()), Value, "the initial embedding has NaN or infinite values");
     oom_ensure!((1..=MAX_DIM).contains(&dim), Value, "n_components must be between 1 and {MAX_DIM}, got {dim}");
-    let relabeled = Relabeled::new(g);
+    let mut relabeled = Relabeled::new(g);
+    weights_to_epochs_per_sample(relabeled.data_mut(), p.prune_epochs);
     let g = &relabeled.csr();
-    let eps = epochs_per_sample(g.data, p.prune_epochs);
+    let eps = g.data;
     let mut work = relabeled.to_new(emb, dim);
     match dim {
-        1 => optimize::<1>(g, &eps, &mut work, p, kernel),
-        2 => optimize::<2>(g, &eps, &mut work, p, kernel),
-        3 => optimize::<3>(g, &eps, &mut work, p, kernel),
-        4 => optimize::<4>(g, &eps, &mut work, p, kernel),
-        5 => optimize::<5>(g, &eps, &mut work, p, kernel),
-        6 => optimize::<6>(g, &eps, &mut work, p, kernel),
-        7 => optimize::<7>(g, &eps, &mut work, p, kernel),
-        8 => optimize::<8>(g, &eps, &mut work, p, kernel),
+        1 => optimize::<1>(g, eps, &mut work, p, kernel),
+        2 => optimize::<2>(g, eps, &mut work, p, kernel),
+        3 => optimize::<3>(g, eps, &mut work, p, kernel),
+        4 => optimize::<4>(g, eps, &mut work, p, kernel),
+        5 => optimize::<5>(g, eps, &mut work, p, kernel),
+        6 => optimize::<6>(g, eps, &mut work, p, kernel),
+        7 => optimize::<7>(g, eps, &mut work, p, kernel),
+        8 => optimize::<8>(g, eps, &mut work, p, kernel),
         _ => oom_bail!(Value, "n_components must be between 1 and {MAX_DIM}, got {dim}"),
     }?;
     relabeled.to_old(&work, dim, emb);
@@ -560,7 +565,8 @@ mod tests {
     #[test]
     fn epochs_per_sample_matches_umap_learn() {
         // max/w for kept edges; w < max/n_epochs dropped
-        let eps = epochs_per_sample(&[1.0, 0.5, 0.25, 0.001], 200);
+        let mut eps = vec![1.0, 0.5, 0.25, 0.001];
+        weights_to_epochs_per_sample(&mut eps, 200);
         assert_eq!(eps, vec![1.0, 2.0, 4.0, f32::INFINITY]);
     }
 
@@ -618,7 +624,8 @@ mod tests {
         const D: usize = 2;
         let relabeled = Relabeled::new(g);
         let g = &relabeled.csr();
-        let eps = epochs_per_sample(g.data, p.prune_epochs);
+        let mut eps = g.data.to_vec();
+        weights_to_epochs_per_sample(&mut eps, p.prune_epochs);
         let (mut next, mut next_neg) = (eps.clone(), eps.iter().map(|e| e / p.negative_sample_rate).collect::<Vec<_>>());
         let mut cur = relabeled.to_new(emb, D);
         let n = g.n();
