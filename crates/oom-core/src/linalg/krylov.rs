@@ -36,19 +36,43 @@ fn mul_tall(dst: MatMut<'_, f64>, beta: Accum, lhs: MatRef<'_, f64>, rhs: MatRef
         matmul(dst, beta, lhs, rhs, alpha, PAR);
         return;
     }
+    row_panels(dst).into_par_iter().for_each(|(r0, d)| {
+        let h = d.nrows();
+        matmul(d, beta, lhs.subrows(r0, h), rhs, alpha, PAR);
+    });
+}
+
+/// Row panels of `m` ([`PANEL`] rows each), with their first row.
+fn row_panels(m: MatMut<'_, f64>) -> Vec<(usize, MatMut<'_, f64>)> {
     let mut panels = Vec::new();
-    let mut rest = dst;
-    let mut start = 0;
-    while start < p {
-        let h = PANEL.min(p - start);
+    let (mut rest, mut start) = (m, 0);
+    while rest.nrows() > 0 {
+        let h = PANEL.min(rest.nrows());
         let (top, bottom) = rest.split_at_row_mut(h);
         panels.push((start, top));
         rest = bottom;
         start += h;
     }
-    panels.into_par_iter().for_each(|(r0, d)| {
-        let h = d.nrows();
-        matmul(d, beta, lhs.subrows(r0, h), rhs, alpha, PAR);
+    panels
+}
+
+/// `a[:, ..keep] = a[:, ..m] · rot` (`keep = rot.ncols()`) in place: each
+/// row's new values depend only on its old ones, so it goes panel by panel
+/// with one panel-sized temporary instead of a p × keep one (at a million
+/// rows the restart's two copies were 176 MB). Same panels and products as
+/// [`mul_tall`], so the same numbers.
+fn rotate_in_place(a: MatMut<'_, f64>, m: usize, rot: MatRef<'_, f64>) {
+    let (p, keep) = (a.nrows(), rot.ncols());
+    if p * m * keep < (1 << 22) {
+        let mut tmp = Mat::zeros(p, keep);
+        matmul(tmp.as_mut(), Accum::Replace, a.rb().subcols(0, m), rot, 1.0, PAR);
+        a.subcols_mut(0, keep).copy_from(&tmp);
+        return;
+    }
+    row_panels(a).into_par_iter().for_each(|(_, d)| {
+        let mut tmp = Mat::zeros(d.nrows(), keep);
+        matmul(tmp.as_mut(), Accum::Replace, d.rb().subcols(0, m), rot, 1.0, PAR);
+        d.subcols_mut(0, keep).copy_from(&tmp);
     });
 }
 
@@ -332,12 +356,8 @@ pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
         if m + b > m_max {
             // Thick restart: keep the best Ritz vectors and their images.
             let keep = (m_max - b).min(k + (m_max - k) / 2).max(k);
-            let mut kk = Mat::zeros(p, keep);
-            let mut ak = Mat::zeros(p, keep);
-            mul_tall(kk.as_mut(), Accum::Replace, kb.subcols(0, m), s.subcols(0, keep), 1.0);
-            mul_tall(ak.as_mut(), Accum::Replace, akb.subcols(0, m), s.subcols(0, keep), 1.0);
-            kb.subcols_mut(0, keep).copy_from(&kk);
-            akb.subcols_mut(0, keep).copy_from(&ak);
+            rotate_in_place(kb.as_mut(), m, s.subcols(0, keep));
+            rotate_in_place(akb.as_mut(), m, s.subcols(0, keep));
             for j in 0..m {
                 for i in 0..m {
                     h[(i, j)] = if i == j && i < keep { theta[i] } else { 0.0 };
