@@ -215,6 +215,14 @@ def test_bad_inputs_are_typed_errors():
     nan = adj.copy()
     nan.data[3] = np.nan
     _bad(a, ValueError, "non-finite", adjacency=nan)
+    out_of_range = adj.tocsr(copy=True)
+    out_of_range.indices[5] = -3
+    _bad(a, IndexError, "out of range", adjacency=out_of_range)
+    a.obs["half"] = pd.Categorical(np.repeat(["x", "y"], 20))
+    _bad(a, IndexError, "out of range", adjacency=out_of_range, restrict_to=("half", ["x"]))
+    coo = adj.tocoo(copy=True)
+    coo.col[2] = 40
+    _bad(a, IndexError, "out of range", adjacency=coo)
     _bad(a, ValueError, "resolution", resolution=-0.5)
     _bad(a, ValueError, "sc.tl.leiden", directed=True)
     _bad(a, ValueError, "sc.tl.leiden", partition_type=object)

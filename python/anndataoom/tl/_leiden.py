@@ -19,6 +19,7 @@ from natsort import natsorted
 
 from anndataoom import _oom
 from anndataoom._random import seed_of
+from anndataoom.tl._graph_check import check_indices
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -122,6 +123,7 @@ def leiden(
     adata = adata.copy() if copy else adata
     if adjacency is None:
         adjacency = _choose_graph(adata, obsp, neighbors_key)
+    check_indices(adjacency, "the graph")
     if restrict_to is not None:
         restrict_key, restrict_categories = restrict_to
         adjacency, restrict_indices = restrict_adjacency(

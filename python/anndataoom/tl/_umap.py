@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from anndataoom import _oom
 from anndataoom._progress import pass_bars
+from anndataoom.tl._graph_check import check_indices
 
 __all__ = ["umap"]
 
@@ -100,11 +101,8 @@ def _graph(adata, neighbors_key: str) -> sp.csr_matrix:
     if key not in adata.obsp:
         raise KeyError(f"adata.obsp[{key!r}] (from .uns[{neighbors_key!r}]) is missing; "
                        "run `sc.pp.neighbors` first")
+    check_indices(adata.obsp[key], f"adata.obsp[{key!r}]")
     graph = sp.csr_matrix(adata.obsp[key], dtype=np.float32)
-    # before any scipy operation on it: scipy's sparse kernels do not check
-    # indices and crash on one out of range
-    if graph.nnz and (graph.indices.min() < 0 or graph.indices.max() >= graph.shape[1]):
-        raise IndexError(f"adata.obsp[{key!r}]: a column index is out of range")
     graph.sum_duplicates()
     if not np.isfinite(graph.data).all() or (graph.data < 0).any():
         raise ValueError(f"adata.obsp[{key!r}] has NaN, infinite or negative weights")
