@@ -13,7 +13,11 @@ pub enum OomError {
     Io { path: String, msg: String },
     /// A readable container that does not hold AnnData, or holds it in a layout we cannot use.
     #[error("{msg} (file '{path}', element '{key}')")]
-    Format { path: String, key: String, msg: String },
+    Format {
+        path: String,
+        key: String,
+        msg: String,
+    },
     /// A bad argument or a value the operation cannot accept.
     #[error("{0}")]
     Value(String),
@@ -32,11 +36,18 @@ pub type Result<T> = std::result::Result<T, OomError>;
 
 impl OomError {
     pub fn io(path: &Path, msg: impl Into<String>) -> Self {
-        Self::Io { path: path.display().to_string(), msg: msg.into() }
+        Self::Io {
+            path: path.display().to_string(),
+            msg: msg.into(),
+        }
     }
 
     pub fn format(path: &Path, key: &str, msg: impl Into<String>) -> Self {
-        Self::Format { path: path.display().to_string(), key: key.to_string(), msg: msg.into() }
+        Self::Format {
+            path: path.display().to_string(),
+            key: key.to_string(),
+            msg: msg.into(),
+        }
     }
 }
 

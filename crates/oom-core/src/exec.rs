@@ -32,7 +32,9 @@ pub struct Call(());
 
 impl Drop for Call {
     fn drop(&mut self) {
-        *RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+        *RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
     }
 }
 
@@ -42,7 +44,9 @@ impl Drop for Call {
 /// swallow that one's Ctrl-C. Concurrent calls therefore share one flag — a
 /// Ctrl-C stops them all — and one progress count.
 pub fn begin_call() -> Call {
-    let mut running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut running = RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if *running == 0 {
         reset();
     }
@@ -58,7 +62,10 @@ fn reset() {
 
 /// `(rows done, rows in all passes started so far)` of the current call.
 pub fn progress() -> (u64, u64) {
-    (DONE_ROWS.load(Ordering::Relaxed), TOTAL_ROWS.load(Ordering::Relaxed))
+    (
+        DONE_ROWS.load(Ordering::Relaxed),
+        TOTAL_ROWS.load(Ordering::Relaxed),
+    )
 }
 
 /// Progress of work that is not block-driven (the kNN search, the epochs
@@ -86,7 +93,14 @@ pub fn map_blocks<R: Send>(
     target: u64,
     f: impl Fn(u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    Ok(fold_runs(view, target, usize::MAX, || (), |(), a, b, block| f(a, b, block))?.1)
+    Ok(fold_runs(
+        view,
+        target,
+        usize::MAX,
+        || (),
+        |(), a, b, block| f(a, b, block),
+    )?
+    .1)
 }
 
 /// Fold the blocks of `view` (about `target` values each) into at most
@@ -103,7 +117,10 @@ pub fn fold_runs<S: Send, R: Send>(
 ) -> Result<(Vec<S>, Vec<R>)> {
     let blocks = view.blocks(target)?;
     TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
-    let per = blocks.len().div_ceil(groups.clamp(1, blocks.len().max(1))).max(1);
+    let per = blocks
+        .len()
+        .div_ceil(groups.clamp(1, blocks.len().max(1)))
+        .max(1);
     let runs: Vec<(S, Vec<R>)> = blocks
         .par_chunks(per)
         .with_max_len(1)
@@ -147,8 +164,10 @@ pub fn map_blocks_in_order<R: Send>(
     TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
     for window in blocks.chunks(rayon::current_num_threads().max(1)) {
         check_cancel()?;
-        let mapped: Vec<R> =
-            window.par_iter().map(|&(a, b)| map(a, b, view.read(a, b)?)).collect::<Result<_>>()?;
+        let mapped: Vec<R> = window
+            .par_iter()
+            .map(|&(a, b)| map(a, b, view.read(a, b)?))
+            .collect::<Result<_>>()?;
         for (&(a, b), r) in window.iter().zip(mapped) {
             sink(a, b, r)?;
             DONE_ROWS.fetch_add(b - a, Ordering::Relaxed);

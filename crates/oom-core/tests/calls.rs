@@ -9,11 +9,17 @@ fn a_call_starting_beside_a_cancelled_one_keeps_the_flag() {
     let first = begin_call();
     cancel();
     let second = begin_call();
-    assert!(check_cancel().is_err(), "the second call cleared the first call's Ctrl-C");
+    assert!(
+        check_cancel().is_err(),
+        "the second call cleared the first call's Ctrl-C"
+    );
     drop(first);
     assert!(check_cancel().is_err());
     drop(second);
     let third = begin_call();
-    assert!(check_cancel().is_ok(), "a call starting alone begins uncancelled");
+    assert!(
+        check_cancel().is_ok(),
+        "a call starting alone begins uncancelled"
+    );
     drop(third);
 }

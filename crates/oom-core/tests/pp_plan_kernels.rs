@@ -20,7 +20,12 @@ const C: usize = 12;
 fn views() -> (tempfile::TempDir, Vec<View>) {
     let dir = tempfile::tempdir().unwrap();
     let m = dense_matrix(R, C);
-    let o = Opts { csc: false, gzip: true, chunk: 7, indptr64: false };
+    let o = Opts {
+        csc: false,
+        gzip: true,
+        chunk: 7,
+        indptr64: false,
+    };
     let mut out = Vec::new();
     for (name, sparse) in [("s.h5ad", true), ("d.h5ad", false)] {
         let p = dir.path().join(name);
@@ -57,7 +62,9 @@ fn transform_chain_then_subset() {
     };
     for v in views().1 {
         let v = v
-            .with_op(Arc::new(Normalize { divisor: Arc::new(div.clone()) }))
+            .with_op(Arc::new(Normalize {
+                divisor: Arc::new(div.clone()),
+            }))
             .with_op(Arc::new(Log1p { base: None }))
             .with_op(Arc::new(Scale {
                 mean: Arc::new(mean.clone()),
@@ -74,7 +81,11 @@ fn transform_chain_then_subset() {
         for (i, &r) in rows[1..5].iter().enumerate() {
             for (j, &c) in cols.iter().enumerate() {
                 let want = f(r as usize, c as usize);
-                assert!((got[i][j] - want).abs() < 1e-6, "({r}, {c}): {} vs {want}", got[i][j]);
+                assert!(
+                    (got[i][j] - want).abs() < 1e-6,
+                    "({r}, {c}): {} vs {want}",
+                    got[i][j]
+                );
             }
         }
     }
@@ -83,9 +94,18 @@ fn transform_chain_then_subset() {
 #[test]
 fn qc_moments_residuals_match_direct() {
     let m = dense_matrix(R, C);
-    let groups: Vec<u32> = (0..R as u32).map(|r| if r % 5 == 0 { SKIP } else { r % 2 }).collect();
+    let groups: Vec<u32> = (0..R as u32)
+        .map(|r| if r % 5 == 0 { SKIP } else { r % 2 })
+        .collect();
     for v in views().1 {
-        let (rows, cols) = qc_metrics(&v, &QcParams { top: vec![1, 3], masks: vec![(0..C).map(|c| c < 4).collect()] }).unwrap();
+        let (rows, cols) = qc_metrics(
+            &v,
+            &QcParams {
+                top: vec![1, 3],
+                masks: vec![(0..C).map(|c| c < 4).collect()],
+            },
+        )
+        .unwrap();
         for r in 0..R {
             let mut vals: Vec<f64> = m[r].iter().copied().filter(|&x| x != 0.0).collect();
             vals.sort_by(|a, b| b.total_cmp(a));
@@ -96,7 +116,11 @@ fn qc_moments_residuals_match_direct() {
         }
         assert_eq!(cols.sum[3], (0..R).map(|r| m[r][3]).sum::<f64>());
 
-        let p = MomentParams { groups: Some(Arc::new(groups.clone())), n_groups: 2, ..Default::default() };
+        let p = MomentParams {
+            groups: Some(Arc::new(groups.clone())),
+            n_groups: 2,
+            ..Default::default()
+        };
         let (mo, row_sum) = moments(&v, &p).unwrap();
         let (mean, var) = mo.finalize();
         for g in 0..2u32 {
@@ -115,7 +139,9 @@ fn qc_moments_residuals_match_direct() {
             n_groups: 2,
             row_sum: Arc::new(row_sum.clone()),
             col_sum: Arc::new(mo.sum.clone()),
-            total: (0..2).map(|g| mo.sum[g * C..(g + 1) * C].iter().sum()).collect(),
+            total: (0..2)
+                .map(|g| mo.sum[g * C..(g + 1) * C].iter().sum())
+                .collect(),
             theta: 100.0,
             clip: 3.0,
             f32_product: false,
@@ -139,7 +165,8 @@ fn qc_moments_residuals_match_direct() {
                 let mm = res.iter().sum::<f64>() / res.len() as f64;
                 let want = res.iter().map(|x| (x - mm).powi(2)).sum::<f64>() / res.len() as f64;
                 // a cell without counts makes the residuals NaN, as in scanpy
-                let ok = (rv[g * C + c] - want).abs() < 1e-12 || (want.is_nan() && rv[g * C + c].is_nan());
+                let ok = (rv[g * C + c] - want).abs() < 1e-12
+                    || (want.is_nan() && rv[g * C + c].is_nan());
                 assert!(ok, "{} vs {want}", rv[g * C + c]);
             }
         }

@@ -39,7 +39,10 @@ fn concat_matrices(
     let key = key.unwrap_or_else(|| format!("concat({} matrices)", parts.len()));
     let mut cparts = Vec::with_capacity(parts.len());
     for (p, m) in parts.iter().zip(&colmaps) {
-        cparts.push(ConcatPart { view: p.view.clone(), colmap: m.as_slice()?.to_vec() });
+        cparts.push(ConcatPart {
+            view: p.view.clone(),
+            colmap: m.as_slice()?.to_vec(),
+        });
     }
     let store = ConcatStore::new(cparts, ncols, dtype, sparse, fill).map_err(to_py)?;
     let view = View::new(Arc::new(StoredMatrix::concat(store)));

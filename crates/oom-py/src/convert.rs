@@ -18,13 +18,16 @@ pub fn block_to_py(py: Python<'_>, b: Block) -> PyResult<Bound<'_, PyTuple>> {
             let data = values_to_py(py, c.data);
             let indices = c.indices.into_pyarray(py);
             let indptr = c.indptr.into_pyarray(py);
-            PyTuple::new(py, [
-                "csr".into_pyobject(py)?.into_any(),
-                data,
-                indices.into_any(),
-                indptr.into_any(),
-                shape.into_pyobject(py)?.into_any(),
-            ])
+            PyTuple::new(
+                py,
+                [
+                    "csr".into_pyobject(py)?.into_any(),
+                    data,
+                    indices.into_any(),
+                    indptr.into_any(),
+                    shape.into_pyobject(py)?.into_any(),
+                ],
+            )
         }
         Block::Dense(d) => {
             let (r, c) = (d.nrows, d.ncols);

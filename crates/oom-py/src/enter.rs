@@ -35,7 +35,9 @@ pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> P
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        break Err(Box::new("worker thread vanished") as Box<dyn std::any::Any + Send>)
+                        break Err(
+                            Box::new("worker thread vanished") as Box<dyn std::any::Any + Send>
+                        )
                     }
                 }
             }

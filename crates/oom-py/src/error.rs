@@ -1,11 +1,23 @@
 //! The one place Rust errors become Python exceptions.
 
 use oom_core::OomError;
-use pyo3::exceptions::{PyFileNotFoundError, PyIndexError, PyKeyError, PyKeyboardInterrupt, PyOSError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIndexError, PyKeyError, PyKeyboardInterrupt, PyOSError, PyValueError,
+};
 use pyo3::{create_exception, PyErr};
 
-create_exception!(anndataoom, AnnDataReadError, PyOSError, "A file that cannot be read as AnnData (not HDF5, truncated, corrupt).");
-create_exception!(anndataoom, AnnDataFormatError, PyValueError, "A readable file whose content is not valid AnnData.");
+create_exception!(
+    anndataoom,
+    AnnDataReadError,
+    PyOSError,
+    "A file that cannot be read as AnnData (not HDF5, truncated, corrupt)."
+);
+create_exception!(
+    anndataoom,
+    AnnDataFormatError,
+    PyValueError,
+    "A readable file whose content is not valid AnnData."
+);
 
 pub fn to_py(e: OomError) -> PyErr {
     let msg = e.to_string();

@@ -27,13 +27,26 @@ fn knn_graph<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let d = x.as_array().ncols();
     let xs = x.as_slice()?;
-    let o = KnnOptions { k, exact_max, nlist, coarse_dims, nprobe, qprobe, refine, kmeans_iters, seed };
+    let o = KnnOptions {
+        k,
+        exact_max,
+        nlist,
+        coarse_dims,
+        nprobe,
+        qprobe,
+        refine,
+        kmeans_iters,
+        seed,
+    };
     let g = enter(py, || knn(xs, d, &o))?;
     let n = g.indices.len() / k;
     #[allow(clippy::cast_possible_wrap)]
     let ind: Vec<i32> = g.indices.iter().map(|&v| v as i32).collect();
     let dist = g.distances();
-    Ok((ind.into_pyarray(py).reshape([n, k])?.into_any(), dist.into_pyarray(py).reshape([n, k])?.into_any()))
+    Ok((
+        ind.into_pyarray(py).reshape([n, k])?.into_any(),
+        dist.into_pyarray(py).reshape([n, k])?.into_any(),
+    ))
 }
 
 /// UMAP connectivities of a kNN graph (`indices` int32 and `distances`
@@ -47,10 +60,18 @@ fn umap_connectivities<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let k = indices.as_array().ncols();
     #[allow(clippy::cast_sign_loss)]
-    let ind: Vec<u32> = indices.as_slice()?.iter().map(|&v| if v < 0 { u32::MAX } else { v as u32 }).collect();
+    let ind: Vec<u32> = indices
+        .as_slice()?
+        .iter()
+        .map(|&v| if v < 0 { u32::MAX } else { v as u32 })
+        .collect();
     let dist = distances.as_slice()?;
     let g = enter(py, || fuzzy_graph(&ind, dist, k))?;
-    Ok((g.indptr.into_pyarray(py).into_any(), g.indices.into_pyarray(py).into_any(), g.data.into_pyarray(py).into_any()))
+    Ok((
+        g.indptr.into_pyarray(py).into_any(),
+        g.indices.into_pyarray(py).into_any(),
+        g.data.into_pyarray(py).into_any(),
+    ))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -45,9 +45,19 @@ fn leiden_py<'py>(
     let objective = match objective {
         "modularity" => Objective::Modularity,
         "cpm" | "CPM" => Objective::Cpm,
-        other => return Err(PyValueError::new_err(format!("objective must be 'modularity' or 'CPM', got {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "objective must be 'modularity' or 'CPM', got {other:?}"
+            )))
+        }
     };
-    let p = LeidenParams { resolution, objective, beta, n_iterations, seed };
+    let p = LeidenParams {
+        resolution,
+        objective,
+        beta,
+        n_iterations,
+        seed,
+    };
     let (indptr, indices) = (indptr.as_slice()?, indices.as_slice()?);
     let r = if let Ok(d) = data.extract::<PyReadonlyArray1<'py, f32>>() {
         run(py, n, indptr, indices, d.as_slice()?, &p)?

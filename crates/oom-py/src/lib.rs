@@ -33,7 +33,10 @@ fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
     }
-    let arenas = std::env::var("ANNDATAOOM_MALLOC_ARENA_MAX").ok().and_then(|v| v.trim().parse::<i32>().ok()).unwrap_or(1);
+    let arenas = std::env::var("ANNDATAOOM_MALLOC_ARENA_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(1);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if arenas > 0 {
         // SAFETY: mallopt only changes allocator tuning; arenas already
@@ -51,7 +54,10 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     limit_malloc_arenas();
     m.add("AnnDataReadError", py.get_type::<error::AnnDataReadError>())?;
-    m.add("AnnDataFormatError", py.get_type::<error::AnnDataFormatError>())?;
+    m.add(
+        "AnnDataFormatError",
+        py.get_type::<error::AnnDataFormatError>(),
+    )?;
     m.add_class::<matrix::Matrix>()?;
     m.add_function(wrap_pyfunction!(matrix::open, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_file, m)?)?;

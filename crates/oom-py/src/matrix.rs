@@ -47,11 +47,19 @@ pub fn open(py: Python<'_>, path: PathBuf, key: String, layout: &str) -> PyResul
                 f.ensure_anndata()?;
                 open_matrix(&*f, &key)?
             }
-            other => return Err(OomError::Value(format!("unknown layout '{other}' (use 'anndata', '10x' or 'loom')"))),
+            other => {
+                return Err(OomError::Value(format!(
+                    "unknown layout '{other}' (use 'anndata', '10x' or 'loom')"
+                )))
+            }
         };
         Ok(View::new(Arc::new(m)))
     })?;
-    Ok(Matrix { view, path: path.display().to_string(), key })
+    Ok(Matrix {
+        view,
+        path: path.display().to_string(),
+        key,
+    })
 }
 
 fn indices(a: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<u64>>> {
@@ -59,7 +67,9 @@ fn indices(a: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<u64>>> {
         a.as_slice()?
             .iter()
             .map(|&i| {
-                u64::try_from(i).map_err(|_| pyo3::exceptions::PyIndexError::new_err(format!("negative index {i}")))
+                u64::try_from(i).map_err(|_| {
+                    pyo3::exceptions::PyIndexError::new_err(format!("negative index {i}"))
+                })
             })
             .collect()
     })
@@ -103,17 +113,30 @@ impl Matrix {
 
     /// Select `rows` and `cols` (non-negative int64 positions into this view).
     #[pyo3(signature = (rows=None, cols=None))]
-    fn subset(&self, rows: Option<PyReadonlyArray1<'_, i64>>, cols: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Matrix> {
+    fn subset(
+        &self,
+        rows: Option<PyReadonlyArray1<'_, i64>>,
+        cols: Option<PyReadonlyArray1<'_, i64>>,
+    ) -> PyResult<Matrix> {
         let (rows, cols) = (indices(rows)?, indices(cols)?);
-        let view = self.view.subset(rows.as_deref(), cols.as_deref()).map_err(crate::error::to_py)?;
-        Ok(Matrix { view, path: self.path.clone(), key: self.key.clone() })
+        let view = self
+            .view
+            .subset(rows.as_deref(), cols.as_deref())
+            .map_err(crate::error::to_py)?;
+        Ok(Matrix {
+            view,
+            path: self.path.clone(),
+            key: self.key.clone(),
+        })
     }
 
     /// Rows `start..end` as `("csr", data, indices, indptr, shape)` or `("dense", array)`.
     fn read<'py>(&self, py: Python<'py>, start: u64, end: u64) -> PyResult<Bound<'py, PyTuple>> {
         let n = self.view.nrows();
         if start > end || end > n {
-            return Err(pyo3::exceptions::PyIndexError::new_err(format!("rows {start}..{end} outside 0..{n}")));
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "rows {start}..{end} outside 0..{n}"
+            )));
         }
         let block = enter(py, || self.view.read(start, end))?;
         block_to_py(py, block)
@@ -127,11 +150,14 @@ impl Matrix {
     /// `(row_sum, row_nnz, col_sum, col_nnz)` in one parallel pass.
     fn axis_sums<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s = enter(py, || axis_sums(&self.view))?;
-        PyTuple::new(py, [
-            f64_vec(py, s.row_sum).into_any(),
-            u64_vec(py, s.row_nnz).into_any(),
-            f64_vec(py, s.col_sum).into_any(),
-            u64_vec(py, s.col_nnz).into_any(),
-        ])
+        PyTuple::new(
+            py,
+            [
+                f64_vec(py, s.row_sum).into_any(),
+                u64_vec(py, s.row_nnz).into_any(),
+                f64_vec(py, s.col_sum).into_any(),
+                u64_vec(py, s.col_nnz).into_any(),
+            ],
+        )
     }
 }

@@ -15,8 +15,16 @@ use crate::matrix::Matrix;
 #[pyfunction]
 #[pyo3(signature = (path, transpose=false))]
 fn read_mtx(py: Python<'_>, path: PathBuf, transpose: bool) -> PyResult<Matrix> {
-    let view = enter(py, || Ok(View::new(Arc::new(oom_core::storage::mtx::read_mtx(&path, transpose)?))))?;
-    Ok(Matrix { view, path: path.display().to_string(), key: String::new() })
+    let view = enter(py, || {
+        Ok(View::new(Arc::new(oom_core::storage::mtx::read_mtx(
+            &path, transpose,
+        )?)))
+    })?;
+    Ok(Matrix {
+        view,
+        path: path.display().to_string(),
+        key: String::new(),
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -21,7 +21,9 @@ fn precision(name: &str) -> PyResult<Precision> {
     match name {
         "float32" => Ok(Precision::F32),
         "float64" => Ok(Precision::F64),
-        other => Err(to_py(OomError::Value(format!("precision must be 'float32' or 'float64', not '{other}'")))),
+        other => Err(to_py(OomError::Value(format!(
+            "precision must be 'float32' or 'float64', not '{other}'"
+        )))),
     }
 }
 
@@ -68,7 +70,10 @@ fn pca<'py>(
     let n = usize::try_from(f.n_obs).expect("fits");
     let comps: Vec<f64> = (0..p * k).map(|i| f.components[(i / k, i % k)]).collect();
     let d = PyDict::new(py);
-    d.set_item("scores", values_to_py(py, scores).call_method1("reshape", ((n, k),))?)?;
+    d.set_item(
+        "scores",
+        values_to_py(py, scores).call_method1("reshape", ((n, k),))?,
+    )?;
     d.set_item("components", comps.into_pyarray(py).reshape([p, k])?)?;
     d.set_item("variance", f.variance.into_pyarray(py))?;
     d.set_item("variance_ratio", f.variance_ratio.into_pyarray(py))?;
@@ -81,13 +86,21 @@ fn pca<'py>(
 /// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64).
 #[pyfunction]
 #[pyo3(signature = (m, precision="float32"))]
-fn pca_gram<'py>(py: Python<'py>, m: &Matrix, precision: &str) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+fn pca_gram<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    precision: &str,
+) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let prec = self::precision(precision)?;
     let st = enter(py, || gram(&m.view, prec))?;
     let p = st.ncols();
     let a = st.matrix(true, 1.0);
     let flat: Vec<f64> = (0..p * p).map(|i| a[(i / p, i % p)]).collect();
-    Ok((st.n(), st.mean().to_vec().into_pyarray(py).into_any(), flat.into_pyarray(py).reshape([p, p])?.into_any()))
+    Ok((
+        st.n(),
+        st.mean().to_vec().into_pyarray(py).into_any(),
+        flat.into_pyarray(py).reshape([p, p])?.into_any(),
+    ))
 }
 
 fn design(
@@ -99,10 +112,20 @@ fn design(
     let d = match (values, codes) {
         (Some(v), None) => {
             let k = v.as_array().ncols();
-            Design::Dense { k, values: Arc::new(v.as_array().iter().copied().collect()) }
+            Design::Dense {
+                k,
+                values: Arc::new(v.as_array().iter().copied().collect()),
+            }
         }
-        (None, Some(c)) => Design::Groups { ngroups, codes: Arc::new(c.as_slice()?.to_vec()) },
-        _ => return Err(to_py(OomError::Value("give exactly one of `design` and `codes`".into()))),
+        (None, Some(c)) => Design::Groups {
+            ngroups,
+            codes: Arc::new(c.as_slice()?.to_vec()),
+        },
+        _ => {
+            return Err(to_py(OomError::Value(
+                "give exactly one of `design` and `codes`".into(),
+            )))
+        }
     };
     d.validate(nrows).map_err(to_py)?;
     Ok(d)
@@ -146,10 +169,17 @@ fn regress_apply(
     let c = coef.as_array();
     let (w, p) = (c.shape()[0], c.shape()[1]);
     // Column after column: coef[:, c] contiguous.
-    let flat: Vec<f64> = (0..p).flat_map(|j| (0..w).map(move |t| (t, j))).map(|(t, j)| c[[t, j]]).collect();
+    let flat: Vec<f64> = (0..p)
+        .flat_map(|j| (0..w).map(move |t| (t, j)))
+        .map(|(t, j)| c[[t, j]])
+        .collect();
     let out = Dtype::from_name(dtype).map_err(to_py)?;
     let op = Regress::new(d, flat, out, m.view.nrows(), m.view.ncols()).map_err(to_py)?;
-    Ok(Matrix { view: m.view.with_op(Arc::new(op)), path: m.path.clone(), key: m.key.clone() })
+    Ok(Matrix {
+        view: m.view.with_op(Arc::new(op)),
+        path: m.path.clone(),
+        key: m.key.clone(),
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

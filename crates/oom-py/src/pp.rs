@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
-use oom_core::kernels::moments::{moments, residual_variances, MomentParams, ResidualParams, ValueMap};
+use oom_core::kernels::moments::{
+    moments, residual_variances, MomentParams, ResidualParams, ValueMap,
+};
 use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
 use oom_core::plan::{Log1p, Multiply, Normalize, Op, Power, Scale, View};
 use pyo3::exceptions::PyValueError;
@@ -18,7 +20,11 @@ use crate::error::to_py;
 use crate::matrix::Matrix;
 
 fn derive(m: &Matrix, view: View) -> Matrix {
-    Matrix { view, path: m.path.clone(), key: m.key.clone() }
+    Matrix {
+        view,
+        path: m.path.clone(),
+        key: m.key.clone(),
+    }
 }
 
 fn with_op(m: &Matrix, op: Arc<dyn Op>) -> Matrix {
@@ -28,19 +34,31 @@ fn with_op(m: &Matrix, op: Arc<dyn Op>) -> Matrix {
 fn vec_f64(a: &PyReadonlyArray1<'_, f64>, n: u64, what: &str) -> PyResult<Vec<f64>> {
     let v = a.as_slice()?.to_vec();
     if v.len() as u64 != n {
-        return Err(PyValueError::new_err(format!("{what} has length {}, expected {n}", v.len())));
+        return Err(PyValueError::new_err(format!(
+            "{what} has length {}, expected {n}",
+            v.len()
+        )));
     }
     Ok(v)
 }
 
-fn groups(g: Option<PyReadonlyArray1<'_, u32>>, n_groups: usize, nrows: u64) -> PyResult<Option<Arc<Vec<u32>>>> {
+fn groups(
+    g: Option<PyReadonlyArray1<'_, u32>>,
+    n_groups: usize,
+    nrows: u64,
+) -> PyResult<Option<Arc<Vec<u32>>>> {
     g.map(|g| {
         let v = g.as_slice()?.to_vec();
         if v.len() as u64 != nrows {
-            return Err(PyValueError::new_err(format!("groups has length {}, expected {nrows}", v.len())));
+            return Err(PyValueError::new_err(format!(
+                "groups has length {}, expected {nrows}",
+                v.len()
+            )));
         }
         if let Some(&bad) = v.iter().find(|&&x| x != u32::MAX && x as usize >= n_groups) {
-            return Err(PyValueError::new_err(format!("group id {bad} >= n_groups {n_groups}")));
+            return Err(PyValueError::new_err(format!(
+                "group id {bad} >= n_groups {n_groups}"
+            )));
         }
         Ok(Arc::new(v))
     })
@@ -51,7 +69,12 @@ fn groups(g: Option<PyReadonlyArray1<'_, u32>>, n_groups: usize, nrows: u64) -> 
 #[pyfunction]
 fn pp_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matrix> {
     let d = vec_f64(&divisor, m.view.nrows(), "divisor")?;
-    Ok(with_op(m, Arc::new(Normalize { divisor: Arc::new(d) })))
+    Ok(with_op(
+        m,
+        Arc::new(Normalize {
+            divisor: Arc::new(d),
+        }),
+    ))
 }
 
 /// `log1p(m)` (divided by `ln(base)` when given) (lazy).
@@ -80,13 +103,24 @@ fn pp_scale(
         Some(a) => {
             let v = a.as_slice()?.to_vec();
             if v.len() as u64 != m.view.nrows() {
-                return Err(PyValueError::new_err("mask length differs from the number of rows"));
+                return Err(PyValueError::new_err(
+                    "mask length differs from the number of rows",
+                ));
             }
             Some(Arc::new(v))
         }
         None => None,
     };
-    Ok(with_op(m, Arc::new(Scale { mean: Arc::new(mean), std: Arc::new(std), zero_center, max_value, mask })))
+    Ok(with_op(
+        m,
+        Arc::new(Scale {
+            mean: Arc::new(mean),
+            std: Arc::new(std),
+            zero_center,
+            max_value,
+            mask,
+        }),
+    ))
 }
 
 /// `m * scalar * row[r] * col[c]` elementwise in float type `dtype` (lazy).
@@ -99,23 +133,43 @@ fn pp_multiply(
     col: Option<PyReadonlyArray1<'_, f64>>,
     dtype: &str,
 ) -> PyResult<Matrix> {
-    let row = row.map(|r| vec_f64(&r, m.view.nrows(), "row").map(Arc::new)).transpose()?;
-    let col = col.map(|c| vec_f64(&c, m.view.ncols(), "col").map(Arc::new)).transpose()?;
+    let row = row
+        .map(|r| vec_f64(&r, m.view.nrows(), "row").map(Arc::new))
+        .transpose()?;
+    let col = col
+        .map(|c| vec_f64(&c, m.view.ncols(), "col").map(Arc::new))
+        .transpose()?;
     let dtype = float_dtype(dtype)?;
-    Ok(with_op(m, Arc::new(Multiply { scalar, row, col, dtype })))
+    Ok(with_op(
+        m,
+        Arc::new(Multiply {
+            scalar,
+            row,
+            col,
+            dtype,
+        }),
+    ))
 }
 
 /// `m ** p` on every stored value in float type `dtype` (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, p, dtype="float64"))]
 fn pp_power(m: &Matrix, p: f64, dtype: &str) -> PyResult<Matrix> {
-    Ok(with_op(m, Arc::new(Power { p, dtype: float_dtype(dtype)? })))
+    Ok(with_op(
+        m,
+        Arc::new(Power {
+            p,
+            dtype: float_dtype(dtype)?,
+        }),
+    ))
 }
 
 fn float_dtype(name: &str) -> PyResult<Dtype> {
     let d = Dtype::from_name(name).map_err(to_py)?;
     if !d.is_float() {
-        return Err(PyValueError::new_err(format!("dtype must be float32 or float64, got {name}")));
+        return Err(PyValueError::new_err(format!(
+            "dtype must be float32 or float64, got {name}"
+        )));
     }
     Ok(d)
 }
@@ -157,7 +211,10 @@ fn qc_metrics_py<'py>(
     let ncols = usize::try_from(m.view.ncols()).expect("fits");
     let shape = masks.as_array().dim();
     if shape.1 != ncols && shape.0 != 0 {
-        return Err(PyValueError::new_err(format!("masks have {} columns, matrix has {ncols}", shape.1)));
+        return Err(PyValueError::new_err(format!(
+            "masks have {} columns, matrix has {ncols}",
+            shape.1
+        )));
     }
     let a = masks.as_array();
     let masks: Vec<Vec<bool>> = a.outer_iter().map(|r| r.to_vec()).collect();
@@ -170,31 +227,41 @@ fn qc_metrics_py<'py>(
     let p = QcParams { top, masks };
     let (rows, cols) = enter(py, || qc_metrics(&m.view, &p))?;
     let n = rows.total.len();
-    PyTuple::new(py, [
-        rows.total.into_pyarray(py).into_any(),
-        rows.n_nonzero.into_pyarray(py).into_any(),
-        rows.top_cum.into_pyarray(py).reshape([n, k])?.into_any(),
-        rows.mask_sum.into_pyarray(py).reshape([n, q])?.into_any(),
-        cols.sum.into_pyarray(py).into_any(),
-        cols.n_nonzero.into_pyarray(py).into_any(),
-    ])
+    PyTuple::new(
+        py,
+        [
+            rows.total.into_pyarray(py).into_any(),
+            rows.n_nonzero.into_pyarray(py).into_any(),
+            rows.top_cum.into_pyarray(py).reshape([n, k])?.into_any(),
+            rows.mask_sum.into_pyarray(py).reshape([n, q])?.into_any(),
+            cols.sum.into_pyarray(py).into_any(),
+            cols.n_nonzero.into_pyarray(py).into_any(),
+        ],
+    )
 }
 
 /// `(row_sum, row_positive, col_sum, col_positive)` in one pass.
 #[pyfunction]
 fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, PyTuple>> {
     let s = enter(py, || positive_counts(&m.view))?;
-    PyTuple::new(py, [
-        s.row_sum.into_pyarray(py).into_any(),
-        s.row_pos.into_pyarray(py).into_any(),
-        s.col_sum.into_pyarray(py).into_any(),
-        s.col_pos.into_pyarray(py).into_any(),
-    ])
+    PyTuple::new(
+        py,
+        [
+            s.row_sum.into_pyarray(py).into_any(),
+            s.row_pos.into_pyarray(py).into_any(),
+            s.col_sum.into_pyarray(py).into_any(),
+            s.col_pos.into_pyarray(py).into_any(),
+        ],
+    )
 }
 
 /// Per column, how many rows exceed their row's `threshold`.
 #[pyfunction]
-fn count_above_py<'py>(py: Python<'py>, m: &Matrix, threshold: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyAny>> {
+fn count_above_py<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    threshold: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyAny>> {
     let t = vec_f64(&threshold, m.view.nrows(), "threshold")?;
     let v = enter(py, || count_above(&m.view, &t))?;
     Ok(v.into_pyarray(py).into_any())
@@ -220,14 +287,25 @@ fn moments_py<'py>(
     let clip = match clip {
         Some(c) => {
             if c.as_array().dim() != (n_groups, ncols) {
-                return Err(PyValueError::new_err(format!("clip must have shape ({n_groups}, {ncols})")));
+                return Err(PyValueError::new_err(format!(
+                    "clip must have shape ({n_groups}, {ncols})"
+                )));
             }
             Some(Arc::new(c.as_array().iter().copied().collect::<Vec<f64>>()))
         }
         None => None,
     };
-    let map = if expm1 { ValueMap::Expm1 { factor } } else { ValueMap::Identity };
-    let p = MomentParams { groups, n_groups, map, clip };
+    let map = if expm1 {
+        ValueMap::Expm1 { factor }
+    } else {
+        ValueMap::Identity
+    };
+    let p = MomentParams {
+        groups,
+        n_groups,
+        map,
+        clip,
+    };
     let (mo, row_sum) = enter(py, || moments(&m.view, &p))?;
     let (mean, var) = mo.finalize();
     let d = PyDict::new(py);
@@ -264,7 +342,9 @@ fn residual_variances_py<'py>(
     let total = total.as_slice()?.to_vec();
     let n_groups = total.len().max(1);
     if col_sum.as_array().dim() != (n_groups, ncols) {
-        return Err(PyValueError::new_err(format!("col_sum must have shape ({n_groups}, {ncols})")));
+        return Err(PyValueError::new_err(format!(
+            "col_sum must have shape ({n_groups}, {ncols})"
+        )));
     }
     let p = ResidualParams {
         groups: self::groups(groups, n_groups, m.view.nrows())?,

@@ -15,14 +15,21 @@ use crate::error::to_py;
 use crate::matrix::Matrix;
 
 fn with_op(m: &Matrix, op: Arc<dyn oom_core::plan::Op>) -> Matrix {
-    Matrix { view: m.view.with_op(op), path: m.path.clone(), key: m.key.clone() }
+    Matrix {
+        view: m.view.with_op(op),
+        path: m.path.clone(),
+        key: m.key.clone(),
+    }
 }
 
 /// A (k × p) array as `k` values per column, column after column.
 fn by_column(a: &PyReadonlyArray2<'_, f64>) -> Vec<f64> {
     let a = a.as_array();
     let (k, p) = a.dim();
-    (0..p).flat_map(|j| (0..k).map(move |t| (t, j))).map(|(t, j)| a[[t, j]]).collect()
+    (0..p)
+        .flat_map(|j| (0..k).map(move |t| (t, j)))
+        .map(|(t, j)| a[[t, j]])
+        .collect()
 }
 
 /// `sqrt(m)` (lazy).
@@ -35,13 +42,28 @@ fn pp_sqrt(m: &Matrix) -> Matrix {
 /// under their target unchanged unless `always`).
 #[pyfunction]
 #[pyo3(signature = (m, target, seed, replace=false, always=false))]
-fn pp_downsample(m: &Matrix, target: PyReadonlyArray1<'_, u64>, seed: u64, replace: bool, always: bool) -> PyResult<Matrix> {
+fn pp_downsample(
+    m: &Matrix,
+    target: PyReadonlyArray1<'_, u64>,
+    seed: u64,
+    replace: bool,
+    always: bool,
+) -> PyResult<Matrix> {
     let n = m.view.nrows();
     let target = target.as_slice()?.to_vec();
     if target.len() as u64 != n {
-        return Err(PyValueError::new_err(format!("target has length {}, expected {n}", target.len())));
+        return Err(PyValueError::new_err(format!(
+            "target has length {}, expected {n}",
+            target.len()
+        )));
     }
-    let op = Downsample { target: Arc::new(target), key: Arc::new((0..n).collect()), seed, replace, always };
+    let op = Downsample {
+        target: Arc::new(target),
+        key: Arc::new((0..n).collect()),
+        seed,
+        replace,
+        always,
+    };
     Ok(with_op(m, Arc::new(op)))
 }
 
@@ -61,7 +83,10 @@ fn pp_combat(
 ) -> PyResult<Matrix> {
     let k = design.as_array().ncols();
     let op = Combat {
-        design: Design::Dense { k, values: Arc::new(design.as_array().iter().copied().collect()) },
+        design: Design::Dense {
+            k,
+            values: Arc::new(design.as_array().iter().copied().collect()),
+        },
         coef: Arc::new(by_column(&coef)),
         batch: Arc::new(batch.as_slice()?.to_vec()),
         n_batches: gamma.as_array().nrows(),
@@ -86,11 +111,14 @@ fn col_group_sums_py<'py>(
     let g = groups.as_slice()?.to_vec();
     let out = enter(py, || col_group_sums(&m.view, &g, n_groups))?;
     let shape = [usize::try_from(m.view.nrows()).expect("fits"), n_groups];
-    PyTuple::new(py, [
-        out.sum.into_pyarray(py).reshape(shape)?.into_any(),
-        out.sumsq.into_pyarray(py).reshape(shape)?.into_any(),
-        out.n_nonzero.into_pyarray(py).reshape(shape)?.into_any(),
-    ])
+    PyTuple::new(
+        py,
+        [
+            out.sum.into_pyarray(py).reshape(shape)?.into_any(),
+            out.sumsq.into_pyarray(py).reshape(shape)?.into_any(),
+            out.n_nonzero.into_pyarray(py).reshape(shape)?.into_any(),
+        ],
+    )
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -37,7 +37,11 @@ fn pp_pearson_residuals(
         m.view.ncols(),
     )
     .map_err(to_py)?;
-    Ok(Matrix { view: m.view.with_op(Arc::new(op)), path: m.path.clone(), key: m.key.clone() })
+    Ok(Matrix {
+        view: m.view.with_op(Arc::new(op)),
+        path: m.path.clone(),
+        key: m.key.clone(),
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

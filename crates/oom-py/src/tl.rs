@@ -35,7 +35,13 @@ fn rank_sums_py<'py>(
     };
     let r = enter(py, || rank_sums(&m.view, &p))?;
     let shape = [n_groups, usize::try_from(m.view.ncols()).expect("fits")];
-    PyTuple::new(py, [r.rank_sum.into_pyarray(py).reshape(shape)?, r.ties.into_pyarray(py).reshape(shape)?])
+    PyTuple::new(
+        py,
+        [
+            r.rank_sum.into_pyarray(py).reshape(shape)?,
+            r.ties.into_pyarray(py).reshape(shape)?,
+        ],
+    )
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,7 +1,10 @@
 //! Bindings for UMAP on a CSR graph (`obsp['connectivities']`): the
 //! spectral initialisation of one connected component and the SGD layout.
 
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use oom_core::graph::spectral::spectral_layout;
 use oom_core::graph::umap::{optimize_layout, SgdParams};
 use oom_core::graph::Csr;
@@ -23,7 +26,11 @@ fn umap_spectral<'py>(
     tol: f64,
     max_products: usize,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, f64, bool)> {
-    let g = Csr { indptr: indptr.as_slice()?, indices: as_unsigned(indices.as_slice()?), data: data.as_slice()? };
+    let g = Csr {
+        indptr: indptr.as_slice()?,
+        indices: as_unsigned(indices.as_slice()?),
+        data: data.as_slice()?,
+    };
     let s = enter(py, || {
         g.validate()?;
         spectral_layout(&g, dim, seed, tol, max_products)
@@ -52,10 +59,23 @@ fn umap_layout<'py>(
     negative_sample_rate: f32,
     seed: u64,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let g = Csr { indptr: indptr.as_slice()?, indices: as_unsigned(indices.as_slice()?), data: data.as_slice()? };
+    let g = Csr {
+        indptr: indptr.as_slice()?,
+        indices: as_unsigned(indices.as_slice()?),
+        data: data.as_slice()?,
+    };
     let dim = init.shape()[1];
     let mut emb = init.as_array().iter().copied().collect::<Vec<f32>>();
-    let p = SgdParams { n_epochs, a, b, gamma, alpha, negative_sample_rate, prune_epochs, seed };
+    let p = SgdParams {
+        n_epochs,
+        a,
+        b,
+        gamma,
+        alpha,
+        negative_sample_rate,
+        prune_epochs,
+        seed,
+    };
     let emb = enter(py, || {
         g.validate()?;
         optimize_layout(&g, &mut emb, dim, &p)?;

@@ -26,9 +26,22 @@ fn write_zarr_matrix(
         let format = match zarr_format {
             2 => ZarrFormat::V2,
             3 => ZarrFormat::V3,
-            f => return Err(OomError::Value(format!("zarr_format must be 2 or 3, got {f}"))),
+            f => {
+                return Err(OomError::Value(format!(
+                    "zarr_format must be 2 or 3, got {f}"
+                )))
+            }
         };
-        write_matrix(&matrix.view, &root, &key, &ZarrWriteOptions { format, chunk, shard })
+        write_matrix(
+            &matrix.view,
+            &root,
+            &key,
+            &ZarrWriteOptions {
+                format,
+                chunk,
+                shard,
+            },
+        )
     })
 }
 

@@ -16,7 +16,13 @@ pub struct Csr {
 
 impl Csr {
     pub fn empty(ncols: usize, dtype: Dtype) -> Self {
-        Csr { nrows: 0, ncols, indptr: vec![0], indices: Vec::new(), data: Values::empty(dtype) }
+        Csr {
+            nrows: 0,
+            ncols,
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: Values::empty(dtype),
+        }
     }
 
     #[inline]
@@ -32,7 +38,8 @@ impl Csr {
     /// Append the rows of `other` below ours.
     pub fn append(&mut self, other: &Csr) {
         let base = *self.indptr.last().expect("indptr is never empty");
-        self.indptr.extend(other.indptr[1..].iter().map(|p| p + base));
+        self.indptr
+            .extend(other.indptr[1..].iter().map(|p| p + base));
         self.indices.extend_from_slice(&other.indices);
         self.data.extend_from(&other.data);
         self.nrows += other.nrows;
@@ -120,7 +127,11 @@ impl Csr {
             }
             out
         });
-        super::Dense { nrows: self.nrows, ncols: n, data }
+        super::Dense {
+            nrows: self.nrows,
+            ncols: n,
+            data,
+        }
     }
 
     /// Sum of every stored value, per row.

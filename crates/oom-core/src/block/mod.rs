@@ -67,14 +67,22 @@ impl Block {
         if sparse {
             let mut out = Csr::empty(ncols, dtype);
             for b in blocks {
-                let Block::Csr(c) = b else { unreachable!("vstack of mixed block kinds") };
+                let Block::Csr(c) = b else {
+                    unreachable!("vstack of mixed block kinds")
+                };
                 out.append(&c);
             }
             Block::Csr(out)
         } else {
-            let mut out = Dense { nrows: 0, ncols, data: Values::empty(dtype) };
+            let mut out = Dense {
+                nrows: 0,
+                ncols,
+                data: Values::empty(dtype),
+            };
             for b in blocks {
-                let Block::Dense(d) = b else { unreachable!("vstack of mixed block kinds") };
+                let Block::Dense(d) = b else {
+                    unreachable!("vstack of mixed block kinds")
+                };
                 out.nrows += d.nrows;
                 out.data.extend_from(&d.data);
             }

@@ -2,7 +2,9 @@
 //! kernels read any of them as f64 through [`Scalar`].
 
 #[cfg(target_endian = "big")]
-compile_error!("anndataoom reads little-endian files by memcpy; big-endian targets are unsupported");
+compile_error!(
+    "anndataoom reads little-endian files by memcpy; big-endian targets are unsupported"
+);
 
 use crate::error::{OomError, Result};
 
@@ -141,16 +143,46 @@ macro_rules! with_values {
 macro_rules! values_of {
     ($dtype:expr, $t:ident => $body:expr) => {
         match $dtype {
-            $crate::block::Dtype::F32 => { type $t = f32; $crate::block::Values::F32($body) }
-            $crate::block::Dtype::F64 => { type $t = f64; $crate::block::Values::F64($body) }
-            $crate::block::Dtype::I8 => { type $t = i8; $crate::block::Values::I8($body) }
-            $crate::block::Dtype::I16 => { type $t = i16; $crate::block::Values::I16($body) }
-            $crate::block::Dtype::I32 => { type $t = i32; $crate::block::Values::I32($body) }
-            $crate::block::Dtype::I64 => { type $t = i64; $crate::block::Values::I64($body) }
-            $crate::block::Dtype::U8 => { type $t = u8; $crate::block::Values::U8($body) }
-            $crate::block::Dtype::U16 => { type $t = u16; $crate::block::Values::U16($body) }
-            $crate::block::Dtype::U32 => { type $t = u32; $crate::block::Values::U32($body) }
-            $crate::block::Dtype::U64 => { type $t = u64; $crate::block::Values::U64($body) }
+            $crate::block::Dtype::F32 => {
+                type $t = f32;
+                $crate::block::Values::F32($body)
+            }
+            $crate::block::Dtype::F64 => {
+                type $t = f64;
+                $crate::block::Values::F64($body)
+            }
+            $crate::block::Dtype::I8 => {
+                type $t = i8;
+                $crate::block::Values::I8($body)
+            }
+            $crate::block::Dtype::I16 => {
+                type $t = i16;
+                $crate::block::Values::I16($body)
+            }
+            $crate::block::Dtype::I32 => {
+                type $t = i32;
+                $crate::block::Values::I32($body)
+            }
+            $crate::block::Dtype::I64 => {
+                type $t = i64;
+                $crate::block::Values::I64($body)
+            }
+            $crate::block::Dtype::U8 => {
+                type $t = u8;
+                $crate::block::Values::U8($body)
+            }
+            $crate::block::Dtype::U16 => {
+                type $t = u16;
+                $crate::block::Values::U16($body)
+            }
+            $crate::block::Dtype::U32 => {
+                type $t = u32;
+                $crate::block::Values::U32($body)
+            }
+            $crate::block::Dtype::U64 => {
+                type $t = u64;
+                $crate::block::Values::U64($body)
+            }
         }
     };
 }
@@ -180,7 +212,8 @@ impl Values {
     /// since every supported target is little-endian.
     pub fn from_le_bytes(dtype: Dtype, bytes: &[u8]) -> Self {
         let mut out = Values::zeros(dtype, bytes.len() / dtype.size());
-        out.bytes_mut().copy_from_slice(&bytes[..bytes.len() / dtype.size() * dtype.size()]);
+        out.bytes_mut()
+            .copy_from_slice(&bytes[..bytes.len() / dtype.size() * dtype.size()]);
         out
     }
 

@@ -57,7 +57,11 @@ fn smooth_row(dist: &[f32], target: f64, mean_all: f64) -> (f32, f32) {
         let mut psum = 0.0f64;
         for &dj in &dist[1..] {
             let v = dj - rho;
-            psum += if v > 0.0 { (-(f64::from(v) / f64::from(mid))).exp() } else { 1.0 };
+            psum += if v > 0.0 {
+                (-(f64::from(v) / f64::from(mid))).exp()
+            } else {
+                1.0
+            };
         }
         if (psum - target).abs() < SMOOTH_K_TOLERANCE {
             break;
@@ -76,7 +80,11 @@ fn smooth_row(dist: &[f32], target: f64, mean_all: f64) -> (f32, f32) {
     }
     let floor = MIN_K_DIST_SCALE * if rho > 0.0 { mean_f32(dist) } else { mean_all };
     #[allow(clippy::cast_possible_truncation)]
-    let sigma = if f64::from(mid) < floor { floor as f32 } else { mid };
+    let sigma = if f64::from(mid) < floor {
+        floor as f32
+    } else {
+        mid
+    };
     (sigma, rho)
 }
 
@@ -94,10 +102,22 @@ fn membership(dj: f32, rho: f32, sigma: f32) -> f32 {
 /// The fuzzy union of the membership graph of `indices`/`dists` (n × k,
 /// row-major, each row sorted by distance, itself first).
 pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
-    oom_ensure!(k >= 2 && indices.len() == dists.len() && indices.len() % k == 0, Value, "kNN arrays must both be n × k with k ≥ 2");
+    oom_ensure!(
+        k >= 2 && indices.len() == dists.len() && indices.len() % k == 0,
+        Value,
+        "kNN arrays must both be n × k with k ≥ 2"
+    );
     let n = indices.len() / k;
-    oom_ensure!(indices.iter().all(|&c| (c as usize) < n), Index, "a neighbour index is out of range");
-    oom_ensure!(n <= i32::MAX as usize, Value, "too many cells for an int32 graph: {n}");
+    oom_ensure!(
+        indices.iter().all(|&c| (c as usize) < n),
+        Index,
+        "a neighbour index is out of range"
+    );
+    oom_ensure!(
+        n <= i32::MAX as usize,
+        Value,
+        "too many cells for an int32 graph: {n}"
+    );
     #[allow(clippy::cast_precision_loss)]
     let target = (k as f64).log2();
     let mean_all = mean_f32(dists);
@@ -114,7 +134,11 @@ pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
                 let (sigma, rho) = smooth_row(rd, target, mean_all);
                 let start = out.len();
                 for (&c, &dj) in ri.iter().zip(rd) {
-                    let w = if c as usize == i { 0.0 } else { membership(dj, rho, sigma) };
+                    let w = if c as usize == i {
+                        0.0
+                    } else {
+                        membership(dj, rho, sigma)
+                    };
                     out.push((c, w));
                 }
                 out[start..].sort_unstable_by_key(|p| p.0);
@@ -186,7 +210,11 @@ pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
         })
         .collect::<Result<_>>()?;
     let nnz: usize = parts.iter().map(|p| p.0.len()).sum();
-    let mut g = Graph { indptr: Vec::with_capacity(n + 1), indices: Vec::with_capacity(nnz), data: Vec::with_capacity(nnz) };
+    let mut g = Graph {
+        indptr: Vec::with_capacity(n + 1),
+        indices: Vec::with_capacity(nnz),
+        data: Vec::with_capacity(nnz),
+    };
     g.indptr.push(0);
     for (ind, dat, cnt) in parts {
         for c in cnt {

@@ -27,7 +27,11 @@ pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Ve
     let nc = centroids.len() / d;
     let cn = norms(centroids, d);
     let cid: Vec<u32> = (0..u32::try_from(nc).expect("fits")).collect();
-    let cands = Queries { x: centroids, norms: &cn, ids: &cid };
+    let cands = Queries {
+        x: centroids,
+        norms: &cn,
+        ids: &cid,
+    };
     let blocks: Vec<Vec<u32>> = x
         .par_chunks(ASSIGN_BLOCK * d)
         .map(|qx| {
@@ -36,8 +40,21 @@ pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Ve
             let qid = vec![NO_ID; qn.len()];
             let mut tops = vec![TopK::new(p); qn.len()];
             let mut buf = Vec::new();
-            scan(&Queries { x: qx, norms: &qn, ids: &qid }, &cands, d, &mut tops, &mut buf);
-            Ok(tops.iter().flat_map(|t| (0..p).map(move |s| t.ids().nth(s).unwrap_or(NO_ID))).collect())
+            scan(
+                &Queries {
+                    x: qx,
+                    norms: &qn,
+                    ids: &qid,
+                },
+                &cands,
+                d,
+                &mut tops,
+                &mut buf,
+            );
+            Ok(tops
+                .iter()
+                .flat_map(|t| (0..p).map(move |s| t.ids().nth(s).unwrap_or(NO_ID)))
+                .collect())
         })
         .collect::<Result<_>>()?;
     Ok(blocks.concat())
@@ -46,7 +63,14 @@ pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Ve
 /// `nlist` centroids of the rows of `x`: Lloyd's algorithm for `iters`
 /// rounds on a seeded sample of at most `sample` rows. A centroid that
 /// loses all its points keeps its previous position.
-pub fn kmeans(x: &[f32], d: usize, nlist: usize, sample: usize, iters: usize, seed: u64) -> Result<Vec<f32>> {
+pub fn kmeans(
+    x: &[f32],
+    d: usize,
+    nlist: usize,
+    sample: usize,
+    iters: usize,
+    seed: u64,
+) -> Result<Vec<f32>> {
     let n = x.len() / d;
     let s = sample.clamp(nlist, n);
     // Partial Fisher–Yates: the first `s` of a seeded permutation.
@@ -58,9 +82,15 @@ pub fn kmeans(x: &[f32], d: usize, nlist: usize, sample: usize, iters: usize, se
     }
     let mut rows: Vec<u32> = perm[..s].to_vec();
     rows.sort_unstable();
-    let xs: Vec<f32> = rows.iter().flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied()).collect();
+    let xs: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied())
+        .collect();
     // Start centroids: the first `nlist` sample rows in permutation order.
-    let mut cent: Vec<f32> = perm[..nlist].iter().flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied()).collect();
+    let mut cent: Vec<f32> = perm[..nlist]
+        .iter()
+        .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied())
+        .collect();
     for _ in 0..iters {
         let lab = assign(&xs, d, &cent)?;
         let mut sums = vec![0.0f64; nlist * d];
@@ -76,7 +106,10 @@ pub fn kmeans(x: &[f32], d: usize, nlist: usize, sample: usize, iters: usize, se
             if c > 0 {
                 #[allow(clippy::cast_precision_loss)]
                 let inv = 1.0 / c as f64;
-                for (o, s) in cent[l * d..(l + 1) * d].iter_mut().zip(&sums[l * d..(l + 1) * d]) {
+                for (o, s) in cent[l * d..(l + 1) * d]
+                    .iter_mut()
+                    .zip(&sums[l * d..(l + 1) * d])
+                {
                     #[allow(clippy::cast_possible_truncation)]
                     let v = (s * inv) as f32;
                     *o = v;

@@ -63,7 +63,17 @@ pub struct KnnOptions {
 
 impl Default for KnnOptions {
     fn default() -> Self {
-        KnnOptions { k: 15, exact_max: 20_000, nlist: 0, coarse_dims: 0, nprobe: 2, qprobe: 2, refine: 0, kmeans_iters: 6, seed: 0 }
+        KnnOptions {
+            k: 15,
+            exact_max: 20_000,
+            nlist: 0,
+            coarse_dims: 0,
+            nprobe: 2,
+            qprobe: 2,
+            refine: 0,
+            kmeans_iters: 6,
+            seed: 0,
+        }
     }
 }
 
@@ -83,13 +93,33 @@ impl Knn {
 }
 
 fn validate(x: &[f32], d: usize, k: usize) -> Result<usize> {
-    oom_ensure!(d > 0 && x.len() % d == 0, Value, "the representation must be a 2-D matrix with at least one column");
+    oom_ensure!(
+        d > 0 && x.len() % d == 0,
+        Value,
+        "the representation must be a 2-D matrix with at least one column"
+    );
     let n = x.len() / d;
-    oom_ensure!(u32::try_from(n).is_ok_and(|v| v < u32::MAX), Value, "too many rows for a kNN graph: {n}");
-    oom_ensure!(k >= 2, Value, "n_neighbors must be at least 2 (the cell itself and one neighbour), got {k}");
-    oom_ensure!(k <= n, Value, "n_neighbors ({k}) is larger than the number of cells ({n})");
+    oom_ensure!(
+        u32::try_from(n).is_ok_and(|v| v < u32::MAX),
+        Value,
+        "too many rows for a kNN graph: {n}"
+    );
+    oom_ensure!(
+        k >= 2,
+        Value,
+        "n_neighbors must be at least 2 (the cell itself and one neighbour), got {k}"
+    );
+    oom_ensure!(
+        k <= n,
+        Value,
+        "n_neighbors ({k}) is larger than the number of cells ({n})"
+    );
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {
-        oom_bail!(Value, "the representation holds a non-finite value (NaN or infinity) in row {}", p / d);
+        oom_bail!(
+            Value,
+            "the representation holds a non-finite value (NaN or infinity) in row {}",
+            p / d
+        );
     }
     Ok(n)
 }
@@ -102,9 +132,21 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
     let (labels, nlist, probes) = if exact {
         (vec![0u32; n], 1, vec![vec![0u32]])
     } else {
-        let nlist = if o.nlist == 0 { n.div_ceil(LIST_ROWS) } else { o.nlist }.clamp(1, n);
-        let dq = if o.coarse_dims == 0 { d } else { o.coarse_dims.min(d) };
-        let xq: Vec<f32> = x.chunks_exact(d).flat_map(|r| r[..dq].iter().copied()).collect();
+        let nlist = if o.nlist == 0 {
+            n.div_ceil(LIST_ROWS)
+        } else {
+            o.nlist
+        }
+        .clamp(1, n);
+        let dq = if o.coarse_dims == 0 {
+            d
+        } else {
+            o.coarse_dims.min(d)
+        };
+        let xq: Vec<f32> = x
+            .chunks_exact(d)
+            .flat_map(|r| r[..dq].iter().copied())
+            .collect();
         let cent = kmeans(&xq, dq, nlist, 32 * nlist, o.kmeans_iters, o.seed)?;
         let qp = o.qprobe.clamp(1, nlist);
         let top = assign_top(&xq, dq, &cent, qp)?;
@@ -114,7 +156,11 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
         // A query near the edge of its list has neighbours in the lists
         // nearest to *it*: probe those too, for the whole list.
         for (i, &l) in labels.iter().enumerate() {
-            probes[l as usize].extend(top[i * qp + 1..(i + 1) * qp].iter().filter(|&&c| c != NO_ID));
+            probes[l as usize].extend(
+                top[i * qp + 1..(i + 1) * qp]
+                    .iter()
+                    .filter(|&&c| c != NO_ID),
+            );
         }
         for p in &mut probes {
             p.sort_unstable();
@@ -134,7 +180,13 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
 /// For every list, the lists its queries are compared with: the nearest
 /// centroids (itself first), at least `nprobe` of them and together at
 /// least `min_rows` rows.
-fn probe_lists(cent: &[f32], d: usize, labels: &[u32], nprobe: usize, min_rows: usize) -> Result<Vec<Vec<u32>>> {
+fn probe_lists(
+    cent: &[f32],
+    d: usize,
+    labels: &[u32],
+    nprobe: usize,
+    min_rows: usize,
+) -> Result<Vec<Vec<u32>>> {
     let nlist = cent.len() / d;
     let mut size = vec![0usize; nlist];
     for &l in labels {
@@ -145,8 +197,14 @@ fn probe_lists(cent: &[f32], d: usize, labels: &[u32], nprobe: usize, min_rows: 
         .map(|a| {
             check_cancel()?;
             let ca = &cent[a * d..(a + 1) * d];
-            let mut by: Vec<(f64, u32)> =
-                (0..nlist).map(|b| (sqdist(ca, &cent[b * d..(b + 1) * d]), u32::try_from(b).expect("fits"))).collect();
+            let mut by: Vec<(f64, u32)> = (0..nlist)
+                .map(|b| {
+                    (
+                        sqdist(ca, &cent[b * d..(b + 1) * d]),
+                        u32::try_from(b).expect("fits"),
+                    )
+                })
+                .collect();
             by.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
             let (mut out, mut rows) = (Vec::new(), 0);
             // The list itself is at distance 0; put it first whatever ties.
@@ -167,7 +225,14 @@ fn probe_lists(cent: &[f32], d: usize, labels: &[u32], nprobe: usize, min_rows: 
 }
 
 /// Every row against the rows of its list's probe lists.
-fn ivf_search(x: &[f32], d: usize, labels: &[u32], nlist: usize, probes: &[Vec<u32>], k: usize) -> Result<Knn> {
+fn ivf_search(
+    x: &[f32],
+    d: usize,
+    labels: &[u32],
+    nlist: usize,
+    probes: &[Vec<u32>],
+    k: usize,
+) -> Result<Knn> {
     let n = labels.len();
     // Counting sort of the rows by list: each list's rows become contiguous.
     let mut offsets = vec![0usize; nlist + 1];
@@ -183,7 +248,10 @@ fn ivf_search(x: &[f32], d: usize, labels: &[u32], nlist: usize, probes: &[Vec<u
         order[next[l as usize]] = u32::try_from(i).expect("fits");
         next[l as usize] += 1;
     }
-    let xp: Vec<f32> = order.iter().flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied()).collect();
+    let xp: Vec<f32> = order
+        .iter()
+        .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied())
+        .collect();
     let np = norms(&xp, d);
     // Tasks: (list, first, end) in sorted positions, in position order.
     let mut tasks = Vec::new();
@@ -205,24 +273,43 @@ fn ivf_search(x: &[f32], d: usize, labels: &[u32], nlist: usize, probes: &[Vec<u
         outs.push((hi, hd));
         (ri, rd) = (ti, td);
     }
-    tasks.par_iter().zip(outs).with_max_len(1).try_for_each(|(&(l, a, b), (oi, od))| {
-        check_cancel()?;
-        let q = Queries { x: &xp[a * d..b * d], norms: &np[a..b], ids: &order[a..b] };
-        let mut tops = vec![TopK::new(k - 1 + MARGIN); b - a];
-        let mut buf = Vec::new();
-        for &p in &probes[l] {
-            let (ca, cb) = (offsets[p as usize], offsets[p as usize + 1]);
-            let c = Queries { x: &xp[ca * d..cb * d], norms: &np[ca..cb], ids: &order[ca..cb] };
-            scan(&q, &c, d, &mut tops, &mut buf);
-        }
-        for (t, top) in tops.iter().enumerate() {
-            let i = order[a + t];
-            let cands: Vec<u32> = top.ids().collect();
-            finish_row(x, d, i, &cands, &mut oi[t * k..(t + 1) * k], &mut od[t * k..(t + 1) * k]);
-        }
-        advance((b - a) as u64);
-        Ok(())
-    })?;
+    tasks
+        .par_iter()
+        .zip(outs)
+        .with_max_len(1)
+        .try_for_each(|(&(l, a, b), (oi, od))| {
+            check_cancel()?;
+            let q = Queries {
+                x: &xp[a * d..b * d],
+                norms: &np[a..b],
+                ids: &order[a..b],
+            };
+            let mut tops = vec![TopK::new(k - 1 + MARGIN); b - a];
+            let mut buf = Vec::new();
+            for &p in &probes[l] {
+                let (ca, cb) = (offsets[p as usize], offsets[p as usize + 1]);
+                let c = Queries {
+                    x: &xp[ca * d..cb * d],
+                    norms: &np[ca..cb],
+                    ids: &order[ca..cb],
+                };
+                scan(&q, &c, d, &mut tops, &mut buf);
+            }
+            for (t, top) in tops.iter().enumerate() {
+                let i = order[a + t];
+                let cands: Vec<u32> = top.ids().collect();
+                finish_row(
+                    x,
+                    d,
+                    i,
+                    &cands,
+                    &mut oi[t * k..(t + 1) * k],
+                    &mut od[t * k..(t + 1) * k],
+                );
+            }
+            advance((b - a) as u64);
+            Ok(())
+        })?;
     // Back to row order.
     let mut indices = vec![0u32; n * k];
     let mut sq = vec![0.0f64; n * k];
@@ -231,14 +318,21 @@ fn ivf_search(x: &[f32], d: usize, labels: &[u32], nlist: usize, probes: &[Vec<u
         indices[i * k..(i + 1) * k].copy_from_slice(&ids_p[pos * k..(pos + 1) * k]);
         sq[i * k..(i + 1) * k].copy_from_slice(&d2_p[pos * k..(pos + 1) * k]);
     }
-    Ok(Knn { k, indices, sqdist: sq })
+    Ok(Knn {
+        k,
+        indices,
+        sqdist: sq,
+    })
 }
 
 /// Row `i`'s result from candidate ids (never `i`): itself first, then the
 /// `k − 1` nearest by exact (distance, index).
 fn finish_row(x: &[f32], d: usize, i: u32, cands: &[u32], ids: &mut [u32], d2: &mut [f64]) {
     let xi = &x[i as usize * d..(i as usize + 1) * d];
-    let mut all: Vec<(f64, u32)> = cands.iter().map(|&c| (sqdist(xi, &x[c as usize * d..(c as usize + 1) * d]), c)).collect();
+    let mut all: Vec<(f64, u32)> = cands
+        .iter()
+        .map(|&c| (sqdist(xi, &x[c as usize * d..(c as usize + 1) * d]), c))
+        .collect();
     all.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
     ids[0] = i;
     d2[0] = 0.0;
@@ -292,7 +386,12 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
     let k = g.k;
     let n = g.indices.len() / k;
     let (rptr, rev) = reverse(g);
-    let near = |j: usize| g.indices[j * k + 1..(j + 1) * k].iter().chain(&rev[rptr[j]..rptr[j + 1]]).copied();
+    let near = |j: usize| {
+        g.indices[j * k + 1..(j + 1) * k]
+            .iter()
+            .chain(&rev[rptr[j]..rptr[j + 1]])
+            .copied()
+    };
     let mut indices = vec![0u32; n * k];
     let mut sq = vec![0.0f64; n * k];
     indices
@@ -315,7 +414,12 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
                 cands.sort_unstable();
                 cands.dedup();
                 all.clear();
-                all.extend(row[1..].iter().zip(&g.sqdist[i * k + 1..(i + 1) * k]).map(|(&c, &v)| (v, c)));
+                all.extend(
+                    row[1..]
+                        .iter()
+                        .zip(&g.sqdist[i * k + 1..(i + 1) * k])
+                        .map(|(&c, &v)| (v, c)),
+                );
                 let worst = all.last().map_or(f64::INFINITY, |p| p.0);
                 for &c in &cands {
                     if c as usize == i || row.contains(&c) {
@@ -337,5 +441,9 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
             advance((oi.len() / k) as u64);
             Ok(())
         })?;
-    Ok(Knn { k, indices, sqdist: sq })
+    Ok(Knn {
+        k,
+        indices,
+        sqdist: sq,
+    })
 }

@@ -57,19 +57,40 @@ pub struct Leiden {
 const MAX_ITERATIONS: i64 = 1000;
 
 pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
-    oom_ensure!(p.resolution.is_finite() && p.resolution >= 0.0, Value, "resolution must be >= 0, got {}", p.resolution);
-    oom_ensure!(p.beta.is_finite() && p.beta > 0.0, Value, "beta must be > 0, got {}", p.beta);
+    oom_ensure!(
+        p.resolution.is_finite() && p.resolution >= 0.0,
+        Value,
+        "resolution must be >= 0, got {}",
+        p.resolution
+    );
+    oom_ensure!(
+        p.beta.is_finite() && p.beta > 0.0,
+        Value,
+        "beta must be > 0, got {}",
+        p.beta
+    );
     let n = g.n();
     let degrees = g.degrees();
     let total: f64 = degrees.iter().sum();
     let (node_w, gamma) = match p.objective {
-        Objective::Modularity => (degrees, if total > 0.0 { p.resolution / total } else { 0.0 }),
+        Objective::Modularity => (
+            degrees,
+            if total > 0.0 {
+                p.resolution / total
+            } else {
+                0.0
+            },
+        ),
         Objective::Cpm => (vec![1.0; n], p.resolution),
     };
     let mut rng = Rng::new(p.seed);
     #[allow(clippy::cast_possible_truncation)]
     let mut membership: Vec<u32> = (0..n as u32).collect();
-    let max_iter = if p.n_iterations < 0 { MAX_ITERATIONS } else { p.n_iterations };
+    let max_iter = if p.n_iterations < 0 {
+        MAX_ITERATIONS
+    } else {
+        p.n_iterations
+    };
     for _ in 0..max_iter {
         let changed = iterate(g, &node_w, &mut membership, gamma, p.beta, &mut rng)?;
         if !changed && p.n_iterations < 0 {
@@ -78,17 +99,29 @@ pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
     }
     let n_clusters = order_by_size(&mut membership);
     let quality = quality(g, &node_w, &membership, gamma) / total.max(f64::MIN_POSITIVE);
-    Ok(Leiden { membership, n_clusters, quality })
+    Ok(Leiden {
+        membership,
+        n_clusters,
+        quality,
+    })
 }
 
 /// Σ_c [w_in(c) − γ' A_c²] of a partition (`w_in` over both directions).
 pub fn quality<W: Weight>(g: &Graph<W>, node_w: &[f64], membership: &[u32], gamma: f64) -> f64 {
-    let k = membership.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    let k = membership
+        .iter()
+        .map(|&c| c as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut a = vec![0f64; k];
     let mut inside = 0.0;
     for v in 0..g.n() {
         a[membership[v] as usize] += node_w[v];
-        inside += g.row(v).filter(|&(u, _)| membership[u] == membership[v]).map(|(_, w)| w).sum::<f64>();
+        inside += g
+            .row(v)
+            .filter(|&(u, _)| membership[u] == membership[v])
+            .map(|(_, w)| w)
+            .sum::<f64>();
     }
     inside - gamma * a.iter().map(|x| x * x).sum::<f64>()
 }
@@ -202,7 +235,11 @@ struct NeighbourWeights {
 
 impl NeighbourWeights {
     fn new(n: usize) -> Self {
-        Self { w: vec![0.0; n], seen: vec![false; n], touched: Vec::new() }
+        Self {
+            w: vec![0.0; n],
+            seen: vec![false; n],
+            touched: Vec::new(),
+        }
     }
 
     fn add(&mut self, c: u32, w: f64) {
@@ -224,7 +261,13 @@ impl NeighbourWeights {
 }
 
 /// Fast local moving (igraph's `fastmovenodes`); true if a node moved.
-fn move_nodes<W: Weight>(g: &Graph<W>, node_w: &[f64], part: &mut [u32], gamma: f64, rng: &mut Rng) -> Result<bool> {
+fn move_nodes<W: Weight>(
+    g: &Graph<W>,
+    node_w: &[f64],
+    part: &mut [u32],
+    gamma: f64,
+    rng: &mut Rng,
+) -> Result<bool> {
     let n = g.n();
     let mut cw = vec![0f64; n];
     let mut size = vec![0u32; n];
@@ -233,7 +276,10 @@ fn move_nodes<W: Weight>(g: &Graph<W>, node_w: &[f64], part: &mut [u32], gamma: 
         size[part[v] as usize] += 1;
     }
     #[allow(clippy::cast_possible_truncation)]
-    let mut empty: Vec<u32> = (0..n as u32).rev().filter(|&c| size[c as usize] == 0).collect();
+    let mut empty: Vec<u32> = (0..n as u32)
+        .rev()
+        .filter(|&c| size[c as usize] == 0)
+        .collect();
     let mut queue: VecDeque<u32> = permutation(n, rng).into();
     let mut queued = vec![true; n];
     let mut nb = NeighbourWeights::new(n);
@@ -268,7 +314,9 @@ fn move_nodes<W: Weight>(g: &Graph<W>, node_w: &[f64], part: &mut [u32], gamma: 
             }
         }
         if best_gain < 0.0 {
-            best = *empty.last().expect("v's removal leaves a community or one was empty");
+            best = *empty
+                .last()
+                .expect("v's removal leaves a community or one was empty");
         }
         nb.clear();
         if size[best as usize] == 0 {
@@ -327,7 +375,12 @@ fn refine<W: Weight>(
     let mut size = vec![1u32; n];
     // Weight from each sub-community to the rest of its community.
     let mut external: Vec<f64> = (0..n)
-        .map(|v| g.row(v).filter(|&(u, _)| u != v && part[u] == part[v]).map(|(_, w)| w).sum())
+        .map(|v| {
+            g.row(v)
+                .filter(|&(u, _)| u != v && part[u] == part[v])
+                .map(|(_, w)| w)
+                .sum()
+        })
         .collect();
     let mut nb = NeighbourWeights::new(n);
     let mut cand: Vec<(u32, f64)> = Vec::new();
@@ -365,7 +418,10 @@ fn refine<W: Weight>(
             }
             let mut chosen = own;
             if cand.len() > 1 {
-                let sum: f64 = cand.iter().map(|&(_, d)| ((d - max_gain) / beta).exp()).sum();
+                let sum: f64 = cand
+                    .iter()
+                    .map(|&(_, d)| ((d - max_gain) / beta).exp())
+                    .sum();
                 let mut x = uniform(rng) * sum;
                 for &(r, d) in &cand {
                     chosen = r;

@@ -40,7 +40,11 @@ impl Csr<'_> {
         let n = self.n();
         crate::oom_ensure!(!self.indptr.is_empty(), Value, "graph: indptr is empty");
         crate::oom_ensure!(self.indptr[0] == 0, Value, "graph: indptr must start at 0");
-        crate::oom_ensure!(self.indptr.windows(2).all(|w| w[0] <= w[1]), Value, "graph: indptr must not decrease");
+        crate::oom_ensure!(
+            self.indptr.windows(2).all(|w| w[0] <= w[1]),
+            Value,
+            "graph: indptr must not decrease"
+        );
         let nnz = usize::try_from(self.indptr[n]).unwrap_or(usize::MAX);
         crate::oom_ensure!(
             nnz == self.indices.len() && nnz == self.data.len(),
@@ -49,7 +53,11 @@ impl Csr<'_> {
             self.indices.len(),
             self.data.len()
         );
-        crate::oom_ensure!(self.indices.iter().all(|&j| (j as usize) < n), Index, "graph: a column index is out of range");
+        crate::oom_ensure!(
+            self.indices.iter().all(|&j| (j as usize) < n),
+            Index,
+            "graph: a column index is out of range"
+        );
         crate::oom_ensure!(
             self.data.iter().all(|w| w.is_finite() && *w >= 0.0),
             Value,

@@ -67,23 +67,38 @@ impl Relabeled {
         }
         let mut indptr = Vec::with_capacity(g.n() + 1);
         indptr.push(0i64);
-        let (mut indices, mut data) = (Vec::with_capacity(g.indices.len()), Vec::with_capacity(g.data.len()));
+        let (mut indices, mut data) = (
+            Vec::with_capacity(g.indices.len()),
+            Vec::with_capacity(g.data.len()),
+        );
         let mut row = Vec::new();
         for &old in &order {
             row.clear();
-            row.extend(g.row(old as usize).map(|e| (new_of[g.indices[e] as usize], g.data[e])));
+            row.extend(
+                g.row(old as usize)
+                    .map(|e| (new_of[g.indices[e] as usize], g.data[e])),
+            );
             row.sort_by_key(|&(j, _)| j);
             indices.extend(row.iter().map(|&(j, _)| j));
             data.extend(row.iter().map(|&(_, w)| w));
             #[allow(clippy::cast_possible_wrap)]
             indptr.push(indices.len() as i64);
         }
-        Relabeled { order, indptr, indices, data }
+        Relabeled {
+            order,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// The relabelled graph.
     pub fn csr(&self) -> Csr<'_> {
-        Csr { indptr: &self.indptr, indices: &self.indices, data: &self.data }
+        Csr {
+            indptr: &self.indptr,
+            indices: &self.indices,
+            data: &self.data,
+        }
     }
 
     /// The edge weights in the new order, to be transformed in place.
@@ -93,13 +108,18 @@ impl Relabeled {
 
     /// Rows (`dim` values each) of an n × dim row-major array in the new order.
     pub fn to_new<T: Copy>(&self, rows: &[T], dim: usize) -> Vec<T> {
-        self.order.iter().flat_map(|&old| &rows[old as usize * dim..(old as usize + 1) * dim]).copied().collect()
+        self.order
+            .iter()
+            .flat_map(|&old| &rows[old as usize * dim..(old as usize + 1) * dim])
+            .copied()
+            .collect()
     }
 
     /// Rows in the new order written back into the input order.
     pub fn to_old<T: Copy>(&self, rows: &[T], dim: usize, out: &mut [T]) {
         for (new, &old) in self.order.iter().enumerate() {
-            out[old as usize * dim..(old as usize + 1) * dim].copy_from_slice(&rows[new * dim..(new + 1) * dim]);
+            out[old as usize * dim..(old as usize + 1) * dim]
+                .copy_from_slice(&rows[new * dim..(new + 1) * dim]);
         }
     }
 }
@@ -123,16 +143,30 @@ mod tests {
         rows[10].push((11, 0.5));
         rows[11].push((10, 0.5));
         let (indptr, indices, data) = crate::graph::csr_from_rows(rows);
-        let g = Csr { indptr: &indptr, indices: &indices, data: &data };
+        let g = Csr {
+            indptr: &indptr,
+            indices: &indices,
+            data: &data,
+        };
         let r = Relabeled::new(&g);
         let h = r.csr();
         h.validate().unwrap();
         // same edges and weights under the relabelling
-        let mut old_edges: Vec<(u32, u32, u32)> =
-            (0..n).flat_map(|v| g.row(v).map(move |e| (v as u32, g.indices[e], g.data[e].to_bits()))).collect();
+        let mut old_edges: Vec<(u32, u32, u32)> = (0..n)
+            .flat_map(|v| {
+                g.row(v)
+                    .map(move |e| (v as u32, g.indices[e], g.data[e].to_bits()))
+            })
+            .collect();
         let mut new_edges: Vec<(u32, u32, u32)> = (0..n)
             .flat_map(|v| h.row(v).map(move |e| (v, e)))
-            .map(|(v, e)| (r.order[v], r.order[h.indices[e] as usize], h.data[e].to_bits()))
+            .map(|(v, e)| {
+                (
+                    r.order[v],
+                    r.order[h.indices[e] as usize],
+                    h.data[e].to_bits(),
+                )
+            })
             .collect();
         old_edges.sort_unstable();
         new_edges.sort_unstable();
@@ -141,7 +175,11 @@ mod tests {
         // alternates the two directions)
         for v in 0..10 {
             for e in h.row(v) {
-                assert!((h.indices[e] as i64 - v as i64).abs() <= 2, "{v} -> {}", h.indices[e]);
+                assert!(
+                    (h.indices[e] as i64 - v as i64).abs() <= 2,
+                    "{v} -> {}",
+                    h.indices[e]
+                );
             }
         }
         // rows round-trip exactly

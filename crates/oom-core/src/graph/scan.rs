@@ -32,7 +32,10 @@ fn before(a: (f32, u32), b: (f32, u32)) -> bool {
 
 impl TopK {
     pub fn new(cap: usize) -> Self {
-        TopK { items: Vec::with_capacity(cap + 1), cap }
+        TopK {
+            items: Vec::with_capacity(cap + 1),
+            cap,
+        }
     }
 
     /// Key a new item must not exceed to enter.
@@ -84,7 +87,9 @@ pub fn sqdist(a: &[f32], b: &[f32]) -> f64 {
 
 /// Squared norms of the rows of `x` (row-major, `d` columns).
 pub fn norms(x: &[f32], d: usize) -> Vec<f32> {
-    x.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect()
+    x.chunks_exact(d)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect()
 }
 
 /// A query block: rows (m × d), their squared norms and ids.

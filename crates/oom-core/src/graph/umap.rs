@@ -69,7 +69,11 @@ fn weights_to_epochs_per_sample(weights: &mut [f32], prune_epochs: usize) {
     #[allow(clippy::cast_precision_loss)]
     let floor = max / prune_epochs.max(1) as f32;
     for w in weights {
-        *w = if *w > 0.0 && *w >= floor { max / *w } else { f32::INFINITY };
+        *w = if *w > 0.0 && *w >= floor {
+            max / *w
+        } else {
+            f32::INFINITY
+        };
     }
 }
 
@@ -90,7 +94,8 @@ fn fast_log2(x: f32) -> f32 {
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
     let t = (m - 1.0) / (m + 1.0);
     let t2 = t * t;
-    let series = t * (2.885_39 + t2 * (0.961_797 + t2 * (0.577_078 + t2 * (0.412_198 + t2 * 0.320_6))));
+    let series =
+        t * (2.885_39 + t2 * (0.961_797 + t2 * (0.577_078 + t2 * (0.412_198 + t2 * 0.320_6))));
     #[allow(clippy::cast_precision_loss)]
     let r = e as f32 + series;
     r
@@ -113,7 +118,10 @@ fn fast_exp2(y: f32) -> f32 {
     // 2^f on [0, 1): degree-7 Taylor polynomial of e^(f ln 2)
     let p = 1.0
         + f * (0.693_147_2
-            + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * (0.000_154_035_3 + f * 0.000_015_252_73))))));
+            + f * (0.240_226_5
+                + f * (0.055_504_11
+                    + f * (0.009_618_129
+                        + f * (0.001_333_355 + f * (0.000_154_035_3 + f * 0.000_015_252_73))))));
     // 2^i from the biased exponent i + 127 ∈ [1, 253]
     let scale = f32::from_bits(((i + (127.0 + MAGIC)).to_bits().wrapping_sub(MAGIC_BITS)) << 23);
     p * scale
@@ -134,7 +142,10 @@ fn huge_page_buffer(len: usize) -> Vec<f32> {
     {
         const HUGE: usize = 2 << 20;
         let start = v.as_mut_ptr() as usize;
-        let (first, end) = ((start + HUGE - 1) & !(HUGE - 1), start + len * std::mem::size_of::<f32>());
+        let (first, end) = (
+            (start + HUGE - 1) & !(HUGE - 1),
+            start + len * std::mem::size_of::<f32>(),
+        );
         if end > first + HUGE {
             let aligned = (end - first) & !(HUGE - 1);
             // SAFETY: the range lies inside the allocation just made; the
@@ -151,7 +162,6 @@ fn vertex_rng(seed: u64, epoch: usize, v: usize) -> Rng {
     let mut mix = Rng::new(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
     Rng::new(mix.next_u64() ^ (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
-
 
 /// Contiguous vertex ranges with about [`TASK_EDGES`] edges each.
 fn tasks(g: &Csr<'_>) -> Vec<std::ops::Range<usize>> {
@@ -201,7 +211,11 @@ fn prefetch<const D: usize>(emb: &[f32], k: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(x) = emb.get(k * D) {
         // SAFETY: a prefetch has no architectural effect; SSE is baseline on x86-64.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(x).cast()) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                std::ptr::from_ref(x).cast(),
+            )
+        };
     }
 }
 
@@ -222,7 +236,18 @@ impl Plan {
     /// Advance the clocks of `v`'s edges (umap-learn's schedule), draw the
     /// negative samples from `v`'s RNG stream and prefetch their positions.
     #[allow(clippy::too_many_arguments)]
-    fn make<const D: usize>(&mut self, g: &Csr<'_>, prev: &[f32], v: usize, base: usize, clocks: &mut Clocks<'_>, epoch: f32, seed: u64, epoch_i: usize, p: &SgdParams) {
+    fn make<const D: usize>(
+        &mut self,
+        g: &Csr<'_>,
+        prev: &[f32],
+        v: usize,
+        base: usize,
+        clocks: &mut Clocks<'_>,
+        epoch: f32,
+        seed: u64,
+        epoch_i: usize,
+        p: &SgdParams,
+    ) {
         self.v = v;
         self.due.clear();
         self.negatives.clear();
@@ -302,7 +327,13 @@ fn repulsion_coeff(d2: f32, a: f32, b: f32, gamma: f32) -> f32 {
 /// samples (clipped per sample; a sample hitting the vertex itself or its
 /// exact position pushes nothing, as in umap-learn).
 #[inline(always)]
-fn step_lanes<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+fn step_lanes<const D: usize>(
+    lanes: &mut Lanes<D>,
+    plans: &[Plan],
+    prev: &[f32],
+    alpha: f32,
+    p: &SgdParams,
+) {
     let (a, b, gamma) = (p.a, p.b, p.gamma);
     let Lanes { cur, step, taken } = lanes;
     let mut other = [[0.0f32; GROUP]; D];
@@ -401,7 +432,14 @@ impl Kernel {
         Kernel::Baseline
     }
 
-    fn step_lanes<const D: usize>(self, lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+    fn step_lanes<const D: usize>(
+        self,
+        lanes: &mut Lanes<D>,
+        plans: &[Plan],
+        prev: &[f32],
+        alpha: f32,
+        p: &SgdParams,
+    ) {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2` is only chosen by `detect` on a CPU with AVX2
@@ -414,7 +452,13 @@ impl Kernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn step_lanes_avx2<const D: usize>(lanes: &mut Lanes<D>, plans: &[Plan], prev: &[f32], alpha: f32, p: &SgdParams) {
+fn step_lanes_avx2<const D: usize>(
+    lanes: &mut Lanes<D>,
+    plans: &[Plan],
+    prev: &[f32],
+    alpha: f32,
+    p: &SgdParams,
+) {
     step_lanes::<D>(lanes, plans, prev, alpha, p);
 }
 
@@ -426,14 +470,41 @@ pub fn optimize_layout(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams) 
 
 /// [`optimize_layout`] with the given compiled kernel (`Avx2` only on a
 /// CPU that has it).
-pub fn optimize_layout_with(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams, kernel: Kernel) -> Result<()> {
+pub fn optimize_layout_with(
+    g: &Csr<'_>,
+    emb: &mut [f32],
+    dim: usize,
+    p: &SgdParams,
+    kernel: Kernel,
+) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
-    oom_ensure!(kernel == Kernel::Baseline || std::arch::is_x86_feature_detected!("avx2"), Value, "this CPU has no AVX2");
+    oom_ensure!(
+        kernel == Kernel::Baseline || std::arch::is_x86_feature_detected!("avx2"),
+        Value,
+        "this CPU has no AVX2"
+    );
     let n = g.n();
-    oom_ensure!(emb.len() == n * dim, Value, "the initial embedding has {} values, expected {n} × {dim}", emb.len());
-    oom_ensure!(p.negative_sample_rate > 0.0, Value, "negative_sample_rate must be positive");
-    oom_ensure!(emb.iter().all(|x| x.is_finite()), Value, "the initial embedding has NaN or infinite values");
-    oom_ensure!((1..=MAX_DIM).contains(&dim), Value, "n_components must be between 1 and {MAX_DIM}, got {dim}");
+    oom_ensure!(
+        emb.len() == n * dim,
+        Value,
+        "the initial embedding has {} values, expected {n} × {dim}",
+        emb.len()
+    );
+    oom_ensure!(
+        p.negative_sample_rate > 0.0,
+        Value,
+        "negative_sample_rate must be positive"
+    );
+    oom_ensure!(
+        emb.iter().all(|x| x.is_finite()),
+        Value,
+        "the initial embedding has NaN or infinite values"
+    );
+    oom_ensure!(
+        (1..=MAX_DIM).contains(&dim),
+        Value,
+        "n_components must be between 1 and {MAX_DIM}, got {dim}"
+    );
     let mut relabeled = Relabeled::new(g);
     weights_to_epochs_per_sample(relabeled.data_mut(), p.prune_epochs);
     let g = &relabeled.csr();
@@ -448,84 +519,122 @@ pub fn optimize_layout_with(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdPar
         6 => optimize::<6>(g, eps, &mut work, p, kernel),
         7 => optimize::<7>(g, eps, &mut work, p, kernel),
         8 => optimize::<8>(g, eps, &mut work, p, kernel),
-        _ => oom_bail!(Value, "n_components must be between 1 and {MAX_DIM}, got {dim}"),
+        _ => oom_bail!(
+            Value,
+            "n_components must be between 1 and {MAX_DIM}, got {dim}"
+        ),
     }?;
     relabeled.to_old(&work, dim, emb);
     Ok(())
 }
 
-fn optimize<const D: usize>(g: &Csr<'_>, eps: &[f32], emb: &mut [f32], p: &SgdParams, kernel: Kernel) -> Result<()> {
+fn optimize<const D: usize>(
+    g: &Csr<'_>,
+    eps: &[f32],
+    emb: &mut [f32],
+    p: &SgdParams,
+    kernel: Kernel,
+) -> Result<()> {
     let n = g.n();
     let mut next = eps.to_vec();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / p.negative_sample_rate).collect();
     let tasks = tasks(g);
-    let edge_lens: Vec<usize> = tasks.iter().map(|t| g.row(t.end - 1).end - g.row(t.start).start).collect();
+    let edge_lens: Vec<usize> = tasks
+        .iter()
+        .map(|t| g.row(t.end - 1).end - g.row(t.start).start)
+        .collect();
     let mut prev = huge_page_buffer(emb.len());
     prev.copy_from_slice(emb);
     start_pass((n * p.n_epochs) as u64);
     for epoch in 0..p.n_epochs {
         check_cancel()?;
         #[allow(clippy::cast_precision_loss)]
-        let (epoch_f, alpha) = (epoch as f32, p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32));
+        let (epoch_f, alpha) = (
+            epoch as f32,
+            p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32),
+        );
         let pos = split_mut(emb, tasks.iter().map(|t| t.len() * D));
         let nx = split_mut(&mut next, edge_lens.iter().copied());
         let nn = split_mut(&mut next_neg, edge_lens.iter().copied());
         let prev_ref = &prev;
-        pos.into_par_iter().zip(nx).zip(nn).zip(&tasks).with_max_len(1).for_each(|(((pos, nx), nn), t)| {
-            let base = g.row(t.start).start;
-            let mut clocks = Clocks { eps: &eps[base..base + nx.len()], next: nx, next_neg: nn };
-            // vertices are planned GROUP ahead of the lanes taking them, so
-            // their samples are being fetched meanwhile
-            let mut next_v = t.start;
-            let mut plan_next = |q: &mut Plan| {
-                let more = next_v < t.end;
-                if more {
-                    q.make::<D>(g, prev_ref, next_v, base, &mut clocks, epoch_f, p.seed, epoch, p);
-                    next_v += 1;
-                }
-                more
-            };
-            let mut ahead = std::collections::VecDeque::with_capacity(GROUP);
-            for _ in 0..GROUP {
-                let mut q = Plan::default();
-                if plan_next(&mut q) {
-                    ahead.push_back(q);
-                }
-            }
-            let mut plans: [Plan; GROUP] = Default::default();
-            let mut lanes = Lanes::<D> { cur: [[0.0; GROUP]; D], step: [0; GROUP], taken: [0; GROUP] };
-            loop {
-                // refill the lanes whose vertex is done (or never started)
-                for (l, plan) in plans.iter_mut().enumerate() {
-                    while lanes.step[l] == plan.due.len() {
-                        if !plan.due.is_empty() {
-                            let done = plan.v - t.start;
-                            for d in 0..D {
-                                pos[done * D + d] = lanes.cur[d][l];
-                            }
-                        }
-                        let Some(mut q) = ahead.pop_front() else {
-                            plan.due.clear();
-                            lanes.step[l] = usize::MAX;
-                            break;
-                        };
-                        std::mem::swap(plan, &mut q);
-                        if plan_next(&mut q) {
-                            ahead.push_back(q);
-                        }
-                        let v = plan.v - t.start;
-                        for d in 0..D {
-                            lanes.cur[d][l] = pos[v * D + d];
-                        }
-                        (lanes.step[l], lanes.taken[l]) = (0, 0);
+        pos.into_par_iter()
+            .zip(nx)
+            .zip(nn)
+            .zip(&tasks)
+            .with_max_len(1)
+            .for_each(|(((pos, nx), nn), t)| {
+                let base = g.row(t.start).start;
+                let mut clocks = Clocks {
+                    eps: &eps[base..base + nx.len()],
+                    next: nx,
+                    next_neg: nn,
+                };
+                // vertices are planned GROUP ahead of the lanes taking them, so
+                // their samples are being fetched meanwhile
+                let mut next_v = t.start;
+                let mut plan_next = |q: &mut Plan| {
+                    let more = next_v < t.end;
+                    if more {
+                        q.make::<D>(
+                            g,
+                            prev_ref,
+                            next_v,
+                            base,
+                            &mut clocks,
+                            epoch_f,
+                            p.seed,
+                            epoch,
+                            p,
+                        );
+                        next_v += 1;
+                    }
+                    more
+                };
+                let mut ahead = std::collections::VecDeque::with_capacity(GROUP);
+                for _ in 0..GROUP {
+                    let mut q = Plan::default();
+                    if plan_next(&mut q) {
+                        ahead.push_back(q);
                     }
                 }
-                if lanes.step.iter().all(|&s| s == usize::MAX) {
-                    break;
+                let mut plans: [Plan; GROUP] = Default::default();
+                let mut lanes = Lanes::<D> {
+                    cur: [[0.0; GROUP]; D],
+                    step: [0; GROUP],
+                    taken: [0; GROUP],
+                };
+                loop {
+                    // refill the lanes whose vertex is done (or never started)
+                    for (l, plan) in plans.iter_mut().enumerate() {
+                        while lanes.step[l] == plan.due.len() {
+                            if !plan.due.is_empty() {
+                                let done = plan.v - t.start;
+                                for d in 0..D {
+                                    pos[done * D + d] = lanes.cur[d][l];
+                                }
+                            }
+                            let Some(mut q) = ahead.pop_front() else {
+                                plan.due.clear();
+                                lanes.step[l] = usize::MAX;
+                                break;
+                            };
+                            std::mem::swap(plan, &mut q);
+                            if plan_next(&mut q) {
+                                ahead.push_back(q);
+                            }
+                            let v = plan.v - t.start;
+                            for d in 0..D {
+                                lanes.cur[d][l] = pos[v * D + d];
+                            }
+                            (lanes.step[l], lanes.taken[l]) = (0, 0);
+                        }
+                    }
+                    if lanes.step.iter().all(|&s| s == usize::MAX) {
+                        break;
+                    }
+                    kernel.step_lanes::<D>(&mut lanes, &plans, prev_ref, alpha, p);
                 }
-                kernel.step_lanes::<D>(&mut lanes, &plans, prev_ref, alpha, p);
-            }
-        });
+            });
         prev.copy_from_slice(emb);
         advance(n as u64);
     }
@@ -538,7 +647,15 @@ mod tests {
 
     /// Two triangles joined by one light edge.
     fn two_triangles() -> (Vec<i64>, Vec<u32>, Vec<f32>) {
-        let edges = [(0, 1, 1.0), (0, 2, 1.0), (1, 2, 1.0), (3, 4, 1.0), (3, 5, 1.0), (4, 5, 1.0), (2, 3, 0.1)];
+        let edges = [
+            (0, 1, 1.0),
+            (0, 2, 1.0),
+            (1, 2, 1.0),
+            (3, 4, 1.0),
+            (3, 5, 1.0),
+            (4, 5, 1.0),
+            (2, 3, 0.1),
+        ];
         let mut rows = vec![vec![]; 6];
         for &(i, j, w) in &edges {
             rows[i].push((j as u32, w));
@@ -548,7 +665,16 @@ mod tests {
     }
 
     fn params(seed: u64) -> SgdParams {
-        SgdParams { n_epochs: 200, a: 0.583, b: 1.334, gamma: 1.0, alpha: 1.0, negative_sample_rate: 5.0, prune_epochs: 200, seed }
+        SgdParams {
+            n_epochs: 200,
+            a: 0.583,
+            b: 1.334,
+            gamma: 1.0,
+            alpha: 1.0,
+            negative_sample_rate: 5.0,
+            prune_epochs: 200,
+            seed,
+        }
     }
 
     #[test]
@@ -557,7 +683,10 @@ mod tests {
             for i in 0..2000 {
                 let x = 1e-6f32 * 1.02f32.powi(i);
                 let (want, got) = (x.powf(b), fast_pow(x, b));
-                assert!((got - want).abs() <= 2e-5 * want, "{x}^{b}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 2e-5 * want,
+                    "{x}^{b}: {got} vs {want}"
+                );
             }
         }
     }
@@ -573,18 +702,27 @@ mod tests {
     #[test]
     fn clusters_separate_and_result_is_deterministic() {
         let (indptr, indices, data) = two_triangles();
-        let g = Csr { indptr: &indptr, indices: &indices, data: &data };
+        let g = Csr {
+            indptr: &indptr,
+            indices: &indices,
+            data: &data,
+        };
         let init: Vec<f32> = (0..12).map(|i| (i * 7 % 11) as f32 * 0.9).collect();
         let run = |threads: usize| {
             let mut emb = init.clone();
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| optimize_layout(&g, &mut emb, 2, &params(3))).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| optimize_layout(&g, &mut emb, 2, &params(3)))
+                .unwrap();
             emb
         };
         let one = run(1);
         assert_eq!(one, run(2));
         assert_ne!(one, init);
-        let d = |i: usize, j: usize| (one[2 * i] - one[2 * j]).hypot(one[2 * i + 1] - one[2 * j + 1]);
+        let d =
+            |i: usize, j: usize| (one[2 * i] - one[2 * j]).hypot(one[2 * i + 1] - one[2 * j + 1]);
         let within = d(0, 1).max(d(0, 2)).max(d(4, 5)).max(d(3, 4));
         let between = d(0, 4).min(d(1, 5)).min(d(0, 5));
         assert!(within < between, "within {within} between {between}");
@@ -626,12 +764,20 @@ mod tests {
         let g = &relabeled.csr();
         let mut eps = g.data.to_vec();
         weights_to_epochs_per_sample(&mut eps, p.prune_epochs);
-        let (mut next, mut next_neg) = (eps.clone(), eps.iter().map(|e| e / p.negative_sample_rate).collect::<Vec<_>>());
+        let (mut next, mut next_neg) = (
+            eps.clone(),
+            eps.iter()
+                .map(|e| e / p.negative_sample_rate)
+                .collect::<Vec<_>>(),
+        );
         let mut cur = relabeled.to_new(emb, D);
         let n = g.n();
         for epoch in 0..p.n_epochs {
             let prev = cur.clone();
-            let (t, alpha) = (epoch as f32, p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32));
+            let (t, alpha) = (
+                epoch as f32,
+                p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32),
+            );
             for v in 0..n {
                 let mut rng = vertex_rng(p.seed, epoch, v);
                 let x = &mut cur[v * D..(v + 1) * D];
@@ -678,10 +824,19 @@ mod tests {
     #[test]
     fn grouped_kernels_equal_the_plain_epoch() {
         let (indptr, indices, data) = random_graph(203, 5);
-        let g = Csr { indptr: &indptr, indices: &indices, data: &data };
+        let g = Csr {
+            indptr: &indptr,
+            indices: &indices,
+            data: &data,
+        };
         let mut rng = Rng::new(9);
-        let init: Vec<f32> = (0..2 * g.n()).map(|_| rng.below(10_000) as f32 / 1000.0).collect();
-        let p = SgdParams { n_epochs: 30, ..params(11) };
+        let init: Vec<f32> = (0..2 * g.n())
+            .map(|_| rng.below(10_000) as f32 / 1000.0)
+            .collect();
+        let p = SgdParams {
+            n_epochs: 30,
+            ..params(11)
+        };
         let mut want = init.clone();
         reference_layout(&g, &mut want, &p);
         let mut kernels = vec![Kernel::Baseline];
@@ -691,8 +846,12 @@ mod tests {
         for kernel in kernels {
             for threads in [1, 2] {
                 let mut got = init.clone();
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| optimize_layout_with(&g, &mut got, 2, &p, kernel)).unwrap();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| optimize_layout_with(&g, &mut got, 2, &p, kernel))
+                    .unwrap();
                 assert_eq!(got, want, "{kernel:?}, {threads} threads");
             }
         }
@@ -700,7 +859,9 @@ mod tests {
 
     #[test]
     fn fast_exp2_floors_exactly() {
-        for &y in &[-126.0f32, -3.0, -2.5, -1.0, -1e-7, 0.0, 1e-7, 0.5, 1.0, 7.0, 7.999, 125.5] {
+        for &y in &[
+            -126.0f32, -3.0, -2.5, -1.0, -1e-7, 0.0, 1e-7, 0.5, 1.0, 7.0, 7.999, 125.5,
+        ] {
             let (want, got) = (y.exp2(), fast_exp2(y));
             assert!((got - want).abs() <= 2e-6 * want, "2^{y}: {got} vs {want}");
         }
@@ -709,14 +870,22 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let (indptr, indices, data) = two_triangles();
-        let g = Csr { indptr: &indptr, indices: &indices, data: &data };
+        let g = Csr {
+            indptr: &indptr,
+            indices: &indices,
+            data: &data,
+        };
         let mut short = vec![0.0f32; 5];
         assert!(optimize_layout(&g, &mut short, 2, &params(0)).is_err());
         let mut nan = vec![f32::NAN; 12];
         assert!(optimize_layout(&g, &mut nan, 2, &params(0)).is_err());
         let mut wide = vec![0.0f32; 6 * 9];
         assert!(optimize_layout(&g, &mut wide, 9, &params(0)).is_err());
-        let bad = Csr { indptr: &indptr, indices: &[9; 14], data: &data };
+        let bad = Csr {
+            indptr: &indptr,
+            indices: &[9; 14],
+            data: &data,
+        };
         assert!(bad.validate().is_err());
     }
 }

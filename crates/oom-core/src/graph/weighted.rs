@@ -44,22 +44,44 @@ impl<W: Weight> Graph<W> {
     /// Neighbours of `v` with edge weights (a self-loop appears once).
     pub fn row(&self, v: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         let (a, b) = (self.indptr[v], self.indptr[v + 1]);
-        self.indices[a..b].iter().map(|&u| u as usize).zip(self.weights[a..b].iter().map(|w| w.get()))
+        self.indices[a..b]
+            .iter()
+            .map(|&u| u as usize)
+            .zip(self.weights[a..b].iter().map(|w| w.get()))
     }
 
     /// Weighted degree of every node (row sums; the stored diagonal is the
     /// self-loop counted twice, as igraph's strength counts it).
     pub fn degrees(&self) -> Vec<f64> {
-        (0..self.n()).into_par_iter().map(|v| self.row(v).map(|(_, w)| w).sum()).collect()
+        (0..self.n())
+            .into_par_iter()
+            .map(|v| self.row(v).map(|(_, w)| w).sum())
+            .collect()
     }
 
     /// The graph of `n × n` scipy CSR arrays. Checks the arrays (every bad
     /// value is a `Value`/`Index` error, never a panic) and drops explicit
     /// zeros as scanpy's `adjacency.nonzero()` does.
     pub fn from_csr(n: usize, indptr: &[i64], indices: &[i32], data: &[W]) -> Result<Self> {
-        oom_ensure!(u32::try_from(n).is_ok(), Value, "the graph has {n} nodes; at most 2^32 - 1 are supported");
-        oom_ensure!(indptr.len() == n + 1, Value, "indptr has {} entries for {n} rows (expected {})", indptr.len(), n + 1);
-        oom_ensure!(indices.len() == data.len(), Value, "indices ({}) and data ({}) differ in length", indices.len(), data.len());
+        oom_ensure!(
+            u32::try_from(n).is_ok(),
+            Value,
+            "the graph has {n} nodes; at most 2^32 - 1 are supported"
+        );
+        oom_ensure!(
+            indptr.len() == n + 1,
+            Value,
+            "indptr has {} entries for {n} rows (expected {})",
+            indptr.len(),
+            n + 1
+        );
+        oom_ensure!(
+            indices.len() == data.len(),
+            Value,
+            "indices ({}) and data ({}) differ in length",
+            indices.len(),
+            data.len()
+        );
         oom_ensure!(indptr[0] == 0, Value, "indptr must start at 0");
         oom_ensure!(
             usize::try_from(indptr[n]).ok() == Some(indices.len()),
@@ -72,17 +94,29 @@ impl<W: Weight> Graph<W> {
             oom_bail!(Value, "indptr is not non-decreasing");
         }
         if let Some(&j) = indices.par_iter().find_any(|&&j| j < 0 || j as usize >= n) {
-            oom_bail!(Index, "column index {j} is out of range for a graph of {n} nodes");
+            oom_bail!(
+                Index,
+                "column index {j} is out of range for a graph of {n} nodes"
+            );
         }
-        if let Some(w) = data.par_iter().map(|w| w.get()).find_any(|w| !w.is_finite()) {
+        if let Some(w) = data
+            .par_iter()
+            .map(|w| w.get())
+            .find_any(|w| !w.is_finite())
+        {
             oom_bail!(Value, "the graph has a non-finite edge weight ({w})");
         }
         if let Some(w) = data.par_iter().map(|w| w.get()).find_any(|&w| w < 0.0) {
-            oom_bail!(Value, "the graph has a negative edge weight ({w}); Leiden needs weights >= 0");
+            oom_bail!(
+                Value,
+                "the graph has a negative edge weight ({w}); Leiden needs weights >= 0"
+            );
         }
         #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let span = |i: usize| indptr[i] as usize..indptr[i + 1] as usize;
-        let sorted = (0..n).into_par_iter().all(|i| indices[span(i)].windows(2).all(|w| w[0] < w[1]));
+        let sorted = (0..n)
+            .into_par_iter()
+            .all(|i| indices[span(i)].windows(2).all(|w| w[0] < w[1]));
         let weight_at = |i: usize, j: usize| -> Option<f64> {
             let r = span(i);
             #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
@@ -91,7 +125,9 @@ impl<W: Weight> Graph<W> {
         };
         #[allow(clippy::cast_sign_loss)]
         let symmetric = sorted
-            && (0..n).into_par_iter().all(|i| span(i).all(|k| weight_at(indices[k] as usize, i) == Some(data[k].get())));
+            && (0..n)
+                .into_par_iter()
+                .all(|i| span(i).all(|k| weight_at(indices[k] as usize, i) == Some(data[k].get())));
         if symmetric {
             Ok(Self::copy_nonzero(n, &span, indices, data))
         } else {
@@ -106,7 +142,11 @@ impl<W: Weight> Graph<W> {
         data: &[W],
     ) -> Self {
         let nnz = data.iter().filter(|w| w.get() != 0.0).count();
-        let mut g = Graph { indptr: Vec::with_capacity(n + 1), indices: Vec::with_capacity(nnz), weights: Vec::with_capacity(nnz) };
+        let mut g = Graph {
+            indptr: Vec::with_capacity(n + 1),
+            indices: Vec::with_capacity(nnz),
+            weights: Vec::with_capacity(nnz),
+        };
         g.indptr.push(0);
         for i in 0..n {
             for k in span(i) {
@@ -163,7 +203,11 @@ impl<W: Weight> Graph<W> {
             }
         }
         drop(fill);
-        let mut g = Graph { indptr: Vec::with_capacity(n + 1), indices: Vec::new(), weights: Vec::new() };
+        let mut g = Graph {
+            indptr: Vec::with_capacity(n + 1),
+            indices: Vec::new(),
+            weights: Vec::new(),
+        };
         g.indptr.push(0);
         for i in 0..n {
             let row = &mut pairs[count[i]..count[i + 1]];
@@ -205,7 +249,11 @@ impl<W: Weight> Graph<W> {
         let mut acc = vec![0f64; k];
         let mut seen = vec![false; k];
         let mut touched: Vec<u32> = Vec::new();
-        let mut g = Graph { indptr: Vec::with_capacity(k + 1), indices: Vec::new(), weights: Vec::new() };
+        let mut g = Graph {
+            indptr: Vec::with_capacity(k + 1),
+            indices: Vec::new(),
+            weights: Vec::new(),
+        };
         g.indptr.push(0);
         for c in 0..k {
             for &v in &members[start[c]..start[c + 1]] {

@@ -22,7 +22,11 @@ pub struct ColGroups {
 fn block_groups(block: &Block, groups: &[u32], n_groups: usize) -> ColGroups {
     let n = block.nrows();
     let round = block.dtype() == Dtype::F32;
-    let mut p = ColGroups { sum: vec![0.0; n * n_groups], sumsq: vec![0.0; n * n_groups], n_nonzero: vec![0; n * n_groups] };
+    let mut p = ColGroups {
+        sum: vec![0.0; n * n_groups],
+        sumsq: vec![0.0; n * n_groups],
+        n_nonzero: vec![0; n * n_groups],
+    };
     for r in 0..n {
         block.for_row(r, |c, x| {
             let g = groups[c];
@@ -32,7 +36,11 @@ fn block_groups(block: &Block, groups: &[u32], n_groups: usize) -> ColGroups {
             let at = r * n_groups + g as usize;
             p.sum[at] += x;
             #[allow(clippy::cast_possible_truncation)]
-            let sq = if round { f64::from((x * x) as f32) } else { x * x };
+            let sq = if round {
+                f64::from((x * x) as f32)
+            } else {
+                x * x
+            };
             p.sumsq[at] += sq;
             if x != 0.0 {
                 p.n_nonzero[at] += 1;
@@ -45,12 +53,23 @@ fn block_groups(block: &Block, groups: &[u32], n_groups: usize) -> ColGroups {
 /// One pass over `view`; `groups[c]` is column `c`'s group (`SKIP` = left out).
 pub fn col_group_sums(view: &View, groups: &[u32], n_groups: usize) -> Result<ColGroups> {
     if groups.len() as u64 != view.ncols() {
-        return Err(OomError::Value(format!("{} column groups for {} columns", groups.len(), view.ncols())));
+        return Err(OomError::Value(format!(
+            "{} column groups for {} columns",
+            groups.len(),
+            view.ncols()
+        )));
     }
-    if let Some(&g) = groups.iter().find(|&&g| g != SKIP && g as usize >= n_groups) {
-        return Err(OomError::Value(format!("group id {g} >= n_groups {n_groups}")));
+    if let Some(&g) = groups
+        .iter()
+        .find(|&&g| g != SKIP && g as usize >= n_groups)
+    {
+        return Err(OomError::Value(format!(
+            "group id {g} >= n_groups {n_groups}"
+        )));
     }
-    let parts = map_blocks(view, block_target(view), |_, _, block| Ok(block_groups(&block, groups, n_groups)))?;
+    let parts = map_blocks(view, block_target(view), |_, _, block| {
+        Ok(block_groups(&block, groups, n_groups))
+    })?;
     let mut out = ColGroups::default();
     for p in parts {
         out.sum.extend(p.sum);
@@ -67,8 +86,21 @@ mod tests {
 
     #[test]
     fn groups_columns_per_row() {
-        let block = Block::Csr(Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::F64(vec![1.0, 3.0, 2.0]) });
+        let block = Block::Csr(Csr {
+            nrows: 2,
+            ncols: 3,
+            indptr: vec![0, 2, 3],
+            indices: vec![0, 2, 1],
+            data: Values::F64(vec![1.0, 3.0, 2.0]),
+        });
         let out = block_groups(&block, &[0, SKIP, 0], 1);
-        assert_eq!(out, ColGroups { sum: vec![4.0, 0.0], sumsq: vec![10.0, 0.0], n_nonzero: vec![2, 0] });
+        assert_eq!(
+            out,
+            ColGroups {
+                sum: vec![4.0, 0.0],
+                sumsq: vec![10.0, 0.0],
+                n_nonzero: vec![2, 0]
+            }
+        );
     }
 }

@@ -97,7 +97,17 @@ impl GramState {
     pub fn from_parts(n: u64, mean: Vec<f64>, m2: Mat<f64>, prec: Precision) -> Self {
         let p = mean.len();
         assert_eq!((m2.nrows(), m2.ncols()), (p, p));
-        GramState { p, n, mean, m2, prec, par: Par::Seq, buf: Vec::new(), buf32: Vec::new(), tmp32: None }
+        GramState {
+            p,
+            n,
+            mean,
+            m2,
+            prec,
+            par: Par::Seq,
+            buf: Vec::new(),
+            buf32: Vec::new(),
+            tmp32: None,
+        }
     }
 
     /// Let faer parallelise each chunk product (when one state is fed
@@ -297,7 +307,11 @@ pub fn gram(view: &View, prec: Precision) -> Result<GramState> {
             Ok(())
         },
     )?;
-    Ok(merge(states, || GramState::new(p, prec), GramState::combine))
+    Ok(merge(
+        states,
+        || GramState::new(p, prec),
+        GramState::combine,
+    ))
 }
 
 /// `w += Xᵀ(X·q)` over the rows of a CSR block, plus column sums and sums
@@ -452,7 +466,16 @@ pub struct GramTimes<'q> {
 impl<'q> GramTimes<'q> {
     pub fn new(q: &'q [f64], p: usize, b: usize) -> Self {
         assert_eq!(q.len(), p * b);
-        GramTimes { p, b, q, n: 0, w: vec![0.0; p * b], sum: vec![0.0; p], sumsq: vec![0.0; p], buf: Vec::new() }
+        GramTimes {
+            p,
+            b,
+            q,
+            n: 0,
+            w: vec![0.0; p * b],
+            sum: vec![0.0; p],
+            sumsq: vec![0.0; p],
+            buf: Vec::new(),
+        }
     }
 
     pub fn insert_block(&mut self, block: &Block) {
@@ -481,7 +504,14 @@ impl<'q> GramTimes<'q> {
                     let mut t = Mat::<f64>::zeros(r1 - r0, b);
                     faer::linalg::matmul::matmul(t.as_mut(), Accum::Replace, c, q, 1.0, Par::Seq);
                     let w = faer::MatMut::from_row_major_slice_mut(&mut self.w[..], p, b);
-                    faer::linalg::matmul::matmul(w, Accum::Add, c.transpose(), t.as_ref(), 1.0, Par::Seq);
+                    faer::linalg::matmul::matmul(
+                        w,
+                        Accum::Add,
+                        c.transpose(),
+                        t.as_ref(),
+                        1.0,
+                        Par::Seq,
+                    );
                     r0 = r1;
                 }
                 self.buf = buf;
@@ -517,7 +547,11 @@ pub fn gram_times<'q>(view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'
             Ok(())
         },
     )?;
-    Ok(merge(states, || GramTimes::new(q, p, b), GramTimes::combine))
+    Ok(merge(
+        states,
+        || GramTimes::new(q, p, b),
+        GramTimes::combine,
+    ))
 }
 
 #[cfg(test)]
@@ -528,9 +562,19 @@ mod tests {
     fn naive(rows: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
         let n = rows.len() as f64;
         let p = rows[0].len();
-        let mean: Vec<f64> = (0..p).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = (0..p)
+            .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
         let m2 = (0..p)
-            .map(|i| (0..p).map(|j| rows.iter().map(|r| (r[i] - mean[i]) * (r[j] - mean[j])).sum()).collect())
+            .map(|i| {
+                (0..p)
+                    .map(|j| {
+                        rows.iter()
+                            .map(|r| (r[i] - mean[i]) * (r[j] - mean[j]))
+                            .sum()
+                    })
+                    .collect()
+            })
             .collect();
         (mean, m2)
     }
@@ -541,7 +585,11 @@ mod tests {
                 (0..p)
                     .map(|c| {
                         let v = ((r * 31 + c * 17) % 13) as f64 * 0.5 + (c as f64) * 50.0;
-                        if (r + 2 * c) % 5 == 0 { 0.0 } else { v }
+                        if (r + 2 * c) % 5 == 0 {
+                            0.0
+                        } else {
+                            v
+                        }
                     })
                     .collect()
             })
@@ -560,7 +608,13 @@ mod tests {
             }
             indptr.push(indices.len() as i64);
         }
-        Block::Csr(Csr { nrows: rows.len(), ncols: p, indptr, indices, data: Values::F32(data) })
+        Block::Csr(Csr {
+            nrows: rows.len(),
+            ncols: p,
+            indptr,
+            indices,
+            data: Values::F32(data),
+        })
     }
 
     #[test]
@@ -570,16 +624,27 @@ mod tests {
         let q: Vec<f64> = (0..9 * b).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
         let mut s1 = GramTimes::new(&q, 9, b);
         s1.insert_block(&to_csr(&rows));
-        let dense = Block::Dense(Dense { nrows: 150, ncols: 9, data: Values::F64(rows.iter().flatten().copied().collect()) });
+        let dense = Block::Dense(Dense {
+            nrows: 150,
+            ncols: 9,
+            data: Values::F64(rows.iter().flatten().copied().collect()),
+        });
         let mut s2 = GramTimes::new(&q, 9, b);
         s2.insert_block(&dense);
         for i in 0..9 {
             for c in 0..b {
                 let want: f64 = (0..9)
-                    .map(|j| rows.iter().map(|r| (r[i] as f32 as f64) * (r[j] as f32 as f64)).sum::<f64>() * q[j * b + c])
+                    .map(|j| {
+                        rows.iter()
+                            .map(|r| (r[i] as f32 as f64) * (r[j] as f32 as f64))
+                            .sum::<f64>()
+                            * q[j * b + c]
+                    })
                     .sum();
                 assert!((s1.w[i * b + c] - want).abs() < 1e-9 * want.abs().max(1.0));
-                let want2: f64 = (0..9).map(|j| rows.iter().map(|r| r[i] * r[j]).sum::<f64>() * q[j * b + c]).sum();
+                let want2: f64 = (0..9)
+                    .map(|j| rows.iter().map(|r| r[i] * r[j]).sum::<f64>() * q[j * b + c])
+                    .sum();
                 assert!((s2.w[i * b + c] - want2).abs() < 1e-9 * want2.abs().max(1.0));
             }
         }
@@ -614,7 +679,10 @@ mod tests {
                 for i in 0..7 {
                     for j in 0..7 {
                         let scale = (m2[i][i] * m2[j][j]).sqrt().max(1.0);
-                        assert!((m[(i, j)] - m2[i][j]).abs() < tol * scale, "{prec:?} {i} {j}");
+                        assert!(
+                            (m[(i, j)] - m2[i][j]).abs() < tol * scale,
+                            "{prec:?} {i} {j}"
+                        );
                         let u: f64 = rows.iter().map(|r| r[i] * r[j]).sum();
                         assert!((unc[(i, j)] - u).abs() < 1e-6 * u.abs().max(1.0));
                     }

@@ -31,7 +31,13 @@ pub fn fold_blocks<S: Send, R: Send>(
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
-    fold_runs(view, block_target(view), rayon::current_num_threads().max(1), make, f)
+    fold_runs(
+        view,
+        block_target(view),
+        rayon::current_num_threads().max(1),
+        make,
+        f,
+    )
 }
 
 /// Merge per-run states in row order into one (a fresh state when there

@@ -25,7 +25,9 @@ pub enum ValueMap {
     Identity,
     /// `expm1(x·factor)`, rounded to the block's type at each step (numpy
     /// computes it in place on a float32 copy).
-    Expm1 { factor: Option<f64> },
+    Expm1 {
+        factor: Option<f64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +42,12 @@ pub struct MomentParams {
 
 impl Default for MomentParams {
     fn default() -> Self {
-        MomentParams { groups: None, n_groups: 1, map: ValueMap::Identity, clip: None }
+        MomentParams {
+            groups: None,
+            n_groups: 1,
+            map: ValueMap::Identity,
+            clip: None,
+        }
     }
 }
 
@@ -86,7 +93,12 @@ struct Acc {
 
 impl Acc {
     fn new(n_groups: usize, ncols: usize) -> Self {
-        Acc { ncols, n: vec![0; n_groups], cells: vec![Cell::default(); n_groups * ncols], non_integer: false }
+        Acc {
+            ncols,
+            n: vec![0; n_groups],
+            cells: vec![Cell::default(); n_groups * ncols],
+            non_integer: false,
+        }
     }
 
     /// Add one block; return the (mapped) row sums.
@@ -201,7 +213,11 @@ impl Moments {
 /// One pass: the moments and the row sums (after `map` and `clip`).
 pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let (states, parts) = fold_blocks(view, || Acc::new(p.n_groups, ncols), |m, a, _, b| Ok(m.insert(&b, a, p)))?;
+    let (states, parts) = fold_blocks(
+        view,
+        || Acc::new(p.n_groups, ncols),
+        |m, a, _, b| Ok(m.insert(&b, a, p)),
+    )?;
     let out = merge(states, || Acc::new(p.n_groups, ncols), Acc::combine);
     Ok((out.into_moments(), parts.into_iter().flatten().collect()))
 }
@@ -229,7 +245,16 @@ pub struct ResidualParams {
 /// (scanpy's summation order, so the results match it to the last bit).
 /// Without `mean`: `acc[g·ncols + j] += r`; with `mean`: `+= (r − mean)²`.
 #[allow(clippy::too_many_arguments)]
-pub fn residual_block(dense: &[f64], nrows: usize, row0: usize, p: &ResidualParams, mean: Option<&[f64]>, acc: &mut [f64], cols: std::ops::Range<usize>, ncols: usize) {
+pub fn residual_block(
+    dense: &[f64],
+    nrows: usize,
+    row0: usize,
+    p: &ResidualParams,
+    mean: Option<&[f64]>,
+    acc: &mut [f64],
+    cols: std::ops::Range<usize>,
+    ncols: usize,
+) {
     // Rows outer, columns inner: each column still sees its cells in order.
     for r in 0..nrows {
         let g = p.groups.as_ref().map_or(0, |gs| gs[row0 + r]);
@@ -245,7 +270,11 @@ pub fn residual_block(dense: &[f64], nrows: usize, row0: usize, p: &ResidualPara
             if gs == 0.0 {
                 continue;
             }
-            let prod = if p.f32_product { round32(gs * ci) } else { gs * ci };
+            let prod = if p.f32_product {
+                round32(gs * ci)
+            } else {
+                gs * ci
+            };
             let mu = prod / t;
             let res = (row[j] - mu) / (mu + mu * mu / p.theta).sqrt();
             // Python's min(max(res, -clip), clip): NaN (a cell without
@@ -280,10 +309,14 @@ pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
         }
     }
     let step = (crate::exec::BLOCK_TARGET / ncols.max(1) as u64).max(1);
-    let chunk = ncols.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+    let chunk = ncols
+        .div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1);
     let run = |mean: Option<&[f64]>| -> Result<Vec<f64>> {
         // one accumulator slice per column chunk, groups interleaved by chunk
-        let mut parts: Vec<Vec<f64>> = (0..ncols.div_ceil(chunk)).map(|_| vec![0.0; p.n_groups * ncols]).collect();
+        let mut parts: Vec<Vec<f64>> = (0..ncols.div_ceil(chunk))
+            .map(|_| vec![0.0; p.n_groups * ncols])
+            .collect();
         let mut a = 0u64;
         while a < nrows {
             crate::exec::check_cancel()?;
@@ -351,11 +384,17 @@ mod tests {
         let (mean, var) = m.finalize();
         assert!((mean[0] - 4.0 / 3.0).abs() < 1e-15);
         // column 0 = [1, 3, 0]: sample variance
-        let v0 = ((1.0f64 - 4.0 / 3.0).powi(2) + (3.0f64 - 4.0 / 3.0).powi(2) + (4.0f64 / 3.0).powi(2)) / 2.0;
+        let v0 =
+            ((1.0f64 - 4.0 / 3.0).powi(2) + (3.0f64 - 4.0 / 3.0).powi(2) + (4.0f64 / 3.0).powi(2))
+                / 2.0;
         assert!((var[0] - v0).abs() < 1e-12);
         assert_eq!(m.n_pos, vec![2, 2]);
         // groups: rows 0 and 2 in group 1, row 1 skipped
-        let p = MomentParams { groups: Some(Arc::new(vec![1, SKIP, 1])), n_groups: 2, ..Default::default() };
+        let p = MomentParams {
+            groups: Some(Arc::new(vec![1, SKIP, 1])),
+            n_groups: 2,
+            ..Default::default()
+        };
         let mut g = Acc::new(2, 2);
         g.insert(&csr(), 0, &p);
         let g = g.into_moments();
@@ -365,8 +404,16 @@ mod tests {
         let mut a = Acc::new(1, 2);
         let Block::Csr(c) = csr() else { unreachable!() };
         let d = c.to_dense();
-        let top = Block::Dense(Dense { nrows: 1, ncols: 2, data: Values::F64(d.data.to_f64_vec()[..2].to_vec()) });
-        let bottom = Block::Dense(Dense { nrows: 2, ncols: 2, data: Values::F64(d.data.to_f64_vec()[2..].to_vec()) });
+        let top = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 2,
+            data: Values::F64(d.data.to_f64_vec()[..2].to_vec()),
+        });
+        let bottom = Block::Dense(Dense {
+            nrows: 2,
+            ncols: 2,
+            data: Values::F64(d.data.to_f64_vec()[2..].to_vec()),
+        });
         a.insert(&top, 0, &MomentParams::default());
         let mut b = Acc::new(1, 2);
         b.insert(&bottom, 1, &MomentParams::default());
@@ -376,12 +423,18 @@ mod tests {
 
     #[test]
     fn clip_and_expm1() {
-        let p = MomentParams { clip: Some(Arc::new(vec![2.0, 10.0])), ..Default::default() };
+        let p = MomentParams {
+            clip: Some(Arc::new(vec![2.0, 10.0])),
+            ..Default::default()
+        };
         let mut m = Acc::new(1, 2);
         m.insert(&csr(), 0, &p);
         let m = m.into_moments();
         assert_eq!(m.sum, vec![3.0, 6.0]);
-        let p = MomentParams { map: ValueMap::Expm1 { factor: None }, ..Default::default() };
+        let p = MomentParams {
+            map: ValueMap::Expm1 { factor: None },
+            ..Default::default()
+        };
         let mut m = Acc::new(1, 2);
         m.insert(&csr(), 0, &p);
         let m = m.into_moments();
@@ -417,7 +470,11 @@ mod tests {
                 .collect();
             let m = res.iter().sum::<f64>() / 3.0;
             let want = res.iter().map(|e| (e - m).powi(2)).sum::<f64>() / 3.0;
-            assert!((q[j] / 3.0 - want).abs() < 1e-12, "{} vs {want}", q[j] / 3.0);
+            assert!(
+                (q[j] / 3.0 - want).abs() < 1e-12,
+                "{} vs {want}",
+                q[j] / 3.0
+            );
         }
     }
 }

@@ -37,7 +37,10 @@ pub struct QcCols {
 
 impl QcCols {
     pub fn new(ncols: usize) -> Self {
-        QcCols { sum: vec![0.0; ncols], n_nonzero: vec![0; ncols] }
+        QcCols {
+            sum: vec![0.0; ncols],
+            n_nonzero: vec![0; ncols],
+        }
     }
 
     pub fn combine(&mut self, other: &QcCols) {
@@ -113,7 +116,11 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
 /// All QC metrics of `view` in one parallel pass.
 pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcCols)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(qc_block(&b, p, cols)))?;
+    let (states, parts) = fold_blocks(
+        view,
+        || QcCols::new(ncols),
+        |cols, _, _, b| Ok(qc_block(&b, p, cols)),
+    )?;
     let cols = merge(states, || QcCols::new(ncols), QcCols::combine);
     let mut rows = QcRows::default();
     for part in parts {
@@ -156,9 +163,17 @@ pub fn positive_block(block: &Block, cols: &mut QcCols) -> (Vec<f64>, Vec<u64>) 
 
 pub fn positive_counts(view: &View) -> Result<PositiveCounts> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let (states, parts) = fold_blocks(view, || QcCols::new(ncols), |cols, _, _, b| Ok(positive_block(&b, cols)))?;
+    let (states, parts) = fold_blocks(
+        view,
+        || QcCols::new(ncols),
+        |cols, _, _, b| Ok(positive_block(&b, cols)),
+    )?;
     let cols = merge(states, || QcCols::new(ncols), QcCols::combine);
-    let mut out = PositiveCounts { col_sum: cols.sum, col_pos: cols.n_nonzero, ..Default::default() };
+    let mut out = PositiveCounts {
+        col_sum: cols.sum,
+        col_pos: cols.n_nonzero,
+        ..Default::default()
+    };
     for (s, p) in parts {
         out.row_sum.extend(s);
         out.row_pos.extend(p);
@@ -186,11 +201,15 @@ pub fn count_above(view: &View, threshold: &[f64]) -> Result<Vec<u64>> {
             Ok(())
         },
     )?;
-    let out = merge(states, || vec![0u64; ncols], |out: &mut Vec<u64>, s: &Vec<u64>| {
-        for (a, b) in out.iter_mut().zip(s) {
-            *a += b;
-        }
-    });
+    let out = merge(
+        states,
+        || vec![0u64; ncols],
+        |out: &mut Vec<u64>, s: &Vec<u64>| {
+            for (a, b) in out.iter_mut().zip(s) {
+                *a += b;
+            }
+        },
+    );
     Ok(out)
 }
 
@@ -219,7 +238,10 @@ mod tests {
 
     #[test]
     fn qc_sparse_matches_dense() {
-        let p = QcParams { top: vec![1, 2], masks: vec![vec![false, false, true, true]] };
+        let p = QcParams {
+            top: vec![1, 2],
+            masks: vec![vec![false, false, true, true]],
+        };
         let mut c1 = QcCols::new(4);
         let r1 = qc_block(&csr(), &p, &mut c1);
         assert_eq!(r1.total, vec![4.0, 0.0, 14.0]);
@@ -245,7 +267,11 @@ mod tests {
         let (s, k) = positive_block(&csr(), &mut cols);
         assert_eq!(s, vec![4.0, 0.0, 14.0]);
         assert_eq!(k, vec![2, 0, 3]);
-        let d = Block::Dense(Dense { nrows: 1, ncols: 2, data: Values::F64(vec![-1.0, 2.0]) });
+        let d = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 2,
+            data: Values::F64(vec![-1.0, 2.0]),
+        });
         let mut cols = QcCols::new(2);
         assert_eq!(positive_block(&d, &mut cols).1, vec![1]);
     }

@@ -54,7 +54,8 @@ pub struct RankSums {
 
 /// Ascending, NaN last and never tied (numpy's sort and `!=` on NaN).
 fn cmp_nan_last(a: f64, b: f64) -> Ordering {
-    a.partial_cmp(&b).unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
+    a.partial_cmp(&b)
+        .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
 }
 
 /// Rank sums of one column. `sorted`: its non-zero values in the ranked set
@@ -126,7 +127,11 @@ impl Piece {
             start[k + 1] += start[k];
         }
         let n = start[cols.len()];
-        let dtype = if block.dtype() == Dtype::F32 { Dtype::F32 } else { Dtype::F64 };
+        let dtype = if block.dtype() == Dtype::F32 {
+            Dtype::F32
+        } else {
+            Dtype::F64
+        };
         let mut vals = Values::zeros(dtype, n);
         let mut groups = vec![0u32; n];
         let mut next = start.clone();
@@ -141,15 +146,29 @@ impl Piece {
             }),
             _ => unreachable!("pieces hold f32 or f64"),
         }
-        Piece { start, vals, groups }
+        Piece {
+            start,
+            vals,
+            groups,
+        }
     }
 
     /// Append column `k`'s entries to `out` as `(value, group)`.
     fn extend_into(&self, k: usize, out: &mut Vec<(f64, u32)>) {
         let r = self.start[k]..self.start[k + 1];
         match &self.vals {
-            Values::F32(v) => out.extend(v[r.clone()].iter().map(|&x| f64::from(x)).zip(self.groups[r].iter().copied())),
-            Values::F64(v) => out.extend(v[r.clone()].iter().copied().zip(self.groups[r].iter().copied())),
+            Values::F32(v) => out.extend(
+                v[r.clone()]
+                    .iter()
+                    .map(|&x| f64::from(x))
+                    .zip(self.groups[r].iter().copied()),
+            ),
+            Values::F64(v) => out.extend(
+                v[r.clone()]
+                    .iter()
+                    .copied()
+                    .zip(self.groups[r].iter().copied()),
+            ),
             _ => unreachable!("pieces hold f32 or f64"),
         }
     }
@@ -169,15 +188,24 @@ impl Piece {
     /// Read back what [`Piece::write_band`] wrote for a band of `ncols`.
     fn read_band(r: &mut impl Read, ncols: usize, dtype: Dtype) -> std::io::Result<Piece> {
         let mut word = [0u8; 8];
-        let mut next = |r: &mut dyn Read| r.read_exact(&mut word).map(|()| usize::from_le_bytes(word));
+        let mut next =
+            |r: &mut dyn Read| r.read_exact(&mut word).map(|()| usize::from_le_bytes(word));
         let n = next(r)?;
-        let start = (0..=ncols).map(|_| next(r)).collect::<std::io::Result<_>>()?;
+        let start = (0..=ncols)
+            .map(|_| next(r))
+            .collect::<std::io::Result<_>>()?;
         let mut vals = Values::zeros(dtype, n);
         r.read_exact(vals.bytes_mut())?;
         let mut groups = Values::zeros(Dtype::U32, n);
         r.read_exact(groups.bytes_mut())?;
-        let Values::U32(groups) = groups else { unreachable!("made as u32") };
-        Ok(Piece { start, vals, groups })
+        let Values::U32(groups) = groups else {
+            unreachable!("made as u32")
+        };
+        Ok(Piece {
+            start,
+            vals,
+            groups,
+        })
     }
 }
 
@@ -213,15 +241,27 @@ struct Scratch {
 /// [`cmp_nan_last`]'s: sorting plain integers is several times faster than
 /// comparing floats. Every NaN becomes the positive quiet NaN, above +∞.
 fn f32_key(x: f32, g: u32) -> u64 {
-    let bits = if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() };
-    let ordered = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    let bits = if x.is_nan() {
+        f32::NAN.to_bits()
+    } else {
+        x.to_bits()
+    };
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    };
     u64::from(ordered) << 32 | u64::from(g)
 }
 
 fn from_f32_key(key: u64) -> (f64, u32) {
     #[allow(clippy::cast_possible_truncation)]
     let (ordered, g) = ((key >> 32) as u32, key as u32);
-    let bits = if ordered >> 31 == 1 { ordered & !(1 << 31) } else { !ordered };
+    let bits = if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    };
     (f64::from(f32::from_bits(bits)), g)
 }
 
@@ -231,9 +271,16 @@ fn sort_column(pieces: &[Piece], k: usize, s: &mut Scratch) {
     if pieces.iter().all(|p| matches!(p.vals, Values::F32(_))) {
         s.keys.clear();
         for p in pieces {
-            let Values::F32(v) = &p.vals else { unreachable!("checked") };
+            let Values::F32(v) = &p.vals else {
+                unreachable!("checked")
+            };
             let r = p.start[k]..p.start[k + 1];
-            s.keys.extend(v[r.clone()].iter().zip(&p.groups[r]).map(|(&x, &g)| f32_key(x, g)));
+            s.keys.extend(
+                v[r.clone()]
+                    .iter()
+                    .zip(&p.groups[r])
+                    .map(|(&x, &g)| f32_key(x, g)),
+            );
         }
         s.keys.sort_unstable();
         s.all.extend(s.keys.iter().map(|&key| from_f32_key(key)));
@@ -246,7 +293,13 @@ fn sort_column(pieces: &[Piece], k: usize, s: &mut Scratch) {
 }
 
 /// `(rank_sum, ties)` of column `k` of a band, one entry per group.
-fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: &mut Scratch) -> (Vec<f64>, Vec<f64>) {
+fn column(
+    pieces: &[Piece],
+    k: usize,
+    sizes: &[u64],
+    reference: Option<u32>,
+    s: &mut Scratch,
+) -> (Vec<f64>, Vec<f64>) {
     let n_labels = sizes.len();
     sort_column(pieces, k, s);
     s.nnz.clear();
@@ -269,7 +322,13 @@ fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: 
                 s.pair.clear();
                 s.pair.extend(s.all.iter().filter(|e| in_pair(e.1)));
                 s.zeros.clear();
-                s.zeros.extend((0..n_labels).map(|l| if in_pair(l as u32) { sizes[l] - s.nnz[l] } else { 0 }));
+                s.zeros.extend((0..n_labels).map(|l| {
+                    if in_pair(l as u32) {
+                        sizes[l] - s.nnz[l]
+                    } else {
+                        0
+                    }
+                }));
                 s.sums.clear();
                 s.sums.resize(n_labels, 0.0);
                 ties[g] = rank_column(&s.pair, &s.zeros, &mut s.sums);
@@ -286,30 +345,65 @@ fn column(pieces: &[Piece], k: usize, sizes: &[u64], reference: Option<u32>, s: 
 pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let nrows = usize::try_from(view.nrows()).expect("fits");
-    oom_ensure!(p.labels.len() == nrows, Value, "labels have length {}, expected {nrows}", p.labels.len());
-    oom_ensure!(p.col_nnz.len() == ncols, Value, "col_nnz has length {}, expected {ncols}", p.col_nnz.len());
-    if let Some(&bad) = p.labels.iter().find(|&&g| g != SKIP && g as usize >= p.n_labels) {
+    oom_ensure!(
+        p.labels.len() == nrows,
+        Value,
+        "labels have length {}, expected {nrows}",
+        p.labels.len()
+    );
+    oom_ensure!(
+        p.col_nnz.len() == ncols,
+        Value,
+        "col_nnz has length {}, expected {ncols}",
+        p.col_nnz.len()
+    );
+    if let Some(&bad) = p
+        .labels
+        .iter()
+        .find(|&&g| g != SKIP && g as usize >= p.n_labels)
+    {
         crate::oom_bail!(Value, "group id {bad} >= n_groups {}", p.n_labels);
     }
     if let Some(r) = p.reference {
-        oom_ensure!((r as usize) < p.n_labels, Value, "reference {r} >= n_groups {}", p.n_labels);
+        oom_ensure!(
+            (r as usize) < p.n_labels,
+            Value,
+            "reference {r} >= n_groups {}",
+            p.n_labels
+        );
     }
     let mut sizes = vec![0u64; p.n_labels];
     for &g in p.labels.iter().filter(|&&g| g != SKIP) {
         sizes[g as usize] += 1;
     }
-    let mut out = RankSums { rank_sum: vec![0.0; p.n_labels * ncols], ties: vec![0.0; p.n_labels * ncols] };
+    let mut out = RankSums {
+        rank_sum: vec![0.0; p.n_labels * ncols],
+        ties: vec![0.0; p.n_labels * ncols],
+    };
     let bands = bands(&p.col_nnz, p.budget.max(1));
-    let collect = |a: u64, block: Block| Piece::collect(&block, usize::try_from(a).expect("fits"), &(0..ncols), &p.labels);
+    let collect = |a: u64, block: Block| {
+        Piece::collect(
+            &block,
+            usize::try_from(a).expect("fits"),
+            &(0..ncols),
+            &p.labels,
+        )
+    };
     if bands.len() <= 1 {
-        let pieces = map_blocks(view, block_target(view), |a, _, block| Ok(collect(a, block)))?;
+        let pieces = map_blocks(view, block_target(view), |a, _, block| {
+            Ok(collect(a, block))
+        })?;
         rank_band(&pieces, 0..ncols, &sizes, p, &mut out);
         return Ok(out);
     }
     let dir = spill_dir();
-    let io = |e: std::io::Error| OomError::io(&dir, format!("cannot use a temp file for the ranks: {e}"));
-    let mut files: Vec<BufWriter<File>> =
-        bands.iter().map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 20, f))).collect::<Result<_>>()?;
+    let io = |e: std::io::Error| {
+        OomError::io(&dir, format!("cannot use a temp file for the ranks: {e}"))
+    };
+    let mut files: Vec<BufWriter<File>> = bands
+        .iter()
+        .map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 20, f)))
+        .collect::<Result<_>>()?;
     let (mut n_pieces, mut dtype) = (0usize, Dtype::F64);
     map_blocks_in_order(
         view,
@@ -328,18 +422,29 @@ pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
         let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut r = BufReader::with_capacity(1 << 20, file);
-        let pieces = (0..n_pieces).map(|_| Piece::read_band(&mut r, band.len(), dtype)).collect::<std::io::Result<Vec<_>>>().map_err(io)?;
+        let pieces = (0..n_pieces)
+            .map(|_| Piece::read_band(&mut r, band.len(), dtype))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(io)?;
         rank_band(&pieces, band, &sizes, p, &mut out);
     }
     Ok(out)
 }
 
 /// Rank the columns `band` (the pieces' columns, in order) into `out`.
-fn rank_band(pieces: &[Piece], band: Range<usize>, sizes: &[u64], p: &RankParams, out: &mut RankSums) {
+fn rank_band(
+    pieces: &[Piece],
+    band: Range<usize>,
+    sizes: &[u64],
+    p: &RankParams,
+    out: &mut RankSums,
+) {
     let ncols = out.rank_sum.len() / p.n_labels.max(1);
     let cols: Vec<(Vec<f64>, Vec<f64>)> = (0..band.len())
         .into_par_iter()
-        .map_init(Scratch::default, |s, k| column(pieces, k, sizes, p.reference, s))
+        .map_init(Scratch::default, |s, k| {
+            column(pieces, k, sizes, p.reference, s)
+        })
         .collect();
     for (k, (sums, ties)) in cols.into_iter().enumerate() {
         let c = band.start + k;
@@ -381,7 +486,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             self.0 >> 33
         }
     }
@@ -403,18 +511,41 @@ mod tests {
     fn view_of(dir: &tempfile::TempDir, x: &[f64], nrows: usize, ncols: usize) -> View {
         let path = dir.path().join("x.h5");
         let a = ndarray::Array2::from_shape_vec((nrows, ncols), x.to_vec()).expect("shape");
-        hdf5::File::create(&path).expect("create").new_dataset_builder().with_data(&a).create("X").expect("write");
+        hdf5::File::create(&path)
+            .expect("create")
+            .new_dataset_builder()
+            .with_data(&a)
+            .create("X")
+            .expect("write");
         let f = crate::storage::H5File::open(&path).expect("open");
-        View::new(Arc::new(crate::storage::open_matrix(&f, "X").expect("matrix")))
+        View::new(Arc::new(
+            crate::storage::open_matrix(&f, "X").expect("matrix"),
+        ))
     }
 
     fn check(reference: Option<u32>, budget: u64) {
         let (nrows, ncols, n_labels) = (57, 9, 4usize);
         let x = matrix(nrows, ncols, 7);
         let mut rng = Lcg(3);
-        let labels: Vec<u32> = (0..nrows).map(|_| if rng.next() % 9 == 0 { SKIP } else { (rng.next() % 4) as u32 }).collect();
-        let col_nnz = (0..ncols).map(|c| (0..nrows).filter(|&r| x[r * ncols + c] != 0.0).count() as u64).collect();
-        let p = RankParams { labels: Arc::new(labels.clone()), n_labels, reference, col_nnz, budget };
+        let labels: Vec<u32> = (0..nrows)
+            .map(|_| {
+                if rng.next() % 9 == 0 {
+                    SKIP
+                } else {
+                    (rng.next() % 4) as u32
+                }
+            })
+            .collect();
+        let col_nnz = (0..ncols)
+            .map(|c| (0..nrows).filter(|&r| x[r * ncols + c] != 0.0).count() as u64)
+            .collect();
+        let p = RankParams {
+            labels: Arc::new(labels.clone()),
+            n_labels,
+            reference,
+            col_nnz,
+            budget,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let got = rank_sums(&view_of(&dir, &x, nrows, ncols), &p).expect("rank sums");
         for c in 0..ncols {
@@ -431,7 +562,12 @@ mod tests {
                 }
                 let vals: Vec<f64> = set.iter().map(|&r| x[r * ncols + c]).collect();
                 let (ranks, ties) = brute(&vals);
-                let want: f64 = set.iter().zip(&ranks).filter(|(&r, _)| labels[r] == g as u32).map(|(_, k)| k).sum();
+                let want: f64 = set
+                    .iter()
+                    .zip(&ranks)
+                    .filter(|(&r, _)| labels[r] == g as u32)
+                    .map(|(_, k)| k)
+                    .sum();
                 assert_eq!(got.rank_sum[g * ncols + c], want, "column {c} group {g}");
                 assert_eq!(got.ties[g * ncols + c], ties, "ties column {c} group {g}");
             }
@@ -462,14 +598,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let view = view_of(&dir, &x, nrows, ncols);
         let band = 0..ncols;
-        let piece = |a: usize, b: usize| Piece::collect(&view.read(a as u64, b as u64).expect("read"), a, &band, &labels);
+        let piece = |a: usize, b: usize| {
+            Piece::collect(
+                &view.read(a as u64, b as u64).expect("read"),
+                a,
+                &band,
+                &labels,
+            )
+        };
         let one = [piece(0, nrows)];
         let split = [piece(0, 13), piece(13, 14), piece(14, nrows)];
         let sizes = [14, 13, 13];
         for reference in [None, Some(1)] {
             for k in 0..ncols {
                 let mut s = Scratch::default();
-                assert_eq!(column(&one, k, &sizes, reference, &mut s), column(&split, k, &sizes, reference, &mut s));
+                assert_eq!(
+                    column(&one, k, &sizes, reference, &mut s),
+                    column(&split, k, &sizes, reference, &mut s)
+                );
             }
         }
     }
@@ -499,14 +645,32 @@ mod tests {
 
     #[test]
     fn f32_keys_sort_as_floats_and_round_trip() {
-        let xs = [f32::NEG_INFINITY, -3.5, -1e-30, 1e-30, 2.0, 2.0, f32::INFINITY, f32::NAN, -f32::NAN];
-        let mut keys: Vec<u64> = xs.iter().rev().enumerate().map(|(g, &x)| f32_key(x, g as u32)).collect();
+        let xs = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            1e-30,
+            2.0,
+            2.0,
+            f32::INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        let mut keys: Vec<u64> = xs
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(g, &x)| f32_key(x, g as u32))
+            .collect();
         keys.sort_unstable();
         let back: Vec<(f64, u32)> = keys.iter().map(|&k| from_f32_key(k)).collect();
         let mut want: Vec<f64> = xs.iter().map(|&x| f64::from(x)).collect();
         want.sort_unstable_by(|a, b| cmp_nan_last(*a, *b));
         for ((got, _), want) in back.iter().zip(&want) {
-            assert!(got == want || (got.is_nan() && want.is_nan()), "{got} vs {want}");
+            assert!(
+                got == want || (got.is_nan() && want.is_nan()),
+                "{got} vs {want}"
+            );
         }
         assert_eq!(from_f32_key(f32_key(-3.5, 7)), (-3.5, 7));
     }

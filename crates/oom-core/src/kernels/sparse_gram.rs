@@ -17,11 +17,11 @@
 use faer::Mat;
 
 use super::gram::{GramState, Precision};
-use crate::exec::fold_runs;
-use crate::kernels::merge;
 use crate::block::{Block, Csr, Scalar, Values};
 use crate::error::Result;
+use crate::exec::fold_runs;
 use crate::exec::BLOCK_TARGET;
+use crate::kernels::merge;
 use crate::plan::View;
 use crate::with_values;
 
@@ -76,14 +76,27 @@ impl SparseScaled {
             z0.push(z.clamp(lo, hi));
         }
         let inv_std = std.iter().map(|s| 1.0 / s).collect();
-        Some(SparseScaled { inner, inv_std, mean, std, lo, hi, z0, zero_clipped })
+        Some(SparseScaled {
+            inner,
+            inv_std,
+            mean,
+            std,
+            lo,
+            hi,
+            z0,
+            zero_clipped,
+        })
     }
 
     /// Whether the sparse Gram pass is worth it (density) and fits in memory.
     pub fn gram_pays(&self) -> bool {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let threads = rayon::current_num_threads().max(1);
-        if p.saturating_mul(p).saturating_mul(8).saturating_mul(threads) > SPARSE_GRAM_BUDGET {
+        if p.saturating_mul(p)
+            .saturating_mul(8)
+            .saturating_mul(threads)
+            > SPARSE_GRAM_BUDGET
+        {
             return false;
         }
         let cells = self.inner.nrows().saturating_mul(p as u64).max(1);
@@ -112,7 +125,13 @@ impl SparseScaled {
                 vals[k] = self.value(j, vals[k]);
             }
         }
-        Csr { nrows: c.nrows, ncols: c.ncols, indptr, indices, data: Values::F64(vals) }
+        Csr {
+            nrows: c.nrows,
+            ncols: c.ncols,
+            indptr,
+            indices,
+            data: Values::F64(vals),
+        }
     }
 
     /// `A_ij` for a stored value `x` in column `j`.
@@ -167,7 +186,13 @@ fn dense_to_csr(d: &crate::block::Dense) -> Csr {
             indptr.push(indices.len() as i64);
         }
     });
-    Csr { nrows: n, ncols: p, indptr, indices, data: Values::F64(vals) }
+    Csr {
+        nrows: n,
+        ncols: p,
+        indptr,
+        indices,
+        data: Values::F64(vals),
+    }
 }
 
 /// Make the columns of every row strictly increasing (a repeated column
@@ -218,11 +243,18 @@ struct SparseGram {
 
 impl SparseGram {
     fn new(p: usize) -> Self {
-        SparseGram { p, n: 0, sum: vec![0.0; p], acc: vec![0.0; p * p] }
+        SparseGram {
+            p,
+            n: 0,
+            sum: vec![0.0; p],
+            acc: vec![0.0; p * p],
+        }
     }
 
     fn insert(&mut self, c: &Csr) {
-        let Values::F64(v) = &c.data else { unreachable!("sparse_part gives f64") };
+        let Values::F64(v) = &c.data else {
+            unreachable!("sparse_part gives f64")
+        };
         self.n += c.nrows as u64;
         insert_rows(&mut self.acc, &mut self.sum, self.p, c, v);
     }
@@ -311,9 +343,13 @@ mod tests {
     /// A random sparse CSR `X` in f64 (about `density` filled, column 3 90%
     /// filled and positive; elsewhere a fifth negative when `signed`).
     fn write(path: &std::path::Path, n: usize, p: usize, density: f64, seed: u64, signed: bool) {
-        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let mut s = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let mut next = move || {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             ((s >> 11) as f64) / ((1u64 << 53) as f64)
         };
         let (mut indptr, mut indices, mut data) = (vec![0i64], vec![], vec![]);
@@ -322,7 +358,11 @@ mod tests {
                 let d = if j == 3 { 0.9 } else { density };
                 if next() < d {
                     indices.push(j as i32);
-                    let sign = if signed && j != 3 && next() < 0.2 { -1.0 } else { 1.0 };
+                    let sign = if signed && j != 3 && next() < 0.2 {
+                        -1.0
+                    } else {
+                        1.0
+                    };
                     data.push(sign * (1.0 + 30.0 * next() * next()).round());
                 }
             }
@@ -331,11 +371,27 @@ mod tests {
         let f = hdf5::File::create(path).unwrap();
         let g = f.create_group("X").unwrap();
         let v: hdf5::types::VarLenUnicode = "csr_matrix".parse().unwrap();
-        g.new_attr::<hdf5::types::VarLenUnicode>().create("encoding-type").unwrap().write_scalar(&v).unwrap();
-        g.new_attr_builder().with_data(&[n as i64, p as i64]).create("shape").unwrap();
-        g.new_dataset_builder().with_data(&data).create("data").unwrap();
-        g.new_dataset_builder().with_data(&indices).create("indices").unwrap();
-        g.new_dataset_builder().with_data(&indptr).create("indptr").unwrap();
+        g.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+        g.new_attr_builder()
+            .with_data(&[n as i64, p as i64])
+            .create("shape")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&data)
+            .create("data")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&indices)
+            .create("indices")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&indptr)
+            .create("indptr")
+            .unwrap();
     }
 
     fn dense_of(view: &View) -> Vec<Vec<f64>> {
@@ -359,14 +415,27 @@ mod tests {
         let x = dense_of(&v);
         let n = x.len() as f64;
         let p = x[0].len();
-        let mean: Vec<f64> = (0..p).map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = (0..p)
+            .map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
         let std: Vec<f64> = (0..p)
             .map(|j| {
-                let s = (x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-                if s == 0.0 { 1.0 } else { s }
+                let s =
+                    (x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                if s == 0.0 {
+                    1.0
+                } else {
+                    s
+                }
             })
             .collect();
-        v.with_op(Arc::new(Scale { mean: Arc::new(mean), std: Arc::new(std), zero_center: true, max_value, mask: None }))
+        v.with_op(Arc::new(Scale {
+            mean: Arc::new(mean),
+            std: Arc::new(std),
+            zero_center: true,
+            max_value,
+            mask: None,
+        }))
     }
 
     fn close(a: f64, b: f64, tol: f64, scale: f64) -> bool {
@@ -388,13 +457,20 @@ mod tests {
             let (a, b) = (st.matrix(centered, 1.0), dense.matrix(centered, 1.0));
             for i in 0..p {
                 for j in 0..p {
-                    assert!(close(a[(i, j)], b[(i, j)], 1e-10, b[(i, i)].abs()), "{centered} {i} {j}");
+                    assert!(
+                        close(a[(i, j)], b[(i, j)], 1e-10, b[(i, i)].abs()),
+                        "{centered} {i} {j}"
+                    );
                 }
             }
         }
         // The full PCA (sparse fit and projection) against the dense formula.
         for zero_center in [true, false] {
-            let o = PcaOptions { n_comps: 5, zero_center, ..Default::default() };
+            let o = PcaOptions {
+                n_comps: 5,
+                zero_center,
+                ..Default::default()
+            };
             let f = fit(view, &o).unwrap();
             let want = dense.matrix(zero_center, 1.0);
             let (vals, vecs) = crate::linalg::eigh::top_eigh(want.as_ref(), 5).unwrap();
@@ -408,9 +484,16 @@ mod tests {
             for (r, row) in y.iter().enumerate() {
                 for c in 0..5 {
                     let want: f64 = (0..p)
-                        .map(|i| (row[i] - if zero_center { f.mean[i] } else { 0.0 }) * f.components[(i, c)])
+                        .map(|i| {
+                            (row[i] - if zero_center { f.mean[i] } else { 0.0 })
+                                * f.components[(i, c)]
+                        })
                         .sum();
-                    assert!(close(scores[r * 5 + c], want, 1e-9, 1.0), "score {r} {c}: {} vs {want}", scores[r * 5 + c]);
+                    assert!(
+                        close(scores[r * 5 + c], want, 1e-9, 1.0),
+                        "score {r} {c}: {} vs {want}",
+                        scores[r * 5 + c]
+                    );
                 }
             }
         }
@@ -453,7 +536,10 @@ mod tests {
         // Column 3 is 90% filled: its zeros scale to below −0.8.
         let view = scaled(&path, Some(0.8), false);
         let y = dense_of(&view);
-        assert!(y.iter().any(|r| r[2] == -0.8), "an implicit zero is clipped");
+        assert!(
+            y.iter().any(|r| r[2] == -0.8),
+            "an implicit zero is clipped"
+        );
         check(&view);
     }
 

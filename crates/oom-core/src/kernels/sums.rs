@@ -25,7 +25,12 @@ struct Part {
 
 fn block_sums(block: &Block, ncols: usize) -> Part {
     let n = block.nrows();
-    let mut p = Part { row_sum: vec![0.0; n], row_nnz: vec![0; n], col_sum: vec![0.0; ncols], col_nnz: vec![0; ncols] };
+    let mut p = Part {
+        row_sum: vec![0.0; n],
+        row_nnz: vec![0; n],
+        col_sum: vec![0.0; ncols],
+        col_nnz: vec![0; ncols],
+    };
     for r in 0..n {
         let (mut s, mut k) = (0.0, 0u64);
         block.for_row(r, |c, v| {
@@ -47,8 +52,14 @@ fn block_sums(block: &Block, ncols: usize) -> Part {
 /// One pass over `view`.
 pub fn axis_sums(view: &View) -> Result<AxisSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let parts = map_blocks(view, block_target(view), |_, _, b| Ok(block_sums(&b, ncols)))?;
-    let mut out = AxisSums { col_sum: vec![0.0; ncols], col_nnz: vec![0; ncols], ..Default::default() };
+    let parts = map_blocks(view, block_target(view), |_, _, b| {
+        Ok(block_sums(&b, ncols))
+    })?;
+    let mut out = AxisSums {
+        col_sum: vec![0.0; ncols],
+        col_nnz: vec![0; ncols],
+        ..Default::default()
+    };
     for p in parts {
         out.row_sum.extend(p.row_sum);
         out.row_nnz.extend(p.row_nnz);

@@ -1,9 +1,9 @@
 //! Symmetric eigendecomposition of a small dense matrix with faer, and the
 //! deterministic sign convention of PCA loadings.
 
+use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
-use faer::diag::Diag;
 use faer::{Mat, MatRef, Par};
 
 use crate::error::{OomError, Result};
@@ -17,15 +17,24 @@ pub fn top_eigh(a: MatRef<'_, f64>, k: usize) -> Result<(Vec<f64>, Mat<f64>)> {
     let k = k.min(p);
     if a.col_iter().any(|c| c.iter().any(|x| !x.is_finite())) {
         return Err(OomError::Value(
-            "the covariance matrix has NaN or infinite entries (does the data contain NaN or inf?)".into(),
+            "the covariance matrix has NaN or infinite entries (does the data contain NaN or inf?)"
+                .into(),
         ));
     }
     let par = if p >= 1024 { Par::rayon(0) } else { Par::Seq };
     let mut s = Diag::<f64>::zeros(p);
     let mut u = Mat::<f64>::zeros(p, p);
-    let scratch = self_adjoint_evd_scratch::<f64>(p, ComputeEigenvectors::Yes, par, Default::default());
-    self_adjoint_evd(a, s.as_mut(), Some(u.as_mut()), par, MemStack::new(&mut MemBuffer::new(scratch)), Default::default())
-        .map_err(|e| OomError::Value(format!("eigendecomposition did not converge: {e:?}")))?;
+    let scratch =
+        self_adjoint_evd_scratch::<f64>(p, ComputeEigenvectors::Yes, par, Default::default());
+    self_adjoint_evd(
+        a,
+        s.as_mut(),
+        Some(u.as_mut()),
+        par,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    )
+    .map_err(|e| OomError::Value(format!("eigendecomposition did not converge: {e:?}")))?;
     let s = s.column_vector();
     // faer sorts ascending: take the last k, reversed.
     let values: Vec<f64> = (0..k).map(|i| s[p - 1 - i]).collect();

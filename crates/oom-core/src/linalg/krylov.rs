@@ -30,7 +30,13 @@ const PAR: Par = Par::Seq;
 const PANEL: usize = 2048;
 
 /// `dst = beta·dst + alpha·lhs·rhs` with `lhs` tall (p × m), split by rows.
-fn mul_tall(dst: MatMut<'_, f64>, beta: Accum, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, alpha: f64) {
+fn mul_tall(
+    dst: MatMut<'_, f64>,
+    beta: Accum,
+    lhs: MatRef<'_, f64>,
+    rhs: MatRef<'_, f64>,
+    alpha: f64,
+) {
     let p = lhs.nrows();
     if p * lhs.ncols() * rhs.ncols() < (1 << 22) {
         matmul(dst, beta, lhs, rhs, alpha, PAR);
@@ -65,13 +71,27 @@ fn rotate_in_place(a: MatMut<'_, f64>, m: usize, rot: MatRef<'_, f64>) {
     let (p, keep) = (a.nrows(), rot.ncols());
     if p * m * keep < (1 << 22) {
         let mut tmp = Mat::zeros(p, keep);
-        matmul(tmp.as_mut(), Accum::Replace, a.rb().subcols(0, m), rot, 1.0, PAR);
+        matmul(
+            tmp.as_mut(),
+            Accum::Replace,
+            a.rb().subcols(0, m),
+            rot,
+            1.0,
+            PAR,
+        );
         a.subcols_mut(0, keep).copy_from(&tmp);
         return;
     }
     row_panels(a).into_par_iter().for_each(|(_, d)| {
         let mut tmp = Mat::zeros(d.nrows(), keep);
-        matmul(tmp.as_mut(), Accum::Replace, d.rb().subcols(0, m), rot, 1.0, PAR);
+        matmul(
+            tmp.as_mut(),
+            Accum::Replace,
+            d.rb().subcols(0, m),
+            rot,
+            1.0,
+            PAR,
+        );
         d.subcols_mut(0, keep).copy_from(&tmp);
     });
 }
@@ -91,7 +111,14 @@ fn mul_tn(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) -> Mat<f64> {
         .map(|&r0| {
             let h = (4 * PANEL).min(p - r0);
             let mut c = Mat::zeros(m, b);
-            matmul(c.as_mut(), Accum::Replace, lhs.subrows(r0, h).transpose(), rhs.subrows(r0, h), 1.0, PAR);
+            matmul(
+                c.as_mut(),
+                Accum::Replace,
+                lhs.subrows(r0, h).transpose(),
+                rhs.subrows(r0, h),
+                1.0,
+                PAR,
+            );
             c
         })
         .collect();
@@ -146,7 +173,15 @@ pub struct KrylovOptions {
 
 impl Default for KrylovOptions {
     fn default() -> Self {
-        KrylovOptions { k: 50, block: 0, max_basis: 0, memory: 384 << 20, tol: 1e-8, max_applies: 200, seed: 0 }
+        KrylovOptions {
+            k: 50,
+            block: 0,
+            max_basis: 0,
+            memory: 384 << 20,
+            tol: 1e-8,
+            max_applies: 200,
+            seed: 0,
+        }
     }
 }
 
@@ -195,7 +230,9 @@ fn random_column(z: &mut Mat<f64>, j: usize, basis: MatRef<'_, f64>, rng: &mut R
             }
         }
         let nrm = dot(z.col_as_slice(j), z.col_as_slice(j)).sqrt();
-        let floor = 0.1 * ((z.nrows() - basis.ncols().min(z.nrows()) - j).max(1) as f64 / z.nrows() as f64).sqrt();
+        let floor = 0.1
+            * ((z.nrows() - basis.ncols().min(z.nrows()) - j).max(1) as f64 / z.nrows() as f64)
+                .sqrt();
         if nrm > floor.min(1e-3) {
             z.col_as_slice_mut(j).iter_mut().for_each(|x| *x /= nrm);
             return;
@@ -216,7 +253,9 @@ fn thin_qr(z: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
         apply_block_householder_sequence_on_the_left_in_place_scratch as apply_scratch,
         apply_block_householder_sequence_on_the_left_in_place_with_conj as apply,
     };
-    use faer::linalg::qr::no_pivoting::factor::{qr_in_place, qr_in_place_scratch, recommended_blocksize};
+    use faer::linalg::qr::no_pivoting::factor::{
+        qr_in_place, qr_in_place_scratch, recommended_blocksize,
+    };
 
     let (p, b) = z.shape();
     let size = p.min(b);
@@ -224,7 +263,13 @@ fn thin_qr(z: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
     let blocksize = recommended_blocksize::<f64>(p, b);
     let mut coeff = Mat::<f64>::zeros(blocksize, size);
     let scratch = qr_in_place_scratch::<f64>(p, b, blocksize, PAR, Default::default());
-    qr_in_place(qr.as_mut(), coeff.as_mut(), PAR, MemStack::new(&mut MemBuffer::new(scratch)), Default::default());
+    qr_in_place(
+        qr.as_mut(),
+        coeff.as_mut(),
+        PAR,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    );
     let r = Mat::from_fn(size, b, |i, j| if i <= j { qr[(i, j)] } else { 0.0 });
     // the Householder basis: unit lower trapezoid (as faer's `Qr` stores it)
     for j in 0..size {
@@ -233,7 +278,14 @@ fn thin_qr(z: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
     }
     let mut q = Mat::<f64>::identity(p, size);
     let scratch = apply_scratch::<f64>(p, blocksize, size);
-    apply(qr.get(.., ..size), coeff.as_ref(), faer::Conj::No, q.as_mut(), PAR, MemStack::new(&mut MemBuffer::new(scratch)));
+    apply(
+        qr.get(.., ..size),
+        coeff.as_ref(),
+        faer::Conj::No,
+        q.as_mut(),
+        PAR,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+    );
     (q, r)
 }
 
@@ -244,7 +296,9 @@ fn thin_qr(z: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
 fn qr_block(z: &Mat<f64>, basis: MatRef<'_, f64>, rng: &mut Rng) -> (Mat<f64>, Mat<f64>) {
     let b = z.ncols();
     let (mut q, r) = thin_qr(z.as_ref());
-    let scale = (0..b).map(|j| dot(z.col_as_slice(j), z.col_as_slice(j)).sqrt()).fold(0.0f64, f64::max);
+    let scale = (0..b)
+        .map(|j| dot(z.col_as_slice(j), z.col_as_slice(j)).sqrt())
+        .fold(0.0f64, f64::max);
     for j in 0..b {
         if r[(j, j)].abs() <= 1e-10 * scale || scale == 0.0 {
             random_column(&mut q, j, basis, rng);
@@ -266,11 +320,22 @@ pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
     let b = if o.block > 0 { o.block } else { k + 10 }.min(p);
     let by_memory = (o.memory / (16 * p.max(1))).max(3 * b);
     // Room for one more block outside the basis, always.
-    let m_max = if o.max_basis > 0 { o.max_basis } else { by_memory.min(8 * b) }.min(p.saturating_sub(b));
+    let m_max = if o.max_basis > 0 {
+        o.max_basis
+    } else {
+        by_memory.min(8 * b)
+    }
+    .min(p.saturating_sub(b));
     let mut rng = Rng::new(o.seed);
 
     if k == 0 {
-        return Ok(Eigs { values: vec![], vectors: Mat::zeros(p, 0), applies: 0, residual: 0.0, converged: true });
+        return Ok(Eigs {
+            values: vec![],
+            vectors: Mat::zeros(p, 0),
+            applies: 0,
+            residual: 0.0,
+            converged: true,
+        });
     }
     if m_max < 3 * b || m_max < k + 2 * b {
         return explicit(op, k);
@@ -295,7 +360,11 @@ pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
         let hc = mul_tn(kb.subcols(0, m + b), aq.as_ref());
         for j in 0..b {
             for i in 0..m + b {
-                let v = if i >= m { 0.5 * (hc[(i, j)] + hc[(m + j, i - m)]) } else { hc[(i, j)] };
+                let v = if i >= m {
+                    0.5 * (hc[(i, j)] + hc[(m + j, i - m)])
+                } else {
+                    hc[(i, j)]
+                };
                 h[(i, m + j)] = v;
                 h[(m + j, i)] = v;
             }
@@ -309,7 +378,13 @@ pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
 
         // Next block: A·Q_last minus its part in K (= K·H[:, last]), twice.
         let mut z = aq;
-        mul_tall(z.as_mut(), Accum::Add, kb.subcols(0, m), h.submatrix(0, last, m, b), -1.0);
+        mul_tall(
+            z.as_mut(),
+            Accum::Add,
+            kb.subcols(0, m),
+            h.submatrix(0, last, m, b),
+            -1.0,
+        );
         project_out(z.as_mut(), kb.subcols(0, m));
         let (q_next, r) = qr_block(&z, kb.subcols(0, m), &mut rng);
 
@@ -329,12 +404,28 @@ pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
         if want == k && (cheap <= o.tol || !trust_cheap) || done_by_budget {
             let mut v = Mat::zeros(p, want);
             let mut av = Mat::zeros(p, want);
-            mul_tall(v.as_mut(), Accum::Replace, kb.subcols(0, m), s.subcols(0, want), 1.0);
-            mul_tall(av.as_mut(), Accum::Replace, akb.subcols(0, m), s.subcols(0, want), 1.0);
+            mul_tall(
+                v.as_mut(),
+                Accum::Replace,
+                kb.subcols(0, m),
+                s.subcols(0, want),
+                1.0,
+            );
+            mul_tall(
+                av.as_mut(),
+                Accum::Replace,
+                akb.subcols(0, m),
+                s.subcols(0, want),
+                1.0,
+            );
             let residual = (0..want)
                 .map(|j| {
-                    let r: f64 =
-                        av.col_as_slice(j).iter().zip(v.col_as_slice(j)).map(|(a, x)| (a - theta[j] * x).powi(2)).sum();
+                    let r: f64 = av
+                        .col_as_slice(j)
+                        .iter()
+                        .zip(v.col_as_slice(j))
+                        .map(|(a, x)| (a - theta[j] * x).powi(2))
+                        .sum();
                     r.sqrt() / scale
                 })
                 .fold(0.0f64, f64::max);
@@ -386,7 +477,13 @@ fn explicit(op: &mut dyn SymOp, k: usize) -> Result<Eigs> {
     }
     let sym = Mat::from_fn(p, p, |i, j| 0.5 * (a[(i, j)] + a[(j, i)]));
     let (values, vectors) = top_eigh(sym.as_ref(), k)?;
-    Ok(Eigs { values, vectors, applies, residual: 0.0, converged: true })
+    Ok(Eigs {
+        values,
+        vectors,
+        applies,
+        residual: 0.0,
+        converged: true,
+    })
 }
 
 #[cfg(test)]
@@ -399,7 +496,9 @@ mod tests {
         let mut rng = Rng::new(7);
         let g = Mat::from_fn(p, p, |_, _| rng.normal());
         let q = g.as_ref().qr().compute_thin_Q();
-        let d: Vec<f64> = (0..p).map(|i| 100.0 / (1.0 + i as f64).powf(0.7) + if i == 11 { 0.01 } else { 0.0 }).collect();
+        let d: Vec<f64> = (0..p)
+            .map(|i| 100.0 / (1.0 + i as f64).powf(0.7) + if i == 11 { 0.01 } else { 0.0 })
+            .collect();
         let mut a = Mat::zeros(p, p);
         for i in 0..p {
             for j in 0..p {
@@ -433,7 +532,13 @@ mod tests {
             assert!((x - y).abs() < 1e-9 * d[0]);
         }
         for block in [0, 8] {
-            let o = KrylovOptions { k: 20, block, max_basis: if block > 0 { 48 } else { 0 }, seed: 3, ..Default::default() };
+            let o = KrylovOptions {
+                k: 20,
+                block,
+                max_basis: if block > 0 { 48 } else { 0 },
+                seed: 3,
+                ..Default::default()
+            };
             let e = top_eigs(&mut DenseOp(a.as_ref()), &o).unwrap();
             assert!(e.converged, "residual {}", e.residual);
             for j in 0..20 {
@@ -452,9 +557,24 @@ mod tests {
         let mut rng = Rng::new(1);
         let u = Mat::from_fn(p, 4, |_, _| rng.normal());
         let mut a = Mat::zeros(p, p);
-        matmul(a.as_mut(), Accum::Replace, u.as_ref(), u.transpose(), 1.0, Par::Seq);
+        matmul(
+            a.as_mut(),
+            Accum::Replace,
+            u.as_ref(),
+            u.transpose(),
+            1.0,
+            Par::Seq,
+        );
         let (ev, _) = top_eigh(a.as_ref(), 3).unwrap();
-        let e = top_eigs(&mut DenseOp(a.as_ref()), &KrylovOptions { k: 3, block: 4, ..Default::default() }).unwrap();
+        let e = top_eigs(
+            &mut DenseOp(a.as_ref()),
+            &KrylovOptions {
+                k: 3,
+                block: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(e.converged);
         for j in 0..3 {
             assert!((e.values[j] - ev[j]).abs() < 1e-8 * ev[0]);
@@ -464,7 +584,14 @@ mod tests {
     #[test]
     fn small_problems_fall_back_to_eigh() {
         let (a, d) = test_matrix(30);
-        let e = top_eigs(&mut DenseOp(a.as_ref()), &KrylovOptions { k: 25, ..Default::default() }).unwrap();
+        let e = top_eigs(
+            &mut DenseOp(a.as_ref()),
+            &KrylovOptions {
+                k: 25,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for j in 0..25 {
             assert!((e.values[j] - d[j]).abs() < 1e-9 * d[0]);
         }

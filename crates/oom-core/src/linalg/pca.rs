@@ -150,7 +150,9 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let n = view.nrows();
     let p = usize::try_from(view.ncols()).expect("fits");
     if n < 2 {
-        return Err(OomError::Value(format!("PCA needs at least 2 observations, got {n}")));
+        return Err(OomError::Value(format!(
+            "PCA needs at least 2 observations, got {n}"
+        )));
     }
     let k = o.n_comps;
     if k == 0 || k > p || u64::try_from(k).expect("fits") > n {
@@ -177,15 +179,34 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
             let (v, u) = top_eigh(a.as_ref(), k)?;
             (v, u, "gram")
         } else {
-            let ko = KrylovOptions { k, seed: o.seed, tol: o.tol.min(1e-10), max_applies: 1000, ..Default::default() };
+            let ko = KrylovOptions {
+                k,
+                seed: o.seed,
+                tol: o.tol.min(1e-10),
+                max_applies: 1000,
+                ..Default::default()
+            };
             let e = top_eigs(&mut super::krylov::DenseOp(a.as_ref()), &ko)?;
             (e.values, e.vectors, "gram+lanczos")
         };
         (values, vectors, st.mean().to_vec(), trace_m2, solver, 1)
     } else {
-        let mut op = StreamOp { view, p, centered: o.zero_center, n: 0, sum: vec![], sumsq: vec![] };
-        let ko =
-            KrylovOptions { k, block: o.block, seed: o.seed, tol: o.tol, max_applies: o.max_passes, ..Default::default() };
+        let mut op = StreamOp {
+            view,
+            p,
+            centered: o.zero_center,
+            n: 0,
+            sum: vec![],
+            sumsq: vec![],
+        };
+        let ko = KrylovOptions {
+            k,
+            block: o.block,
+            seed: o.seed,
+            tol: o.tol,
+            max_applies: o.max_passes,
+            ..Default::default()
+        };
         let e = top_eigs(&mut op, &ko)?;
         if !e.converged {
             return Err(OomError::Value(format!(
@@ -195,11 +216,18 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
             )));
         }
         let mean: Vec<f64> = op.sum.iter().map(|s| s / nf).collect();
-        let trace_m2: f64 = op.sumsq.iter().zip(&op.sum).map(|(q, s)| q - s * s / nf).sum();
+        let trace_m2: f64 = op
+            .sumsq
+            .iter()
+            .zip(&op.sum)
+            .map(|(q, s)| q - s * s / nf)
+            .sum();
         (e.values, e.vectors, mean, trace_m2, "krylov", e.applies)
     };
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(OomError::Value("PCA produced non-finite eigenvalues (NaN or inf in the data?)".into()));
+        return Err(OomError::Value(
+            "PCA produced non-finite eigenvalues (NaN or inf in the data?)".into(),
+        ));
     }
     fix_signs(&mut vectors);
     let (variance, variance_ratio): (Vec<f64>, Vec<f64>) = if o.zero_center {
@@ -265,7 +293,8 @@ fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> 
                 for row in out[r0 * k..r1 * k].chunks_exact_mut(k) {
                     row.copy_from_slice(shift);
                 }
-                let dst = faer::MatMut::from_row_major_slice_mut(&mut out[r0 * k..r1 * k], r1 - r0, k);
+                let dst =
+                    faer::MatMut::from_row_major_slice_mut(&mut out[r0 * k..r1 * k], r1 - r0, k);
                 faer::linalg::matmul::matmul(dst, faer::Accum::Add, c, vm, 1.0, faer::Par::Seq);
                 r0 = r1;
             }
@@ -279,18 +308,29 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
     let p = fit.components.nrows();
     let k = fit.components.ncols();
     if usize::try_from(view.ncols()).expect("fits") != p {
-        return Err(OomError::Value(format!("view has {} columns, the PCA fit {p}", view.ncols())));
+        return Err(OomError::Value(format!(
+            "view has {} columns, the PCA fit {p}",
+            view.ncols()
+        )));
     }
     let v: Vec<f64> = (0..p * k).map(|i| fit.components[(i / k, i % k)]).collect();
     // Constant term −μᵀV (zero without centring).
     let shift: Vec<f64> = (0..k)
-        .map(|j| if fit.zero_center { -(0..p).map(|i| fit.mean[i] * v[i * k + j]).sum::<f64>() } else { 0.0 })
+        .map(|j| {
+            if fit.zero_center {
+                -(0..p).map(|i| fit.mean[i] * v[i * k + j]).sum::<f64>()
+            } else {
+                0.0
+            }
+        })
         .collect();
     // A view ending in a zero-centring scale of sparse values: Y = A + 1z0ᵀ
     // with A sparse, so Y·V = A·V + 1(z0ᵀV).
     let sparse = SparseScaled::detect(view);
     let shift: Vec<f64> = match &sparse {
-        Some(sp) => (0..k).map(|j| shift[j] + (0..p).map(|i| sp.z0[i] * v[i * k + j]).sum::<f64>()).collect(),
+        Some(sp) => (0..k)
+            .map(|j| shift[j] + (0..p).map(|i| sp.z0[i] * v[i * k + j]).sum::<f64>())
+            .collect(),
         None => shift,
     };
     let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
@@ -306,7 +346,11 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
             _ => Values::F64(s),
         })
     })?;
-    let mut out = Values::empty(if dtype == Dtype::F32 { Dtype::F32 } else { Dtype::F64 });
+    let mut out = Values::empty(if dtype == Dtype::F32 {
+        Dtype::F32
+    } else {
+        Dtype::F64
+    });
     for part in parts {
         out.extend_from(&part);
     }

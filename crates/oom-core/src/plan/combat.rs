@@ -43,10 +43,15 @@ impl Combat {
             && self.gamma.len() as u64 == nb * ncols
             && self.delta_sqrt.len() as u64 == nb * ncols;
         if !ok {
-            return Err(OomError::Value(format!("combat parameters do not fit a {nrows} × {ncols} matrix")));
+            return Err(OomError::Value(format!(
+                "combat parameters do not fit a {nrows} × {ncols} matrix"
+            )));
         }
         if let Some(&b) = self.batch.iter().find(|&&b| b as usize >= self.n_batches) {
-            return Err(OomError::Value(format!("batch id {b} >= number of batches {}", self.n_batches)));
+            return Err(OomError::Value(format!(
+                "batch id {b} >= number of batches {}",
+                self.n_batches
+            )));
         }
         Ok(())
     }
@@ -100,7 +105,10 @@ mod tests {
     #[test]
     fn adjusts_per_batch_and_subsets() {
         let op = Combat {
-            design: Design::Dense { k: 1, values: Arc::new(vec![1.0, 1.0]) },
+            design: Design::Dense {
+                k: 1,
+                values: Arc::new(vec![1.0, 1.0]),
+            },
             coef: Arc::new(vec![1.0, 2.0]),
             batch: Arc::new(vec![0, 1]),
             n_batches: 2,
@@ -110,13 +118,34 @@ mod tests {
         };
         op.validate(2, 2).unwrap();
         assert!(op.validate(3, 2).is_err());
-        let b = Block::Csr(Csr { nrows: 2, ncols: 2, indptr: vec![0, 1, 2], indices: vec![0, 0], data: Values::I32(vec![5, 3]) });
+        let b = Block::Csr(Csr {
+            nrows: 2,
+            ncols: 2,
+            indptr: vec![0, 1, 2],
+            indices: vec![0, 0],
+            data: Values::I32(vec![5, 3]),
+        });
         // row 0: s = 2, (2 - 0.5)/2 * 2 + 1 = 2.5; the zero-variance gene keeps its mean
         // row 1: s = 1, (1 + 0.5)/1 * 2 + 1 = 4
-        let want = Block::Dense(Dense { nrows: 2, ncols: 2, data: Values::F64(vec![2.5, 2.0, 4.0, 2.0]) });
+        let want = Block::Dense(Dense {
+            nrows: 2,
+            ncols: 2,
+            data: Values::F64(vec![2.5, 2.0, 4.0, 2.0]),
+        });
         assert_eq!(op.apply(b, 0).unwrap(), want);
         let sub = op.subset(Some(&[1]), Some(&[0]));
-        let b = Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F64(vec![3.0]) });
-        assert_eq!(sub.apply(b, 0).unwrap(), Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F64(vec![4.0]) }));
+        let b = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 1,
+            data: Values::F64(vec![3.0]),
+        });
+        assert_eq!(
+            sub.apply(b, 0).unwrap(),
+            Block::Dense(Dense {
+                nrows: 1,
+                ncols: 1,
+                data: Values::F64(vec![4.0])
+            })
+        );
     }
 }

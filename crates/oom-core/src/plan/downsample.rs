@@ -30,7 +30,12 @@ pub struct Downsample {
 impl Downsample {
     fn rng(&self, r: usize) -> Rng {
         // Mix seed and row key so neighbouring rows get unrelated streams.
-        Rng::new(self.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ self.key[r].wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
+        Rng::new(
+            self.seed.wrapping_mul(0xD1B5_4A32_D192_ED03)
+                ^ self.key[r]
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .rotate_left(17),
+        )
     }
 
     /// Downsample one row's counts in place (`counts` are its values).
@@ -106,7 +111,8 @@ impl Op for Downsample {
         match block {
             Block::Csr(c) => {
                 let mut out = Csr::empty(c.ncols, dtype);
-                let (mut indices, mut data) = (Vec::with_capacity(c.nnz()), Vec::with_capacity(c.nnz()));
+                let (mut indices, mut data) =
+                    (Vec::with_capacity(c.nnz()), Vec::with_capacity(c.nnz()));
                 for r in 0..c.nrows {
                     let (a, b) = c.row_range(r);
                     let mut counts = counts_of(&c.data, a, b)?;
@@ -132,7 +138,11 @@ impl Op for Downsample {
                     self.row(r0 + r, &mut counts);
                     all.extend(counts);
                 }
-                Ok(Block::Dense(Dense { nrows: d.nrows, ncols: n, data: typed(dtype, &all) }))
+                Ok(Block::Dense(Dense {
+                    nrows: d.nrows,
+                    ncols: n,
+                    data: typed(dtype, &all),
+                }))
             }
         }
     }
@@ -155,14 +165,28 @@ mod tests {
     use super::*;
 
     fn op(target: u64, replace: bool) -> Downsample {
-        Downsample { target: Arc::new(vec![target; 2]), key: Arc::new(vec![0, 1]), seed: 3, replace, always: false }
+        Downsample {
+            target: Arc::new(vec![target; 2]),
+            key: Arc::new(vec![0, 1]),
+            seed: 3,
+            replace,
+            always: false,
+        }
     }
 
     #[test]
     fn totals_are_exact_and_counts_never_grow() {
-        let b = Block::Csr(Csr { nrows: 2, ncols: 4, indptr: vec![0, 3, 4], indices: vec![0, 1, 3, 2], data: Values::I32(vec![5, 7, 9, 2]) });
+        let b = Block::Csr(Csr {
+            nrows: 2,
+            ncols: 4,
+            indptr: vec![0, 3, 4],
+            indices: vec![0, 1, 3, 2],
+            data: Values::I32(vec![5, 7, 9, 2]),
+        });
         for replace in [false, true] {
-            let Block::Csr(c) = op(10, replace).apply(b.clone(), 0).unwrap() else { panic!("stays sparse") };
+            let Block::Csr(c) = op(10, replace).apply(b.clone(), 0).unwrap() else {
+                panic!("stays sparse")
+            };
             let v = c.data.to_f64_vec();
             let (a, e) = c.row_range(0);
             assert_eq!(v[a..e].iter().sum::<f64>(), 10.0);
@@ -171,14 +195,22 @@ mod tests {
             assert_eq!(*v.last().unwrap(), 2.0);
             if !replace {
                 for k in a..e {
-                    let orig = match c.indices[k] { 0 => 5.0, 1 => 7.0, _ => 9.0 };
+                    let orig = match c.indices[k] {
+                        0 => 5.0,
+                        1 => 7.0,
+                        _ => 9.0,
+                    };
                     assert!(v[k] <= orig);
                 }
             }
             // deterministic
             assert_eq!(op(10, replace).apply(b.clone(), 0).unwrap(), Block::Csr(c));
         }
-        let bad = Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F32(vec![1.5]) });
+        let bad = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 1,
+            data: Values::F32(vec![1.5]),
+        });
         assert!(op(1, false).apply(bad, 0).is_err());
     }
 }

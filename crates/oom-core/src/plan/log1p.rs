@@ -28,7 +28,9 @@ impl Op for Log1p {
                 let lb = b.ln();
                 if dtype == Dtype::F32 {
                     // numpy: log1p in float32, then divide by the f64 log(base), rounded.
-                    map_block(block, dtype, false, move |_, _, x| f64::from(x.ln_1p() as f32) / lb)
+                    map_block(block, dtype, false, move |_, _, x| {
+                        f64::from(x.ln_1p() as f32) / lb
+                    })
                 } else {
                     map_block(block, dtype, false, move |_, _, x| x.ln_1p() / lb)
                 }

@@ -58,20 +58,34 @@ pub struct View {
 
 impl View {
     pub fn new(src: Arc<StoredMatrix>) -> Self {
-        View { src, rows: None, cols: None, ops: Vec::new(), cast: None }
+        View {
+            src,
+            rows: None,
+            cols: None,
+            ops: Vec::new(),
+            cast: None,
+        }
     }
 
     pub fn nrows(&self) -> u64 {
-        self.rows.as_ref().map_or(self.src.nrows, |r| r.len() as u64)
+        self.rows
+            .as_ref()
+            .map_or(self.src.nrows, |r| r.len() as u64)
     }
 
     pub fn ncols(&self) -> u64 {
-        self.cols.as_ref().map_or(self.src.ncols, |c| c.len() as u64)
+        self.cols
+            .as_ref()
+            .map_or(self.src.ncols, |c| c.len() as u64)
     }
 
     /// Element type of the blocks [`View::read`] returns.
     pub fn dtype(&self) -> Dtype {
-        self.cast.unwrap_or_else(|| self.ops.iter().fold(self.src.dtype, |d, op| op.out_dtype(d)))
+        self.cast.unwrap_or_else(|| {
+            self.ops
+                .iter()
+                .fold(self.src.dtype, |d, op| op.out_dtype(d))
+        })
     }
 
     /// Whether blocks come out as CSR (no op densifies a sparse source).
@@ -100,7 +114,13 @@ impl View {
 
     /// The same selection without transforms (the stored values).
     pub fn untransformed(&self) -> View {
-        View { src: Arc::clone(&self.src), rows: self.rows.clone(), cols: self.cols.clone(), ops: Vec::new(), cast: None }
+        View {
+            src: Arc::clone(&self.src),
+            rows: self.rows.clone(),
+            cols: self.cols.clone(),
+            ops: Vec::new(),
+            cast: None,
+        }
     }
 
     /// When the last transform is a [`Scale`] and everything before it is
@@ -108,13 +128,21 @@ impl View {
     pub fn split_last_scale(&self) -> Option<(View, &Scale)> {
         let (last, rest) = self.ops.split_last()?;
         let scale = last.as_scale()?;
-        let inner = View { src: Arc::clone(&self.src), rows: self.rows.clone(), cols: self.cols.clone(), ops: rest.to_vec(), cast: None };
+        let inner = View {
+            src: Arc::clone(&self.src),
+            rows: self.rows.clone(),
+            cols: self.cols.clone(),
+            ops: rest.to_vec(),
+            cast: None,
+        };
         inner.is_sparse().then_some((inner, scale))
     }
 
     /// Source row of output row `r`.
     pub fn src_row(&self, r: u64) -> u64 {
-        self.rows.as_ref().map_or(r, |rows| rows[usize::try_from(r).expect("fits")])
+        self.rows
+            .as_ref()
+            .map_or(r, |rows| rows[usize::try_from(r).expect("fits")])
     }
 
     /// Select output rows `rows` and output columns `cols` of this view
@@ -122,7 +150,9 @@ impl View {
     pub fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Result<View> {
         let check = |idx: &[u64], n: u64, axis: &str| -> Result<()> {
             if let Some(&i) = idx.iter().find(|&&i| i >= n) {
-                return Err(OomError::Index(format!("{axis} index {i} is out of bounds for size {n}")));
+                return Err(OomError::Index(format!(
+                    "{axis} index {i} is out of bounds for size {n}"
+                )));
             }
             Ok(())
         };
@@ -135,7 +165,10 @@ impl View {
             check(cols, self.ncols(), "column")?;
             let src_cols: Vec<u64> = match &self.cols {
                 None => cols.to_vec(),
-                Some(c) => cols.iter().map(|&j| c.cols[usize::try_from(j).expect("fits")]).collect(),
+                Some(c) => cols
+                    .iter()
+                    .map(|&j| c.cols[usize::try_from(j).expect("fits")])
+                    .collect(),
             };
             out.cols = Some(Arc::new(ColSel::new(src_cols, self.src.ncols)));
         }
@@ -171,8 +204,11 @@ impl View {
     /// Split the output rows into blocks of about `target` values moved
     /// (stored entries; the full width once an op densifies).
     pub fn blocks(&self, target: u64) -> Result<Vec<(u64, u64)>> {
-        let cost: RowCost =
-            if self.is_sparse() || !self.src.is_sparse() { self.src.row_cost()? } else { RowCost::Width(self.ncols()) };
+        let cost: RowCost = if self.is_sparse() || !self.src.is_sparse() {
+            self.src.row_cost()?
+        } else {
+            RowCost::Width(self.ncols())
+        };
         let n = self.nrows();
         let mut out = Vec::new();
         let (mut a, mut acc) = (0u64, 0u64);
@@ -199,12 +235,17 @@ impl View {
         match self.src.stored_nnz() {
             Some(nnz) => {
                 let frac = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
-                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let c = (nnz as f64 * frac(self.nrows(), self.src.nrows) * frac(self.ncols(), self.src.ncols)) as u64;
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss
+                )]
+                let c = (nnz as f64
+                    * frac(self.nrows(), self.src.nrows)
+                    * frac(self.ncols(), self.src.ncols)) as u64;
                 c
             }
             None => dense,
         }
     }
 }
-

@@ -58,13 +58,34 @@ mod tests {
     #[test]
     fn multiplies_stored_values_by_row_and_column_factors() {
         // [[1, 0, 3], [0, 2, 0]]
-        let b = Block::Csr(Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::I32(vec![1, 3, 2]) });
-        let m = Multiply { scalar: 2.0, row: Some(Arc::new(vec![1.0, 10.0])), col: Some(Arc::new(vec![1.0, 0.5, 3.0])), dtype: Dtype::F64 };
-        let Block::Csr(c) = m.apply(b, 0).unwrap() else { panic!("sparse stays sparse") };
+        let b = Block::Csr(Csr {
+            nrows: 2,
+            ncols: 3,
+            indptr: vec![0, 2, 3],
+            indices: vec![0, 2, 1],
+            data: Values::I32(vec![1, 3, 2]),
+        });
+        let m = Multiply {
+            scalar: 2.0,
+            row: Some(Arc::new(vec![1.0, 10.0])),
+            col: Some(Arc::new(vec![1.0, 0.5, 3.0])),
+            dtype: Dtype::F64,
+        };
+        let Block::Csr(c) = m.apply(b, 0).unwrap() else {
+            panic!("sparse stays sparse")
+        };
         assert_eq!(c.data, Values::F64(vec![2.0, 18.0, 20.0]));
         let t = m.subset(Some(&[1]), Some(&[1]));
-        let b = Block::Csr(Csr { nrows: 1, ncols: 1, indptr: vec![0, 1], indices: vec![0], data: Values::F64(vec![2.0]) });
-        let Block::Csr(c) = t.apply(b, 0).unwrap() else { panic!() };
+        let b = Block::Csr(Csr {
+            nrows: 1,
+            ncols: 1,
+            indptr: vec![0, 1],
+            indices: vec![0],
+            data: Values::F64(vec![2.0]),
+        });
+        let Block::Csr(c) = t.apply(b, 0).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.data, Values::F64(vec![20.0]));
     }
 }

@@ -30,6 +30,8 @@ impl Op for Normalize {
     }
 
     fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Normalize { divisor: gather(&self.divisor, rows) })
+        Arc::new(Normalize {
+            divisor: gather(&self.divisor, rows),
+        })
     }
 }

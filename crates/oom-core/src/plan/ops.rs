@@ -37,7 +37,11 @@ pub trait Op: Send + Sync {
 pub fn gather<T: Copy>(params: &Arc<Vec<T>>, idx: Option<&[u64]>) -> Arc<Vec<T>> {
     match idx {
         None => Arc::clone(params),
-        Some(idx) => Arc::new(idx.iter().map(|&i| params[usize::try_from(i).expect("fits")]).collect()),
+        Some(idx) => Arc::new(
+            idx.iter()
+                .map(|&i| params[usize::try_from(i).expect("fits")])
+                .collect(),
+        ),
     }
 }
 
@@ -63,12 +67,22 @@ pub fn cast_block(block: Block, dtype: Dtype) -> Block {
         return block;
     }
     match block {
-        Block::Csr(c) => Block::Csr(Csr { data: convert(&c.data, dtype), ..c }),
-        Block::Dense(d) => Block::Dense(Dense { data: convert(&d.data, dtype), ..d }),
+        Block::Csr(c) => Block::Csr(Csr {
+            data: convert(&c.data, dtype),
+            ..c
+        }),
+        Block::Dense(d) => Block::Dense(Dense {
+            data: convert(&d.data, dtype),
+            ..d
+        }),
     }
 }
 
-fn map_typed<T: Scalar>(v: &mut [T], mut at: impl FnMut(usize) -> (usize, usize), f: &impl Fn(usize, usize, f64) -> f64) {
+fn map_typed<T: Scalar>(
+    v: &mut [T],
+    mut at: impl FnMut(usize) -> (usize, usize),
+    f: &impl Fn(usize, usize, f64) -> f64,
+) {
     for (k, x) in v.iter_mut().enumerate() {
         let (r, c) = at(k);
         *x = T::from_f64(f(r, c, x.to_f64()));
@@ -79,7 +93,12 @@ fn map_typed<T: Scalar>(v: &mut [T], mut at: impl FnMut(usize) -> (usize, usize)
 /// in float type `dtype` (the block is converted first; results are
 /// rounded to `dtype`). Sparse blocks only see their stored entries, unless
 /// `densify`, which turns the block dense first.
-pub fn map_block(block: Block, dtype: Dtype, densify: bool, f: impl Fn(usize, usize, f64) -> f64) -> Block {
+pub fn map_block(
+    block: Block,
+    dtype: Dtype,
+    densify: bool,
+    f: impl Fn(usize, usize, f64) -> f64,
+) -> Block {
     let block = match block {
         Block::Csr(c) if densify => Block::Dense(c.to_dense()),
         b => b,
@@ -124,18 +143,30 @@ mod tests {
 
     fn csr() -> Block {
         // [[1, 0, 3], [0, 2, 0]] as int32
-        Block::Csr(Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::I32(vec![1, 3, 2]) })
+        Block::Csr(Csr {
+            nrows: 2,
+            ncols: 3,
+            indptr: vec![0, 2, 3],
+            indices: vec![0, 2, 1],
+            data: Values::I32(vec![1, 3, 2]),
+        })
     }
 
     #[test]
     fn normalize_then_log1p_keeps_csr_and_types() {
-        let n = Normalize { divisor: Arc::new(vec![0.5, 4.0, 2.0]) };
+        let n = Normalize {
+            divisor: Arc::new(vec![0.5, 4.0, 2.0]),
+        };
         assert_eq!(n.out_dtype(Dtype::I32), Dtype::F32);
         // block starting at output row 1: divisors 4 and 2
-        let Block::Csr(c) = n.apply(csr(), 1).unwrap() else { panic!("sparse stays sparse") };
+        let Block::Csr(c) = n.apply(csr(), 1).unwrap() else {
+            panic!("sparse stays sparse")
+        };
         assert_eq!(c.data, Values::F32(vec![0.25, 0.75, 1.0]));
         let l = Log1p { base: Some(2.0) };
-        let Block::Csr(c) = l.apply(Block::Csr(c), 0).unwrap() else { panic!() };
+        let Block::Csr(c) = l.apply(Block::Csr(c), 0).unwrap() else {
+            panic!()
+        };
         let v = c.data.to_f64_vec();
         assert!((v[2] - 1.0).abs() < 1e-7, "log2(1 + 1) = 1, got {}", v[2]);
         assert_eq!(Log1p { base: None }.out_dtype(Dtype::I64), Dtype::F64);
@@ -151,15 +182,32 @@ mod tests {
             mask: Some(Arc::new(vec![true, false])),
         };
         assert!(s.densifies());
-        let Block::Dense(d) = s.apply(csr(), 0).unwrap() else { panic!("zero-centering is dense") };
+        let Block::Dense(d) = s.apply(csr(), 0).unwrap() else {
+            panic!("zero-centering is dense")
+        };
         // row 0 scaled and clipped; row 1 (masked out) unchanged
         assert_eq!(d.data.to_f64_vec(), vec![0.0, -1.5, 1.5, 0.0, 2.0, 0.0]);
         // columns picked after the op carry their own mean/std
         let t = s.subset(Some(&[1, 1]), Some(&[1]));
-        let b = Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F64(vec![2.0, 3.0]) });
-        assert_eq!(t.apply(b, 0).unwrap(), Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F64(vec![2.0, 3.0]) }));
+        let b = Block::Dense(Dense {
+            nrows: 2,
+            ncols: 1,
+            data: Values::F64(vec![2.0, 3.0]),
+        });
+        assert_eq!(
+            t.apply(b, 0).unwrap(),
+            Block::Dense(Dense {
+                nrows: 2,
+                ncols: 1,
+                data: Values::F64(vec![2.0, 3.0])
+            })
+        );
         let u = s.subset(Some(&[0]), Some(&[1]));
-        let b = Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F64(vec![1.5]) });
+        let b = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 1,
+            data: Values::F64(vec![1.5]),
+        });
         assert_eq!(u.apply(b, 0).unwrap().dtype(), Dtype::F64);
         assert_eq!(cast_block(csr(), Dtype::F64).dtype(), Dtype::F64);
     }

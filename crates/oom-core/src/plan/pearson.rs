@@ -24,7 +24,16 @@ pub struct Pearson {
 
 impl Pearson {
     /// Check the parameters against a view of `nrows` × `ncols`.
-    pub fn new(row_sum: Vec<f64>, col_sum: Vec<f64>, total: f64, theta: f64, clip: f64, out: Dtype, nrows: u64, ncols: u64) -> Result<Self> {
+    pub fn new(
+        row_sum: Vec<f64>,
+        col_sum: Vec<f64>,
+        total: f64,
+        theta: f64,
+        clip: f64,
+        out: Dtype,
+        nrows: u64,
+        ncols: u64,
+    ) -> Result<Self> {
         if row_sum.len() as u64 != nrows || col_sum.len() as u64 != ncols {
             return Err(OomError::Value(format!(
                 "row/column sums have lengths {}/{}, the matrix is {nrows} × {ncols}",
@@ -33,15 +42,29 @@ impl Pearson {
             )));
         }
         if theta.is_nan() || theta <= 0.0 {
-            return Err(OomError::Value("Pearson residuals require theta > 0".into()));
+            return Err(OomError::Value(
+                "Pearson residuals require theta > 0".into(),
+            ));
         }
         if clip.is_nan() || clip < 0.0 {
-            return Err(OomError::Value("Pearson residuals require `clip>=0` or `clip=None`.".into()));
+            return Err(OomError::Value(
+                "Pearson residuals require `clip>=0` or `clip=None`.".into(),
+            ));
         }
         if !out.is_float() {
-            return Err(OomError::Value(format!("Pearson residuals must be float32 or float64, not {}", out.name())));
+            return Err(OomError::Value(format!(
+                "Pearson residuals must be float32 or float64, not {}",
+                out.name()
+            )));
         }
-        Ok(Pearson { row_sum: Arc::new(row_sum), col_sum: Arc::new(col_sum), total, theta, clip, out })
+        Ok(Pearson {
+            row_sum: Arc::new(row_sum),
+            col_sum: Arc::new(col_sum),
+            total,
+            theta,
+            clip,
+            out,
+        })
     }
 }
 
@@ -96,9 +119,25 @@ mod tests {
     #[test]
     fn residuals_clip_and_subset() {
         // 2 × 2 counts [[1, 3], [2, 0]]: rows 4, 2; cols 3, 3; total 6.
-        let op = Pearson::new(vec![4.0, 2.0], vec![3.0, 3.0], 6.0, 100.0, 1.0, Dtype::F64, 2, 2).unwrap();
-        let block = Block::Dense(Dense { nrows: 2, ncols: 2, data: Values::F32(vec![1.0, 3.0, 2.0, 0.0]) });
-        let Block::Dense(d) = op.apply(block, 0).unwrap() else { panic!() };
+        let op = Pearson::new(
+            vec![4.0, 2.0],
+            vec![3.0, 3.0],
+            6.0,
+            100.0,
+            1.0,
+            Dtype::F64,
+            2,
+            2,
+        )
+        .unwrap();
+        let block = Block::Dense(Dense {
+            nrows: 2,
+            ncols: 2,
+            data: Values::F32(vec![1.0, 3.0, 2.0, 0.0]),
+        });
+        let Block::Dense(d) = op.apply(block, 0).unwrap() else {
+            panic!()
+        };
         let Values::F64(v) = d.data else { panic!() };
         let want = |x: f64, mu: f64| ((x - mu) / (mu + mu * mu / 100.0).sqrt()).clamp(-1.0, 1.0);
         assert!((v[0] - want(1.0, 2.0)).abs() < 1e-12);
@@ -106,8 +145,14 @@ mod tests {
         assert!((v[3] - want(0.0, 1.0)).abs() < 1e-12);
         // Row 1, column 0 only.
         let sub = op.subset(Some(&[1]), Some(&[0]));
-        let b = Block::Dense(Dense { nrows: 1, ncols: 1, data: Values::F32(vec![2.0]) });
-        let Block::Dense(d) = sub.apply(b, 0).unwrap() else { panic!() };
+        let b = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 1,
+            data: Values::F32(vec![2.0]),
+        });
+        let Block::Dense(d) = sub.apply(b, 0).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.data, Values::F64(vec![want(2.0, 1.0)]));
     }
 }

@@ -28,7 +28,10 @@ impl Op for Power {
     }
 
     fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Power { p: self.p, dtype: self.dtype })
+        Arc::new(Power {
+            p: self.p,
+            dtype: self.dtype,
+        })
     }
 }
 
@@ -39,8 +42,24 @@ mod tests {
 
     #[test]
     fn powers_every_value() {
-        let b = Block::Dense(Dense { nrows: 1, ncols: 3, data: Values::F32(vec![0.0, 2.0, 3.0]) });
-        let out = Power { p: 2.0, dtype: Dtype::F32 }.apply(b, 0).unwrap();
-        assert_eq!(out, Block::Dense(Dense { nrows: 1, ncols: 3, data: Values::F32(vec![0.0, 4.0, 9.0]) }));
+        let b = Block::Dense(Dense {
+            nrows: 1,
+            ncols: 3,
+            data: Values::F32(vec![0.0, 2.0, 3.0]),
+        });
+        let out = Power {
+            p: 2.0,
+            dtype: Dtype::F32,
+        }
+        .apply(b, 0)
+        .unwrap();
+        assert_eq!(
+            out,
+            Block::Dense(Dense {
+                nrows: 1,
+                ncols: 3,
+                data: Values::F32(vec![0.0, 4.0, 9.0])
+            })
+        );
     }
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use super::ops::{map_block, Op};
 use crate::block::{Block, Dtype, Scalar};
 use crate::error::{OomError, Result};
-use crate::exec::BLOCK_TARGET;
 use crate::exec::fold_runs;
+use crate::exec::BLOCK_TARGET;
 use crate::plan::View;
 use crate::with_values;
 
@@ -26,7 +26,10 @@ pub enum Design {
     /// `k` values per row, row-major (n × k).
     Dense { k: usize, values: Arc<Vec<f64>> },
     /// One group id per row, `< ngroups`.
-    Groups { ngroups: usize, codes: Arc<Vec<u32>> },
+    Groups {
+        ngroups: usize,
+        codes: Arc<Vec<u32>>,
+    },
 }
 
 impl Design {
@@ -55,12 +58,16 @@ impl Design {
         }
         if let Design::Dense { k, values } = self {
             if *k == 0 || values.len() % k != 0 {
-                return Err(OomError::Value("the design needs at least one column".into()));
+                return Err(OomError::Value(
+                    "the design needs at least one column".into(),
+                ));
             }
         }
         if let Design::Groups { ngroups, codes } = self {
             if let Some(&g) = codes.iter().find(|&&g| g as usize >= *ngroups) {
-                return Err(OomError::Value(format!("group id {g} >= number of groups {ngroups}")));
+                return Err(OomError::Value(format!(
+                    "group id {g} >= number of groups {ngroups}"
+                )));
             }
         }
         Ok(())
@@ -70,22 +77,33 @@ impl Design {
     #[inline]
     pub(crate) fn predict(&self, r: usize, coef: &[f64]) -> f64 {
         match self {
-            Design::Dense { k, values } => values[r * k..(r + 1) * k].iter().zip(coef).map(|(d, b)| d * b).sum(),
+            Design::Dense { k, values } => values[r * k..(r + 1) * k]
+                .iter()
+                .zip(coef)
+                .map(|(d, b)| d * b)
+                .sum(),
             Design::Groups { codes, .. } => coef[codes[r] as usize],
         }
     }
 
     pub(crate) fn subset_rows(&self, rows: Option<&[u64]>) -> Design {
-        let Some(rows) = rows else { return self.clone() };
+        let Some(rows) = rows else {
+            return self.clone();
+        };
         let at = |r: u64| usize::try_from(r).expect("fits");
         match self {
             Design::Dense { k, values } => Design::Dense {
                 k: *k,
-                values: Arc::new(rows.iter().flat_map(|&r| values[at(r) * k..(at(r) + 1) * k].iter().copied()).collect()),
+                values: Arc::new(
+                    rows.iter()
+                        .flat_map(|&r| values[at(r) * k..(at(r) + 1) * k].iter().copied())
+                        .collect(),
+                ),
             },
-            Design::Groups { ngroups, codes } => {
-                Design::Groups { ngroups: *ngroups, codes: Arc::new(rows.iter().map(|&r| codes[at(r)]).collect()) }
-            }
+            Design::Groups { ngroups, codes } => Design::Groups {
+                ngroups: *ngroups,
+                codes: Arc::new(rows.iter().map(|&r| codes[at(r)]).collect()),
+            },
         }
     }
 }
@@ -110,9 +128,16 @@ impl Regress {
             )));
         }
         if !out.is_float() {
-            return Err(OomError::Value(format!("regress_out output must be float32 or float64, not {}", out.name())));
+            return Err(OomError::Value(format!(
+                "regress_out output must be float32 or float64, not {}",
+                out.name()
+            )));
         }
-        Ok(Regress { design, coef: Arc::new(coef), out })
+        Ok(Regress {
+            design,
+            coef: Arc::new(coef),
+            out,
+        })
     }
 }
 
@@ -134,12 +159,18 @@ impl Op for Regress {
         let w = self.design.width();
         let coef = &self.coef;
         let design = &self.design;
-        Ok(map_block(block, self.out, true, |r, c, x| x - design.predict(r0 + r, &coef[c * w..(c + 1) * w])))
+        Ok(map_block(block, self.out, true, |r, c, x| {
+            x - design.predict(r0 + r, &coef[c * w..(c + 1) * w])
+        }))
     }
 
     fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
         let coef = gather_runs(&self.coef, self.design.width(), cols);
-        Arc::new(Regress { design: self.design.subset_rows(rows), coef, out: self.out })
+        Arc::new(Regress {
+            design: self.design.subset_rows(rows),
+            coef,
+            out: self.out,
+        })
     }
 }
 
@@ -246,7 +277,11 @@ pub fn regress_stats(view: &View, design: &Design) -> Result<RegressStats> {
             out.max[c] = out.max[c].max(0.0);
         }
     }
-    Ok(RegressStats { dtx: out.dtx, min: out.min, max: out.max })
+    Ok(RegressStats {
+        dtx: out.dtx,
+        min: out.min,
+        max: out.max,
+    })
 }
 
 #[cfg(test)]
@@ -257,22 +292,49 @@ mod tests {
     #[test]
     fn residuals_and_subsets() {
         // 3 rows × 2 cols, design [1, t].
-        let design = Design::Dense { k: 2, values: Arc::new(vec![1.0, 0.0, 1.0, 1.0, 1.0, 2.0]) };
+        let design = Design::Dense {
+            k: 2,
+            values: Arc::new(vec![1.0, 0.0, 1.0, 1.0, 1.0, 2.0]),
+        };
         let coef = vec![1.0, 2.0, /* col 1 */ 0.5, -1.0];
         let op = Regress::new(design, coef, Dtype::F64, 3, 2).unwrap();
-        let block = Block::Dense(Dense { nrows: 3, ncols: 2, data: Values::F32(vec![1.0, 1.0, 3.0, 0.0, 5.0, -1.0]) });
+        let block = Block::Dense(Dense {
+            nrows: 3,
+            ncols: 2,
+            data: Values::F32(vec![1.0, 1.0, 3.0, 0.0, 5.0, -1.0]),
+        });
         let out = op.apply(block.clone(), 0).unwrap();
         let Block::Dense(d) = out else { panic!() };
         assert_eq!(d.data, Values::F64(vec![0.0, 0.5, 0.0, 0.5, 0.0, 0.5]));
         // Rows 2, 0 and column 1 only.
         let sub = op.subset(Some(&[2, 0]), Some(&[1]));
-        let b2 = Block::Dense(Dense { nrows: 2, ncols: 1, data: Values::F32(vec![-1.0, 1.0]) });
-        let Block::Dense(d) = sub.apply(b2, 0).unwrap() else { panic!() };
+        let b2 = Block::Dense(Dense {
+            nrows: 2,
+            ncols: 1,
+            data: Values::F32(vec![-1.0, 1.0]),
+        });
+        let Block::Dense(d) = sub.apply(b2, 0).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.data, Values::F64(vec![0.5, 0.5]));
         // Groups.
-        let g = Regress::new(Design::Groups { ngroups: 2, codes: Arc::new(vec![1, 0, 1]) }, vec![10.0, 20.0, 1.0, 2.0], Dtype::F32, 3, 2)
-            .unwrap();
-        let Block::Dense(d) = g.apply(block, 0).unwrap() else { panic!() };
-        assert_eq!(d.data, Values::F32(vec![-19.0, -1.0, -7.0, -1.0, -15.0, -3.0]));
+        let g = Regress::new(
+            Design::Groups {
+                ngroups: 2,
+                codes: Arc::new(vec![1, 0, 1]),
+            },
+            vec![10.0, 20.0, 1.0, 2.0],
+            Dtype::F32,
+            3,
+            2,
+        )
+        .unwrap();
+        let Block::Dense(d) = g.apply(block, 0).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            d.data,
+            Values::F32(vec![-19.0, -1.0, -7.0, -1.0, -15.0, -3.0])
+        );
     }
 }

@@ -33,7 +33,12 @@ impl ColSel {
             *slot += 1;
         }
         let monotonic = cols.windows(2).all(|w| w[0] < w[1]);
-        ColSel { cols, starts: count, targets, monotonic }
+        ColSel {
+            cols,
+            starts: count,
+            targets,
+            monotonic,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -77,7 +82,13 @@ impl ColSel {
             take.extend(row.iter().map(|&(_, k)| k));
             indptr.push(indices.len() as i64);
         }
-        Csr { nrows: c.nrows, ncols: self.len(), indptr, indices, data: c.data.gather(take.into_iter()) }
+        Csr {
+            nrows: c.nrows,
+            ncols: self.len(),
+            indptr,
+            indices,
+            data: c.data.gather(take.into_iter()),
+        }
     }
 
     /// Increasing columns (what `filter_genes` leaves): each source column
@@ -105,7 +116,13 @@ impl ColSel {
             }
             out
         });
-        Csr { nrows: c.nrows, ncols: self.len(), indptr, indices, data }
+        Csr {
+            nrows: c.nrows,
+            ncols: self.len(),
+            indptr,
+            indices,
+            data,
+        }
     }
 
     fn apply_dense(&self, d: &Dense) -> Dense {
@@ -119,7 +136,11 @@ impl ColSel {
             }
             out
         });
-        Dense { nrows: d.nrows, ncols: self.len(), data }
+        Dense {
+            nrows: d.nrows,
+            ncols: self.len(),
+            data,
+        }
     }
 }
 

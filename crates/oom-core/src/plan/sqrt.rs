@@ -40,8 +40,16 @@ mod tests {
 
     #[test]
     fn sqrt_keeps_sparsity_and_follows_numpy_types() {
-        let b = Block::Csr(Csr { nrows: 1, ncols: 3, indptr: vec![0, 2], indices: vec![0, 2], data: Values::I32(vec![4, 9]) });
-        let Block::Csr(c) = Sqrt.apply(b, 0).unwrap() else { panic!("sparse stays sparse") };
+        let b = Block::Csr(Csr {
+            nrows: 1,
+            ncols: 3,
+            indptr: vec![0, 2],
+            indices: vec![0, 2],
+            data: Values::I32(vec![4, 9]),
+        });
+        let Block::Csr(c) = Sqrt.apply(b, 0).unwrap() else {
+            panic!("sparse stays sparse")
+        };
         assert_eq!(c.data, Values::F64(vec![2.0, 3.0]));
         assert_eq!(Sqrt.out_dtype(Dtype::F32), Dtype::F32);
         assert_eq!(Sqrt.out_dtype(Dtype::I16), Dtype::F32);

@@ -32,7 +32,11 @@ pub(crate) enum Layout {
     /// One run of bytes at a file address.
     Contiguous { addr: u64 },
     /// Fixed-size chunks, indexed by chunk number; `None` = never written (fill 0).
-    Chunked { chunk: u64, table: Vec<Option<ChunkLoc>>, pipeline: Vec<Filter> },
+    Chunked {
+        chunk: u64,
+        table: Vec<Option<ChunkLoc>>,
+        pipeline: Vec<Filter>,
+    },
     /// Anything else (compact storage, foreign filters, big-endian): ask HDF5.
     Library(hdf5::Dataset),
 }
@@ -64,14 +68,24 @@ impl H5Array1 {
     }
 
     /// Decode chunks `ids` (in parallel) and hand back their bytes in order.
-    fn chunks(&self, ids: &[u64], chunk: u64, table: &[Option<ChunkLoc>], pipeline: &[Filter]) -> Result<Vec<Vec<u8>>> {
+    fn chunks(
+        &self,
+        ids: &[u64],
+        chunk: u64,
+        table: &[Option<ChunkLoc>],
+        pipeline: &[Filter],
+    ) -> Result<Vec<Vec<u8>>> {
         let elem = self.elem();
         ids.par_iter()
             .map(|&id| {
                 // A single huge read stops promptly on Ctrl-C too.
                 crate::exec::check_cancel()?;
                 let expected = usize::try_from(chunk * elem).expect("chunk fits in memory");
-                let Some(loc) = table.get(usize::try_from(id).unwrap_or(usize::MAX)).copied().flatten() else {
+                let Some(loc) = table
+                    .get(usize::try_from(id).unwrap_or(usize::MAX))
+                    .copied()
+                    .flatten()
+                else {
                     return Ok(vec![0u8; expected]);
                 };
                 let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
@@ -116,7 +130,11 @@ impl Array1 for H5Array1 {
                 }
                 Ok(out)
             }
-            Layout::Chunked { chunk, table, pipeline } => {
+            Layout::Chunked {
+                chunk,
+                table,
+                pipeline,
+            } => {
                 let chunk = *chunk;
                 let mut ids: Vec<u64> = ranges
                     .iter()
@@ -163,9 +181,15 @@ impl Array1 for H5Array1 {
 /// Read exactly `len` bytes at `offset`, failing clearly on a short file
 /// (checked before allocating: a corrupt size must not abort the process).
 pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
-    let size = file.metadata().map_err(|e| OomError::io(path, format!("read failed: {e}")))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| OomError::io(path, format!("read failed: {e}")))?
+        .len();
     if offset.checked_add(len).map_or(true, |end| end > size) {
-        return Err(OomError::io(path, "file is truncated or corrupt (data ends before the stored matrix does)"));
+        return Err(OomError::io(
+            path,
+            "file is truncated or corrupt (data ends before the stored matrix does)",
+        ));
     }
     let mut buf = vec![0u8; to_usize(len)];
     pread_into(file, path, offset, &mut buf)?;
@@ -175,12 +199,19 @@ pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<V
 /// Fail unless `elems` values of `elem` bytes can be allocated: sizes come
 /// from the file, and a failed allocation would abort the process.
 pub(crate) fn check_alloc(path: &Path, elems: u64, elem: u64) -> Result<()> {
-    let bytes = elems.checked_mul(elem).and_then(|b| usize::try_from(b).ok());
+    let bytes = elems
+        .checked_mul(elem)
+        .and_then(|b| usize::try_from(b).ok());
     match bytes {
         // Small buffers are not worth a trial allocation.
         Some(b) if b <= 1 << 26 => Ok(()),
-        Some(b) if b <= isize::MAX as usize && Vec::<u8>::new().try_reserve_exact(b).is_ok() => Ok(()),
-        _ => Err(OomError::io(path, format!("cannot allocate {elems} values of {elem} bytes (corrupt sizes?)"))),
+        Some(b) if b <= isize::MAX as usize && Vec::<u8>::new().try_reserve_exact(b).is_ok() => {
+            Ok(())
+        }
+        _ => Err(OomError::io(
+            path,
+            format!("cannot allocate {elems} values of {elem} bytes (corrupt sizes?)"),
+        )),
     }
 }
 
@@ -188,7 +219,10 @@ pub(crate) fn check_alloc(path: &Path, elems: u64, elem: u64) -> Result<()> {
 pub(crate) fn pread_into(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            OomError::io(path, "file is truncated (data ends before the stored matrix does)")
+            OomError::io(
+                path,
+                "file is truncated (data ends before the stored matrix does)",
+            )
         } else {
             OomError::io(path, format!("read failed: {e}"))
         }

@@ -26,21 +26,35 @@ pub fn open_10x(f: &H5File, group: &str) -> Result<StoredMatrix> {
     }
     let shape = c.array1(&key("shape"))?;
     let v = shape.read_range(0..shape.len())?;
-    let dims: Vec<f64> = with_values!(&v, x => x.iter().map(|d| crate::block::Scalar::to_f64(*d)).collect());
+    let dims: Vec<f64> =
+        with_values!(&v, x => x.iter().map(|d| crate::block::Scalar::to_f64(*d)).collect());
     let [ngenes, ncells] = dims[..] else {
-        return Err(c.err(&key("shape"), format!("shape must have 2 entries, has {}", dims.len())));
+        return Err(c.err(
+            &key("shape"),
+            format!("shape must have 2 entries, has {}", dims.len()),
+        ));
     };
     if ngenes < 0.0 || ncells < 0.0 || v.dtype().is_float() {
-        return Err(c.err(&key("shape"), format!("shape must be 2 non-negative integers, is {dims:?}")));
+        return Err(c.err(
+            &key("shape"),
+            format!("shape must be 2 non-negative integers, is {dims:?}"),
+        ));
     }
     let indptr = read_indptr(&*c.array1(&key("indptr"))?).map_err(|m| c.err(&key("indptr"), m))?;
     let what = format!("'{}' element '{group}'", f.path.display());
     // A structure that disagrees with the shape is a bad file, not a bad argument.
-    let store = CsrStore::new(ncells as u64, ngenes as u64, indptr, c.array1(&key("indices"))?, c.array1(&key("data"))?, what)
-        .map_err(|e| match e {
-            OomError::Value(m) => c.err(group, m),
-            e => e,
-        })?;
+    let store = CsrStore::new(
+        ncells as u64,
+        ngenes as u64,
+        indptr,
+        c.array1(&key("indices"))?,
+        c.array1(&key("data"))?,
+        what,
+    )
+    .map_err(|e| match e {
+        OomError::Value(m) => c.err(group, m),
+        e => e,
+    })?;
     check_shape(c, group, StoredMatrix::from_csr(store))
 }
 

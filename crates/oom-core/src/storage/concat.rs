@@ -46,7 +46,13 @@ pub struct ConcatStore {
 impl ConcatStore {
     /// Stack `parts` into a matrix of `ncols` columns of `dtype` (CSR if
     /// `sparse`, else dense), with `fill` where a part lacks a column.
-    pub fn new(parts: Vec<ConcatPart>, ncols: u64, dtype: Dtype, sparse: bool, fill: f64) -> Result<Self> {
+    pub fn new(
+        parts: Vec<ConcatPart>,
+        ncols: u64,
+        dtype: Dtype,
+        sparse: bool,
+        fill: f64,
+    ) -> Result<Self> {
         if parts.is_empty() {
             return Err(OomError::Value("concat needs at least one matrix".into()));
         }
@@ -61,13 +67,26 @@ impl ConcatStore {
                     p.colmap.len()
                 )));
             }
-            if let Some(&c) = p.colmap.iter().find(|&&c| c < -1 || c >= i64::try_from(ncols).unwrap_or(i64::MAX)) {
-                return Err(OomError::Index(format!("concat part {i}: output column {c} out of range 0..{ncols}")));
+            if let Some(&c) = p
+                .colmap
+                .iter()
+                .find(|&&c| c < -1 || c >= i64::try_from(ncols).unwrap_or(i64::MAX))
+            {
+                return Err(OomError::Index(format!(
+                    "concat part {i}: output column {c} out of range 0..{ncols}"
+                )));
             }
             let kept: Vec<i64> = p.colmap.iter().copied().filter(|&c| c >= 0).collect();
             monotonic.push(kept.windows(2).all(|w| w[0] < w[1]));
-            let whole = p.view.rows.is_none() && p.view.cols.is_none() && p.view.is_plain() && p.view.is_sparse();
-            nnz = match (nnz, whole && kept.len() == p.colmap.len(), p.view.src.stored_nnz()) {
+            let whole = p.view.rows.is_none()
+                && p.view.cols.is_none()
+                && p.view.is_plain()
+                && p.view.is_sparse();
+            nnz = match (
+                nnz,
+                whole && kept.len() == p.colmap.len(),
+                p.view.src.stored_nnz(),
+            ) {
                 (Some(acc), true, Some(k)) => Some(acc + k),
                 _ => None,
             };
@@ -84,9 +103,22 @@ impl ConcatStore {
         }
         let identity = parts
             .iter()
-            .map(|p| p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j))
+            .map(|p| {
+                p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j)
+            })
             .collect();
-        Ok(ConcatStore { parts, offsets, ncols, dtype, sparse, fill, monotonic, missing, identity, nnz })
+        Ok(ConcatStore {
+            parts,
+            offsets,
+            ncols,
+            dtype,
+            sparse,
+            fill,
+            monotonic,
+            missing,
+            identity,
+            nnz,
+        })
     }
 
     pub fn nrows(&self) -> u64 {
@@ -126,7 +158,11 @@ impl ConcatStore {
         ptr.push(0u64);
         let mut acc = 0u64;
         for p in &self.parts {
-            let cost = if p.view.is_sparse() { p.view.src.row_cost()? } else { RowCost::Width(p.view.ncols()) };
+            let cost = if p.view.is_sparse() {
+                p.view.src.row_cost()?
+            } else {
+                RowCost::Width(p.view.ncols())
+            };
             for r in 0..p.view.nrows() {
                 acc += cost.of(p.view.src_row(r));
                 ptr.push(acc);
@@ -139,7 +175,9 @@ impl ConcatStore {
     pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
         let n = self.nrows();
         if let Some(&r) = rows.iter().find(|&&r| r >= n) {
-            return Err(OomError::Index(format!("row {r} out of range for {n} rows")));
+            return Err(OomError::Index(format!(
+                "row {r} out of range for {n} rows"
+            )));
         }
         let mut blocks = Vec::new();
         let mut i = 0;
@@ -154,7 +192,12 @@ impl ConcatStore {
             blocks.push(self.read_part(part, &local)?);
             i = j;
         }
-        Ok(Block::vstack(blocks, usize::try_from(self.ncols).expect("fits"), self.dtype, self.sparse))
+        Ok(Block::vstack(
+            blocks,
+            usize::try_from(self.ncols).expect("fits"),
+            self.dtype,
+            self.sparse,
+        ))
     }
 
     fn read_part(&self, part: usize, local: &[u64]) -> Result<Block> {
@@ -164,7 +207,9 @@ impl ConcatStore {
             let a = local.first().copied().unwrap_or(0);
             p.view.read(a, a + local.len() as u64)?
         } else {
-            p.view.subset(Some(local), None)?.read(0, local.len() as u64)?
+            p.view
+                .subset(Some(local), None)?
+                .read(0, local.len() as u64)?
         };
         let block = cast_block(block, self.dtype);
         if self.identity[part] && matches!(block, Block::Csr(_)) == self.sparse {
@@ -173,9 +218,19 @@ impl ConcatStore {
         let ncols = usize::try_from(self.ncols).expect("fits");
         let fill = (&self.missing[part][..], self.fill);
         Ok(match (block, self.sparse) {
-            (Block::Csr(c), true) => Block::Csr(remap_csr(&c, &p.colmap, ncols, self.monotonic[part], fill)),
-            (Block::Dense(d), true) => Block::Csr(remap_csr(&dense_to_csr(&d), &p.colmap, ncols, self.monotonic[part], fill)),
-            (Block::Csr(c), false) => Block::Dense(remap_dense(&c.to_dense(), &p.colmap, ncols, self.fill)),
+            (Block::Csr(c), true) => {
+                Block::Csr(remap_csr(&c, &p.colmap, ncols, self.monotonic[part], fill))
+            }
+            (Block::Dense(d), true) => Block::Csr(remap_csr(
+                &dense_to_csr(&d),
+                &p.colmap,
+                ncols,
+                self.monotonic[part],
+                fill,
+            )),
+            (Block::Csr(c), false) => {
+                Block::Dense(remap_dense(&c.to_dense(), &p.colmap, ncols, self.fill))
+            }
             (Block::Dense(d), false) => Block::Dense(remap_dense(&d, &p.colmap, ncols, self.fill)),
         })
     }
@@ -189,7 +244,10 @@ fn absent_columns(colmap: &[i64], ncols: usize) -> Vec<i32> {
         let t = t as usize;
         hit[t] = true;
     }
-    (0..ncols).filter(|&j| !hit[j]).map(|j| i32::try_from(j).expect("fewer than 2^31 columns")).collect()
+    (0..ncols)
+        .filter(|&j| !hit[j])
+        .map(|j| i32::try_from(j).expect("fewer than 2^31 columns"))
+        .collect()
 }
 
 /// Remap CSR column indices through `colmap`, dropping `-1` columns; every
@@ -229,7 +287,13 @@ fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool, fill: (&[i3
         take.extend(row.iter().map(|&(_, k)| k));
         indptr.push(indices.len() as i64);
     }
-    Csr { nrows: c.nrows, ncols, indptr, indices, data: source.gather(take.into_iter()) }
+    Csr {
+        nrows: c.nrows,
+        ncols,
+        indptr,
+        indices,
+        data: source.gather(take.into_iter()),
+    }
 }
 
 /// Scatter dense columns through `colmap` into a `fill`ed block of `ncols`.
@@ -249,7 +313,11 @@ fn remap_dense(d: &Dense, colmap: &[i64], ncols: usize, fill: f64) -> Dense {
         }
         out
     });
-    Dense { nrows: d.nrows, ncols, data }
+    Dense {
+        nrows: d.nrows,
+        ncols,
+        data,
+    }
 }
 
 /// CSR of a dense block's non-zero entries.
@@ -271,7 +339,13 @@ fn dense_to_csr(d: &Dense) -> Csr {
         }
         out
     });
-    Csr { nrows: d.nrows, ncols: n, indptr, indices, data }
+    Csr {
+        nrows: d.nrows,
+        ncols: n,
+        indptr,
+        indices,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +355,13 @@ mod tests {
 
     fn csr() -> Csr {
         // [[1, 0, 2], [0, 3, 0]]
-        Csr { nrows: 2, ncols: 3, indptr: vec![0, 2, 3], indices: vec![0, 2, 1], data: Values::F32(vec![1.0, 2.0, 3.0]) }
+        Csr {
+            nrows: 2,
+            ncols: 3,
+            indptr: vec![0, 2, 3],
+            indices: vec![0, 2, 1],
+            data: Values::F32(vec![1.0, 2.0, 3.0]),
+        }
     }
 
     #[test]
@@ -303,7 +383,10 @@ mod tests {
         let out = remap_csr(&csr(), &colmap, 5, false, (&absent, 7.0));
         assert_eq!(out.indptr, vec![0, 4, 7]);
         assert_eq!(out.indices, vec![1, 2, 3, 4, 0, 1, 4]);
-        assert_eq!(out.data, Values::F32(vec![7.0, 1.0, 2.0, 7.0, 3.0, 7.0, 7.0]));
+        assert_eq!(
+            out.data,
+            Values::F32(vec![7.0, 1.0, 2.0, 7.0, 3.0, 7.0, 7.0])
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub trait Container: Send + Sync {
         if self.exists("X") || (self.exists("obs") && self.exists("var")) {
             Ok(())
         } else {
-            Err(OomError::format(self.path(), "/", "store is not AnnData: it has no 'X' and no 'obs'/'var'"))
+            Err(OomError::format(
+                self.path(),
+                "/",
+                "store is not AnnData: it has no 'X' and no 'obs'/'var'",
+            ))
         }
     }
 }

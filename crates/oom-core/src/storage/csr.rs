@@ -30,7 +30,11 @@ impl CsrStore {
     ) -> Result<Self> {
         let bad = |m: String| Err(OomError::Value(format!("{what}: {m}")));
         if indptr.len() as u64 != nrows + 1 {
-            return bad(format!("indptr has {} entries for {nrows} rows (expected {})", indptr.len(), nrows + 1));
+            return bad(format!(
+                "indptr has {} entries for {nrows} rows (expected {})",
+                indptr.len(),
+                nrows + 1
+            ));
         }
         if indptr[0] != 0 {
             return bad(format!("indptr must start at 0, starts at {}", indptr[0]));
@@ -47,7 +51,14 @@ impl CsrStore {
             ));
         }
         if !indices.dtype().is_float() {
-            Ok(CsrStore { nrows, ncols, indptr, indices, data, what })
+            Ok(CsrStore {
+                nrows,
+                ncols,
+                indptr,
+                indices,
+                data,
+                what,
+            })
         } else {
             bad("indices must be integers".into())
         }
@@ -66,8 +77,17 @@ impl CsrStore {
         let (a, b) = (self.indptr[to_usize(r0)], self.indptr[to_usize(r1)]);
         let indices = to_i32(self.indices.read_range(a..b)?, self.ncols, &self.what)?;
         let data = self.data.read_range(a..b)?;
-        let indptr = self.indptr[to_usize(r0)..=to_usize(r1)].iter().map(|&p| (p - a) as i64).collect();
-        let mut block = Csr { nrows: to_usize(r1 - r0), ncols: to_usize(self.ncols), indptr, indices, data };
+        let indptr = self.indptr[to_usize(r0)..=to_usize(r1)]
+            .iter()
+            .map(|&p| (p - a) as i64)
+            .collect();
+        let mut block = Csr {
+            nrows: to_usize(r1 - r0),
+            ncols: to_usize(self.ncols),
+            indptr,
+            indices,
+            data,
+        };
         block.canonicalize(&self.what)?;
         Ok(block)
     }
@@ -104,7 +124,13 @@ impl CsrStore {
             // output order, so the values are the block as they are.
             // Each row ends where the next starts; the last at `pos` (no rows: no ends).
             indptr.extend((1..=uniq.len()).map(|k| offset.get(k).copied().unwrap_or(pos) as i64));
-            let mut block = Csr { nrows: rows.len(), ncols: to_usize(self.ncols), indptr, indices, data };
+            let mut block = Csr {
+                nrows: rows.len(),
+                ncols: to_usize(self.ncols),
+                indptr,
+                indices,
+                data,
+            };
             block.canonicalize(&self.what)?;
             return Ok(block);
         }
@@ -117,7 +143,13 @@ impl CsrStore {
         }
         let indices = take.iter().map(|&k| indices[k]).collect();
         let data = data.gather(take.iter().copied());
-        let mut block = Csr { nrows: rows.len(), ncols: to_usize(self.ncols), indptr, indices, data };
+        let mut block = Csr {
+            nrows: rows.len(),
+            ncols: to_usize(self.ncols),
+            indptr,
+            indices,
+            data,
+        };
         block.canonicalize(&self.what)?;
         Ok(block)
     }
@@ -126,7 +158,10 @@ impl CsrStore {
 /// `Some((a, b))` when `rows` is exactly `a..b`.
 pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
     let first = *rows.first()?;
-    rows.iter().enumerate().all(|(k, &r)| r == first + k as u64).then(|| (first, first + rows.len() as u64))
+    rows.iter()
+        .enumerate()
+        .all(|(k, &r)| r == first + k as u64)
+        .then(|| (first, first + rows.len() as u64))
 }
 
 /// Stored indices of any integer type as scipy's `int32`, range-checked.
@@ -153,7 +188,9 @@ fn check_i32(x: Vec<i32>, ncols: u64, what: &str) -> Result<Vec<i32>> {
 }
 
 fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
-    OomError::Value(format!("{what}: stored index {c} is out of range for an axis of length {ncols}"))
+    OomError::Value(format!(
+        "{what}: stored index {c} is out of range for an axis of length {ncols}"
+    ))
 }
 
 /// Gather rows from a dense store: read each run of consecutive rows once.

@@ -63,36 +63,55 @@ impl H5Dense {
         let out_row = (c1 - c0) * elem;
         match &self.layout {
             Layout::Contiguous { addr } if c0 == 0 && c1 == self.ncols => {
-                let bytes = pread(&self.file, &self.path, addr + r0 * row_bytes, (r1 - r0) * row_bytes)?;
+                let bytes = pread(
+                    &self.file,
+                    &self.path,
+                    addr + r0 * row_bytes,
+                    (r1 - r0) * row_bytes,
+                )?;
                 Ok(Values::from_le_bytes(self.dtype, &bytes))
             }
             Layout::Contiguous { addr } => {
                 let mut out = vec![0u8; to_usize((r1 - r0) * out_row)];
                 for (r, dst) in (r0..r1).zip(out.chunks_exact_mut(to_usize(out_row.max(1)))) {
-                    dst.copy_from_slice(&pread(&self.file, &self.path, addr + r * row_bytes + c0 * elem, out_row)?);
+                    dst.copy_from_slice(&pread(
+                        &self.file,
+                        &self.path,
+                        addr + r * row_bytes + c0 * elem,
+                        out_row,
+                    )?);
                 }
                 Ok(Values::from_le_bytes(self.dtype, &out))
             }
-            Layout::Chunked { table, pipeline, .. } => {
+            Layout::Chunked {
+                table, pipeline, ..
+            } => {
                 let shape = self.chunk_shape.as_deref().unwrap_or(&[1, 1]);
                 let (cr, cc) = (shape[0], shape.get(1).copied().unwrap_or(1));
                 let gcols = self.ncols.div_ceil(cc);
                 let chunk_bytes = to_usize(cr * cc * elem);
                 let ids: Vec<(u64, u64)> = if r1 > r0 && c1 > c0 {
-                    (r0 / cr..=(r1 - 1) / cr).flat_map(|i| (c0 / cc..=(c1 - 1) / cc).map(move |j| (i, j))).collect()
+                    (r0 / cr..=(r1 - 1) / cr)
+                        .flat_map(|i| (c0 / cc..=(c1 - 1) / cc).map(move |j| (i, j)))
+                        .collect()
                 } else {
                     Vec::new()
                 };
                 let decoded: Vec<Vec<u8>> = ids
                     .par_iter()
-                    .map(|&(i, j)| match crate::exec::check_cancel().map(|()| table.get(to_usize(i * gcols + j)).copied().flatten())? {
-                        None => Ok(vec![0u8; chunk_bytes]),
-                        Some(loc) => {
-                            let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
-                            if pipeline.is_empty() {
-                                Ok(raw)
-                            } else {
-                                decode_chunk(raw, pipeline, loc.mask, chunk_bytes).map_err(|m| self.err(m))
+                    .map(|&(i, j)| {
+                        match crate::exec::check_cancel()
+                            .map(|()| table.get(to_usize(i * gcols + j)).copied().flatten())?
+                        {
+                            None => Ok(vec![0u8; chunk_bytes]),
+                            Some(loc) => {
+                                let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
+                                if pipeline.is_empty() {
+                                    Ok(raw)
+                                } else {
+                                    decode_chunk(raw, pipeline, loc.mask, chunk_bytes)
+                                        .map_err(|m| self.err(m))
+                                }
                             }
                         }
                     })
@@ -112,7 +131,8 @@ impl H5Dense {
             }
             Layout::Library(ds) => {
                 let (a, b, c, d) = (to_usize(r0), to_usize(r1), to_usize(c0), to_usize(c1));
-                let is_2d = self.chunk_shape.as_ref().map_or(true, |c| c.len() == 2) && ds.ndim() == 2;
+                let is_2d =
+                    self.chunk_shape.as_ref().map_or(true, |c| c.len() == 2) && ds.ndim() == 2;
                 hdf5::sync::sync(|| -> hdf5::Result<Values> {
                     Ok(if is_2d {
                         values_of!(self.dtype, T => ds.read_slice_2d::<T, _>(ndarray::s![a..b, c..d])?.iter().copied().collect())

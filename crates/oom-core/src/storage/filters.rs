@@ -55,7 +55,10 @@ pub fn decode_chunk(
         };
     }
     if buf.len() < expected {
-        return Err(format!("chunk decoded to {} bytes, expected {expected}", buf.len()));
+        return Err(format!(
+            "chunk decoded to {} bytes, expected {expected}",
+            buf.len()
+        ));
     }
     Ok(buf)
 }
@@ -146,7 +149,10 @@ mod tests {
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&data).unwrap();
         let z = enc.finish().unwrap();
-        assert_eq!(decode_chunk(z.clone(), &[Filter::Deflate], 0, data.len()).unwrap(), data);
+        assert_eq!(
+            decode_chunk(z.clone(), &[Filter::Deflate], 0, data.len()).unwrap(),
+            data
+        );
         let bad = z[..z.len() / 2].to_vec();
         assert!(decode_chunk(bad, &[Filter::Deflate], 0, data.len()).is_err());
     }

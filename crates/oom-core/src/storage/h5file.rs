@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use hdf5::types::TypeDescriptor;
 
-use super::array::{ChunkLoc, H5Array1, Layout};
 use super::array::Array1;
+use super::array::{ChunkLoc, H5Array1, Layout};
 use super::container::{Container, DenseRows};
 use super::dense::H5Dense;
 use super::filters::{
@@ -44,13 +44,27 @@ impl H5File {
             return Err(OomError::io(path, "not an HDF5 file (no HDF5 signature)"));
         }
         let h5 = hdf5::sync::sync(|| {
-            hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
+            hdf5::File::with_options()
+                .with_fapl(|p| p.file_locking(false))
+                .open(path)
         })
-        .map_err(|e| OomError::io(path, format!("cannot read HDF5 file (truncated or corrupt?): {e}")))?;
+        .map_err(|e| {
+            OomError::io(
+                path,
+                format!("cannot read HDF5 file (truncated or corrupt?): {e}"),
+            )
+        })?;
         if h5.userblock() != 0 {
-            return Err(OomError::io(path, "HDF5 files with a user block are not supported"));
+            return Err(OomError::io(
+                path,
+                "HDF5 files with a user block are not supported",
+            ));
         }
-        Ok(H5File { path: path.to_path_buf(), h5, raw: Arc::new(raw) })
+        Ok(H5File {
+            path: path.to_path_buf(),
+            h5,
+            raw: Arc::new(raw),
+        })
     }
 
     fn err(&self, key: &str, msg: impl Into<String>) -> OomError {
@@ -99,7 +113,10 @@ impl Container for H5File {
         let ds = self.dataset(key)?;
         let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
         if info.shape.len() != 1 {
-            return Err(self.err(key, format!("expected a 1-D dataset, found shape {:?}", info.shape)));
+            return Err(self.err(
+                key,
+                format!("expected a 1-D dataset, found shape {:?}", info.shape),
+            ));
         }
         let layout = info.layout(&ds);
         Ok(Box::new(H5Array1 {
@@ -174,10 +191,22 @@ fn has_hdf5_signature(file: &File, len: u64) -> bool {
 fn read_str_attr(attr: &hdf5::Attribute) -> Option<String> {
     use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
     match attr.dtype().ok()?.to_descriptor().ok()? {
-        TypeDescriptor::VarLenUnicode => attr.read_scalar::<VarLenUnicode>().ok().map(|s| s.to_string()),
-        TypeDescriptor::VarLenAscii => attr.read_scalar::<VarLenAscii>().ok().map(|s| s.to_string()),
-        TypeDescriptor::FixedAscii(_) => attr.read_scalar::<FixedAscii<256>>().ok().map(|s| s.to_string()),
-        TypeDescriptor::FixedUnicode(_) => attr.read_scalar::<FixedUnicode<256>>().ok().map(|s| s.to_string()),
+        TypeDescriptor::VarLenUnicode => attr
+            .read_scalar::<VarLenUnicode>()
+            .ok()
+            .map(|s| s.to_string()),
+        TypeDescriptor::VarLenAscii => attr
+            .read_scalar::<VarLenAscii>()
+            .ok()
+            .map(|s| s.to_string()),
+        TypeDescriptor::FixedAscii(_) => attr
+            .read_scalar::<FixedAscii<256>>()
+            .ok()
+            .map(|s| s.to_string()),
+        TypeDescriptor::FixedUnicode(_) => attr
+            .read_scalar::<FixedUnicode<256>>()
+            .ok()
+            .map(|s| s.to_string()),
         _ => None,
     }
 }
@@ -196,7 +225,9 @@ struct DatasetInfo {
 impl DatasetInfo {
     fn read(ds: &hdf5::Dataset) -> std::result::Result<Self, String> {
         let dt = ds.dtype().map_err(|e| e.to_string())?;
-        let desc = dt.to_descriptor().map_err(|e| format!("unsupported element type: {e}"))?;
+        let desc = dt
+            .to_descriptor()
+            .map_err(|e| format!("unsupported element type: {e}"))?;
         use hdf5::types::{FloatSize, IntSize};
         let dtype = match desc {
             TypeDescriptor::Float(FloatSize::U4) => Dtype::F32,
@@ -211,15 +242,26 @@ impl DatasetInfo {
             TypeDescriptor::Unsigned(IntSize::U8) => Dtype::U64,
             other => return Err(format!("matrix values must be numeric, found {other}")),
         };
-        let little_endian = dt.byte_order() == hdf5::datatype::ByteOrder::LittleEndian
-            || dtype.size() == 1;
+        let little_endian =
+            dt.byte_order() == hdf5::datatype::ByteOrder::LittleEndian || dtype.size() == 1;
         let shape = ds.shape().into_iter().map(|x| x as u64).collect();
-        let chunk = ds.chunk().map(|c| c.into_iter().map(|x| x as u64).collect());
+        let chunk = ds
+            .chunk()
+            .map(|c| c.into_iter().map(|x| x as u64).collect());
         let pipeline = pipeline_of(ds, dtype.size());
         // Our chunk table maps never-written chunks to zeros; any other fill
         // value is left to HDF5.
-        let zero_fill = ds.dcpl().map_or(false, |p| p.fill_value_as::<f64>().map_or(true, |v| v == 0.0));
-        Ok(DatasetInfo { shape, dtype, little_endian, chunk, pipeline, zero_fill })
+        let zero_fill = ds.dcpl().map_or(false, |p| {
+            p.fill_value_as::<f64>().map_or(true, |v| v == 0.0)
+        });
+        Ok(DatasetInfo {
+            shape,
+            dtype,
+            little_endian,
+            chunk,
+            pipeline,
+            zero_fill,
+        })
     }
 
     /// Choose how to read: our own positioned reads where we understand the
@@ -239,10 +281,16 @@ impl DatasetInfo {
             (None, _) => hdf5::sync::sync(|| ds.offset())
                 .map_or_else(library, |addr| Layout::Contiguous { addr }),
             (Some(chunk), Some(pipeline)) if self.zero_fill => {
-                let Some(table) = chunk_table(ds, chunk, &self.shape) else { return library() };
+                let Some(table) = chunk_table(ds, chunk, &self.shape) else {
+                    return library();
+                };
                 // For 2-D datasets `chunk` is the rows per chunk; the full
                 // chunk shape is kept by the dense reader.
-                Layout::Chunked { chunk: chunk[0], table, pipeline: pipeline.clone() }
+                Layout::Chunked {
+                    chunk: chunk[0],
+                    table,
+                    pipeline: pipeline.clone(),
+                }
             }
             (Some(_), _) => library(),
         }
@@ -269,7 +317,11 @@ fn pipeline_of(ds: &hdf5::Dataset, elem_size: usize) -> Option<Vec<Filter>> {
 /// Chunk locations in row-major chunk-grid order; `None` if HDF5 cannot
 /// enumerate them.
 fn chunk_table(ds: &hdf5::Dataset, chunk: &[u64], shape: &[u64]) -> Option<Vec<Option<ChunkLoc>>> {
-    let grid: Vec<u64> = shape.iter().zip(chunk).map(|(s, c)| s.div_ceil(*c)).collect();
+    let grid: Vec<u64> = shape
+        .iter()
+        .zip(chunk)
+        .map(|(s, c)| s.div_ceil(*c))
+        .collect();
     let n = grid.iter().try_fold(1u64, |acc, g| acc.checked_mul(*g))?;
     // A table of more than 16M chunks (hundreds of MB) is left to HDF5.
     if n > 1 << 24 {
@@ -284,7 +336,13 @@ fn chunk_table(ds: &hdf5::Dataset, chunk: &[u64], shape: &[u64]) -> Option<Vec<O
                 id = id * grid[d] + off / chunk[d];
             }
             match table.get_mut(usize::try_from(id).unwrap_or(usize::MAX)) {
-                Some(slot) => *slot = Some(ChunkLoc { addr: info.addr, size: info.size, mask: info.filter_mask }),
+                Some(slot) => {
+                    *slot = Some(ChunkLoc {
+                        addr: info.addr,
+                        size: info.size,
+                        mask: info.filter_mask,
+                    })
+                }
                 None => ok = false,
             }
             0
@@ -302,10 +360,16 @@ mod tests {
     /// Like h5py: a contiguous dataset, storage allocated only when written.
     fn write_dense(path: &Path, nrows: usize, ncols: usize) {
         let f = hdf5::File::create(path).unwrap();
-        let ds = f.new_dataset::<f32>().no_chunk().shape([nrows, ncols]).create("X").unwrap();
+        let ds = f
+            .new_dataset::<f32>()
+            .no_chunk()
+            .shape([nrows, ncols])
+            .create("X")
+            .unwrap();
         if nrows * ncols > 0 {
             let data: Vec<f32> = (0..nrows * ncols).map(|i| i as f32).collect();
-            ds.write(&ndarray::Array2::from_shape_vec((nrows, ncols), data).unwrap()).unwrap();
+            ds.write(&ndarray::Array2::from_shape_vec((nrows, ncols), data).unwrap())
+                .unwrap();
         }
     }
 

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::array::{check_alloc, to_usize, Array1};
-use super::csr::{gather_dense_rows, CsrStore};
 use super::container::{Container, DenseRows};
+use super::csr::{gather_dense_rows, CsrStore};
 use super::transpose::csc_to_csr;
 use crate::block::{Block, Dense, Dtype, Scalar};
 use crate::error::{OomError, Result};
@@ -72,25 +72,49 @@ impl StoredMatrix {
 
     /// A CSR matrix opened from any layout (e.g. Cell Ranger's `.h5`).
     pub fn from_csr(store: CsrStore) -> Self {
-        StoredMatrix { nrows: store.nrows, ncols: store.ncols, format: Format::Csr, dtype: store.dtype(), inner: Inner::Csr(store) }
+        StoredMatrix {
+            nrows: store.nrows,
+            ncols: store.ncols,
+            format: Format::Csr,
+            dtype: store.dtype(),
+            inner: Inner::Csr(store),
+        }
     }
 
     /// A dense matrix read by row ranges (e.g. loom's transposed `/matrix`).
     pub fn from_dense(d: Box<dyn DenseRows>) -> Self {
-        StoredMatrix { nrows: d.nrows(), ncols: d.ncols(), format: Format::Dense, dtype: d.dtype(), inner: Inner::Dense(d) }
+        StoredMatrix {
+            nrows: d.nrows(),
+            ncols: d.ncols(),
+            format: Format::Dense,
+            dtype: d.dtype(),
+            inner: Inner::Dense(d),
+        }
     }
 
     /// Rows of several matrices stacked (see [`super::concat`]).
     pub fn concat(store: super::concat::ConcatStore) -> Self {
-        let format = if store.is_sparse() { Format::Csr } else { Format::Dense };
-        StoredMatrix { nrows: store.nrows(), ncols: store.ncols(), format, dtype: store.dtype(), inner: Inner::Concat(store) }
+        let format = if store.is_sparse() {
+            Format::Csr
+        } else {
+            Format::Dense
+        };
+        StoredMatrix {
+            nrows: store.nrows(),
+            ncols: store.ncols(),
+            format,
+            dtype: store.dtype(),
+            inner: Inner::Concat(store),
+        }
     }
 
     /// Number of values a read of row `r` moves (nnz for sparse, width for dense).
     pub fn row_cost(&self) -> Result<RowCost> {
         Ok(match &self.inner {
             Inner::Csr(c) => RowCost::Ptr(Arc::new(c.indptr.clone())),
-            Inner::Csc(c) => RowCost::Ptr(Arc::new(c.by_rows(self.nrows, self.ncols)?.indptr.clone())),
+            Inner::Csc(c) => {
+                RowCost::Ptr(Arc::new(c.by_rows(self.nrows, self.ncols)?.indptr.clone()))
+            }
             Inner::Dense(_) => RowCost::Width(self.ncols),
             Inner::Concat(c) => c.row_cost()?,
         })
@@ -99,14 +123,25 @@ impl StoredMatrix {
     /// Rows `rows` (any order, repeats allowed) as one block.
     pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.nrows) {
-            return Err(OomError::Index(format!("row {r} out of range for {} rows", self.nrows)));
+            return Err(OomError::Index(format!(
+                "row {r} out of range for {} rows",
+                self.nrows
+            )));
         }
         match &self.inner {
             Inner::Csr(c) => Ok(Block::Csr(c.read_rows(rows)?)),
-            Inner::Csc(c) => Ok(Block::Csr(c.by_rows(self.nrows, self.ncols)?.read_rows(rows)?)),
+            Inner::Csc(c) => Ok(Block::Csr(
+                c.by_rows(self.nrows, self.ncols)?.read_rows(rows)?,
+            )),
             Inner::Dense(d) => {
-                let data = gather_dense_rows(rows, to_usize(self.ncols), self.dtype, |a, b| d.read_rows(a, b))?;
-                Ok(Block::Dense(Dense { nrows: rows.len(), ncols: to_usize(self.ncols), data }))
+                let data = gather_dense_rows(rows, to_usize(self.ncols), self.dtype, |a, b| {
+                    d.read_rows(a, b)
+                })?;
+                Ok(Block::Dense(Dense {
+                    nrows: rows.len(),
+                    ncols: to_usize(self.ncols),
+                    data,
+                }))
             }
             Inner::Concat(c) => c.read_rows(rows),
         }
@@ -131,11 +166,21 @@ impl RowCost {
 
 impl CscStore {
     fn by_rows(&self, nrows: u64, ncols: u64) -> Result<Arc<CsrStore>> {
-        let mut guard = self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(s) = guard.as_ref() {
             return Ok(Arc::clone(s));
         }
-        let s = Arc::new(csc_to_csr(nrows, ncols, &self.col_ptr, &*self.indices, &*self.data, &self.what)?);
+        let s = Arc::new(csc_to_csr(
+            nrows,
+            ncols,
+            &self.col_ptr,
+            &*self.indices,
+            &*self.data,
+            &self.what,
+        )?);
         *guard = Some(Arc::clone(&s));
         Ok(s)
     }
@@ -151,7 +196,13 @@ pub fn open_matrix(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
 pub(crate) fn check_shape(f: &dyn Container, key: &str, m: StoredMatrix) -> Result<StoredMatrix> {
     for n in [m.nrows, m.ncols] {
         check_alloc(f.path(), n, 16).map_err(|_| {
-            f.err(key, format!("shape ({}, {}) is too large to process (corrupt shape?)", m.nrows, m.ncols))
+            f.err(
+                key,
+                format!(
+                    "shape ({}, {}) is too large to process (corrupt shape?)",
+                    m.nrows, m.ncols
+                ),
+            )
         })?;
     }
     Ok(m)
@@ -159,16 +210,33 @@ pub(crate) fn check_shape(f: &dyn Container, key: &str, m: StoredMatrix) -> Resu
 
 fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
     if !f.exists(key) {
-        return Err(OomError::Key(format!("no matrix '{key}' in '{}'", f.path().display())));
+        return Err(OomError::Key(format!(
+            "no matrix '{key}' in '{}'",
+            f.path().display()
+        )));
     }
     if !f.is_group(key) {
         let d = f.dense(key)?;
-        return Ok(StoredMatrix { nrows: d.nrows(), ncols: d.ncols(), format: Format::Dense, dtype: d.dtype(), inner: Inner::Dense(d) });
+        return Ok(StoredMatrix {
+            nrows: d.nrows(),
+            ncols: d.ncols(),
+            format: Format::Dense,
+            dtype: d.dtype(),
+            inner: Inner::Dense(d),
+        });
     }
     let enc = f
         .str_attr(key, "encoding-type")
-        .or_else(|| f.str_attr(key, "h5sparse_format").map(|s| format!("{s}_matrix")))
-        .ok_or_else(|| f.err(key, "group has no encoding-type attribute; not an AnnData matrix"))?;
+        .or_else(|| {
+            f.str_attr(key, "h5sparse_format")
+                .map(|s| format!("{s}_matrix"))
+        })
+        .ok_or_else(|| {
+            f.err(
+                key,
+                "group has no encoding-type attribute; not an AnnData matrix",
+            )
+        })?;
     let format = match enc.as_str() {
         "csr_matrix" => Format::Csr,
         "csc_matrix" => Format::Csc,
@@ -179,7 +247,13 @@ fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
         .or_else(|| f.int_attr(key, "h5sparse_shape"))
         .ok_or_else(|| f.err(key, "sparse matrix has no shape attribute"))?;
     let [nrows, ncols] = shape[..] else {
-        return Err(f.err(key, format!("sparse matrix shape must have 2 entries, has {}", shape.len())));
+        return Err(f.err(
+            key,
+            format!(
+                "sparse matrix shape must have 2 entries, has {}",
+                shape.len()
+            ),
+        ));
     };
     let (Ok(nrows), Ok(ncols)) = (u64::try_from(nrows), u64::try_from(ncols)) else {
         return Err(f.err(key, format!("negative shape ({nrows}, {ncols})")));
@@ -195,10 +269,22 @@ fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
         _ => {
             // Validate the column structure the same way, then transpose lazily.
             let check = CsrStore::new(ncols, nrows, indptr, indices, data, what.clone())?;
-            Inner::Csc(CscStore { col_ptr: check.indptr, indices: check.indices, data: check.data, what, rows: Mutex::new(None) })
+            Inner::Csc(CscStore {
+                col_ptr: check.indptr,
+                indices: check.indices,
+                data: check.data,
+                what,
+                rows: Mutex::new(None),
+            })
         }
     };
-    Ok(StoredMatrix { nrows, ncols, format, dtype, inner })
+    Ok(StoredMatrix {
+        nrows,
+        ncols,
+        format,
+        dtype,
+        inner,
+    })
 }
 
 pub(crate) fn read_indptr(a: &dyn Array1) -> std::result::Result<Vec<u64>, String> {

@@ -49,7 +49,11 @@ impl Entry {
 
     fn get(b: &[u8]) -> Self {
         let w = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        Entry { row: u32::from_le_bytes(w(0)), col: u32::from_le_bytes(w(4)), val: f32::from_le_bytes(w(8)) }
+        Entry {
+            row: u32::from_le_bytes(w(0)),
+            col: u32::from_le_bytes(w(4)),
+            val: f32::from_le_bytes(w(8)),
+        }
     }
 }
 
@@ -90,21 +94,51 @@ fn read_header(path: &Path, r: &mut impl BufRead) -> Result<Header> {
     if !next(&mut line)? {
         return Err(bad(path, 1, "empty file, not MatrixMarket"));
     }
-    let banner: Vec<String> = line.split_whitespace().map(str::to_ascii_lowercase).collect();
-    if banner.first().map(String::as_str) != Some("%%matrixmarket") || banner.len() != 5 || banner[1] != "matrix" {
-        return Err(bad(path, 1, format!("not a MatrixMarket matrix header: {:?}", line.trim_end())));
+    let banner: Vec<String> = line
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if banner.first().map(String::as_str) != Some("%%matrixmarket")
+        || banner.len() != 5
+        || banner[1] != "matrix"
+    {
+        return Err(bad(
+            path,
+            1,
+            format!("not a MatrixMarket matrix header: {:?}", line.trim_end()),
+        ));
     }
     if banner[2] != "coordinate" {
-        return Err(bad(path, 1, format!("only 'coordinate' (sparse) MatrixMarket is supported, not '{}'", banner[2])));
+        return Err(bad(
+            path,
+            1,
+            format!(
+                "only 'coordinate' (sparse) MatrixMarket is supported, not '{}'",
+                banner[2]
+            ),
+        ));
     }
     let field = match banner[3].as_str() {
         "integer" => Field::Integer,
         "real" | "double" => Field::Real,
         "pattern" => Field::Pattern,
-        f => return Err(bad(path, 1, format!("unsupported MatrixMarket field '{f}' (integer, real or pattern)"))),
+        f => {
+            return Err(bad(
+                path,
+                1,
+                format!("unsupported MatrixMarket field '{f}' (integer, real or pattern)"),
+            ))
+        }
     };
     if banner[4] != "general" {
-        return Err(bad(path, 1, format!("only 'general' MatrixMarket symmetry is supported, not '{}'", banner[4])));
+        return Err(bad(
+            path,
+            1,
+            format!(
+                "only 'general' MatrixMarket symmetry is supported, not '{}'",
+                banner[4]
+            ),
+        ));
     }
     loop {
         if !next(&mut line)? {
@@ -114,16 +148,34 @@ fn read_header(path: &Path, r: &mut impl BufRead) -> Result<Header> {
         if t.is_empty() || t.starts_with('%') {
             continue;
         }
-        let dims: Vec<u64> = t.split_whitespace().map(str::parse).collect::<std::result::Result<_, _>>().map_err(|_| {
-            bad(path, n, format!("size line must be 3 non-negative integers, is {t:?}"))
-        })?;
+        let dims: Vec<u64> = t
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| {
+                bad(
+                    path,
+                    n,
+                    format!("size line must be 3 non-negative integers, is {t:?}"),
+                )
+            })?;
         let [nrows, ncols, nnz] = dims[..] else {
-            return Err(bad(path, n, format!("size line must be 3 non-negative integers, is {t:?}")));
+            return Err(bad(
+                path,
+                n,
+                format!("size line must be 3 non-negative integers, is {t:?}"),
+            ));
         };
         if nrows > u64::from(u32::MAX) || ncols > u64::from(u32::MAX) {
             return Err(bad(path, n, format!("shape ({nrows}, {ncols}) too large")));
         }
-        return Ok(Header { field, nrows, ncols, nnz, lines: n });
+        return Ok(Header {
+            field,
+            nrows,
+            ncols,
+            nnz,
+            lines: n,
+        });
     }
 }
 
@@ -134,13 +186,19 @@ fn open_text(path: &Path) -> Result<Box<dyn BufRead + Send>> {
         _ => OomError::io(path, format!("cannot open: {e}")),
     })?;
     if f.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(OomError::io(path, "is a directory, not a MatrixMarket file"));
+        return Err(OomError::io(
+            path,
+            "is a directory, not a MatrixMarket file",
+        ));
     }
     let mut magic = [0u8; 2];
     let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
     f.rewind().map_err(|e| read_err(path, &e))?;
     Ok(if gz {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f))))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f)),
+        ))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, f))
     })
@@ -154,9 +212,15 @@ struct Buckets {
 
 impl Buckets {
     fn new(nrows: u64, nnz: u64, per_bucket: u64) -> Self {
-        let n = nnz.div_ceil(per_bucket).clamp(1, MAX_BUCKETS).min(nrows.max(1));
+        let n = nnz
+            .div_ceil(per_bucket)
+            .clamp(1, MAX_BUCKETS)
+            .min(nrows.max(1));
         let rows_per = nrows.div_ceil(n).max(1);
-        Buckets { rows_per, n: nrows.div_ceil(rows_per).max(1) }
+        Buckets {
+            rows_per,
+            n: nrows.div_ceil(rows_per).max(1),
+        }
     }
 
     fn of(&self, row: u32) -> usize {
@@ -181,7 +245,9 @@ fn parse_int(tok: &[u8]) -> Option<u64> {
     if tok.is_empty() || tok.len() > 19 {
         return None;
     }
-    tok.iter().try_fold(0u64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0')))
+    tok.iter().try_fold(0u64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+    })
 }
 
 fn parse_value(tok: &[u8], field: Field) -> Option<f32> {
@@ -199,49 +265,93 @@ fn parse_value(tok: &[u8], field: Field) -> Option<f32> {
     }
     // scipy parses reals as float64, then scanpy casts them to float32.
     #[allow(clippy::cast_possible_truncation)]
-    std::str::from_utf8(tok).ok()?.parse::<f64>().ok().map(|v| v as f32)
+    std::str::from_utf8(tok)
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as f32)
 }
 
-fn parse_chunk(text: &[u8], h: &Header, transpose: bool, buckets: &Buckets) -> std::result::Result<Parsed, ChunkError> {
+fn parse_chunk(
+    text: &[u8],
+    h: &Header,
+    transpose: bool,
+    buckets: &Buckets,
+) -> std::result::Result<Parsed, ChunkError> {
     let mut by_bucket = vec![Vec::new(); to_usize(buckets.n)];
     let (mut lines, mut entries) = (0u64, 0u64);
     let want = if h.field == Field::Pattern { 2 } else { 3 };
     for line in text.split(|&c| c == b'\n') {
         lines += 1;
         let err = |msg: String| ChunkError { line: lines, msg };
-        let mut toks = line.split(|c| c.is_ascii_whitespace()).filter(|t| !t.is_empty());
+        let mut toks = line
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|t| !t.is_empty());
         let Some(first) = toks.next() else { continue };
         if first.starts_with(b"%") {
             continue;
         }
         let (second, third) = (toks.next(), toks.next());
         let extra = toks.next();
-        let got = 1 + usize::from(second.is_some()) + usize::from(third.is_some()) + usize::from(extra.is_some());
+        let got = 1
+            + usize::from(second.is_some())
+            + usize::from(third.is_some())
+            + usize::from(extra.is_some());
         if got != want {
-            return Err(err(format!("expected {want} fields, found {}: {:?}", got, String::from_utf8_lossy(line).trim_end())));
+            return Err(err(format!(
+                "expected {want} fields, found {}: {:?}",
+                got,
+                String::from_utf8_lossy(line).trim_end()
+            )));
         }
         let (Some(i), Some(j)) = (parse_int(first), second.and_then(parse_int)) else {
-            return Err(err(format!("bad coordinates: {:?}", String::from_utf8_lossy(line).trim_end())));
+            return Err(err(format!(
+                "bad coordinates: {:?}",
+                String::from_utf8_lossy(line).trim_end()
+            )));
         };
         if i == 0 || i > h.nrows || j == 0 || j > h.ncols {
-            return Err(err(format!("entry ({i}, {j}) outside the {} × {} matrix of the header", h.nrows, h.ncols)));
+            return Err(err(format!(
+                "entry ({i}, {j}) outside the {} × {} matrix of the header",
+                h.nrows, h.ncols
+            )));
         }
         let val = match third {
             None => 1.0,
-            Some(t) => parse_value(t, h.field).ok_or_else(|| err(format!("bad value {:?}", String::from_utf8_lossy(t))))?,
+            Some(t) => parse_value(t, h.field)
+                .ok_or_else(|| err(format!("bad value {:?}", String::from_utf8_lossy(t))))?,
         };
         #[allow(clippy::cast_possible_truncation)] // both < 2^32, checked with the header
         let (i, j) = ((i - 1) as u32, (j - 1) as u32);
-        let e = if transpose { Entry { row: j, col: i, val } } else { Entry { row: i, col: j, val } };
+        let e = if transpose {
+            Entry {
+                row: j,
+                col: i,
+                val,
+            }
+        } else {
+            Entry {
+                row: i,
+                col: j,
+                val,
+            }
+        };
         e.put(&mut by_bucket[buckets.of(e.row)]);
         entries += 1;
     }
     // `split` yields one piece after the chunk's final newline.
-    Ok(Parsed { by_bucket, lines: lines - 1, entries })
+    Ok(Parsed {
+        by_bucket,
+        lines: lines - 1,
+        entries,
+    })
 }
 
 /// Read `r` in chunks of whole lines on a thread of its own.
-fn chunks(path: &Path, mut r: Box<dyn BufRead + Send>) -> std::sync::mpsc::Receiver<Result<Vec<u8>>> {
+fn chunks(
+    path: &Path,
+    mut r: Box<dyn BufRead + Send>,
+) -> std::sync::mpsc::Receiver<Result<Vec<u8>>> {
     let (tx, rx) = sync_channel(2 * rayon::current_num_threads() + 2);
     let path = path.to_path_buf();
     std::thread::spawn(move || {
@@ -290,7 +400,10 @@ fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<
     // Stable: duplicates keep file order, so they are summed in that order.
     entries.sort_by_key(|e| (e.row, e.col));
     let mut counts = vec![0u64; nrows];
-    let (mut cols, mut vals) = (Vec::with_capacity(entries.len()), Vec::with_capacity(entries.len()));
+    let (mut cols, mut vals) = (
+        Vec::with_capacity(entries.len()),
+        Vec::with_capacity(entries.len()),
+    );
     let mut last: Option<(u32, u32)> = None;
     for e in entries {
         if last == Some((e.row, e.col)) {
@@ -317,14 +430,24 @@ pub fn read_mtx(path: &Path, transpose: bool) -> Result<StoredMatrix> {
 fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
     let mut r = open_text(path)?;
     let h = read_header(path, &mut r)?;
-    let (nrows, ncols) = if transpose { (h.ncols, h.nrows) } else { (h.nrows, h.ncols) };
+    let (nrows, ncols) = if transpose {
+        (h.ncols, h.nrows)
+    } else {
+        (h.nrows, h.ncols)
+    };
     if ncols > i32::MAX as u64 {
-        return Err(bad(path, h.lines, format!("{ncols} columns do not fit 32-bit indices")));
+        return Err(bad(
+            path,
+            h.lines,
+            format!("{ncols} columns do not fit 32-bit indices"),
+        ));
     }
     let buckets = Buckets::new(nrows, h.nnz, per_bucket);
-    let io_err = |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
-    let mut spills: Vec<BufWriter<File>> =
-        (0..buckets.n).map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 16, f))).collect::<Result<_>>()?;
+    let io_err =
+        |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
+    let mut spills: Vec<BufWriter<File>> = (0..buckets.n)
+        .map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 16, f)))
+        .collect::<Result<_>>()?;
 
     // Phase 1: parse in parallel, spill entries by row range.
     let rx = chunks(path, r);
@@ -339,12 +462,19 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
         if texts.is_empty() {
             break;
         }
-        let parsed: Vec<_> = texts.par_iter().map(|t| parse_chunk(t, &h, transpose, &buckets)).collect();
+        let parsed: Vec<_> = texts
+            .par_iter()
+            .map(|t| parse_chunk(t, &h, transpose, &buckets))
+            .collect();
         for p in parsed {
             let p = p.map_err(|e| bad(path, line + e.line, e.msg))?;
             seen += p.entries;
             if seen > h.nnz {
-                return Err(bad(path, line + p.lines, format!("more entries than the {} of the header", h.nnz)));
+                return Err(bad(
+                    path,
+                    line + p.lines,
+                    format!("more entries than the {} of the header", h.nnz),
+                ));
             }
             line += p.lines;
             for (w, bytes) in spills.iter_mut().zip(&p.by_bucket) {
@@ -353,7 +483,14 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
         }
     }
     if seen != h.nnz {
-        return Err(bad(path, line, format!("the header announces {} entries but the file has {seen} (truncated?)", h.nnz)));
+        return Err(bad(
+            path,
+            line,
+            format!(
+                "the header announces {} entries but the file has {seen} (truncated?)",
+                h.nnz
+            ),
+        ));
     }
 
     // Phase 2: sort each bucket, append to the final arrays in row order.
@@ -366,7 +503,11 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
     let mut indptr = Vec::with_capacity(to_usize(nrows) + 1);
     indptr.push(0u64);
     let threads = rayon::current_num_threads().max(1);
-    for group in files.chunks_mut(threads).enumerate().map(|(g, fs)| (g * threads, fs)) {
+    for group in files
+        .chunks_mut(threads)
+        .enumerate()
+        .map(|(g, fs)| (g * threads, fs))
+    {
         let (first, fs) = group;
         let sorted: Vec<_> = fs
             .par_iter_mut()
@@ -374,7 +515,9 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
             .map(|(k, f)| -> Result<_> {
                 crate::exec::check_cancel()?;
                 let mut bytes = Vec::new();
-                f.rewind().and_then(|()| f.read_to_end(&mut bytes)).map_err(io_err)?;
+                f.rewind()
+                    .and_then(|()| f.read_to_end(&mut bytes))
+                    .map_err(io_err)?;
                 let r0 = (first + k) as u64 * buckets.rows_per;
                 let r1 = (r0 + buckets.rows_per).min(nrows);
                 Ok(sort_bucket(&bytes, r0, to_usize(r1.saturating_sub(r0))))
@@ -384,18 +527,34 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
             for c in counts {
                 indptr.push(indptr.last().expect("nonempty") + c);
             }
-            idx_out.write_all(Values::I32(cols).bytes()).map_err(io_err)?;
-            val_out.write_all(Values::F32(vals).bytes()).map_err(io_err)?;
+            idx_out
+                .write_all(Values::I32(cols).bytes())
+                .map_err(io_err)?;
+            val_out
+                .write_all(Values::F32(vals).bytes())
+                .map_err(io_err)?;
         }
     }
     indptr.resize(to_usize(nrows) + 1, *indptr.last().expect("nonempty"));
     let nnz = *indptr.last().expect("nonempty");
     let raw = |w: BufWriter<File>, dtype| -> Result<RawArray1> {
         let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
-        Ok(RawArray1 { path: spill_dir(), file: Arc::new(file), len: nnz, dtype })
+        Ok(RawArray1 {
+            path: spill_dir(),
+            file: Arc::new(file),
+            len: nnz,
+            dtype,
+        })
     };
     let what = format!("MatrixMarket file '{}'", path.display());
-    let store = CsrStore::new(nrows, ncols, indptr, Box::new(raw(idx_out, Dtype::I32)?), Box::new(raw(val_out, Dtype::F32)?), what)?;
+    let store = CsrStore::new(
+        nrows,
+        ncols,
+        indptr,
+        Box::new(raw(idx_out, Dtype::I32)?),
+        Box::new(raw(val_out, Dtype::F32)?),
+        what,
+    )?;
     Ok(StoredMatrix::from_csr(store))
 }
 
@@ -415,7 +574,9 @@ mod tests {
         let p = write(dir.path(), "a.mtx", "%%MatrixMarket matrix coordinate integer general\n% c\n3 2 4\n3 1 5\n1 2 1\n3 1 2\n2 2 7\n");
         let m = read_mtx(&p, false).unwrap();
         let b = m.read_rows(&[0, 1, 2]).unwrap();
-        let crate::block::Block::Csr(c) = b else { panic!("csr") };
+        let crate::block::Block::Csr(c) = b else {
+            panic!("csr")
+        };
         assert_eq!(c.indptr, vec![0, 1, 2, 3]);
         assert_eq!(c.indices, vec![1, 1, 0]);
         assert_eq!(c.data, Values::F32(vec![1.0, 7.0, 7.0]));
@@ -428,22 +589,44 @@ mod tests {
     #[test]
     fn bucket_count_does_not_change_the_result() {
         let dir = tempfile::tempdir().unwrap();
-        let mut text = String::from("%%MatrixMarket matrix coordinate integer general\n97 31 5000\n");
+        let mut text =
+            String::from("%%MatrixMarket matrix coordinate integer general\n97 31 5000\n");
         let mut x = 12345u64;
         for _ in 0..5000 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            text += &format!("{} {} {}\n", (x >> 33) % 97 + 1, (x >> 20) % 31 + 1, (x >> 50) % 9);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            text += &format!(
+                "{} {} {}\n",
+                (x >> 33) % 97 + 1,
+                (x >> 20) % 31 + 1,
+                (x >> 50) % 9
+            );
         }
         let p = write(dir.path(), "r.mtx", &text);
         let rows: Vec<u64> = (0..97).collect();
-        let one = read_mtx_in(&p, false, u64::MAX).unwrap().read_rows(&rows).unwrap();
-        let many = read_mtx_in(&p, false, 100).unwrap().read_rows(&rows).unwrap();
+        let one = read_mtx_in(&p, false, u64::MAX)
+            .unwrap()
+            .read_rows(&rows)
+            .unwrap();
+        let many = read_mtx_in(&p, false, 100)
+            .unwrap()
+            .read_rows(&rows)
+            .unwrap();
         assert_eq!(one, many);
-        let crate::block::Block::Csr(c) = one else { panic!("csr") };
+        let crate::block::Block::Csr(c) = one else {
+            panic!("csr")
+        };
         assert!(c.indptr.windows(2).all(|w| w[0] <= w[1]));
         let rows_t: Vec<u64> = (0..31).collect();
-        let t1 = read_mtx_in(&p, true, u64::MAX).unwrap().read_rows(&rows_t).unwrap();
-        let t2 = read_mtx_in(&p, true, 7).unwrap().read_rows(&rows_t).unwrap();
+        let t1 = read_mtx_in(&p, true, u64::MAX)
+            .unwrap()
+            .read_rows(&rows_t)
+            .unwrap();
+        let t2 = read_mtx_in(&p, true, 7)
+            .unwrap()
+            .read_rows(&rows_t)
+            .unwrap();
         assert_eq!(t1, t2);
     }
 

@@ -17,7 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use zarrs::storage::storage_adapter::async_to_sync::{AsyncToSyncBlockOn, AsyncToSyncStorageAdapter};
+use zarrs::storage::storage_adapter::async_to_sync::{
+    AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
+};
 use zarrs::storage::ReadableStorageTraits;
 use zarrs_object_store::object_store::aws::AmazonS3Builder;
 use zarrs_object_store::object_store::http::HttpBuilder;
@@ -34,7 +36,9 @@ const RETRIES: usize = 3;
 
 /// Whether `path` names a remote store rather than a local path.
 pub fn is_url(path: &str) -> bool {
-    ["s3://", "http://", "https://"].iter().any(|p| path.starts_with(p))
+    ["s3://", "http://", "https://"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 /// The runtime every remote request runs on (started on first use).
@@ -49,7 +53,11 @@ fn runtime() -> Result<&'static Runtime> {
             .map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| OomError::Value(format!("cannot start the I/O runtime for remote stores: {e}")))
+    .map_err(|e| {
+        OomError::Value(format!(
+            "cannot start the I/O runtime for remote stores: {e}"
+        ))
+    })
 }
 
 struct BlockOn(&'static Runtime);
@@ -79,14 +87,19 @@ fn client_options(allow_http: bool) -> ClientOptions {
 
 fn retry() -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
         max_retries: RETRIES,
         retry_timeout: timeout() * 2,
     }
 }
 
 fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    std::env::var(name)
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 /// `s3://bucket/prefix` → the bucket's store seen from `prefix`.
@@ -105,7 +118,11 @@ fn s3(url: &str) -> std::result::Result<Arc<dyn ObjectStore>, String> {
     }
     let store = builder.build().map_err(|e| e.to_string())?;
     let prefix = prefix.trim_matches('/');
-    Ok(if prefix.is_empty() { Arc::new(store) } else { Arc::new(PrefixStore::new(store, prefix)) })
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
 }
 
 fn http(url: &str) -> std::result::Result<Arc<dyn ObjectStore>, String> {
@@ -120,8 +137,18 @@ fn http(url: &str) -> std::result::Result<Arc<dyn ObjectStore>, String> {
 
 /// A synchronous `zarrs` store reading the remote store at `url`.
 pub fn open(url: &str) -> Result<Arc<dyn ReadableStorageTraits>> {
-    let store = if url.starts_with("s3://") { s3(url) } else { http(url) };
-    let store = store.map_err(|e| OomError::Io { path: url.to_string(), msg: format!("cannot open remote store: {e}") })?;
+    let store = if url.starts_with("s3://") {
+        s3(url)
+    } else {
+        http(url)
+    };
+    let store = store.map_err(|e| OomError::Io {
+        path: url.to_string(),
+        msg: format!("cannot open remote store: {e}"),
+    })?;
     let store = Arc::new(AsyncObjectStore::new(store));
-    Ok(Arc::new(AsyncToSyncStorageAdapter::new(store, BlockOn(runtime()?))))
+    Ok(Arc::new(AsyncToSyncStorageAdapter::new(
+        store,
+        BlockOn(runtime()?),
+    )))
 }

@@ -41,7 +41,9 @@ pub fn csc_to_csr(
     let row_of = |v: &Values| -> Result<Vec<u64>> {
         let rows: Vec<u64> = with_values!(v, x => x.iter().map(|r| crate::block::Scalar::to_f64(*r) as u64).collect());
         if let Some(&r) = rows.iter().find(|&&r| r >= nrows) {
-            return Err(OomError::Value(format!("{what}: stored row index {r} out of range for {nrows} rows")));
+            return Err(OomError::Value(format!(
+                "{what}: stored row index {r} out of range for {nrows} rows"
+            )));
         }
         Ok(rows)
     };
@@ -65,7 +67,8 @@ pub fn csc_to_csr(
     let dtype = data.dtype();
     let mut idx_file = spill_file()?;
     let mut val_file = spill_file()?;
-    let io_err = |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
+    let io_err =
+        |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
     // Pass 2: one band of rows at a time.
     let mut r0 = 0u64;
     while r0 < nrows {
@@ -75,7 +78,10 @@ pub fn csc_to_csr(
         }
         let base = indptr[to_usize(r0)];
         let band_nnz = to_usize(indptr[to_usize(r1)] - base);
-        let mut cursor: Vec<u64> = indptr[to_usize(r0)..to_usize(r1)].iter().map(|p| p - base).collect();
+        let mut cursor: Vec<u64> = indptr[to_usize(r0)..to_usize(r1)]
+            .iter()
+            .map(|p| p - base)
+            .collect();
         let mut cols = vec![0u32; band_nnz];
         let mut vals = Values::zeros(dtype, band_nnz);
         let mut c0 = 0usize;
@@ -110,12 +116,30 @@ pub fn csc_to_csr(
         }
         let idx_bytes: Vec<u8> = cols.iter().flat_map(|c| c.to_le_bytes()).collect();
         idx_file.write_all(&idx_bytes).map_err(io_err)?;
-        let val_bytes: Vec<u8> = with_values!(&vals, v => v.iter().flat_map(|x| x.to_le_bytes()).collect());
+        let val_bytes: Vec<u8> =
+            with_values!(&vals, v => v.iter().flat_map(|x| x.to_le_bytes()).collect());
         val_file.write_all(&val_bytes).map_err(io_err)?;
         r0 = r1;
     }
     let dir = spill_dir();
-    let indices = RawArray1 { path: dir.clone(), file: Arc::new(idx_file), len: nnz, dtype: crate::block::Dtype::U32 };
-    let data = RawArray1 { path: dir, file: Arc::new(val_file), len: nnz, dtype };
-    CsrStore::new(nrows, ncols, indptr, Box::new(indices), Box::new(data), what.to_string())
+    let indices = RawArray1 {
+        path: dir.clone(),
+        file: Arc::new(idx_file),
+        len: nnz,
+        dtype: crate::block::Dtype::U32,
+    };
+    let data = RawArray1 {
+        path: dir,
+        file: Arc::new(val_file),
+        len: nnz,
+        dtype,
+    };
+    CsrStore::new(
+        nrows,
+        ncols,
+        indptr,
+        Box::new(indices),
+        Box::new(data),
+        what.to_string(),
+    )
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use zarrs::array::data_type as dt;
-use zarrs::array::{Array, ArrayBytes};
 use zarrs::array::ArraySubset;
+use zarrs::array::{Array, ArrayBytes};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 use zarrs::storage::{ReadableStorageTraits, StoreKey};
@@ -45,26 +45,43 @@ impl ZarrStore {
                 "is a directory, but not a Zarr store (no zarr.json or .zgroup); expected .h5ad or .zarr",
             ));
         }
-        let store = FilesystemStore::new(path).map_err(|e| OomError::io(path, format!("cannot open Zarr store: {e}")))?;
-        let s = ZarrStore { path: path.to_path_buf(), store: Arc::new(store) };
+        let store = FilesystemStore::new(path)
+            .map_err(|e| OomError::io(path, format!("cannot open Zarr store: {e}")))?;
+        let s = ZarrStore {
+            path: path.to_path_buf(),
+            store: Arc::new(store),
+        };
         s.group("")?;
         Ok(s)
     }
 
     /// Open the store at `url` (`s3://`, `http://`, `https://`).
     pub fn open_url(url: &str) -> Result<Self> {
-        let s = ZarrStore { path: PathBuf::from(url), store: super::remote::open(url)? };
+        let s = ZarrStore {
+            path: PathBuf::from(url),
+            store: super::remote::open(url)?,
+        };
         // Ask for the root metadata first: an unreachable server or a
         // missing store gets its own error instead of a metadata one.
         let mut found = false;
         for name in &NODE_FILES[..2] {
-            match s.store.size_key(&Self::meta_key("", name).expect("a valid key")) {
+            match s
+                .store
+                .size_key(&Self::meta_key("", name).expect("a valid key"))
+            {
                 Ok(size) => found |= size.is_some(),
-                Err(e) => return Err(OomError::io(&s.path, format!("cannot read remote Zarr store: {e}"))),
+                Err(e) => {
+                    return Err(OomError::io(
+                        &s.path,
+                        format!("cannot read remote Zarr store: {e}"),
+                    ))
+                }
             }
         }
         if !found {
-            return Err(OomError::NotFound(format!("{url} (no zarr.json or .zgroup there)")));
+            return Err(OomError::NotFound(format!(
+                "{url} (no zarr.json or .zgroup there)"
+            )));
         }
         s.group("")?;
         Ok(s)
@@ -73,7 +90,12 @@ impl ZarrStore {
     /// The store key of metadata file `name` of the node at `key`.
     fn meta_key(key: &str, name: &str) -> Option<StoreKey> {
         let node = key.trim_matches('/');
-        StoreKey::new(if node.is_empty() { name.to_string() } else { format!("{node}/{name}") }).ok()
+        StoreKey::new(if node.is_empty() {
+            name.to_string()
+        } else {
+            format!("{node}/{name}")
+        })
+        .ok()
     }
 
     /// Whether metadata file `name` exists for the node at `key`.
@@ -107,9 +129,20 @@ impl ZarrStore {
     fn typed(&self, key: &str) -> Result<ZArray> {
         let array = self.array(key)?;
         let dtype = dtype_of(&array).ok_or_else(|| {
-            self.err(key, format!("unsupported Zarr data type {}", array.data_type().name_v3().unwrap_or_default()))
+            self.err(
+                key,
+                format!(
+                    "unsupported Zarr data type {}",
+                    array.data_type().name_v3().unwrap_or_default()
+                ),
+            )
         })?;
-        Ok(ZArray { path: self.path.clone(), key: key.to_string(), array, dtype })
+        Ok(ZArray {
+            path: self.path.clone(),
+            key: key.to_string(),
+            array,
+            dtype,
+        })
     }
 }
 
@@ -150,7 +183,8 @@ impl Container for ZarrStore {
     }
 
     fn is_group(&self, key: &str) -> bool {
-        self.has(key, ".zgroup") || (self.has(key, "zarr.json") && self.array(key).is_err() && self.group(key).is_ok())
+        self.has(key, ".zgroup")
+            || (self.has(key, "zarr.json") && self.array(key).is_err() && self.group(key).is_ok())
     }
 
     fn str_attr(&self, key: &str, name: &str) -> Option<String> {
@@ -158,7 +192,12 @@ impl Container for ZarrStore {
     }
 
     fn int_attr(&self, key: &str, name: &str) -> Option<Vec<i64>> {
-        self.attrs(key)?.get(name)?.as_array()?.iter().map(serde_json::Value::as_i64).collect()
+        self.attrs(key)?
+            .get(name)?
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_i64)
+            .collect()
     }
 
     fn array1(&self, key: &str) -> Result<Box<dyn Array1>> {
@@ -188,7 +227,11 @@ struct ZArray {
 
 impl ZArray {
     fn err(&self, msg: impl std::fmt::Display) -> OomError {
-        OomError::format(&self.path, &self.key, format!("cannot read Zarr array: {msg}"))
+        OomError::format(
+            &self.path,
+            &self.key,
+            format!("cannot read Zarr array: {msg}"),
+        )
     }
 
     /// Decode `subset` (zarrs decodes its chunks in parallel).
@@ -196,14 +239,19 @@ impl ZArray {
         crate::exec::check_cancel()?;
         let elems: u64 = subset.shape().iter().product();
         check_alloc(&self.path, elems, self.dtype.size() as u64)?;
-        let bytes: ArrayBytes<'static> = self.array.retrieve_array_subset(subset).map_err(|e| self.err(e))?;
+        let bytes: ArrayBytes<'static> = self
+            .array
+            .retrieve_array_subset(subset)
+            .map_err(|e| self.err(e))?;
         let raw = bytes.into_fixed().map_err(|e| self.err(e))?;
         Ok(Values::from_le_bytes(self.dtype, &raw))
     }
 
     /// Elements per chunk (or shard) along the first axis.
     fn chunk_len(&self) -> u64 {
-        self.array.chunk_shape(&vec![0; self.array.dimensionality()]).map_or(1, |s| s[0].get())
+        self.array
+            .chunk_shape(&vec![0; self.array.dimensionality()])
+            .map_or(1, |s| s[0].get())
     }
 }
 
@@ -217,8 +265,16 @@ impl Array1 for ZArray {
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values> {
-        if let Some(r) = ranges.iter().find(|r| r.end > self.len() || r.start > r.end) {
-            return Err(self.err(format!("range {}..{} outside array of length {}", r.start, r.end, self.len())));
+        if let Some(r) = ranges
+            .iter()
+            .find(|r| r.end > self.len() || r.start > r.end)
+        {
+            return Err(self.err(format!(
+                "range {}..{} outside array of length {}",
+                r.start,
+                r.end,
+                self.len()
+            )));
         }
         // Ranges closer than a chunk are read as one span: each chunk is
         // then decoded once however many rows of it are wanted.
@@ -236,11 +292,14 @@ impl Array1 for ZArray {
         let read: Vec<Values> = spans
             .par_iter()
             .map(|(span, parts)| {
-                let all = self.retrieve(&ArraySubset::new_with_ranges(std::slice::from_ref(span)))?;
+                let all =
+                    self.retrieve(&ArraySubset::new_with_ranges(std::slice::from_ref(span)))?;
                 if parts.len() == 1 {
                     return Ok(all);
                 }
-                let idx = parts.iter().flat_map(|p| (p.start - span.start)..(p.end - span.start));
+                let idx = parts
+                    .iter()
+                    .flat_map(|p| (p.start - span.start)..(p.end - span.start));
                 Ok(all.gather(idx.map(|i| usize::try_from(i).expect("64-bit"))))
             })
             .collect::<Result<_>>()?;

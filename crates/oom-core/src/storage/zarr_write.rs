@@ -57,7 +57,13 @@ fn dtype_names(d: Dtype) -> (&'static str, &'static str) {
 
 /// The codecs zarr-python uses by default for each format: blosc/lz4 with
 /// shuffle for v2, zstd for v3.
-fn array_metadata(o: &ZarrWriteOptions, shape: &[u64], chunks: &[u64], dtype: Dtype, attrs: Map<String, Value>) -> Value {
+fn array_metadata(
+    o: &ZarrWriteOptions,
+    shape: &[u64],
+    chunks: &[u64],
+    dtype: Dtype,
+    attrs: Map<String, Value>,
+) -> Value {
     let (v2, v3) = dtype_names(dtype);
     match o.format {
         ZarrFormat::V2 => json!({
@@ -100,7 +106,10 @@ struct Writer {
 
 impl Writer {
     fn err(&self, key: &str, msg: impl std::fmt::Display) -> OomError {
-        OomError::io(&self.root.join(key), format!("cannot write Zarr element: {msg}"))
+        OomError::io(
+            &self.root.join(key),
+            format!("cannot write Zarr element: {msg}"),
+        )
     }
 
     fn group(&self, key: &str, attrs: Value) -> Result<()> {
@@ -108,7 +117,10 @@ impl Writer {
         std::fs::create_dir_all(&dir).map_err(|e| self.err(key, e))?;
         let files = match self.opts.format {
             ZarrFormat::V2 => vec![(".zgroup", json!({"zarr_format": 2})), (".zattrs", attrs)],
-            ZarrFormat::V3 => vec![("zarr.json", json!({"zarr_format": 3, "node_type": "group", "attributes": attrs}))],
+            ZarrFormat::V3 => vec![(
+                "zarr.json",
+                json!({"zarr_format": 3, "node_type": "group", "attributes": attrs}),
+            )],
         };
         for (name, v) in files {
             let text = serde_json::to_vec_pretty(&v).map_err(|e| self.err(key, e))?;
@@ -117,14 +129,33 @@ impl Writer {
         Ok(())
     }
 
-    fn array(&self, key: &str, shape: &[u64], chunks: &[u64], dtype: Dtype, attrs: Map<String, Value>) -> Result<Appender> {
-        let meta: ArrayMetadata = serde_json::from_value(array_metadata(&self.opts, shape, chunks, dtype, attrs))
-            .map_err(|e| self.err(key, e))?;
+    fn array(
+        &self,
+        key: &str,
+        shape: &[u64],
+        chunks: &[u64],
+        dtype: Dtype,
+        attrs: Map<String, Value>,
+    ) -> Result<Appender> {
+        let meta: ArrayMetadata =
+            serde_json::from_value(array_metadata(&self.opts, shape, chunks, dtype, attrs))
+                .map_err(|e| self.err(key, e))?;
         let array = Array::new_with_metadata(Arc::clone(&self.store), &format!("/{key}"), meta)
             .map_err(|e| self.err(key, e))?;
         let row_len: u64 = shape[1..].iter().product();
-        let grid_rows = array.chunk_shape(&vec![0; shape.len()]).map_err(|e| self.err(key, e))?[0].get();
-        Ok(Appender { key: key.to_string(), array, row_len, grid_rows, elem: dtype.size(), buf: Vec::new(), done: 0 })
+        let grid_rows = array
+            .chunk_shape(&vec![0; shape.len()])
+            .map_err(|e| self.err(key, e))?[0]
+            .get();
+        Ok(Appender {
+            key: key.to_string(),
+            array,
+            row_len,
+            grid_rows,
+            elem: dtype.size(),
+            buf: Vec::new(),
+            done: 0,
+        })
     }
 }
 
@@ -170,7 +201,9 @@ impl Appender {
         ranges.extend(shape[1..].iter().map(|&n| 0..n));
         let n = to_usize(rows * self.row_len) * self.elem;
         let bytes = ArrayBytes::new_flen(&self.buf[..n]);
-        self.array.store_array_subset(&ArraySubset::new_with_ranges(&ranges), bytes).map_err(|e| self.err(e))?;
+        self.array
+            .store_array_subset(&ArraySubset::new_with_ranges(&ranges), bytes)
+            .map_err(|e| self.err(e))?;
         self.buf.drain(..n);
         self.done = end;
         Ok(())
@@ -196,13 +229,20 @@ fn enc(kind: &str, version: &str) -> Map<String, Value> {
 /// store at `root`, whose parent groups must exist.
 pub fn write_matrix(view: &View, root: &Path, key: &str, opts: &ZarrWriteOptions) -> Result<()> {
     if opts.chunk == 0 || opts.shard == Some(0) {
-        return Err(OomError::Value("chunk and shard sizes must be positive".into()));
+        return Err(OomError::Value(
+            "chunk and shard sizes must be positive".into(),
+        ));
     }
     if opts.shard.is_some() && opts.format == ZarrFormat::V2 {
         return Err(OomError::Value("sharding needs Zarr format 3".into()));
     }
-    let store = FilesystemStore::new(root).map_err(|e| OomError::io(root, format!("cannot open Zarr store: {e}")))?;
-    let w = Writer { root: root.to_path_buf(), store: Arc::new(store), opts: *opts };
+    let store = FilesystemStore::new(root)
+        .map_err(|e| OomError::io(root, format!("cannot open Zarr store: {e}")))?;
+    let w = Writer {
+        root: root.to_path_buf(),
+        store: Arc::new(store),
+        opts: *opts,
+    };
     let (n, m) = (view.nrows(), view.ncols());
     let dtype = view.dtype();
     if view.is_sparse() {
@@ -223,7 +263,11 @@ fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     let mut attrs = enc("csr_matrix", "0.1.0");
     attrs.insert("shape".into(), json!([n, m]));
     w.group(key, Value::Object(attrs))?;
-    let idx_dtype = if m <= i32::MAX as u64 { Dtype::I32 } else { Dtype::I64 };
+    let idx_dtype = if m <= i32::MAX as u64 {
+        Dtype::I32
+    } else {
+        Dtype::I64
+    };
     let c = w.opts.chunk;
     let mut data = w.array(&format!("{key}/data"), &[0], &[c], dtype, Map::new())?;
     let mut indices = w.array(&format!("{key}/indices"), &[0], &[c], idx_dtype, Map::new())?;
@@ -231,7 +275,9 @@ fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     indptr.push(0);
     for_each_block_in_order(view, BLOCK_TARGET, |_, _, block| {
         let Block::Csr(b) = block else {
-            return Err(OomError::Value("a sparse view produced a dense block".into()));
+            return Err(OomError::Value(
+                "a sparse view produced a dense block".into(),
+            ));
         };
         let base = *indptr.last().expect("starts with 0");
         indptr.extend(b.indptr[1..].iter().map(|p| base + p));
@@ -246,7 +292,13 @@ fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     data.finish()?;
     indices.finish()?;
     let narrow = *indptr.last().expect("starts with 0") <= i64::from(i32::MAX);
-    let mut ptr = w.array(&format!("{key}/indptr"), &[0], &[c], if narrow { Dtype::I32 } else { Dtype::I64 }, Map::new())?;
+    let mut ptr = w.array(
+        &format!("{key}/indptr"),
+        &[0],
+        &[c],
+        if narrow { Dtype::I32 } else { Dtype::I64 },
+        Map::new(),
+    )?;
     if narrow {
         let narrow: Vec<i32> = indptr.iter().map(|&p| p as i32).collect();
         ptr.push(as_bytes(&narrow))?;

@@ -35,7 +35,16 @@ fn read_all(path: &std::path::Path) -> oom_core::Result<()> {
 fn flipped_bytes_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.h5ad");
-    write_sparse(&good, &dense_matrix(120, 40), &Opts { csc: false, gzip: true, chunk: 32, indptr64: false });
+    write_sparse(
+        &good,
+        &dense_matrix(120, 40),
+        &Opts {
+            csc: false,
+            gzip: true,
+            chunk: 32,
+            indptr64: false,
+        },
+    );
     let bytes = std::fs::read(&good).unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let bad = dir.path().join("bad.h5ad");
@@ -47,7 +56,10 @@ fn flipped_bytes_never_panic() {
         }
         std::fs::write(&bad, &b).unwrap();
         let outcome = catch_unwind(AssertUnwindSafe(|| read_all(&bad)));
-        assert!(outcome.is_ok(), "case {case}: a corrupted file made the reader panic");
+        assert!(
+            outcome.is_ok(),
+            "case {case}: a corrupted file made the reader panic"
+        );
     }
 }
 
@@ -55,13 +67,25 @@ fn flipped_bytes_never_panic() {
 fn truncation_at_every_tenth_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.h5ad");
-    write_sparse(&good, &dense_matrix(300, 60), &Opts { csc: true, gzip: true, chunk: 50, indptr64: true });
+    write_sparse(
+        &good,
+        &dense_matrix(300, 60),
+        &Opts {
+            csc: true,
+            gzip: true,
+            chunk: 50,
+            indptr64: true,
+        },
+    );
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.path().join("cut.h5ad");
     for k in 1..10 {
         std::fs::write(&cut, &bytes[..bytes.len() * k / 10]).unwrap();
         let outcome = catch_unwind(AssertUnwindSafe(|| read_all(&cut)));
-        assert!(matches!(outcome, Ok(Err(_))), "cut at {k}/10 must fail cleanly");
+        assert!(
+            matches!(outcome, Ok(Err(_))),
+            "cut at {k}/10 must fail cleanly"
+        );
     }
 }
 
@@ -72,7 +96,9 @@ fn fuzz_corpus_and_regressions_never_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut n = 0;
     for (sub, must_read) in [("corpus/read_h5ad", true), ("regressions/read_h5ad", false)] {
-        let Ok(entries) = std::fs::read_dir(root.join(sub)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
+            continue;
+        };
         for e in entries {
             let path = e.unwrap().path();
             let outcome = catch_unwind(AssertUnwindSafe(|| read_all(&path)));

@@ -13,7 +13,11 @@ pub fn dense_matrix(nrows: usize, ncols: usize) -> Vec<Vec<f64>> {
             (0..ncols)
                 .map(|c| {
                     let v = ((r * 7 + c * 13) % 11) as f64;
-                    if r == 1 || c == 2 || (r + c) % 3 != 0 { 0.0 } else { v + 1.0 }
+                    if r == 1 || c == 2 || (r + c) % 3 != 0 {
+                        0.0
+                    } else {
+                        v + 1.0
+                    }
                 })
                 .collect()
         })
@@ -29,7 +33,11 @@ pub struct Opts {
 
 fn set_str(loc: &hdf5::Location, name: &str, value: &str) {
     let v: VarLenUnicode = value.parse().unwrap();
-    loc.new_attr::<VarLenUnicode>().create(name).unwrap().write_scalar(&v).unwrap();
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)
+        .unwrap()
+        .write_scalar(&v)
+        .unwrap();
 }
 
 fn write_1d<T: hdf5::H5Type>(g: &hdf5::Group, name: &str, data: &[T], o: &Opts) {
@@ -44,7 +52,11 @@ fn write_1d<T: hdf5::H5Type>(g: &hdf5::Group, name: &str, data: &[T], o: &Opts) 
 pub fn write_sparse(path: &Path, m: &[Vec<f64>], o: &Opts) {
     let nrows = m.len();
     let ncols = m.first().map_or(0, Vec::len);
-    let (outer, inner) = if o.csc { (ncols, nrows) } else { (nrows, ncols) };
+    let (outer, inner) = if o.csc {
+        (ncols, nrows)
+    } else {
+        (nrows, ncols)
+    };
     let mut indptr = vec![0i64];
     let mut indices = Vec::new();
     let mut data = Vec::new();
@@ -62,9 +74,16 @@ pub fn write_sparse(path: &Path, m: &[Vec<f64>], o: &Opts) {
     f.create_group("obs").unwrap();
     f.create_group("var").unwrap();
     let g = f.create_group("X").unwrap();
-    set_str(&g, "encoding-type", if o.csc { "csc_matrix" } else { "csr_matrix" });
+    set_str(
+        &g,
+        "encoding-type",
+        if o.csc { "csc_matrix" } else { "csr_matrix" },
+    );
     set_str(&g, "encoding-version", "0.1.0");
-    g.new_attr_builder().with_data(&[nrows as i64, ncols as i64]).create("shape").unwrap();
+    g.new_attr_builder()
+        .with_data(&[nrows as i64, ncols as i64])
+        .create("shape")
+        .unwrap();
     write_1d(&g, "data", &data, o);
     write_1d(&g, "indices", &indices, o);
     if o.indptr64 {
@@ -92,12 +111,30 @@ pub fn write_dense(path: &Path, m: &[Vec<f64>], o: &Opts) {
 }
 
 /// Write raw CSR parts as given (for malformed-structure tests).
-pub fn write_raw_csr(path: &Path, shape: (i64, i64), indptr: &[i64], indices: &[i32], data: &[f32]) {
+pub fn write_raw_csr(
+    path: &Path,
+    shape: (i64, i64),
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+) {
     let f = hdf5::File::create(path).unwrap();
     let g = f.create_group("X").unwrap();
     set_str(&g, "encoding-type", "csr_matrix");
-    g.new_attr_builder().with_data(&[shape.0, shape.1]).create("shape").unwrap();
-    g.new_dataset_builder().with_data(data).create("data").unwrap();
-    g.new_dataset_builder().with_data(indices).create("indices").unwrap();
-    g.new_dataset_builder().with_data(indptr).create("indptr").unwrap();
+    g.new_attr_builder()
+        .with_data(&[shape.0, shape.1])
+        .create("shape")
+        .unwrap();
+    g.new_dataset_builder()
+        .with_data(data)
+        .create("data")
+        .unwrap();
+    g.new_dataset_builder()
+        .with_data(indices)
+        .create("indices")
+        .unwrap();
+    g.new_dataset_builder()
+        .with_data(indptr)
+        .create("indptr")
+        .unwrap();
 }

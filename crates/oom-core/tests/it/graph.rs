@@ -27,7 +27,9 @@ fn naive(x: &[f32], d: usize, k: usize) -> Vec<Vec<(f64, u32)>> {
             let mut all: Vec<(f64, u32)> = (0..n)
                 .filter(|&j| j != i)
                 .map(|j| {
-                    let s: f64 = (0..d).map(|t| (f64::from(x[i * d + t]) - f64::from(x[j * d + t])).powi(2)).sum();
+                    let s: f64 = (0..d)
+                        .map(|t| (f64::from(x[i * d + t]) - f64::from(x[j * d + t])).powi(2))
+                        .sum();
                     (s, u32::try_from(j).unwrap())
                 })
                 .collect();
@@ -42,7 +44,15 @@ fn naive(x: &[f32], d: usize, k: usize) -> Vec<Vec<(f64, u32)>> {
 fn exact_path_equals_brute_force() {
     let (n, d, k) = (700, 12, 10);
     let x = cloud(n, d, 1);
-    let g = knn(&x, d, &KnnOptions { k, ..KnnOptions::default() }).unwrap();
+    let g = knn(
+        &x,
+        d,
+        &KnnOptions {
+            k,
+            ..KnnOptions::default()
+        },
+    )
+    .unwrap();
     let want = naive(&x, d, k);
     for i in 0..n {
         assert_eq!(g.indices[i * k] as usize, i);
@@ -58,9 +68,19 @@ fn exact_path_equals_brute_force() {
 fn ivf_path_recall_and_thread_independence() {
     let (n, d, k) = (4000, 16, 15);
     let x = cloud(n, d, 2);
-    let o = KnnOptions { k, exact_max: 0, nlist: 40, nprobe: 3, ..KnnOptions::default() };
+    let o = KnnOptions {
+        k,
+        exact_max: 0,
+        nlist: 40,
+        nprobe: 3,
+        ..KnnOptions::default()
+    };
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| knn(&x, d, &o).unwrap())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| knn(&x, d, &o).unwrap())
     };
     let g = run(2);
     assert_eq!(g, run(1));
@@ -79,8 +99,24 @@ fn ivf_path_recall_and_thread_independence() {
 #[test]
 fn bad_inputs_are_errors() {
     let x = cloud(50, 4, 3);
-    assert!(knn(&x, 4, &KnnOptions { k: 1, ..KnnOptions::default() }).is_err());
-    assert!(knn(&x, 4, &KnnOptions { k: 51, ..KnnOptions::default() }).is_err());
+    assert!(knn(
+        &x,
+        4,
+        &KnnOptions {
+            k: 1,
+            ..KnnOptions::default()
+        }
+    )
+    .is_err());
+    assert!(knn(
+        &x,
+        4,
+        &KnnOptions {
+            k: 51,
+            ..KnnOptions::default()
+        }
+    )
+    .is_err());
     let mut y = x.clone();
     y[17] = f32::NAN;
     assert!(knn(&y, 4, &KnnOptions::default()).is_err());
@@ -91,22 +127,42 @@ fn bad_inputs_are_errors() {
 fn fuzzy_graph_is_symmetric_without_self_loops() {
     let (n, d, k) = (300, 6, 8);
     let x = cloud(n, d, 4);
-    let g = knn(&x, d, &KnnOptions { k, ..KnnOptions::default() }).unwrap();
+    let g = knn(
+        &x,
+        d,
+        &KnnOptions {
+            k,
+            ..KnnOptions::default()
+        },
+    )
+    .unwrap();
     #[allow(clippy::cast_possible_truncation)]
     let dist: Vec<f32> = g.distances().iter().map(|&v| v as f32).collect();
     let f = fuzzy_graph(&g.indices, &dist, k).unwrap();
     let get = |i: usize, j: i32| {
-        let (a, b) = (usize::try_from(f.indptr[i]).unwrap(), usize::try_from(f.indptr[i + 1]).unwrap());
-        f.indices[a..b].iter().position(|&c| c == j).map(|p| f.data[a + p])
+        let (a, b) = (
+            usize::try_from(f.indptr[i]).unwrap(),
+            usize::try_from(f.indptr[i + 1]).unwrap(),
+        );
+        f.indices[a..b]
+            .iter()
+            .position(|&c| c == j)
+            .map(|p| f.data[a + p])
     };
     for i in 0..n {
-        let (a, b) = (usize::try_from(f.indptr[i]).unwrap(), usize::try_from(f.indptr[i + 1]).unwrap());
+        let (a, b) = (
+            usize::try_from(f.indptr[i]).unwrap(),
+            usize::try_from(f.indptr[i + 1]).unwrap(),
+        );
         assert!(f.indices[a..b].windows(2).all(|w| w[0] < w[1]));
         for p in a..b {
             let j = f.indices[p];
             assert_ne!(usize::try_from(j).unwrap(), i);
             assert!(f.data[p] > 0.0 && f.data[p] <= 1.0 + 2.0 * f32::EPSILON);
-            assert_eq!(get(usize::try_from(j).unwrap(), i32::try_from(i).unwrap()), Some(f.data[p]));
+            assert_eq!(
+                get(usize::try_from(j).unwrap(), i32::try_from(i).unwrap()),
+                Some(f.data[p])
+            );
         }
         // the nearest neighbour has weight 1 (distance = rho), up to the
         // f32 rounding of 1 + b − b in the union

@@ -1,8 +1,8 @@
 //! Integration tests of the core: one binary, one module per area.
 
-mod fixtures;
 mod corrupt;
+mod fixtures;
+mod graph;
 mod io;
 mod scale;
-mod graph;
 mod zarr;

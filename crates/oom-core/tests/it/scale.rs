@@ -23,7 +23,10 @@ fn tail() -> Vec<(Vec<i32>, Vec<f32>)> {
                 return (vec![], vec![]);
             }
             let cols: Vec<i32> = (0..10).filter(|c| (c * 3 + k as i32) % 4 != 0).collect();
-            let vals = cols.iter().map(|&c| (c as f32) + 10.0 * k as f32 + 1.0).collect();
+            let vals = cols
+                .iter()
+                .map(|&c| (c as f32) + 10.0 * k as f32 + 1.0)
+                .collect();
             (cols, vals)
         })
         .collect()
@@ -42,17 +45,39 @@ fn write_big(path: &std::path::Path) -> (u64, Vec<(Vec<i32>, Vec<f32>)>) {
     f.create_group("var").unwrap();
     let g = f.create_group("X").unwrap();
     let enc: VarLenUnicode = "csr_matrix".parse().unwrap();
-    g.new_attr::<VarLenUnicode>().create("encoding-type").unwrap().write_scalar(&enc).unwrap();
-    g.new_attr_builder().with_data(&[(rows.len() + 1) as i64, 10]).create("shape").unwrap();
+    g.new_attr::<VarLenUnicode>()
+        .create("encoding-type")
+        .unwrap()
+        .write_scalar(&enc)
+        .unwrap();
+    g.new_attr_builder()
+        .with_data(&[(rows.len() + 1) as i64, 10])
+        .create("shape")
+        .unwrap();
     let len = usize::try_from(total).unwrap() + 1000;
-    let data = g.new_dataset::<f32>().chunk(CHUNK).deflate(1).shape(len).create("data").unwrap();
-    let indices = g.new_dataset::<i32>().chunk(CHUNK).deflate(1).shape(len).create("indices").unwrap();
+    let data = g
+        .new_dataset::<f32>()
+        .chunk(CHUNK)
+        .deflate(1)
+        .shape(len)
+        .create("data")
+        .unwrap();
+    let indices = g
+        .new_dataset::<i32>()
+        .chunk(CHUNK)
+        .deflate(1)
+        .shape(len)
+        .create("indices")
+        .unwrap();
     let (a, b) = (GAP as usize, total as usize);
     let vals: Vec<f32> = rows.iter().flat_map(|(_, v)| v.clone()).collect();
     let cols: Vec<i32> = rows.iter().flat_map(|(c, _)| c.clone()).collect();
     data.write_slice(&vals, a..b).unwrap();
     indices.write_slice(&cols, a..b).unwrap();
-    g.new_dataset_builder().with_data(&indptr).create("indptr").unwrap();
+    g.new_dataset_builder()
+        .with_data(&indptr)
+        .create("indptr")
+        .unwrap();
     (total, rows)
 }
 
@@ -77,7 +102,10 @@ fn rows_past_2_pow_31_read_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.h5ad");
     let (total, rows) = write_big(&path);
-    assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20, "the fixture stays small");
+    assert!(
+        std::fs::metadata(&path).unwrap().len() < 1 << 20,
+        "the fixture stays small"
+    );
     let f = H5File::open(&path).unwrap();
     let m = Arc::new(open_matrix(&f, "X").unwrap());
     assert_eq!(m.stored_nnz(), Some(total));
@@ -103,7 +131,10 @@ fn rows_past_2_pow_31_read_exactly() {
         assert_eq!(s.row_sum[k], expected_row(&rows, k).iter().sum::<f64>());
     }
     for c in 0..10 {
-        assert_eq!(s.col_sum[c], (0..6).map(|k| expected_row(&rows, k)[c]).sum::<f64>());
+        assert_eq!(
+            s.col_sum[c],
+            (0..6).map(|k| expected_row(&rows, k)[c]).sum::<f64>()
+        );
     }
     // Blocks never split the one huge row.
     assert_eq!(v.blocks(1 << 22).unwrap()[0], (0, 1));

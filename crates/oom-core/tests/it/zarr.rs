@@ -18,17 +18,37 @@ fn root_group(root: &Path, format: ZarrFormat) {
     match format {
         ZarrFormat::V2 => std::fs::write(root.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap(),
         ZarrFormat::V3 => {
-            std::fs::write(root.join("zarr.json"), r#"{"zarr_format": 3, "node_type": "group"}"#).unwrap();
+            std::fs::write(
+                root.join("zarr.json"),
+                r#"{"zarr_format": 3, "node_type": "group"}"#,
+            )
+            .unwrap();
         }
     }
 }
 
 fn layouts() -> Vec<ZarrWriteOptions> {
     vec![
-        ZarrWriteOptions { format: ZarrFormat::V2, chunk: 7, shard: None },
-        ZarrWriteOptions { format: ZarrFormat::V3, chunk: 7, shard: None },
-        ZarrWriteOptions { format: ZarrFormat::V3, chunk: 5, shard: Some(3) },
-        ZarrWriteOptions { format: ZarrFormat::V3, chunk: 1 << 20, shard: None },
+        ZarrWriteOptions {
+            format: ZarrFormat::V2,
+            chunk: 7,
+            shard: None,
+        },
+        ZarrWriteOptions {
+            format: ZarrFormat::V3,
+            chunk: 7,
+            shard: None,
+        },
+        ZarrWriteOptions {
+            format: ZarrFormat::V3,
+            chunk: 5,
+            shard: Some(3),
+        },
+        ZarrWriteOptions {
+            format: ZarrFormat::V3,
+            chunk: 1 << 20,
+            shard: None,
+        },
     ]
 }
 
@@ -39,8 +59,17 @@ fn written_stores_read_back_exactly() {
     let rows: Vec<u64> = vec![40, 0, 5, 5, 1, 17, 16, 2];
     for kind in ["csr", "csc", "dense"] {
         let h5 = dir.path().join(format!("{kind}.h5ad"));
-        let o = Opts { csc: kind == "csc", gzip: true, chunk: 9, indptr64: false };
-        if kind == "dense" { write_dense(&h5, &m, &o) } else { write_sparse(&h5, &m, &o) }
+        let o = Opts {
+            csc: kind == "csc",
+            gzip: true,
+            chunk: 9,
+            indptr64: false,
+        };
+        if kind == "dense" {
+            write_dense(&h5, &m, &o)
+        } else {
+            write_sparse(&h5, &m, &o)
+        }
         let f = H5File::open(&h5).unwrap();
         let src = View::new(Arc::new(open_matrix(&f, "X").unwrap()));
         for (i, opts) in layouts().iter().enumerate() {
@@ -53,11 +82,18 @@ fn written_stores_read_back_exactly() {
             assert_eq!(v.is_sparse(), kind != "dense", "{kind} {opts:?}");
             assert_eq!(to_dense(&v.read(0, 41).unwrap()), m, "{kind} {opts:?}");
             for (a, b) in v.blocks(10).unwrap() {
-                assert_eq!(to_dense(&v.read(a, b).unwrap()), m[a as usize..b as usize].to_vec());
+                assert_eq!(
+                    to_dense(&v.read(a, b).unwrap()),
+                    m[a as usize..b as usize].to_vec()
+                );
             }
             let sel = v.subset(Some(&rows), None).unwrap();
             let want: Vec<Vec<f64>> = rows.iter().map(|&r| m[r as usize].clone()).collect();
-            assert_eq!(to_dense(&sel.read(0, sel.nrows()).unwrap()), want, "{kind} {opts:?} rows");
+            assert_eq!(
+                to_dense(&sel.read(0, sel.nrows()).unwrap()),
+                want,
+                "{kind} {opts:?} rows"
+            );
         }
     }
 }
@@ -66,19 +102,42 @@ fn written_stores_read_back_exactly() {
 fn bad_options_and_stores_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let h5 = dir.path().join("a.h5ad");
-    write_sparse(&h5, &dense_matrix(4, 3), &Opts { csc: false, gzip: false, chunk: 0, indptr64: false });
+    write_sparse(
+        &h5,
+        &dense_matrix(4, 3),
+        &Opts {
+            csc: false,
+            gzip: false,
+            chunk: 0,
+            indptr64: false,
+        },
+    );
     let f = H5File::open(&h5).unwrap();
     let v = View::new(Arc::new(open_matrix(&f, "X").unwrap()));
     let root = dir.path().join("o.zarr");
     root_group(&root, ZarrFormat::V2);
     for opts in [
-        ZarrWriteOptions { format: ZarrFormat::V2, chunk: 4, shard: Some(2) },
-        ZarrWriteOptions { format: ZarrFormat::V3, chunk: 0, shard: None },
+        ZarrWriteOptions {
+            format: ZarrFormat::V2,
+            chunk: 4,
+            shard: Some(2),
+        },
+        ZarrWriteOptions {
+            format: ZarrFormat::V3,
+            chunk: 0,
+            shard: None,
+        },
     ] {
-        assert!(matches!(write_matrix(&v, &root, "X", &opts), Err(OomError::Value(_))));
+        assert!(matches!(
+            write_matrix(&v, &root, "X", &opts),
+            Err(OomError::Value(_))
+        ));
     }
     let plain = dir.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     assert!(matches!(ZarrStore::open(&plain), Err(OomError::Io { .. })));
-    assert!(matches!(ZarrStore::open(&dir.path().join("missing")), Err(OomError::NotFound(_))));
+    assert!(matches!(
+        ZarrStore::open(&dir.path().join("missing")),
+        Err(OomError::NotFound(_))
+    ));
 }

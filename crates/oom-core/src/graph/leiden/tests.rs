@@ -40,7 +40,13 @@ fn graph(k: usize, size: usize, p_in: f64, p_out: f64, seed: u64) -> Graph<f32> 
 }
 
 fn params(resolution: f64, seed: u64) -> LeidenParams {
-    LeidenParams { resolution, objective: Objective::Modularity, beta: 0.01, n_iterations: -1, seed }
+    LeidenParams {
+        resolution,
+        objective: Objective::Modularity,
+        beta: 0.01,
+        n_iterations: -1,
+        seed,
+    }
 }
 
 #[test]
@@ -73,9 +79,13 @@ fn gain_matches_brute_force_modularity_change() {
                 let brute = modularity(&g, &moved, resolution) - before;
                 let o = old as usize;
                 let formula = 2.0
-                    * (gain(w[c as usize], degrees[v], a[c as usize], gamma) - gain(w[o], degrees[v], a[o], gamma))
+                    * (gain(w[c as usize], degrees[v], a[c as usize], gamma)
+                        - gain(w[o], degrees[v], a[o], gamma))
                     / total;
-                assert!((brute - formula).abs() < 1e-12, "v={v} c={c}: brute {brute} formula {formula}");
+                assert!(
+                    (brute - formula).abs() < 1e-12,
+                    "v={v} c={c}: brute {brute} formula {formula}"
+                );
             }
         }
     }
@@ -93,7 +103,10 @@ fn aggregation_keeps_total_weight_degrees_and_modularity() {
     let deg = g.degrees();
     let agg_deg = agg.degrees();
     for c in 0..k {
-        let want: f64 = (0..g.n()).filter(|&v| group[v] as usize == c).map(|v| deg[v]).sum();
+        let want: f64 = (0..g.n())
+            .filter(|&v| group[v] as usize == c)
+            .map(|v| deg[v])
+            .sum();
         assert!((agg_deg[c] - want).abs() < 1e-9);
     }
     // A partition of the groups has the same modularity on both graphs.
@@ -117,7 +130,9 @@ fn asymmetric_input_becomes_a_plus_a_transpose() {
 
 #[test]
 fn bad_arrays_are_errors() {
-    let bad = |indptr: &[i64], indices: &[i32], data: &[f64]| Graph::from_csr(2, indptr, indices, data).is_err();
+    let bad = |indptr: &[i64], indices: &[i32], data: &[f64]| {
+        Graph::from_csr(2, indptr, indices, data).is_err()
+    };
     assert!(bad(&[0, 1], &[1], &[1.0]));
     assert!(bad(&[0, 1, 1], &[2], &[1.0]));
     assert!(bad(&[0, 1, 1], &[-1], &[1.0]));
@@ -138,7 +153,9 @@ fn planted_blocks_are_recovered_exactly() {
         assert_eq!(r.n_clusters, k);
         for b in 0..k {
             let c = r.membership[b * size];
-            assert!(r.membership[b * size..(b + 1) * size].iter().all(|&x| x == c));
+            assert!(r.membership[b * size..(b + 1) * size]
+                .iter()
+                .all(|&x| x == c));
         }
         let planted: Vec<u32> = (0..k * size).map(|v| (v / size) as u32).collect();
         assert!((r.quality - modularity(&g, &planted, 1.0)).abs() < 1e-12);
