@@ -9,6 +9,7 @@ pub mod exec;
 pub mod graph;
 pub mod kernels;
 pub mod linalg;
+pub mod memo;
 pub mod plan;
 pub mod storage;
 

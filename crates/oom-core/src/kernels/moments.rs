@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
+use crate::memo::Memo;
 use crate::plan::View;
 
 /// Row group meaning "leave this row out".
@@ -114,6 +115,14 @@ impl Acc {
         // Rows taken group by group (stable, so each group × column sum adds
         // in row order as before): with many groups, consecutive rows then
         // update the same group's columns, which stay in cache.
+        // A row's values repeat (few distinct counts): remember expm1's results.
+        let mut expm1 = Memo::new(|y: f64| {
+            if f32_vals {
+                round32(y.exp_m1())
+            } else {
+                y.exp_m1()
+            }
+        });
         let mut rows: Vec<usize> = (0..block.nrows()).collect();
         if p.n_groups > 1 {
             rows.sort_by_key(|&r| group(r));
@@ -136,11 +145,7 @@ impl Acc {
                     ValueMap::Identity => x,
                     ValueMap::Expm1 { factor } => {
                         let y = factor.map_or(x, |f| if f32_vals { round32(x * f) } else { x * f });
-                        if f32_vals {
-                            round32(y.exp_m1())
-                        } else {
-                            y.exp_m1()
-                        }
+                        expm1.get(y)
                     }
                 };
                 if let Some(clip) = &p.clip {

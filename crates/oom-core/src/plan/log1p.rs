@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use super::ops::{map_block, to_float, Op};
+use super::ops::{map_values, to_float, Op};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
+use crate::memo::Memo;
 
 pub struct Log1p {
     pub base: Option<f64>,
@@ -23,16 +24,19 @@ impl Op for Log1p {
     fn apply(&self, block: Block, _row0: u64) -> Result<Block> {
         let dtype = self.out_dtype(block.dtype());
         Ok(match self.base {
-            None => map_block(block, dtype, false, |_, _, x| x.ln_1p()),
+            None => {
+                let mut m = Memo::new(f64::ln_1p);
+                map_values(block, dtype, |x| m.get(x))
+            }
             Some(b) => {
                 let lb = b.ln();
                 if dtype == Dtype::F32 {
                     // numpy: log1p in float32, then divide by the f64 log(base), rounded.
-                    map_block(block, dtype, false, move |_, _, x| {
-                        f64::from(x.ln_1p() as f32) / lb
-                    })
+                    let mut m = Memo::new(|x: f64| f64::from(x.ln_1p() as f32) / lb);
+                    map_values(block, dtype, |x| m.get(x))
                 } else {
-                    map_block(block, dtype, false, move |_, _, x| x.ln_1p() / lb)
+                    let mut m = Memo::new(|x: f64| x.ln_1p() / lb);
+                    map_values(block, dtype, |x| m.get(x))
                 }
             }
         })

@@ -78,10 +78,26 @@ pub fn cast_block(block: Block, dtype: Dtype) -> Block {
     }
 }
 
+/// Rewrite every value `x` as `f(x)` (a function of the value alone), in
+/// float type `dtype`, as [`map_block`] without `densify`.
+pub fn map_values(block: Block, dtype: Dtype, mut f: impl FnMut(f64) -> f64) -> Block {
+    let mut block = cast_block(block, dtype);
+    let data = match &mut block {
+        Block::Csr(c) => &mut c.data,
+        Block::Dense(d) => &mut d.data,
+    };
+    match data {
+        Values::F32(v) => v.iter_mut().for_each(|x| *x = f32::from_f64(f(f64::from(*x)))),
+        Values::F64(v) => v.iter_mut().for_each(|x| *x = f(*x)),
+        _ => unreachable!("map_values converts to a float type"),
+    }
+    block
+}
+
 fn map_typed<T: Scalar>(
     v: &mut [T],
     mut at: impl FnMut(usize) -> (usize, usize),
-    f: &impl Fn(usize, usize, f64) -> f64,
+    f: &mut impl FnMut(usize, usize, f64) -> f64,
 ) {
     for (k, x) in v.iter_mut().enumerate() {
         let (r, c) = at(k);
@@ -97,7 +113,7 @@ pub fn map_block(
     block: Block,
     dtype: Dtype,
     densify: bool,
-    f: impl Fn(usize, usize, f64) -> f64,
+    mut f: impl FnMut(usize, usize, f64) -> f64,
 ) -> Block {
     let block = match block {
         Block::Csr(c) if densify => Block::Dense(c.to_dense()),
@@ -117,8 +133,8 @@ pub fn map_block(
                 (row, indices[k] as usize)
             };
             match &mut c.data {
-                Values::F32(v) => map_typed(v, at, &f),
-                Values::F64(v) => map_typed(v, at, &f),
+                Values::F32(v) => map_typed(v, at, &mut f),
+                Values::F64(v) => map_typed(v, at, &mut f),
                 _ => unreachable!("map_block converts to a float type"),
             }
             Block::Csr(c)
@@ -127,8 +143,8 @@ pub fn map_block(
             let n = d.ncols.max(1);
             let at = |k: usize| (k / n, k % n);
             match &mut d.data {
-                Values::F32(v) => map_typed(v, at, &f),
-                Values::F64(v) => map_typed(v, at, &f),
+                Values::F32(v) => map_typed(v, at, &mut f),
+                Values::F64(v) => map_typed(v, at, &mut f),
                 _ => unreachable!("map_block converts to a float type"),
             }
             Block::Dense(d)
