@@ -21,6 +21,7 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, block_from_raw
+from anndataoom._core._counts import Counts, resolved
 from anndataoom._core._recipe import aligned, matrix_for, require_recipe
 
 __all__ = [
@@ -168,10 +169,16 @@ def _merge_rows_cols(parts: list, n_row_outputs: int) -> tuple:
 
 
 def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
-    """``_oom.qc_metrics_py``: ``(total, n_nonzero, top_cum, mask_sum, col_sum, col_nnz)``."""
-    out = _merge_rows_cols(_partials(x, "qc_metrics_py", top, masks), 4)
+    """``_oom.qc_metrics_py``: ``(total, n_nonzero, top_cum, mask_sum, col_sum, col_nnz)``.
+
+    On a matrix of counts these are also its :func:`positive_counts`, kept
+    for the filters that follow (``anndataoom._core._counts``).
+    """
+    *out, non_counts = _merge_rows_cols(_partials(x, "qc_metrics_py", top, masks), 4)
     x._row_sum = out[0]
-    return out
+    if non_counts == 0:
+        x._counts = Counts(out[0], out[1], out[4], out[5])
+    return tuple(out)
 
 
 def row_sums(x) -> np.ndarray:
@@ -187,7 +194,14 @@ def row_sums(x) -> np.ndarray:
 
 
 def positive_counts(x) -> tuple:
-    """``_oom.positive_counts_py``: ``(row_sum, row_pos, col_sum, col_pos)``."""
+    """``_oom.positive_counts_py``: ``(row_sum, row_pos, col_sum, col_pos)``.
+
+    Known without a pass after QC of counts and the row filters since.
+    """
+    known = resolved(x._counts)
+    if known is not None:
+        x._counts = known
+        return known.astuple()
     return _merge_rows_cols(_partials(x, "positive_counts_py"), 2)
 
 

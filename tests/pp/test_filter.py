@@ -62,3 +62,65 @@ def test_filter_one_option(pair, gen_files):
         pp.filter_cells(a, min_genes=1, min_counts=1)
     with pytest.raises(ValueError, match="Only provide one"):
         pp.filter_genes(a)
+
+
+def _record_positive_passes(monkeypatch) -> list[int]:
+    """Rows of every matrix ``positive_counts_py`` reads from now on."""
+    from anndataoom import _oom
+
+    seen: list[int] = []
+    real = _oom.positive_counts_py
+
+    def spy(m):
+        seen.append(int(m.shape[0]))
+        return real(m)
+
+    monkeypatch.setattr(_oom, "positive_counts_py", spy)
+    return seen
+
+
+def _qc_filter(mod, adata, genes_kw):
+    mod.calculate_qc_metrics(adata, percent_top=None, log1p=False, inplace=True)
+    mod.filter_cells(adata, min_genes=60)
+    mod.filter_genes(adata, **genes_kw)
+
+
+@pytest.mark.parametrize("name", ["csr_f32", "dense_i32", "csc_f64"])
+@pytest.mark.parametrize("genes_kw", [dict(min_cells=65), dict(min_counts=300)])
+def test_filters_after_qc_of_counts_read_only_removed_cells(pair, gen_files, monkeypatch,
+                                                          name, genes_kw):
+    a, b = pair(gen_files[name])
+    seen = _record_positive_passes(monkeypatch)
+    _qc_filter(pp, a, genes_kw)
+    _qc_filter(sc.pp, b, genes_kw)
+    assert 0 < a.n_obs < 400 and 0 < a.n_vars < 600, "the thresholds must filter"
+    assert seen == [400 - a.n_obs], "only the removed cells are read, once"
+    pp.normalize_total(a, target_sum=1e4)
+    sc.pp.normalize_total(b, target_sum=1e4)
+    assert_frame_close(a.obs, b.obs, rtol=0)
+    assert_frame_close(a.var, b.var, rtol=0)
+    assert_x_close(a.X, b.X, rtol=0, sparse=name != "dense_i32")
+
+
+@pytest.mark.parametrize("shift", [0.5, -3.0])
+def test_filters_after_qc_of_non_counts_read_the_matrix(pair, gen_files, tmp_path, monkeypatch,
+                                                       shift):
+    # Fractions or negatives: QC's non-zero counts are not the positive ones
+    # and float sums depend on their order, so the filters read the data.
+    import anndata as ad
+
+    src = ad.read_h5ad(gen_files["csr_f32"])
+    src.X.data = src.X.data + np.float32(shift)
+    path = tmp_path / "shifted.h5ad"
+    src.write_h5ad(path)
+    a, b = pair(path)
+    seen = _record_positive_passes(monkeypatch)
+    for mod in (pp, sc.pp):
+        adata = a if mod is pp else b
+        mod.calculate_qc_metrics(adata, percent_top=None, log1p=False, inplace=True)
+        mod.filter_cells(adata, min_genes=60)
+        mod.filter_genes(adata, min_cells=65)
+    assert seen == [400, a.n_obs]
+    assert a.shape == b.shape
+    assert_frame_close(a.obs, b.obs, rtol=0)
+    assert_frame_close(a.var, b.var, rtol=0)

@@ -200,7 +200,8 @@ fn pp_is_plain(m: &Matrix) -> bool {
     m.view.is_plain()
 }
 
-/// One pass of QC metrics: `(total, n_nonzero, top_cum[n, k], mask_sum[n, q], col_sum, col_nnz)`.
+/// One pass of QC metrics: `(total, n_nonzero, top_cum[n, k], mask_sum[n, q], col_sum, col_nnz,
+/// non_counts)`; `non_counts` is how many values are negative or not whole.
 #[pyfunction]
 fn qc_metrics_py<'py>(
     py: Python<'py>,
@@ -236,6 +237,7 @@ fn qc_metrics_py<'py>(
             rows.mask_sum.into_pyarray(py).reshape([n, q])?.into_any(),
             cols.sum.into_pyarray(py).into_any(),
             cols.n_nonzero.into_pyarray(py).into_any(),
+            cols.non_counts.into_pyobject(py)?.into_any(),
         ],
     )
 }

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from anndataoom import _oom
+from anndataoom._core._counts import AfterRowFilter, Counts, after_rows
 from anndataoom._core._guard import unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int
@@ -138,6 +139,8 @@ class BackedArray(StreamedReads, LazyMatrix):
         self._nnz: int | None = None
         # f64 row sums left by a QC pass over this very matrix (normalize_total reuses them)
         self._row_sum: np.ndarray | None = None
+        # exact sums and positive counts of a count matrix, from QC or a parent (see _counts)
+        self._counts: Counts | AfterRowFilter | None = None
 
     # -- derivation ---------------------------------------------------------
 
@@ -153,6 +156,7 @@ class BackedArray(StreamedReads, LazyMatrix):
         new._stats = None
         new._nnz = None
         new._row_sum = None
+        new._counts = None
         return new
 
     def _then(self, op: str, *args, **kwargs) -> Recipe | None:
@@ -167,11 +171,19 @@ class BackedArray(StreamedReads, LazyMatrix):
         cols = None if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
         new = self._derive(self.matrix.subset(rows, cols), rows, cols)
         new.recipe = self._then("subset", rows, cols)
+        if cols is None:
+            new._counts = after_rows(self._counts, rows, self._removed_counts)
         return new
+
+    def _removed_counts(self, rows: np.ndarray) -> tuple:
+        """``positive_counts`` of a few rows of ``self``, read here."""
+        return _oom.positive_counts_py(self.matrix.subset(rows, None))
 
     def copy(self) -> BackedArray:
         """Return a new lazy array over the same data (cheap: the data is immutable)."""
-        return self._derive(self.matrix)
+        new = self._derive(self.matrix)
+        new._counts = self._counts
+        return new
 
     def __deepcopy__(self, memo) -> BackedArray:
         return self.copy()

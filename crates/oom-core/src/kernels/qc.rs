@@ -33,6 +33,9 @@ pub struct QcRows {
 pub struct QcCols {
     pub sum: Vec<f64>,
     pub n_nonzero: Vec<u64>,
+    /// Values that are negative or not whole (0: the matrix holds counts,
+    /// so non-zero means positive and its sums are exact in any order).
+    pub non_counts: u64,
 }
 
 impl QcCols {
@@ -40,6 +43,7 @@ impl QcCols {
         QcCols {
             sum: vec![0.0; ncols],
             n_nonzero: vec![0; ncols],
+            non_counts: 0,
         }
     }
 
@@ -50,6 +54,7 @@ impl QcCols {
         for (a, b) in self.n_nonzero.iter_mut().zip(&other.n_nonzero) {
             *a += b;
         }
+        self.non_counts += other.non_counts;
     }
 }
 
@@ -89,9 +94,11 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
         let (mut total, mut nz) = (0.0, 0u64);
         vals.clear();
         msum.iter_mut().for_each(|m| *m = 0.0);
+        let mut non_counts = 0u64;
         block.for_row(r, |c, v| {
             total += v;
             cols.sum[c] += v;
+            non_counts += u64::from(!(v >= 0.0 && v.trunc() == v));
             if v != 0.0 {
                 nz += 1;
                 cols.n_nonzero[c] += 1;
@@ -105,6 +112,7 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
                 }
             }
         });
+        cols.non_counts += non_counts;
         rows.total.push(total);
         rows.n_nonzero.push(nz);
         top_cumsum(&mut vals, &p.top, &mut rows.top_cum);
