@@ -164,10 +164,11 @@ pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
         .then(|| (first, first + rows.len() as u64))
 }
 
-/// Stored indices of any integer type as scipy's `int32`, range-checked.
+/// Stored indices of any integer type as scipy's `int32`; those that are
+/// int32 already are range-checked by the block's `canonicalize`.
 fn to_i32(v: Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
     let out: Vec<i64> = match v {
-        Values::I32(x) => return check_i32(x, ncols, what),
+        Values::I32(x) => return Ok(x),
         other => other.to_f64_vec().into_iter().map(|f| f as i64).collect(),
     };
     let mut res = Vec::with_capacity(out.len());
@@ -178,13 +179,6 @@ fn to_i32(v: Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
         res.push(i32::try_from(c).map_err(|_| out_of_range(c, ncols, what))?);
     }
     Ok(res)
-}
-
-fn check_i32(x: Vec<i32>, ncols: u64, what: &str) -> Result<Vec<i32>> {
-    if let Some(&c) = x.iter().find(|&&c| c < 0 || c as u64 >= ncols) {
-        return Err(out_of_range(i64::from(c), ncols, what));
-    }
-    Ok(x)
 }
 
 fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
