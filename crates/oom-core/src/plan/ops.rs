@@ -87,11 +87,30 @@ pub fn map_values(block: Block, dtype: Dtype, mut f: impl FnMut(f64) -> f64) -> 
         Block::Dense(d) => &mut d.data,
     };
     match data {
-        Values::F32(v) => v.iter_mut().for_each(|x| *x = f32::from_f64(f(f64::from(*x)))),
+        Values::F32(v) => v
+            .iter_mut()
+            .for_each(|x| *x = f32::from_f64(f(f64::from(*x)))),
         Values::F64(v) => v.iter_mut().for_each(|x| *x = f(*x)),
         _ => unreachable!("map_values converts to a float type"),
     }
     block
+}
+
+fn map_csr<T: Scalar>(
+    v: &mut [T],
+    indptr: &[i64],
+    indices: &[i32],
+    f: &mut impl FnMut(usize, usize, f64) -> f64,
+) {
+    for (r, w) in indptr.windows(2).enumerate() {
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        for (x, &c) in v[a..b].iter_mut().zip(&indices[a..b]) {
+            #[allow(clippy::cast_sign_loss)]
+            let c = c as usize;
+            *x = T::from_f64(f(r, c, x.to_f64()));
+        }
+    }
 }
 
 fn map_typed<T: Scalar>(
@@ -121,20 +140,9 @@ pub fn map_block(
     };
     match cast_block(block, dtype) {
         Block::Csr(mut c) => {
-            let indptr = &c.indptr;
-            let indices = &c.indices;
-            let mut row = 0usize;
-            let at = |k: usize| {
-                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-                while indptr[row + 1] as usize <= k {
-                    row += 1;
-                }
-                #[allow(clippy::cast_sign_loss)]
-                (row, indices[k] as usize)
-            };
             match &mut c.data {
-                Values::F32(v) => map_typed(v, at, &mut f),
-                Values::F64(v) => map_typed(v, at, &mut f),
+                Values::F32(v) => map_csr(v, &c.indptr, &c.indices, &mut f),
+                Values::F64(v) => map_csr(v, &c.indptr, &c.indices, &mut f),
                 _ => unreachable!("map_block converts to a float type"),
             }
             Block::Csr(c)
