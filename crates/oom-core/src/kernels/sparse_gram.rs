@@ -150,20 +150,28 @@ impl SparseScaled {
     }
 
     /// One pass: the Gram state (means and centred cross-products) of `Y`.
+    ///
+    /// The accumulator is laid out with the columns in decreasing order of
+    /// their mean (a proxy for how many rows hold them): the pairs of
+    /// common genes, which take most of the updates, then share a small
+    /// corner that stays in cache instead of being spread over all p × p
+    /// (32 MB for 2,000 genes). Each cell still adds the same products in
+    /// the same row order, so the numbers do not change.
     pub fn gram(&self) -> Result<GramState> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let threads = rayon::current_num_threads().max(1);
+        let rank = rank_by_decreasing(&self.mean);
         let (states, _) = fold_runs(
             &self.inner,
             BLOCK_TARGET,
             threads,
             || SparseGram::new(p),
             |s, _, _, b| {
-                s.insert(&self.sparse_part(b));
+                s.insert(&relabel(self.sparse_part(b), &rank));
                 Ok(())
             },
         )?;
-        Ok(merge(states, || SparseGram::new(p), SparseGram::combine).finish(&self.z0))
+        Ok(merge(states, || SparseGram::new(p), SparseGram::combine).finish(&self.z0, &rank))
     }
 }
 
@@ -192,6 +200,43 @@ fn dense_to_csr(d: &crate::block::Dense) -> Csr {
         indptr,
         indices,
         data: Values::F64(vals),
+    }
+}
+
+/// `rank[j]`: the position of column `j` when sorted by decreasing `key`
+/// (ties by column).
+fn rank_by_decreasing(key: &[f64]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..key.len()).collect();
+    order.sort_by(|&a, &b| key[b].total_cmp(&key[a]).then(a.cmp(&b)));
+    let mut rank = vec![0u32; key.len()];
+    for (pos, &j) in order.iter().enumerate() {
+        rank[j] = u32::try_from(pos).expect("fewer than 2^32 columns");
+    }
+    rank
+}
+
+/// `c` with column `j` renamed `rank[j]`, columns increasing in each row.
+fn relabel(c: Csr, rank: &[u32]) -> Csr {
+    let Values::F64(v) = &c.data else {
+        unreachable!("sparse_part gives f64")
+    };
+    let mut indices = Vec::with_capacity(c.indices.len());
+    let mut vals = Vec::with_capacity(v.len());
+    let mut row: Vec<(u32, f64)> = Vec::new();
+    for r in 0..c.nrows {
+        let (a, b) = c.row_range(r);
+        row.clear();
+        #[allow(clippy::cast_sign_loss)]
+        row.extend((a..b).map(|k| (rank[c.indices[k] as usize], v[k])));
+        row.sort_unstable_by_key(|&(j, _)| j);
+        #[allow(clippy::cast_possible_wrap)]
+        indices.extend(row.iter().map(|&(j, _)| j as i32));
+        vals.extend(row.iter().map(|&(_, x)| x));
+    }
+    Csr {
+        data: Values::F64(vals),
+        indices,
+        ..c
     }
 }
 
@@ -269,16 +314,20 @@ impl SparseGram {
         }
     }
 
-    /// The Gram state of `Y = A + 1z0ᵀ`.
-    fn finish(self, z0: &[f64]) -> GramState {
+    /// The Gram state of `Y = A + 1z0ᵀ`, from sums and products laid out
+    /// by `rank` (column `j` at `rank[j]`).
+    fn finish(self, z0: &[f64], rank: &[u32]) -> GramState {
         let p = self.p;
         #[allow(clippy::cast_precision_loss)]
         let nf = self.n as f64;
         let inv = if self.n > 0 { 1.0 / nf } else { 0.0 };
-        let mean_a: Vec<f64> = self.sum.iter().map(|s| s * inv).collect();
+        let at = |j: usize| rank[j] as usize;
+        let sum: Vec<f64> = (0..p).map(|j| self.sum[at(j)]).collect();
+        let mean_a: Vec<f64> = sum.iter().map(|s| s * inv).collect();
         let m2 = Mat::from_fn(p, p, |i, j| {
             if i >= j {
-                self.acc[i * p + j] - self.sum[i] * mean_a[j]
+                let (a, b) = (at(i).max(at(j)), at(i).min(at(j)));
+                self.acc[a * p + b] - sum[i] * mean_a[j]
             } else {
                 0.0
             }
@@ -541,6 +590,51 @@ mod tests {
             "an implicit zero is clipped"
         );
         check(&view);
+    }
+
+    /// The cache-friendly layout changes where sums go, not what they add.
+    #[test]
+    fn accumulator_layout_gives_the_same_bits() {
+        let (n, p) = (300usize, 40usize);
+        let mut rng = crate::linalg::rng::Rng::new(7);
+        let mut unit = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let (mut indptr, mut indices, mut vals) = (vec![0i64], vec![], vec![]);
+        for _ in 0..n {
+            for j in 0..p {
+                if unit() < 0.3 {
+                    indices.push(j as i32);
+                    vals.push(unit() * 10.0 - 3.0);
+                }
+            }
+            indptr.push(indices.len() as i64);
+        }
+        let c = Csr {
+            nrows: n,
+            ncols: p,
+            indptr,
+            indices,
+            data: Values::F64(vals),
+        };
+        let key: Vec<f64> = (0..p).map(|_| unit()).collect();
+        let z0: Vec<f64> = (0..p).map(|j| j as f64 * 0.01).collect();
+        let state = |rank: &[u32]| {
+            let mut g = SparseGram::new(p);
+            g.insert(&relabel(c.clone(), rank));
+            g.finish(&z0, rank)
+        };
+        let identity: Vec<u32> = (0..p as u32).collect();
+        let rank = rank_by_decreasing(&key);
+        assert_ne!(rank, identity);
+        let (a, b) = (state(&identity), state(&rank));
+        let bits = |m: Mat<f64>| -> Vec<u64> {
+            (0..p)
+                .flat_map(|i| (0..p).map(move |j| (i, j)))
+                .map(|(i, j)| m[(i, j)].to_bits())
+                .collect()
+        };
+        assert_eq!(bits(a.matrix(true, 1.0)), bits(b.matrix(true, 1.0)));
+        let mean_bits = |m: &[f64]| m.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(mean_bits(a.mean()), mean_bits(b.mean()));
     }
 
     #[test]
