@@ -103,11 +103,12 @@ pub fn map_blocks<R: Send>(
     .1)
 }
 
-/// Fold the blocks of `view` (about `target` values each) into at most
-/// `groups` states: the blocks are split into contiguous runs, each run is
-/// folded in row order on the rayon pool, and states and per-block results
-/// come back in row order, so floating-point results never depend on
-/// scheduling (the same numbers on every run).
+/// Fold the blocks of `view` (about `target` values each) into about
+/// `groups` states: the rows are split into contiguous runs, each run is
+/// folded block by block in row order on the rayon pool, and states and
+/// per-block results come back in row order, so floating-point results
+/// never depend on scheduling (the same numbers on every run) nor on
+/// `target`.
 pub fn fold_runs<S: Send, R: Send>(
     view: &View,
     target: u64,
@@ -117,12 +118,18 @@ pub fn fold_runs<S: Send, R: Send>(
 ) -> Result<(Vec<S>, Vec<R>)> {
     let blocks = view.blocks(target)?;
     TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
-    let per = blocks
-        .len()
-        .div_ceil(groups.clamp(1, blocks.len().max(1)))
-        .max(1);
-    let runs: Vec<(S, Vec<R>)> = blocks
-        .par_chunks(per)
+    // Runs of rows chosen by row sizes alone (see View::runs), each cut
+    // into blocks; `usize::MAX` groups: one state per block.
+    let runs: Vec<Vec<(u64, u64)>> = if groups == usize::MAX {
+        blocks.into_iter().map(|b| vec![b]).collect()
+    } else {
+        view.runs(groups as u64)?
+            .into_iter()
+            .map(|(a, b)| view.blocks_between(a, b, target))
+            .collect::<Result<_>>()?
+    };
+    let runs: Vec<(S, Vec<R>)> = runs
+        .par_iter()
         .with_max_len(1)
         .map(|run| {
             let mut state = make();

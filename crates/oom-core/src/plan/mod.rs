@@ -204,15 +204,39 @@ impl View {
     /// Split the output rows into blocks of about `target` values moved
     /// (stored entries; the full width once an op densifies).
     pub fn blocks(&self, target: u64) -> Result<Vec<(u64, u64)>> {
-        let cost: RowCost = if self.is_sparse() || !self.src.is_sparse() {
+        self.blocks_of(&self.row_cost()?, 0, self.nrows(), target)
+    }
+
+    /// `groups` runs of contiguous rows of about equal cost, for folds with
+    /// one state per run: the split depends on the rows' stored sizes only,
+    /// not on the block size, so a column subset of this view (a smaller
+    /// block target) folds the same rows into each state and its column
+    /// sums come out the same to the last bit.
+    pub fn runs(&self, groups: u64) -> Result<Vec<(u64, u64)>> {
+        let cost = self.row_cost()?;
+        let total: u64 = (0..self.nrows())
+            .map(|r| cost.of(self.src_row(r)).max(1))
+            .sum();
+        self.blocks_of(&cost, 0, self.nrows(), total.div_ceil(groups.max(1)).max(1))
+    }
+
+    /// The blocks of rows `a..b` (see [`View::blocks`]).
+    pub fn blocks_between(&self, a: u64, b: u64, target: u64) -> Result<Vec<(u64, u64)>> {
+        self.blocks_of(&self.row_cost()?, a, b, target)
+    }
+
+    fn row_cost(&self) -> Result<RowCost> {
+        Ok(if self.is_sparse() || !self.src.is_sparse() {
             self.src.row_cost()?
         } else {
             RowCost::Width(self.ncols())
-        };
-        let n = self.nrows();
+        })
+    }
+
+    fn blocks_of(&self, cost: &RowCost, a0: u64, n: u64, target: u64) -> Result<Vec<(u64, u64)>> {
         let mut out = Vec::new();
-        let (mut a, mut acc) = (0u64, 0u64);
-        for r in 0..n {
+        let (mut a, mut acc) = (a0, 0u64);
+        for r in a0..n {
             acc += cost.of(self.src_row(r)).max(1);
             if acc >= target {
                 out.push((a, r + 1));
