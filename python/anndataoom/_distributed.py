@@ -21,7 +21,7 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BLOCK_VALUES, block_from_raw
-from anndataoom._core._counts import Counts, resolved
+from anndataoom._core._counts import Counts, Rare, resolved
 from anndataoom._core._recipe import aligned, matrix_for, require_recipe
 
 __all__ = [
@@ -174,10 +174,13 @@ def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
     On a matrix of counts these are also its :func:`positive_counts`, kept
     for the filters that follow (``anndataoom._core._counts``).
     """
-    *out, non_counts = _merge_rows_cols(_partials(x, "qc_metrics_py", top, masks), 4)
+    parts = _partials(x, "qc_metrics_py", top, masks)
+    *out, non_counts, rare_rows, rare_vals = _merge_rows_cols(parts, 4)
     x._row_sum = out[0]
     if non_counts == 0:
-        x._counts = Counts(out[0], out[1], out[4], out[5])
+        # the first entries of each column only when one pass saw all rows in order
+        rare = Rare.from_qc(rare_rows, rare_vals, out[5]) if len(parts) == 1 else None
+        x._known_counts = Counts(out[0], out[1], out[4], out[5], rare)
     return tuple(out)
 
 
@@ -198,9 +201,9 @@ def positive_counts(x) -> tuple:
 
     Known without a pass after QC of counts and the row filters since.
     """
-    known = resolved(x._counts)
+    known = resolved(x._known_counts)
     if known is not None:
-        x._counts = known
+        x._known_counts = known
         return known.astuple()
     return _merge_rows_cols(_partials(x, "positive_counts_py"), 2)
 
@@ -212,14 +215,18 @@ def count_above(x, threshold: np.ndarray) -> np.ndarray:
 
 
 def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
-            clip=None) -> dict:
+            clip=None, unmapped: bool = False) -> dict:
     """``_oom.moments_py``: per-group column moments (see its docstring for the keys).
 
     Partial states merge by adding ``n``, ``sum``, ``sumsq`` and ``n_pos``;
     ``mean`` and ``var`` (ddof 1) are then finalised with the same formula
-    as the Rust kernel (``oom-core`` ``Moments::finalize``).
+    as the Rust kernel (``oom-core`` ``Moments::finalize``). ``unmapped``
+    moments come only from a pass in this process.
     """
-    parts = _partials(x, "moments_py", groups, n_groups, expm1, factor, clip, row_args=(0,))
+    if _client.get() is not None:
+        unmapped = False
+    parts = _partials(x, "moments_py", groups, n_groups, expm1, factor, clip, unmapped,
+                      row_args=(0,))
     if len(parts) == 1:
         return parts[0]
     out = {k: np.sum([p[k] for p in parts], axis=0)

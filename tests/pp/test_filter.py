@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from anndataoom.testing import assert_frame_close, assert_x_close
 
 from anndataoom import pp
+from anndataoom import read as oom_read
+from anndataoom.testing import assert_frame_close, assert_x_close
 
 CELLS = [dict(min_counts=50), dict(min_genes=20), dict(max_counts=120), dict(max_genes=40)]
 GENES = [dict(min_counts=15), dict(min_cells=10), dict(max_counts=80), dict(max_cells=60)]
@@ -80,6 +81,7 @@ def _record_positive_passes(monkeypatch) -> list[int]:
 
 
 def _qc_filter(mod, adata, genes_kw):
+    """Run QC → filter_cells → filter_genes with ``mod`` (ours or scanpy's)."""
     mod.calculate_qc_metrics(adata, percent_top=None, log1p=False, inplace=True)
     mod.filter_cells(adata, min_genes=60)
     mod.filter_genes(adata, **genes_kw)
@@ -97,6 +99,8 @@ def test_filters_after_qc_of_counts_read_only_removed_cells(pair, gen_files, mon
     assert seen == [400 - a.n_obs], "only the removed cells are read, once"
     pp.normalize_total(a, target_sum=1e4)
     sc.pp.normalize_total(b, target_sum=1e4)
+    # the removed genes are common ones (hundreds of cells): their entries are not known
+    assert seen == [400 - a.n_obs, a.n_obs], "normalize_total reads the data once"
     assert_frame_close(a.obs, b.obs, rtol=0)
     assert_frame_close(a.var, b.var, rtol=0)
     assert_x_close(a.X, b.X, rtol=0, sparse=name != "dense_i32")
@@ -124,3 +128,39 @@ def test_filters_after_qc_of_non_counts_read_the_matrix(pair, gen_files, tmp_pat
     assert a.shape == b.shape
     assert_frame_close(a.obs, b.obs, rtol=0)
     assert_frame_close(a.var, b.var, rtol=0)
+
+
+@pytest.mark.parametrize("dropped_cells_genes", [slice(40, 43), slice(0, 3)])
+def test_normalize_after_removing_rare_genes(tmp_path, monkeypatch, dropped_cells_genes):
+    # The README's filters on counts: genes seen in fewer than 3 cells go, and
+    # with every entry of such genes known from QC the size factors need no pass.
+    # Unless a removed gene's first entries (those QC keeps) were in cells
+    # filter_cells removed: then its other entries are unknown and normalize reads.
+    import anndata as ad
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(5)
+    n_obs, n_vars = 500, 300
+    counts = rng.poisson(rng.uniform(0.3, 3.0, size=n_vars), size=(n_obs, n_vars))
+    counts[:, :40] = 0
+    for j in range(40):  # rare genes: 0-4 cells, some only in cells that filter_cells drops
+        rows = rng.choice(n_obs, size=j % 5, replace=False)
+        counts[rows, j] = rng.integers(1, 9, size=len(rows))
+    counts[:20, 40:] = 0  # cells with few genes
+    counts[:20, dropped_cells_genes] = 1
+    path = tmp_path / "rare.h5ad"
+    ad.AnnData(sp.csr_matrix(counts.astype(np.float32))).write_h5ad(path)
+    a, b = oom_read(path), ad.read_h5ad(path)
+    seen = _record_positive_passes(monkeypatch)
+    for mod, adata in ((pp, a), (sc.pp, b)):
+        mod.calculate_qc_metrics(adata, percent_top=None, log1p=False, inplace=True)
+        mod.filter_cells(adata, min_genes=10)
+        mod.filter_genes(adata, min_cells=3)
+        mod.normalize_total(adata, target_sum=1e4)
+    assert a.n_obs == n_obs - 20 and 0 < 300 - a.n_vars <= 40
+    rare_first_in_dropped = dropped_cells_genes.start == 0
+    assert seen == ([20, a.n_obs] if rare_first_in_dropped else [20])
+    assert_frame_close(a.obs, b.obs, rtol=0)
+    assert_frame_close(a.var, b.var, rtol=0)
+    assert_x_close(a.X, b.X, rtol=0)
+    a.close()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use fixtures::{dense_matrix, write_dense, write_sparse, Opts};
 use oom_core::block::Block;
 use oom_core::kernels::moments::{moments, residual_variances, MomentParams, ResidualParams, SKIP};
-use oom_core::kernels::qc::{qc_metrics, QcParams};
+use oom_core::kernels::qc::{qc_metrics, QcParams, RARE_KEEP};
 use oom_core::plan::{Log1p, Normalize, Scale, View};
 use oom_core::storage::{open_matrix, H5File};
 
@@ -98,7 +98,7 @@ fn qc_moments_residuals_match_direct() {
         .map(|r| if r % 5 == 0 { SKIP } else { r % 2 })
         .collect();
     for v in views().1 {
-        let (rows, cols) = qc_metrics(
+        let (rows, st) = qc_metrics(
             &v,
             &QcParams {
                 top: vec![1, 3],
@@ -114,7 +114,22 @@ fn qc_moments_residuals_match_direct() {
             assert_eq!(rows.top_cum[2 * r + 1], vals.iter().take(3).sum::<f64>());
             assert_eq!(rows.mask_sum[r], m[r][..4].iter().sum::<f64>());
         }
-        assert_eq!(cols.sum[3], (0..R).map(|r| m[r][3]).sum::<f64>());
+        assert_eq!(st.cols.sum[3], (0..R).map(|r| m[r][3]).sum::<f64>());
+        // each column's first non-zeros, in row order, across blocks and threads
+        for c in 0..C {
+            let first: Vec<(u64, f64)> = (0..R)
+                .filter(|&r| m[r][c] != 0.0)
+                .map(|r| (r as u64, m[r][c]))
+                .take(RARE_KEEP)
+                .collect();
+            let at = c * RARE_KEEP..c * RARE_KEEP + first.len();
+            let kept: Vec<(u64, f64)> = st.rare.rows[at.clone()]
+                .iter()
+                .copied()
+                .zip(st.rare.vals[at].iter().copied())
+                .collect();
+            assert_eq!(kept, first, "column {c}");
+        }
 
         let p = MomentParams {
             groups: Some(Arc::new(groups.clone())),

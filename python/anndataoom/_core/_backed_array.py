@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from anndataoom import _oom
-from anndataoom._core._counts import AfterRowFilter, Counts, after_rows
+from anndataoom._core._col_moments import ColMoments
+from anndataoom._core._counts import AfterRowFilter, Counts, after_cols, after_rows
 from anndataoom._core._guard import unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int
@@ -140,7 +141,9 @@ class BackedArray(StreamedReads, LazyMatrix):
         # f64 row sums left by a QC pass over this very matrix (normalize_total reuses them)
         self._row_sum: np.ndarray | None = None
         # exact sums and positive counts of a count matrix, from QC or a parent (see _counts)
-        self._counts: Counts | AfterRowFilter | None = None
+        self._known_counts: Counts | AfterRowFilter | None = None
+        # column moments of the unmapped values left by seurat's HVG pass (scale reuses them)
+        self._col_moments: ColMoments | None = None
 
     # -- derivation ---------------------------------------------------------
 
@@ -156,7 +159,8 @@ class BackedArray(StreamedReads, LazyMatrix):
         new._stats = None
         new._nnz = None
         new._row_sum = None
-        new._counts = None
+        new._known_counts = None
+        new._col_moments = None
         return new
 
     def _then(self, op: str, *args, **kwargs) -> Recipe | None:
@@ -172,7 +176,11 @@ class BackedArray(StreamedReads, LazyMatrix):
         new = self._derive(self.matrix.subset(rows, cols), rows, cols)
         new.recipe = self._then("subset", rows, cols)
         if cols is None:
-            new._counts = after_rows(self._counts, rows, self._removed_counts)
+            new._known_counts = after_rows(self._known_counts, rows, self._removed_counts)
+        elif rows is None:
+            new._known_counts = after_cols(self._known_counts, cols)
+            if self._col_moments is not None:
+                new._col_moments = self._col_moments.take_cols(cols)
         return new
 
     def _removed_counts(self, rows: np.ndarray) -> tuple:
@@ -182,7 +190,8 @@ class BackedArray(StreamedReads, LazyMatrix):
     def copy(self) -> BackedArray:
         """Return a new lazy array over the same data (cheap: the data is immutable)."""
         new = self._derive(self.matrix)
-        new._counts = self._counts
+        new._known_counts = self._known_counts
+        new._col_moments = self._col_moments
         return new
 
     def __deepcopy__(self, memo) -> BackedArray:

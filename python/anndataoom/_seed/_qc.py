@@ -39,7 +39,7 @@ def chunked_qc_metrics(adata, *, percent_top=None, chunk_size: int | None = None
     ``obs['detected_genes']`` (int64 non-zero genes per cell) and
     ``var['n_cells']`` (int64 non-zero cells per gene).
     """
-    total, nnz, _, _, _, col_nnz, _ = _qc(lazy_matrix(adata.X))
+    total, nnz, _, _, _, col_nnz, *_ = _qc(lazy_matrix(adata.X))
     adata.obs["nUMIs"] = np.asarray(total, dtype=np.float64)
     adata.obs["detected_genes"] = np.asarray(nnz, dtype=np.int64)
     adata.var["n_cells"] = np.asarray(col_nnz, dtype=np.int64)
@@ -69,7 +69,7 @@ def chunked_gene_group_pct(adata, gene_mask, *, chunk_size: int | None = None) -
     mask = mask.ravel()
     if mask.shape[0] != int(m.shape[1]):
         raise ValueError(f"gene_mask has length {mask.shape[0]}, adata has {m.shape[1]} genes")
-    total, _, _, mask_sum, _, _, _ = _qc(m, mask[None, :])
+    total, _, _, mask_sum, *_ = _qc(m, mask[None, :])
     total = np.asarray(total, dtype=np.float64).copy()
     total[total == 0] = 1.0
     return np.asarray(mask_sum[:, 0], dtype=np.float64) / total
@@ -95,7 +95,7 @@ def chunked_identify_robust_genes(adata, percent_cells: float = 0.05,
     ``var['robust']`` (``percent_cells >= percent_cells``) and
     ``var['highly_variable_features']`` (= ``robust``) are set.
     """
-    *_, col_nnz = _qc(lazy_matrix(adata.X))
+    col_nnz = _qc(lazy_matrix(adata.X))[5]
     n_cells = np.asarray(col_nnz, dtype=np.int64)
     keep = n_cells > 0
     if not keep.all():

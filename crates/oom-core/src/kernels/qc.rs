@@ -78,8 +78,78 @@ pub fn top_cumsum(vals: &mut Vec<f64>, top: &[usize], out: &mut Vec<f64>) {
     }
 }
 
-/// QC of one block: insert its columns into `cols`, return its rows.
-pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
+/// How many stored non-zeros of each column [`Rare`] keeps.
+pub const RARE_KEEP: usize = 8;
+
+/// The first [`RARE_KEEP`] non-zeros of each column, `(row, value)` in row
+/// order: every entry of a column that has no more. `filter_genes` removes
+/// such columns, and with their entries known the rows' totals over the
+/// genes kept follow without another pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rare {
+    /// `ncols × RARE_KEEP`; the first `min(n_nonzero, RARE_KEEP)` of a column are set.
+    pub rows: Vec<u64>,
+    pub vals: Vec<f64>,
+}
+
+impl Rare {
+    pub fn new(ncols: usize) -> Self {
+        Rare {
+            rows: vec![0; ncols * RARE_KEEP],
+            vals: vec![0.0; ncols * RARE_KEEP],
+        }
+    }
+
+    /// Record column `c`'s entry when it is among its first: `seen` is how
+    /// many it had before.
+    #[inline]
+    fn note(&mut self, c: usize, seen: u64, row: u64, v: f64) {
+        if let Ok(k) = usize::try_from(seen) {
+            if k < RARE_KEEP {
+                self.rows[c * RARE_KEEP + k] = row;
+                self.vals[c * RARE_KEEP + k] = v;
+            }
+        }
+    }
+
+    /// Append `other` (later rows): `mine` and `theirs` are the non-zero
+    /// counts per column of the two before merging.
+    pub fn combine(&mut self, other: &Rare, mine: &[u64], theirs: &[u64]) {
+        for (c, (&a, &b)) in mine.iter().zip(theirs).enumerate() {
+            let a = usize::try_from(a).unwrap_or(RARE_KEEP).min(RARE_KEEP);
+            let b = usize::try_from(b).unwrap_or(RARE_KEEP).min(RARE_KEEP - a);
+            let (dst, src) = (c * RARE_KEEP + a, c * RARE_KEEP);
+            self.rows[dst..dst + b].copy_from_slice(&other.rows[src..src + b]);
+            self.vals[dst..dst + b].copy_from_slice(&other.vals[src..src + b]);
+        }
+    }
+}
+
+/// One worker's QC state.
+pub struct QcState {
+    pub cols: QcCols,
+    pub rare: Rare,
+}
+
+impl QcState {
+    pub fn new(ncols: usize) -> Self {
+        QcState {
+            cols: QcCols::new(ncols),
+            rare: Rare::new(ncols),
+        }
+    }
+
+    pub fn combine(&mut self, other: &QcState) {
+        self.rare
+            .combine(&other.rare, &self.cols.n_nonzero, &other.cols.n_nonzero);
+        self.cols.combine(&other.cols);
+    }
+}
+
+/// QC of one block (its first row is `row0`): insert its columns into
+/// `state`, return its rows.
+pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> QcRows {
+    let QcState { cols, rare } = state;
     let n = block.nrows();
     let dense = matches!(block, Block::Dense(_));
     let mut rows = QcRows {
@@ -101,6 +171,7 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
             non_counts += u64::from(!(v >= 0.0 && v.trunc() == v));
             if v != 0.0 {
                 nz += 1;
+                rare.note(c, cols.n_nonzero[c], row0 + r as u64, v);
                 cols.n_nonzero[c] += 1;
             }
             if !p.top.is_empty() && (dense || v != 0.0) {
@@ -122,14 +193,14 @@ pub fn qc_block(block: &Block, p: &QcParams, cols: &mut QcCols) -> QcRows {
 }
 
 /// All QC metrics of `view` in one parallel pass.
-pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcCols)> {
+pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcState)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(
         view,
-        || QcCols::new(ncols),
-        |cols, _, _, b| Ok(qc_block(&b, p, cols)),
+        || QcState::new(ncols),
+        |state, row0, _, b| Ok(qc_block(&b, row0, p, state)),
     )?;
-    let cols = merge(states, || QcCols::new(ncols), QcCols::combine);
+    let state = merge(states, || QcState::new(ncols), QcState::combine);
     let mut rows = QcRows::default();
     for part in parts {
         rows.total.extend(part.total);
@@ -137,7 +208,7 @@ pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcCols)> {
         rows.top_cum.extend(part.top_cum);
         rows.mask_sum.extend(part.mask_sum);
     }
-    Ok((rows, cols))
+    Ok((rows, state))
 }
 
 /// Row and column sums and counts of entries `> 0` (what scanpy's
@@ -250,23 +321,68 @@ mod tests {
             top: vec![1, 2],
             masks: vec![vec![false, false, true, true]],
         };
-        let mut c1 = QcCols::new(4);
-        let r1 = qc_block(&csr(), &p, &mut c1);
+        let mut s1 = QcState::new(4);
+        let r1 = qc_block(&csr(), 0, &p, &mut s1);
         assert_eq!(r1.total, vec![4.0, 0.0, 14.0]);
         assert_eq!(r1.n_nonzero, vec![2, 0, 3]);
         assert_eq!(r1.top_cum, vec![3.0, 4.0, 0.0, 0.0, 7.0, 12.0]);
         assert_eq!(r1.mask_sum, vec![3.0, 0.0, 7.0]);
-        assert_eq!(c1.sum, vec![6.0, 2.0, 3.0, 7.0]);
-        assert_eq!(c1.n_nonzero, vec![2, 1, 1, 1]);
+        assert_eq!(s1.cols.sum, vec![6.0, 2.0, 3.0, 7.0]);
+        assert_eq!(s1.cols.n_nonzero, vec![2, 1, 1, 1]);
         let Block::Csr(c) = csr() else { unreachable!() };
-        let mut c2 = QcCols::new(4);
-        let r2 = qc_block(&Block::Dense(c.to_dense()), &p, &mut c2);
+        let mut s2 = QcState::new(4);
+        let r2 = qc_block(&Block::Dense(c.to_dense()), 0, &p, &mut s2);
         assert_eq!(r1, r2);
-        assert_eq!(c1, c2);
-        let mut c3 = QcCols::new(4);
-        c3.combine(&c1);
-        c3.combine(&c2);
-        assert_eq!(c3.n_nonzero, vec![4, 2, 2, 2]);
+        assert_eq!(s1.cols, s2.cols);
+        assert_eq!(s1.rare, s2.rare);
+        let mut s3 = QcState::new(4);
+        s3.combine(&s1);
+        s3.combine(&s2);
+        assert_eq!(s3.cols.n_nonzero, vec![4, 2, 2, 2]);
+    }
+
+    /// Each column's first non-zeros in row order, across merged states.
+    #[test]
+    fn rare_keeps_the_first_entries_of_each_column() {
+        let p = QcParams::default();
+        let block = Block::Dense(crate::block::Dense {
+            nrows: 12,
+            ncols: 2,
+            // column 0: every row non-zero (value = row + 1); column 1: rows 3 and 9
+            data: Values::F64(
+                (0..12)
+                    .flat_map(|r| [f64::from(r + 1), if r % 6 == 3 { 0.5 } else { 0.0 }])
+                    .collect(),
+            ),
+        });
+        let mut whole = QcState::new(2);
+        qc_block(&block, 0, &p, &mut whole);
+        // the same rows as two states (rows 0..5 and 5..12) merged in order
+        let (mut a, mut b) = (QcState::new(2), QcState::new(2));
+        let Block::Dense(d) = &block else {
+            unreachable!()
+        };
+        let Values::F64(v) = &d.data else {
+            unreachable!()
+        };
+        let part = |r0: usize, r1: usize| {
+            Block::Dense(crate::block::Dense {
+                nrows: r1 - r0,
+                ncols: 2,
+                data: Values::F64(v[r0 * 2..r1 * 2].to_vec()),
+            })
+        };
+        qc_block(&part(0, 5), 0, &p, &mut a);
+        qc_block(&part(5, 12), 5, &p, &mut b);
+        a.combine(&b);
+        assert_eq!(a.rare, whole.rare);
+        assert_eq!(
+            &whole.rare.rows[..RARE_KEEP],
+            &(0..RARE_KEEP as u64).collect::<Vec<_>>()[..]
+        );
+        let col1 = RARE_KEEP..RARE_KEEP + 2;
+        assert_eq!(&whole.rare.rows[col1.clone()], &[3, 9]);
+        assert_eq!(&whole.rare.vals[col1], &[0.5, 0.5]);
     }
 
     #[test]
