@@ -165,6 +165,7 @@ def moments_py(
     expm1: bool = False,
     factor: float | None = None,
     clip: _F64 | None = None,
+    unmapped: bool = False,
 ) -> dict[str, Any]: ...
 def residual_variances_py(
     m: Matrix,

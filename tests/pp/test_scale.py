@@ -80,3 +80,43 @@ def test_scale_copy_layer_int(pair, gen_files):
     assert "mean" not in a.var and a.layers["c"].dtype == np.int64
     assert_x_close(c.layers["c"], b.layers["c"], rtol=1e-6, sparse=True)
     np.testing.assert_allclose(c.var["std"], b.var["std"], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:zero-centering a sparse array")
+@pytest.mark.parametrize("name", ["csr_f32", "dense_i32", "csc_f64"])
+def test_scale_after_seurat_hvg_reuses_its_pass(gen_files, monkeypatch, name):
+    # seurat's HVG pass leaves the log data's column moments; scale on the HVG
+    # subset takes them instead of reading again, and gets the same bits.
+    from anndataoom import _oom
+    from anndataoom import read as oom_read
+
+    path = gen_files[name]
+    fused, direct = oom_read(path), oom_read(path)
+    for a in (fused, direct):
+        pp.normalize_total(a, target_sum=1e4)
+        pp.log1p(a)
+    pp.highly_variable_genes(fused, n_top_genes=100, flavor="seurat")
+    hvg = fused.var["highly_variable"].to_numpy()
+    fused, direct = fused[:, hvg], direct[:, hvg]
+    calls: list[int] = []
+    real = _oom.moments_py
+
+    def spy(m, *args, **kw):
+        calls.append(int(m.shape[1]))
+        return real(m, *args, **kw)
+
+    monkeypatch.setattr(_oom, "moments_py", spy)
+    pp.scale(fused, max_value=10)
+    assert calls == [], "scale after seurat's HVG makes no pass"
+    pp.scale(direct, max_value=10)
+    assert calls == [100]
+    for c in ("mean", "std"):
+        np.testing.assert_array_equal(fused.var[c], direct.var[c])
+    np.testing.assert_array_equal(to_dense(fused.X.to_memory()), to_dense(direct.X.to_memory()))
+    # and scanpy agrees, as for any scale
+    b = sc.read_h5ad(path)
+    sc.pp.normalize_total(b, target_sum=1e4)
+    sc.pp.log1p(b)
+    b = b[:, hvg].copy()
+    sc.pp.scale(b, max_value=10)
+    _check(fused, b)

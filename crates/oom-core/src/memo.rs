@@ -53,7 +53,18 @@ mod tests {
     #[test]
     fn same_bits_as_the_function() {
         let mut m = Memo::new(f64::ln_1p);
-        let xs = [0.0, -0.0, 1.0, 2.5, 1.0, f64::NAN, f64::INFINITY, 1e-300, 2.5, 0.0];
+        let xs = [
+            0.0,
+            -0.0,
+            1.0,
+            2.5,
+            1.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e-300,
+            2.5,
+            0.0,
+        ];
         for _ in 0..3 {
             for &x in &xs {
                 assert_eq!(m.get(x).to_bits(), x.ln_1p().to_bits(), "{x}");

@@ -9,7 +9,9 @@ use oom_core::block::Dtype;
 use oom_core::kernels::moments::{
     moments, residual_variances, MomentParams, ResidualParams, ValueMap,
 };
-use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
+use oom_core::kernels::qc::{
+    count_above, positive_counts, qc_metrics, QcParams, QcState, RARE_KEEP,
+};
 use oom_core::plan::{Log1p, Multiply, Normalize, Op, Power, Scale, View};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -201,7 +203,8 @@ fn pp_is_plain(m: &Matrix) -> bool {
 }
 
 /// One pass of QC metrics: `(total, n_nonzero, top_cum[n, k], mask_sum[n, q], col_sum, col_nnz,
-/// non_counts)`; `non_counts` is how many values are negative or not whole.
+/// non_counts, rare_rows[p, K], rare_vals[p, K])`; `non_counts` is how many values are negative
+/// or not whole, `rare_*` each column's first K non-zeros (all of them when it has ≤ K).
 #[pyfunction]
 fn qc_metrics_py<'py>(
     py: Python<'py>,
@@ -226,7 +229,7 @@ fn qc_metrics_py<'py>(
     }
     let (k, q) = (top.len(), masks.len());
     let p = QcParams { top, masks };
-    let (rows, cols) = enter(py, || qc_metrics(&m.view, &p))?;
+    let (rows, QcState { cols, rare }) = enter(py, || qc_metrics(&m.view, &p))?;
     let n = rows.total.len();
     PyTuple::new(
         py,
@@ -238,6 +241,14 @@ fn qc_metrics_py<'py>(
             cols.sum.into_pyarray(py).into_any(),
             cols.n_nonzero.into_pyarray(py).into_any(),
             cols.non_counts.into_pyobject(py)?.into_any(),
+            rare.rows
+                .into_pyarray(py)
+                .reshape([ncols, RARE_KEEP])?
+                .into_any(),
+            rare.vals
+                .into_pyarray(py)
+                .reshape([ncols, RARE_KEEP])?
+                .into_any(),
         ],
     )
 }
@@ -271,9 +282,12 @@ fn count_above_py<'py>(
 
 /// Per-group column moments in one pass. Returns a dict with `n` (rows per
 /// group), `sum`, `sumsq`, `mean`, `var` (ddof 1), `n_pos` (all
-/// `n_groups × ncols`), `n_nonzero` (same shape), `row_sum` and `non_integer`.
+/// `n_groups × ncols`), `n_nonzero` (same shape), `row_sum` and `non_integer`;
+/// with `unmapped`, also `unmapped_mean` and `unmapped_var` per column: the
+/// moments of the values before `expm1`, over all groups' rows.
 #[pyfunction]
-#[pyo3(signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None))]
+#[pyo3(signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None, unmapped=false))]
+#[allow(clippy::too_many_arguments)]
 fn moments_py<'py>(
     py: Python<'py>,
     m: &Matrix,
@@ -282,6 +296,7 @@ fn moments_py<'py>(
     expm1: bool,
     factor: Option<f64>,
     clip: Option<PyReadonlyArray2<'py, f64>>,
+    unmapped: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ncols = usize::try_from(m.view.ncols()).expect("fits");
     let n_groups = n_groups.max(1);
@@ -307,6 +322,7 @@ fn moments_py<'py>(
         n_groups,
         map,
         clip,
+        unmapped,
     };
     let (mo, row_sum) = enter(py, || moments(&m.view, &p))?;
     let (mean, var) = mo.finalize();
@@ -321,6 +337,11 @@ fn moments_py<'py>(
     d.set_item("n_nonzero", mo.n_nonzero.into_pyarray(py).reshape(shape)?)?;
     d.set_item("row_sum", row_sum.into_pyarray(py))?;
     d.set_item("non_integer", mo.non_integer)?;
+    if let Some(u) = &mo.unmapped {
+        let (mean, var) = u.finalize();
+        d.set_item("unmapped_mean", mean.into_pyarray(py))?;
+        d.set_item("unmapped_var", var.into_pyarray(py))?;
+    }
     Ok(d)
 }
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _distributed as passes
+from anndataoom._core._col_moments import ColMoments
 from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_adata, doc_params
 
@@ -127,7 +128,12 @@ def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
 def _stats(x, adata, flavor, groups=None, n_groups=1):
     base = adata.uns.get("log1p", {}).get("base")
     factor = None if base is None else float(np.log(base))
-    return passes.moments(x, groups, n_groups, flavor == "seurat", factor)
+    # seurat's pass also sums the log values as stored: scale's numbers
+    unmapped = flavor == "seurat" and groups is None
+    r = passes.moments(x, groups, n_groups, flavor == "seurat", factor, unmapped=unmapped)
+    if "unmapped_mean" in r:
+        x._col_moments = ColMoments(r["unmapped_mean"], r["unmapped_var"])
+    return r
 
 
 def _seurat_cell_ranger(adata, x, *, flavor, n_bins, cutoff, batch_key):

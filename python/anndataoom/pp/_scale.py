@@ -14,12 +14,18 @@ SKIP = np.iinfo(np.uint32).max
 
 
 def mean_std(x, mask=None):
-    """Per-column mean and std as scanpy's ``scale``: ddof=1, std 0 → 1."""
-    groups = None
-    if mask is not None:
-        groups = np.where(mask, 0, SKIP).astype(np.uint32)
-    r = passes.moments(x, groups, 1)
-    mean, var = r["mean"][0], r["var"][0]
+    """Per-column mean and std as scanpy's ``scale``: ddof=1, std 0 → 1.
+
+    Without a mask, moments an earlier pass left on ``x`` (seurat's HVG) are
+    used instead of a pass.
+    """
+    known = getattr(x, "_col_moments", None)
+    if mask is None and known is not None:
+        mean, var = known.mean.copy(), known.var.copy()
+    else:
+        groups = None if mask is None else np.where(mask, 0, SKIP).astype(np.uint32)
+        r = passes.moments(x, groups, 1)
+        mean, var = r["mean"][0], r["var"][0]
     with np.errstate(invalid="ignore"):
         std = np.sqrt(var)
     std[std == 0] = 1

@@ -39,6 +39,10 @@ pub struct MomentParams {
     pub map: ValueMap,
     /// Upper clip per group and column (`n_groups × ncols`), applied after `map`.
     pub clip: Option<Arc<Vec<f64>>>,
+    /// Also Σx and Σx² of the values as stored (before `map`), over all
+    /// groups' rows: seurat's HVG pass then leaves `scale` the moments of
+    /// the log data it needs.
+    pub unmapped: bool,
 }
 
 impl Default for MomentParams {
@@ -48,6 +52,7 @@ impl Default for MomentParams {
             n_groups: 1,
             map: ValueMap::Identity,
             clip: None,
+            unmapped: false,
         }
     }
 }
@@ -65,6 +70,18 @@ pub struct Moments {
     pub n_pos: Vec<u64>,
     pub n_nonzero: Vec<u64>,
     pub non_integer: bool,
+    /// With [`MomentParams::unmapped`]: Σx and Σx² per column of the values
+    /// before `map` (empty otherwise).
+    pub unmapped: Option<Unmapped>,
+}
+
+/// Column sums of the stored values and of their squares, over the rows
+/// of every group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmapped {
+    pub n: u64,
+    pub sum: Vec<f64>,
+    pub sumsq: Vec<f64>,
 }
 
 #[inline]
@@ -90,6 +107,8 @@ struct Acc {
     n: Vec<u64>,
     cells: Vec<Cell>,
     non_integer: bool,
+    /// `(Σx, Σx²)` per column of the unmapped values, when asked for.
+    unmapped: Vec<(f64, f64)>,
 }
 
 impl Acc {
@@ -99,7 +118,16 @@ impl Acc {
             n: vec![0; n_groups],
             cells: vec![Cell::default(); n_groups * ncols],
             non_integer: false,
+            unmapped: Vec::new(),
         }
+    }
+
+    /// Also accumulate the unmapped values' sums (see [`MomentParams::unmapped`]).
+    fn with_unmapped(mut self, yes: bool) -> Self {
+        if yes {
+            self.unmapped = vec![(0.0, 0.0); self.ncols];
+        }
+        self
     }
 
     /// Add one block; return the (mapped) row sums.
@@ -112,9 +140,6 @@ impl Acc {
         let mut row_sums = vec![0.0; block.nrows()];
         let mut non_integer = false;
         let group = |r: usize| p.groups.as_ref().map_or(0, |gs| gs[r0 + r]);
-        // Rows taken group by group (stable, so each group × column sum adds
-        // in row order as before): with many groups, consecutive rows then
-        // update the same group's columns, which stay in cache.
         // A row's values repeat (few distinct counts): remember expm1's results.
         let mut expm1 = Memo::new(|y: f64| {
             if f32_vals {
@@ -123,6 +148,12 @@ impl Acc {
                 y.exp_m1()
             }
         });
+        // As an unmapped pass would square them (without clip).
+        let round_sq_unmapped = f32_vals && matches!(block, Block::Dense(_));
+        let unmapped = &mut self.unmapped;
+        // Rows taken group by group (stable, so each group × column sum adds
+        // in row order as before): with many groups, consecutive rows then
+        // update the same group's columns, which stay in cache.
         let mut rows: Vec<usize> = (0..block.nrows()).collect();
         if p.n_groups > 1 {
             rows.sort_by_key(|&r| group(r));
@@ -157,6 +188,14 @@ impl Acc {
                 cell.sumsq += if round_sq { round32(v * v) } else { v * v };
                 cell.n_pos += u64::from(x > 0.0);
                 cell.n_nonzero += u64::from(x != 0.0);
+                if let Some((sum, sumsq)) = unmapped.get_mut(c) {
+                    *sum += x;
+                    *sumsq += if round_sq_unmapped {
+                        round32(x * x)
+                    } else {
+                        x * x
+                    };
+                }
             });
             row_sums[r] = rs;
         }
@@ -174,6 +213,10 @@ impl Acc {
             a.n_pos += b.n_pos;
             a.n_nonzero += b.n_nonzero;
         }
+        for (a, b) in self.unmapped.iter_mut().zip(&o.unmapped) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
         self.non_integer |= o.non_integer;
     }
 
@@ -185,6 +228,11 @@ impl Acc {
             sumsq: c.iter().map(|x| x.sumsq).collect(),
             n_pos: c.iter().map(|x| x.n_pos).collect(),
             n_nonzero: c.iter().map(|x| x.n_nonzero).collect(),
+            unmapped: (!self.unmapped.is_empty()).then(|| Unmapped {
+                n: self.n.iter().sum(),
+                sum: self.unmapped.iter().map(|x| x.0).collect(),
+                sumsq: self.unmapped.iter().map(|x| x.1).collect(),
+            }),
             n: self.n,
             non_integer: self.non_integer,
         }
@@ -194,24 +242,43 @@ impl Acc {
 impl Moments {
     /// `(mean, var)` per group × column; `var` uses scanpy's `n/(n−1)`
     /// correction (skipped when `n == 1`).
-    #[allow(clippy::cast_precision_loss)]
     pub fn finalize(&self) -> (Vec<f64>, Vec<f64>) {
         let mut mean = vec![0.0; self.sum.len()];
         let mut var = vec![0.0; self.sum.len()];
         for (g, &n) in self.n.iter().enumerate() {
-            let nf = n as f64;
-            for c in 0..self.ncols {
-                let k = g * self.ncols + c;
-                let m = self.sum[k] / nf;
-                let mut v = self.sumsq[k] / nf - m * m;
-                if n != 1 {
-                    v *= nf / (nf - 1.0);
-                }
-                mean[k] = m;
-                var[k] = v;
-            }
+            let k = g * self.ncols..(g + 1) * self.ncols;
+            mean_var(
+                n,
+                &self.sum[k.clone()],
+                &self.sumsq[k.clone()],
+                &mut mean[k.clone()],
+                &mut var[k],
+            );
         }
         (mean, var)
+    }
+}
+
+impl Unmapped {
+    /// `(mean, var)` per column, as [`Moments::finalize`].
+    pub fn finalize(&self) -> (Vec<f64>, Vec<f64>) {
+        let (mut mean, mut var) = (vec![0.0; self.sum.len()], vec![0.0; self.sum.len()]);
+        mean_var(self.n, &self.sum, &self.sumsq, &mut mean, &mut var);
+        (mean, var)
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mean_var(n: u64, sum: &[f64], sumsq: &[f64], mean: &mut [f64], var: &mut [f64]) {
+    let nf = n as f64;
+    for c in 0..sum.len() {
+        let m = sum[c] / nf;
+        let mut v = sumsq[c] / nf - m * m;
+        if n != 1 {
+            v *= nf / (nf - 1.0);
+        }
+        mean[c] = m;
+        var[c] = v;
     }
 }
 
@@ -220,10 +287,14 @@ pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(
         view,
-        || Acc::new(p.n_groups, ncols),
+        || Acc::new(p.n_groups, ncols).with_unmapped(p.unmapped),
         |m, a, _, b| Ok(m.insert(&b, a, p)),
     )?;
-    let out = merge(states, || Acc::new(p.n_groups, ncols), Acc::combine);
+    let out = merge(
+        states,
+        || Acc::new(p.n_groups, ncols).with_unmapped(p.unmapped),
+        Acc::combine,
+    );
     Ok((out.into_moments(), parts.into_iter().flatten().collect()))
 }
 
@@ -424,6 +495,46 @@ mod tests {
         b.insert(&bottom, 1, &MomentParams::default());
         a.combine(&b);
         assert_eq!(a.into_moments().finalize(), m.finalize());
+    }
+
+    /// seurat's expm1 pass leaves the same sums as a pass over the values as
+    /// stored (float32 sparse and dense: dense squares round to float32).
+    #[test]
+    fn unmapped_sums_equal_an_identity_pass() {
+        let Block::Csr(c) = csr() else { unreachable!() };
+        let f32_csr = Csr {
+            data: Values::F32(vec![0.3, 1.7, 2.9, 0.1]),
+            ..c
+        };
+        for block in [
+            Block::Csr(f32_csr.clone()),
+            Block::Dense(f32_csr.to_dense()),
+        ] {
+            let mut plain = Acc::new(1, 2);
+            plain.insert(&block, 0, &MomentParams::default());
+            let plain = plain.into_moments();
+            let p = MomentParams {
+                map: ValueMap::Expm1 { factor: Some(0.5) },
+                unmapped: true,
+                ..Default::default()
+            };
+            let (mut a, mut b) = (
+                Acc::new(1, 2).with_unmapped(true),
+                Acc::new(1, 2).with_unmapped(true),
+            );
+            a.insert(&block, 0, &p);
+            b.insert(&block, 3, &p);
+            a.combine(&b);
+            let mut twice = Acc::new(1, 2);
+            twice.insert(&block, 0, &MomentParams::default());
+            twice.insert(&block, 3, &MomentParams::default());
+            let twice = twice.into_moments();
+            let u = a.into_moments().unmapped.expect("asked for");
+            assert_eq!(u.n, 6);
+            assert_eq!((&u.sum, &u.sumsq), (&twice.sum, &twice.sumsq));
+            assert_eq!(u.finalize(), twice.finalize());
+            assert!(plain.unmapped.is_none());
+        }
     }
 
     #[test]
