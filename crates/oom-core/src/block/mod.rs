@@ -7,7 +7,7 @@ mod values;
 
 pub use csr::Csr;
 pub use dense::Dense;
-pub use values::{Dtype, Scalar, Values};
+pub use values::{is_whole, Dtype, Scalar, Values};
 
 use crate::with_values;
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::block::{Block, Dtype};
+use crate::block::{is_whole, Block, Dtype};
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
 use crate::memo::Memo;
@@ -169,7 +169,7 @@ impl Acc {
             let cells = &mut self.cells[base..base + ncols];
             let mut rs = 0.0;
             block.for_row(r, |c, x| {
-                if x < 0.0 || x.fract() != 0.0 {
+                if x < 0.0 || !is_whole(x) {
                     non_integer = true;
                 }
                 let mut v = match p.map {

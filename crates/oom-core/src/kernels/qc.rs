@@ -5,7 +5,7 @@
 //! count. Also the sums and positive-entry counts `filter_cells` /
 //! `filter_genes` use. Stored zeros never count (scanpy eliminates them).
 
-use crate::block::Block;
+use crate::block::{is_whole, Block};
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
 use crate::plan::View;
@@ -168,7 +168,7 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
         block.for_row(r, |c, v| {
             total += v;
             cols.sum[c] += v;
-            non_counts += u64::from(!(v >= 0.0 && v.trunc() == v));
+            non_counts += u64::from(!(v >= 0.0 && is_whole(v)));
             if v != 0.0 {
                 nz += 1;
                 rare.note(c, cols.n_nonzero[c], row0 + r as u64, v);
