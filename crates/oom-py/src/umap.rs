@@ -81,7 +81,7 @@ fn umap_layout<'py>(
         optimize_layout(&g, &mut emb, dim, &p)?;
         Ok(emb)
     })?;
-    Ok(emb.into_pyarray(py).reshape([g.n(), dim])?)
+    emb.into_pyarray(py).reshape([g.n(), dim])
 }
 
 /// scipy's int32 column indices seen as `u32` without a copy (100 MB at a

@@ -119,10 +119,8 @@ impl Csr {
             let mut out = vec![T::default(); self.nrows * n];
             for r in 0..self.nrows {
                 let (a, b) = self.row_range(r);
-                for k in a..b {
-                    #[allow(clippy::cast_sign_loss)]
-                    let c = self.indices[k] as usize;
-                    out[r * n + c] = src[k];
+                for (&c, &x) in self.indices[a..b].iter().zip(&src[a..b]) {
+                    out[r * n + c as usize] = x;
                 }
             }
             out

@@ -117,7 +117,7 @@ fn fast_exp2(y: f32) -> f32 {
     let f = y - i;
     // 2^f on [0, 1): degree-7 Taylor polynomial of e^(f ln 2)
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129
@@ -180,7 +180,7 @@ fn tasks(g: &Csr<'_>) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Split `s` into consecutive pieces of the given lengths.
-fn split_mut<'a, T>(mut s: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn split_mut<T>(mut s: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lens {
         let (head, tail) = s.split_at_mut(len);

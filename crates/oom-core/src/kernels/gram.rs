@@ -54,10 +54,8 @@ pub fn dense_rows(block: &Block, r0: usize, r1: usize, out: &mut Vec<f64>) {
             for r in r0..r1 {
                 let (a, b) = c.row_range(r);
                 let row = &mut out[(r - r0) * p..(r - r0 + 1) * p];
-                for k in a..b {
-                    #[allow(clippy::cast_sign_loss)]
-                    let j = c.indices[k] as usize;
-                    row[j] += v[k].to_f64();
+                for (&j, x) in c.indices[a..b].iter().zip(&v[a..b]) {
+                    row[j as usize] += x.to_f64();
                 }
             }
         }),
@@ -358,16 +356,15 @@ fn csr_gram_times_impl<T: Scalar>(
         vals.resize(hi - lo, 0.0);
         for r in r0..r1 {
             let (a, e) = c.row_range(r);
-            for k in a..e {
-                #[allow(clippy::cast_sign_loss)]
-                let j = c.indices[k] as usize;
+            for (&j, x) in c.indices[a..e].iter().zip(&v[a..e]) {
+                let j = j as usize;
                 let at = cursor[j];
                 cursor[j] += 1;
                 #[allow(clippy::cast_possible_truncation)]
                 {
                     rows[at] = (r - r0) as u32;
                 }
-                vals[at] = v[k].to_f64();
+                vals[at] = x.to_f64();
             }
         }
         // T = X_s·q.
@@ -494,9 +491,9 @@ impl<'q> GramTimes<'q> {
                     let r1 = (r0 + step).min(n);
                     dense_rows(block, r0, r1, &mut buf);
                     for row in buf.chunks_exact(p) {
-                        for j in 0..p {
-                            self.sum[j] += row[j];
-                            self.sumsq[j] += row[j] * row[j];
+                        for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sumsq).zip(row) {
+                            *s += x;
+                            *q += x * x;
                         }
                     }
                     let c = MatRef::from_row_major_slice(&buf[..], r1 - r0, p);
@@ -671,8 +668,8 @@ mod tests {
             let tol = if prec == Precision::F64 { 1e-10 } else { 1e-5 };
             for st in [&total, &one] {
                 assert_eq!(st.n(), 300);
-                for j in 0..7 {
-                    assert!((st.mean()[j] - mean[j]).abs() < 1e-9 * mean[j].abs().max(1.0));
+                for (got, want) in st.mean().iter().zip(&mean) {
+                    assert!((got - want).abs() < 1e-9 * want.abs().max(1.0));
                 }
                 let m = st.matrix(true, 1.0);
                 let unc = st.matrix(false, 1.0);

@@ -271,10 +271,9 @@ fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> 
                 let (lo, hi) = c.row_range(r);
                 let o = &mut out[r * k..(r + 1) * k];
                 o.copy_from_slice(shift);
-                for t in lo..hi {
-                    #[allow(clippy::cast_sign_loss)]
-                    let j = c.indices[t] as usize;
-                    let x = crate::block::Scalar::to_f64(vals[t]);
+                for (&j, &val) in c.indices[lo..hi].iter().zip(&vals[lo..hi]) {
+                    let j = j as usize;
+                    let x = crate::block::Scalar::to_f64(val);
                     for (oi, vi) in o.iter_mut().zip(&v[j * k..(j + 1) * k]) {
                         *oi += x * vi;
                     }

@@ -194,13 +194,13 @@ mod tests {
             assert_eq!(c.row_range(1).1 - c.row_range(1).0, 1);
             assert_eq!(*v.last().unwrap(), 2.0);
             if !replace {
-                for k in a..e {
-                    let orig = match c.indices[k] {
+                for (&j, &x) in c.indices[a..e].iter().zip(&v[a..e]) {
+                    let orig = match j {
                         0 => 5.0,
                         1 => 7.0,
                         _ => 9.0,
                     };
-                    assert!(v[k] <= orig);
+                    assert!(x <= orig);
                 }
             }
             // deterministic
