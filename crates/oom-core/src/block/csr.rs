@@ -26,7 +26,6 @@ impl Csr {
     }
 
     #[inline]
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     pub fn row_range(&self, r: usize) -> (usize, usize) {
         (self.indptr[r] as usize, self.indptr[r + 1] as usize)
     }
@@ -85,7 +84,6 @@ impl Csr {
             let mut out: Vec<T> = Vec::with_capacity(src.len());
             let mut order: Vec<usize> = Vec::new();
             for r in 0..nrows {
-                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                 let (a, b) = (old_ptr[r] as usize, old_ptr[r + 1] as usize);
                 order.clear();
                 order.extend(a..b);

@@ -20,12 +20,10 @@ macro_rules! scalar {
         impl Scalar for $t {
             const DTYPE: Dtype = Dtype::$d;
             #[inline]
-            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
             fn to_f64(self) -> f64 {
                 self as f64
             }
             #[inline]
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             fn from_f64(v: f64) -> Self {
                 v as $t
             }

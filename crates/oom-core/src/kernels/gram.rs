@@ -156,7 +156,6 @@ impl GramState {
                 *m += x;
             }
         }
-        #[allow(clippy::cast_precision_loss)]
         let inv = 1.0 / nr as f64;
         cm.iter_mut().for_each(|m| *m *= inv);
         for row in rows.chunks_exact_mut(p) {
@@ -183,7 +182,6 @@ impl GramState {
             Precision::F32 => {
                 let mut b32 = std::mem::take(&mut self.buf32);
                 b32.clear();
-                #[allow(clippy::cast_possible_truncation)]
                 b32.extend(rows.iter().map(|&x| x as f32));
                 let tmp = self.tmp32.get_or_insert_with(|| Mat::zeros(p, p));
                 let c = MatRef::from_row_major_slice(&b32[..], nr, p);
@@ -216,7 +214,6 @@ impl GramState {
     fn merge_mean(&mut self, nb: u64, mb: &[f64]) {
         let na = self.n;
         let n = na + nb;
-        #[allow(clippy::cast_precision_loss)]
         let (naf, nbf, nf) = (na as f64, nb as f64, n as f64);
         let delta: Vec<f64> = mb.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
         if na > 0 {
@@ -257,7 +254,6 @@ impl GramState {
     /// Full symmetric `M2` (centred) or `XᵀX` (uncentred), scaled by `scale`.
     pub fn matrix(&self, centered: bool, scale: f64) -> Mat<f64> {
         let p = self.p;
-        #[allow(clippy::cast_precision_loss)]
         let nf = self.n as f64;
         Mat::from_fn(p, p, |i, j| {
             let (i, j) = if i >= j { (i, j) } else { (j, i) };
@@ -271,7 +267,6 @@ impl GramState {
 
     /// Sample covariance with `ddof` (scanpy/sklearn use 1).
     pub fn covariance(&self, ddof: u64) -> Mat<f64> {
-        #[allow(clippy::cast_precision_loss)]
         let d = self.n.saturating_sub(ddof).max(1) as f64;
         self.matrix(true, 1.0 / d)
     }
@@ -344,7 +339,6 @@ fn csr_gram_times_impl<T: Scalar>(
         let (_, hi) = c.row_range(r1 - 1);
         colptr.iter_mut().for_each(|x| *x = 0);
         for &j in &c.indices[lo..hi] {
-            #[allow(clippy::cast_sign_loss)]
             let j = j as usize;
             colptr[j + 1] += 1;
         }
@@ -360,10 +354,7 @@ fn csr_gram_times_impl<T: Scalar>(
                 let j = j as usize;
                 let at = cursor[j];
                 cursor[j] += 1;
-                #[allow(clippy::cast_possible_truncation)]
-                {
-                    rows[at] = (r - r0) as u32;
-                }
+                rows[at] = (r - r0) as u32;
                 vals[at] = x.to_f64();
             }
         }

@@ -67,7 +67,6 @@ pub struct Moments {
 }
 
 #[inline]
-#[allow(clippy::cast_possible_truncation)]
 fn round32(x: f64) -> f64 {
     f64::from(x as f32)
 }
@@ -189,7 +188,6 @@ impl Acc {
 impl Moments {
     /// `(mean, var)` per group × column; `var` uses scanpy's `n/(n−1)`
     /// correction (skipped when `n == 1`).
-    #[allow(clippy::cast_precision_loss)]
     pub fn finalize(&self) -> (Vec<f64>, Vec<f64>) {
         let mut mean = vec![0.0; self.sum.len()];
         let mut var = vec![0.0; self.sum.len()];
@@ -244,6 +242,8 @@ pub struct ResidualParams {
 /// `row0..row0 + nrows`), column by column, each column's cells in order
 /// (scanpy's summation order, so the results match it to the last bit).
 /// Without `mean`: `acc[g·ncols + j] += r`; with `mean`: `+= (r − mean)²`.
+// A block, its place in the matrix and the column range: a struct would only
+// rename the arguments of this one hot call.
 #[allow(clippy::too_many_arguments)]
 pub fn residual_block(
     dense: &[f64],
@@ -296,7 +296,6 @@ pub fn residual_block(
 /// group × column, as scanpy computes it (mean first, then the squared
 /// deviations; two passes over the data). Blocks are read in order; the
 /// columns of each block are processed in parallel.
-#[allow(clippy::cast_precision_loss)]
 pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
     use rayon::prelude::*;
     let ncols = usize::try_from(view.ncols()).expect("fits");

@@ -86,12 +86,10 @@ fn counts_of(v: &Values, a: usize, b: usize) -> Result<Vec<u64>> {
             return Err(OomError::Value(format!(
                 "downsample_counts needs non-negative integer counts, found {f}")));
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(f as u64)
     }).collect())
 }
 
-#[allow(clippy::cast_precision_loss)]
 fn typed(dtype: Dtype, v: &[u64]) -> Values {
     values_of!(dtype, T => v.iter().map(|&c| T::from_f64(c as f64)).collect::<Vec<T>>())
 }

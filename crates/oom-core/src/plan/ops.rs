@@ -109,11 +109,9 @@ pub fn map_block(
             let indices = &c.indices;
             let mut row = 0usize;
             let at = |k: usize| {
-                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                 while indptr[row + 1] as usize <= k {
                     row += 1;
                 }
-                #[allow(clippy::cast_sign_loss)]
                 (row, indices[k] as usize)
             };
             match &mut c.data {

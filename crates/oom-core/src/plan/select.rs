@@ -69,7 +69,6 @@ impl ColSel {
             let (a, b) = c.row_range(r);
             row.clear();
             for k in a..b {
-                #[allow(clippy::cast_sign_loss)]
                 let s = c.indices[k] as usize;
                 for &t in &self.targets[self.starts[s] as usize..self.starts[s + 1] as usize] {
                     row.push((i32::try_from(t).expect("fits"), k));
@@ -104,7 +103,6 @@ impl ColSel {
             for r in 0..c.nrows {
                 let (a, b) = c.row_range(r);
                 for (&s, &x) in c.indices[a..b].iter().zip(&src[a..b]) {
-                    #[allow(clippy::cast_sign_loss)]
                     let s = s as usize;
                     let t = self.starts[s] as usize;
                     if t != self.starts[s + 1] as usize {

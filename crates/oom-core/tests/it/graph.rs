@@ -5,7 +5,6 @@ use oom_core::graph::knn::{knn, KnnOptions};
 use oom_core::linalg::rng::Rng;
 
 /// Points around a few centres, in `d` dimensions (a seeded cloud).
-#[allow(clippy::cast_possible_truncation)]
 fn cloud(n: usize, d: usize, seed: u64) -> Vec<f32> {
     let mut r = Rng::new(seed);
     let centres: Vec<f64> = (0..8 * d).map(|_| 4.0 * r.normal()).collect();
@@ -93,7 +92,6 @@ fn ivf_path_recall_and_thread_independence() {
         let row = &g.indices[i * k + 1..(i + 1) * k];
         hit += want_i.iter().filter(|p| row.contains(&p.1)).count();
     }
-    #[allow(clippy::cast_precision_loss)]
     let recall = hit as f64 / (n * (k - 1)) as f64;
     assert!(recall >= 0.95, "recall {recall}");
 }
@@ -138,7 +136,6 @@ fn fuzzy_graph_is_symmetric_without_self_loops() {
         },
     )
     .unwrap();
-    #[allow(clippy::cast_possible_truncation)]
     let dist: Vec<f32> = g.distances().iter().map(|&v| v as f32).collect();
     let f = fuzzy_graph(&g.indices, &dist, k).unwrap();
     let get = |i: usize, j: i32| {

@@ -14,7 +14,6 @@ fn sbm(k: usize, size: usize, p_in: f64, p_out: f64, seed: u64) -> (Vec<i64>, Ve
         for j in (i + 1)..n {
             let p = if i / size == j / size { p_in } else { p_out };
             if uniform(&mut rng) < p {
-                #[allow(clippy::cast_possible_truncation)]
                 let w = (0.5 + 0.5 * uniform(&mut rng)) as f32;
                 rows[i].push((j as i32, w));
                 rows[j].push((i as i32, w));
