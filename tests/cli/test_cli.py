@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from anndataoom.cli.__main__ import main
 
 PNGS = ("qc_violin.png", "qc_scatter.png", "pca_variance_ratio.png", "umap_leiden.png",
@@ -191,8 +192,9 @@ def test_run_hvg_flavors(make_h5ad, tmp_path, capsys, flavor):
 
 @pytest.mark.parametrize("dist", ["normal", "skewed", "with_nan"])
 def test_plot_density_matches_scipy_kde(dist):
-    from anndataoom.cli._plots import density
     from scipy.stats import gaussian_kde
+
+    from anndataoom.cli._plots import density
 
     rng = np.random.default_rng(3)
     v = rng.normal(5, 2, 20_000) if dist == "normal" else rng.lognormal(0, 0.8, 20_000)
@@ -208,6 +210,7 @@ def test_plot_density_matches_scipy_kde(dist):
 
 def test_plots_of_many_cells_are_binned(tmp_path, monkeypatch):
     import pandas as pd
+
     from anndataoom.cli import _plots
 
     monkeypatch.setattr(_plots, "SCATTER_MAX_POINTS", 100)

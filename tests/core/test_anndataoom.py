@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 import anndataoom as oom
 from anndataoom import _oom
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 
 def test_isinstance_and_flags(small_file):
@@ -246,9 +246,9 @@ def test_context_manager_and_close(small_file):
         sub = a[:10]
     assert a.is_closed
     with pytest.raises(ValueError):
-        a.X
+        _ = a.X
     with pytest.raises(ValueError):
-        a[:3].X
+        _ = a[:3].X
     assert sub.X.to_memory().shape == (10, 40)  # derived objects stay usable
     a.close()  # idempotent
     assert a.obs.shape[0] == 60

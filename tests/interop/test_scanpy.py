@@ -9,15 +9,16 @@ anndataoom function to use instead.
 
 from __future__ import annotations
 
-import anndataoom as oom
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
+
+import anndataoom as oom
 from _pbmc_fixtures import *  # noqa: F403  (pytest fixtures pbmc_pair, pbmc_clustered)
-from anndataoom._core._backed_array import BackedArray
 from anndataoom import InMemoryRequiredError
+from anndataoom._core._backed_array import BackedArray
 from anndataoom._core._oom_guard import OOMMaterializeWarning
 
 GENES = ["CD3E", "MS4A1", "LYZ", "NKG7"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from anndataoom.testing import assert_frame_close, assert_x_close
 
 from anndataoom import pp
+from anndataoom.testing import assert_frame_close, assert_x_close
 
 CELLS = [dict(min_counts=50), dict(min_genes=20), dict(max_counts=120), dict(max_genes=40)]
 GENES = [dict(min_counts=15), dict(min_cells=10), dict(max_counts=80), dict(max_cells=60)]

@@ -15,8 +15,8 @@ import scanpy as sc
 from scipy import sparse
 
 import anndataoom as oom
+from _pbmc_fixtures import *  # noqa: F403  (pytest fixtures pbmc_pair, pbmc_x_pca)
 from anndataoom import _oom
-from _pbmc_fixtures import pbmc_pair, pbmc_x_pca  # noqa: F401  (pytest fixtures)
 
 
 def _cloud(n: int, d: int = 30, seed: int = 0) -> np.ndarray:
@@ -42,7 +42,7 @@ def _exact(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _recall(ind: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ind[:, 1:], truth))
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ind[:, 1:], truth, strict=True))
     return hits / truth.size
 
 

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 
-import anndataoom as oom
 import numpy as np
 import pytest
+
+import anndataoom as oom
 from anndataoom.io._write import TMP_PREFIX
 from anndataoom.testing import gen_h5ad
 
@@ -140,11 +141,11 @@ def test_write_failure_keeps_old_file_and_no_temp(source, tmp_path, monkeypatch)
         calls = {"n": 0}
         orig = w.write_elem
 
-        def failing(*args, _exc=exc, **kw):
-            calls["n"] += 1
-            if calls["n"] == 3:
+        def failing(*args, _exc=exc, _calls=calls, _orig=orig, **kw):
+            _calls["n"] += 1
+            if _calls["n"] == 3:
                 raise _exc
-            return orig(*args, **kw)
+            return _orig(*args, **kw)
 
         monkeypatch.setattr(w, "write_elem", failing)
         with pytest.raises(type(exc)):

@@ -27,8 +27,9 @@ def _codec_kwargs(fmt: int, codec: str, sharded: bool) -> dict:
 
 def write_store(mem: ad.AnnData, path, fmt: int, codec: str = "default", sharded: bool = False):
     """Write ``mem`` with anndata's own zarr writer, element by element for codec options."""
-    import zarr
     from anndata.io import write_elem
+
+    import zarr
 
     with ad.settings.override(zarr_write_format=fmt):
         if codec == "default" and not sharded:
