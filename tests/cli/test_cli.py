@@ -218,7 +218,8 @@ def test_plots_of_many_cells_are_binned(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     obs = pd.DataFrame({"n_genes_by_counts": rng.poisson(700, 500),
                         "total_counts": rng.poisson(2000, 500).astype(float),
-                        "pct_counts_mt": rng.uniform(0, 5, 500)})
+                        "pct_counts_mt": rng.uniform(0, 5, 500)},
+                       index=pd.RangeIndex(500).astype(str))
     written = _plots.write_all(ad.AnnData(obs=obs), tmp_path, thresholds={"total_counts": (1900, None)})
     assert [p.name for p in written] == ["qc_violin.png", "qc_scatter.png"]
     assert all(p.stat().st_size > 0 for p in written)

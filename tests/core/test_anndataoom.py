@@ -284,13 +284,15 @@ def test_oom_guard(small_file):
         return "done"
 
     a = oom.read(small_file)
-    assert fn(a, value=2.0) == "done"
+    with pytest.warns(oom.OOMMaterializeWarning, match="into memory on purpose"):
+        assert fn(a, value=2.0) == "done"
     assert calls["type"] is ad.AnnData
     np.testing.assert_allclose(a.obs["S"].to_numpy(), a.X.sum(axis=1) * 2.0, rtol=1e-6)
     assert "ignored" not in a.obs
     assert a.uns["result"] == {"v": 2.0}
     assert "note" in a.uns
-    assert fn(adata=a) == "done"
+    with pytest.warns(oom.OOMMaterializeWarning, match="into memory on purpose"):
+        assert fn(adata=a) == "done"
     mem = ad.read_h5ad(small_file)
     assert fn(mem) == "done" and calls["type"] is ad.AnnData and "S" in mem.obs
     assert fn._oom_guarded is True

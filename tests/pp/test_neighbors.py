@@ -184,8 +184,9 @@ def test_missing_pca_runs_pca_first_on_a_copy(make_h5ad):
     b = oom.pp.neighbors(a, n_neighbors=5, n_pcs=10, copy=True)
     assert "X_pca" not in a.obsm and "distances" not in a.obsp
     assert b.obsm["X_pca"].shape == (300, 10) and "connectivities" in b.obsp
-    # scanpy in memory does the same: PCA first, then the graph on it
-    sc.pp.neighbors(mem, n_neighbors=5, n_pcs=10)
+    # scanpy in memory does the same: PCA first (it says so), then the graph on it
+    with pytest.warns(UserWarning, match="dimensions of `.X`"):
+        sc.pp.neighbors(mem, n_neighbors=5, n_pcs=10)
     assert b.uns["neighbors"] == mem.uns["neighbors"]
     a.close()
 

@@ -109,7 +109,7 @@ def test_sigkill_during_write(source, tmp_path, ext):
         _wait_line(p, "ready")
         time.sleep(rng.uniform(0.0, full * 1.2))
         p.send_signal(signal.SIGKILL)
-        p.wait()
+        p.communicate()  # reaps it and closes its pipes
         if not target.exists():
             assert old_sha is None, "the old target vanished"
             outcomes.append("absent")
@@ -123,7 +123,8 @@ def test_sigkill_during_write(source, tmp_path, ext):
     p = _spawn("write", src, out / f"final{ext}")
     _wait_line(p, "ready")
     _wait_line(p, "done")
-    assert p.wait() == 0
+    p.communicate()
+    assert p.returncode == 0
     assert _temp_files(out) == []
     _check_complete(out / f"final{ext}", mem)
 
@@ -195,4 +196,4 @@ def test_reader_while_h5py_holds_file_for_writing(tmp_path):
         assert out.strip().endswith(f"[{round(float(mem.X.sum()), 3)}]"), out
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()

@@ -31,7 +31,7 @@ def write_store(mem: ad.AnnData, path, fmt: int, codec: str = "default", sharded
 
     import zarr
 
-    with ad.settings.override(zarr_write_format=fmt):
+    with ad.settings.override(zarr_write_format=fmt, auto_shard_zarr_v3=False):
         if codec == "default" and not sharded:
             mem.write_zarr(path)
             return path
