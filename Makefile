@@ -13,8 +13,8 @@ test test-py test-rust test-wheel: EXTRAS = test,omicverse
 WHEEL_VENV := .venv-wheel
 WHEEL_DOCS ?=
 
-.PHONY: help venv build-deps dev release wheel test test-rust test-wheel test-py test-slow \
-        demo bench docs lint fuzz clean
+.PHONY: help venv build-deps lint-deps dev release wheel test test-rust test-wheel test-py \
+        test-slow demo bench docs lint lint-static fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ —/'
@@ -28,6 +28,9 @@ venv: $(BIN)/python
 build-deps: venv  ## maturin, cmake, zig, auditwheel: pyproject's [dependency-groups] build
 	$(BIN)/pip install -q "pip>=25.1"  # --group needs it (an older .venv may have an older pip)
 	$(BIN)/pip install -q --group build
+
+lint-deps: build-deps  ## ruff, mypy: pyproject's [dependency-groups] lint
+	$(BIN)/pip install -q --group lint
 
 release: build-deps  ## build and install the package (release mode, editable) with test extras
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
@@ -51,7 +54,8 @@ test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + 
 test-py: release  ## pytest suite against the editable build in .venv
 	$(BIN)/python -m pytest -q
 
-test: test-rust test-wheel  ## everything CI runs: cargo tests, then pytest on the installed wheel
+# lint-static first: it needs no build of the package, so CI fails fast on it.
+test: lint-static test-rust test-wheel  ## everything CI runs: lints, cargo tests, pytest on the installed wheel
 
 test-slow: release  ## slow tier: 1M rows, a full 2^31-entry pass with peak-RSS bounds
 	$(BIN)/python -m pytest -q -m slow
@@ -69,9 +73,14 @@ docs:  ## Sphinx site, tutorial executed, warnings as errors → docs/_build/htm
 	$(MAKE) release EXTRAS=docs
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-lint: venv  ## ruff + the extension stub checked against the binary
-	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/ruff check python
+# clippy in the release profile: it reuses the dependencies' build-script
+# outputs (HDF5's C build) of `cargo test --release`, so HDF5 is compiled once.
+lint-static: lint-deps  ## rustfmt --check, clippy -D warnings, ruff (no build of the package)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --release -- -D warnings
+	$(BIN)/ruff check python tests bench
+
+lint: lint-static release  ## lint-static + the extension stub checked against the dev build
 	$(BIN)/python -m mypy.stubtest anndataoom._oom
 
 clean:

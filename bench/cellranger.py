@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from anndata.io import read_elem
+
 from run import RESULTS, ensure_data, exclusive, log, run_contender, warm_page_cache
 
 BLOCK = 1 << 24  # stored values per copied block

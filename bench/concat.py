@@ -33,6 +33,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from _proc import run_measured
 from _report import machine
 from gen import generate

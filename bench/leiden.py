@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
 from _proc import run_measured
 from _report import machine
 
@@ -95,7 +96,8 @@ def run(path: Path, names: list[str], resolution: float, timeout: float, tmp: Pa
         if m.exit_code != 0:
             log(f"  {name} failed ({m.exit_code}, {m.killed_for}): {(tmp / f'{name}.err').read_text()[-2000:]}")
         said = (tmp / f"{name}.out").read_text().split()
-        rows[name] = {"wall_s": round(m.wall, 2), "work_s": float(said[said.index("TIME") + 1]) if "TIME" in said else None,
+        work_s = float(said[said.index("TIME") + 1]) if "TIME" in said else None
+        rows[name] = {"wall_s": round(m.wall, 2), "work_s": work_s,
                       "cpu_s": round(m.cpu, 2), "peak_rss_mib": round(m.peak_rss / 2**20), "ok": m.exit_code == 0,
                       "labels": out if out.exists() else None}
         log(f"  {rows[name]}")

@@ -47,6 +47,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import h5py
+
 from _proc import run_measured
 from _report import FLOOR, machine, render
 from contenders._stages import PREFIX

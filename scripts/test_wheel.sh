@@ -9,7 +9,8 @@
 # package's own dependencies; then it adds the test extras (WHEEL_EXTRAS,
 # default test,omicverse) and runs the repository's tests against the
 # installed package from a scratch directory (nothing is imported from the
-# source tree).  PY picks the interpreter; WHEEL_DOCS=1 also builds the docs
+# source tree), after mypy's stubtest of the installed extension against
+# `_oom.pyi`.  PY picks the interpreter; WHEEL_DOCS=1 also builds the docs
 # before the tests.  Runs on Linux, macOS and
 # Windows (Git Bash): the release workflow calls it on every platform.
 set -euo pipefail
@@ -66,6 +67,9 @@ PY
 # The command line with the plain dependencies (what `pip install anndataoom` gives).
 anndataoom run pbmc3k -o "$SCRATCH/pbmc3k.h5ad"
 python -m pip install -q "$WHEEL[$EXTRAS]"
+# The installed extension against its stub `_oom.pyi` (mypy from the lint group).
+python -m pip install -q --group "$ROOT/pyproject.toml:lint"
+python -m mypy.stubtest anndataoom._oom
 # WHEEL_DOCS=1 (CI): the docs of this installed wheel, warnings as errors, tutorial executed.
 if [[ -n ${WHEEL_DOCS:-} ]]; then
     python -m pip install -q "$WHEEL[docs]"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import anndata as ad
+
 import anndataoom as oom
 
 __all__ = ["pbmc_clustered", "pbmc_pair", "pbmc_x_pca"]

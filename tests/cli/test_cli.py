@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from anndataoom.cli.__main__ import main
 
 PNGS = ("qc_violin.png", "qc_scatter.png", "pca_variance_ratio.png", "umap_leiden.png",
@@ -191,8 +192,9 @@ def test_run_hvg_flavors(make_h5ad, tmp_path, capsys, flavor):
 
 @pytest.mark.parametrize("dist", ["normal", "skewed", "with_nan"])
 def test_plot_density_matches_scipy_kde(dist):
-    from anndataoom.cli._plots import density
     from scipy.stats import gaussian_kde
+
+    from anndataoom.cli._plots import density
 
     rng = np.random.default_rng(3)
     v = rng.normal(5, 2, 20_000) if dist == "normal" else rng.lognormal(0, 0.8, 20_000)
@@ -208,6 +210,7 @@ def test_plot_density_matches_scipy_kde(dist):
 
 def test_plots_of_many_cells_are_binned(tmp_path, monkeypatch):
     import pandas as pd
+
     from anndataoom.cli import _plots
 
     monkeypatch.setattr(_plots, "SCATTER_MAX_POINTS", 100)
@@ -215,7 +218,8 @@ def test_plots_of_many_cells_are_binned(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     obs = pd.DataFrame({"n_genes_by_counts": rng.poisson(700, 500),
                         "total_counts": rng.poisson(2000, 500).astype(float),
-                        "pct_counts_mt": rng.uniform(0, 5, 500)})
+                        "pct_counts_mt": rng.uniform(0, 5, 500)},
+                       index=pd.RangeIndex(500).astype(str))
     written = _plots.write_all(ad.AnnData(obs=obs), tmp_path, thresholds={"total_counts": (1900, None)})
     assert [p.name for p in written] == ["qc_violin.png", "qc_scatter.png"]
     assert all(p.stat().st_size > 0 for p in written)

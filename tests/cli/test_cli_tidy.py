@@ -9,9 +9,9 @@ import sys
 import anndata as ad
 import numpy as np
 import pytest
-from anndataoom.cli.__main__ import main
 
 import anndataoom as oom
+from anndataoom.cli.__main__ import main
 
 
 def _cli(*argv, timeout=300) -> subprocess.CompletedProcess:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 import anndataoom as oom
 from anndataoom import _oom
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 
 def test_isinstance_and_flags(small_file):
@@ -246,9 +246,9 @@ def test_context_manager_and_close(small_file):
         sub = a[:10]
     assert a.is_closed
     with pytest.raises(ValueError):
-        a.X
+        _ = a.X
     with pytest.raises(ValueError):
-        a[:3].X
+        _ = a[:3].X
     assert sub.X.to_memory().shape == (10, 40)  # derived objects stay usable
     a.close()  # idempotent
     assert a.obs.shape[0] == 60
@@ -284,13 +284,15 @@ def test_oom_guard(small_file):
         return "done"
 
     a = oom.read(small_file)
-    assert fn(a, value=2.0) == "done"
+    with pytest.warns(oom.OOMMaterializeWarning, match="into memory on purpose"):
+        assert fn(a, value=2.0) == "done"
     assert calls["type"] is ad.AnnData
     np.testing.assert_allclose(a.obs["S"].to_numpy(), a.X.sum(axis=1) * 2.0, rtol=1e-6)
     assert "ignored" not in a.obs
     assert a.uns["result"] == {"v": 2.0}
     assert "note" in a.uns
-    assert fn(adata=a) == "done"
+    with pytest.warns(oom.OOMMaterializeWarning, match="into memory on purpose"):
+        assert fn(adata=a) == "done"
     mem = ad.read_h5ad(small_file)
     assert fn(mem) == "done" and calls["type"] is ad.AnnData and "S" in mem.obs
     assert fn._oom_guarded is True

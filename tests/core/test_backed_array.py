@@ -6,10 +6,10 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import FORMATS, assert_x_equal, dense
 
 import anndataoom as oom
 from anndataoom import _oom
+from anndataoom.testing import FORMATS, assert_x_equal, dense
 
 DTYPES = ("float32", "float64", "int32", "int64")
 
@@ -91,7 +91,7 @@ def test_chunked(small_file, chunk_size):
         np.testing.assert_array_equal(dense(block), mem[start:end])
         seen.append((start, end))
     assert seen[0][0] == 0 and seen[-1][1] == X.shape[0]
-    assert all(a[1] == b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[1] == b[0] for a, b in zip(seen, seen[1:], strict=False))
     if chunk_size:
         assert all(e - s == chunk_size for s, e in seen[:-1])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import FORMATS
 
 import anndataoom as oom
 from anndataoom._core._transpose import TransposedArray
+from anndataoom.testing import FORMATS
 
 
 def _mem(X):

@@ -8,9 +8,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 import anndataoom as oom
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dense
 
 N_OBS, N_VARS = 60, 40
 
@@ -229,7 +229,7 @@ def test_subset_after_parent_closed(files):
     assert_adata_equal(s, mem[::2])
     assert_adata_equal(c, mem)
     with pytest.raises(ValueError):
-        a.X
+        _ = a.X
 
 
 def test_inplace_subset_obs(files):

@@ -6,10 +6,10 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import dense
 
 import anndataoom as oom
 from anndataoom import _oom
+from anndataoom.testing import dense
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import os
 import warnings
 
 import anndata as ad
-import anndataoom as oom
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+
+import anndataoom as oom
 from anndataoom._core._backed_array import BackedArray
 
 

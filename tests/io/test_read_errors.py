@@ -10,10 +10,10 @@ import anndata as ad
 import h5py
 import numpy as np
 import pytest
-from anndataoom.testing import dir_listing
 
 import anndataoom as oom
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
+from anndataoom.testing import dir_listing
 
 
 def _sha(path) -> str:
@@ -122,7 +122,7 @@ def test_legacy_layout(tmp_path, make_h5ad):
     p = tmp_path / "legacy.h5ad"
     X = mem.X.tocsr()
     obs = np.array([(n.encode(),) for n in mem.obs_names], dtype=[("index", "S20")])
-    var = np.array([(n.encode(), g.encode()) for n, g in zip(mem.var_names, mem.var["gene_ids"])],
+    var = np.array([(n.encode(), g.encode()) for n, g in zip(mem.var_names, mem.var["gene_ids"], strict=True)],
                    dtype=[("index", "S20"), ("gene_ids", "S20")])
     with h5py.File(p, "w") as f:
         g = f.create_group("X")

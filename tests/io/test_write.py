@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dir_listing
 
 import anndataoom as oom
 from anndataoom.io import _write
+from anndataoom.testing import FORMATS, assert_adata_equal, assert_x_equal, dir_listing
 
 
 def _read_back(path) -> ad.AnnData:

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from anndataoom.testing import assert_frame_close
 
 from anndataoom import pp
+from anndataoom.testing import assert_frame_close
 
 FLAVORS = ["seurat", "cell_ranger", "seurat_v3", "seurat_v3_paper", "pearson_residuals"]
 LOG_FLAVORS = {"seurat", "cell_ranger"}

@@ -15,8 +15,8 @@ import scanpy as sc
 from scipy import sparse
 
 import anndataoom as oom
+from _pbmc_fixtures import *  # noqa: F403  (pytest fixtures pbmc_pair, pbmc_x_pca)
 from anndataoom import _oom
-from _pbmc_fixtures import pbmc_pair, pbmc_x_pca  # noqa: F401  (pytest fixtures)
 
 
 def _cloud(n: int, d: int = 30, seed: int = 0) -> np.ndarray:
@@ -42,7 +42,7 @@ def _exact(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _recall(ind: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ind[:, 1:], truth))
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ind[:, 1:], truth, strict=True))
     return hits / truth.size
 
 
@@ -184,8 +184,9 @@ def test_missing_pca_runs_pca_first_on_a_copy(make_h5ad):
     b = oom.pp.neighbors(a, n_neighbors=5, n_pcs=10, copy=True)
     assert "X_pca" not in a.obsm and "distances" not in a.obsp
     assert b.obsm["X_pca"].shape == (300, 10) and "connectivities" in b.obsp
-    # scanpy in memory does the same: PCA first, then the graph on it
-    sc.pp.neighbors(mem, n_neighbors=5, n_pcs=10)
+    # scanpy in memory does the same: PCA first (it says so), then the graph on it
+    with pytest.warns(UserWarning, match="dimensions of `.X`"):
+        sc.pp.neighbors(mem, n_neighbors=5, n_pcs=10)
     assert b.uns["neighbors"] == mem.uns["neighbors"]
     a.close()
 

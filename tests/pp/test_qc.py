@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from anndataoom.testing import assert_frame_close
 
 from anndataoom import pp
+from anndataoom.testing import assert_frame_close
 
 KW = [
     dict(),

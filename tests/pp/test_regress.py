@@ -11,7 +11,6 @@ import pytest
 import scanpy as sc
 
 import anndataoom as oom
-
 from anndataoom.testing import dense as to_dense
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
-from anndataoom.testing import assert_x_close, dense as to_dense
 
 from anndataoom import pp
+from anndataoom.testing import assert_x_close
+from anndataoom.testing import dense as to_dense
 
 
 def _lognorm(a, b):

@@ -9,7 +9,6 @@ import scanpy as sc
 
 from anndataoom import pp
 
-
 MINE = ["calculate_qc_metrics", "filter_cells", "filter_genes", "highly_variable_genes", "log1p",
         "neighbors", "normalize_total", "scale"]
 

@@ -81,6 +81,7 @@ def _index(spec):
 def index(path: str, row_spec, col_spec=None) -> dict:
     """``a[row, col]`` on ours and on anndata in memory: the outcome of each."""
     import anndata as ad
+
     import anndataoom as oom
 
     def outcome(obj):

@@ -59,8 +59,9 @@ def interrupt_pass(path: str, what: str) -> None:
     """Start a long pass; the parent sends SIGINT. Report how it ended and
     whether the object is still usable afterwards.
     """
-    import anndataoom as oom
     import numpy as np
+
+    import anndataoom as oom
 
     a = oom.read(path)
     print("start", flush=True)

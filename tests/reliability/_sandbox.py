@@ -71,7 +71,7 @@ class Sandbox:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
         if self.proc is not None:
-            self.proc.wait()
+            self.proc.communicate()  # reaps it and closes its pipes
         self.proc = None
 
     def call(self, fn: str, *args, timeout: float = 60.0):
@@ -89,7 +89,8 @@ class Sandbox:
             raise SandboxCrash(f"{fn}{tuple(args)} hung (no answer within {timeout} s)")
         line = proc.stdout.readline()
         if not line:
-            rc = proc.wait()
+            proc.communicate()  # reaps it and closes its pipes
+            rc = proc.returncode
             self.proc = None
             how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
             raise SandboxCrash(f"{fn}{tuple(args)} crashed the worker ({how})")
@@ -99,10 +100,10 @@ class Sandbox:
         raise _rebuild(resp)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.stdin.close()
+        if self.proc is not None:
             try:
-                self.proc.wait(10)
+                # closes stdin (the worker's cue to exit), reaps it, closes its pipes
+                self.proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:
                 self._kill()
         self.proc = None

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from _sandbox import SandboxCrash, assert_not_internal
+
 from anndataoom.exceptions import AnnDataFormatError, AnnDataReadError
 from anndataoom.testing import gen_h5ad
 
@@ -223,7 +224,7 @@ def test_unsorted_column_indices(sandbox, tmp_path):
     dense = np.array([[0, 1, 2, 0], [3, 0, 0, 4], [0, 0, 0, 0], [5, 6, 7, 8]], dtype=np.float32)
     indptr = np.array([0, 2, 4, 4, 8])
     indices = np.array([2, 1, 3, 0, 3, 1, 0, 2], dtype=np.int32)
-    data = np.array([dense[r, c] for r, c in zip([0, 0, 1, 1, 3, 3, 3, 3], indices)], dtype=np.float32)
+    data = np.array([dense[r, c] for r, c in zip([0, 0, 1, 1, 3, 3, 3, 3], indices, strict=True)], dtype=np.float32)
     p = write_adata(tmp_path / "unsorted.h5ad", sp.csr_matrix(dense))
     patch_x(p, indptr=indptr, indices=indices, data=data)
     r = sandbox.call("_cases.read_x", str(p))

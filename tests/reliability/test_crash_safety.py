@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 
-import anndataoom as oom
 import numpy as np
 import pytest
+
+import anndataoom as oom
 from anndataoom.io._write import TMP_PREFIX
 from anndataoom.testing import gen_h5ad
 
@@ -108,7 +109,7 @@ def test_sigkill_during_write(source, tmp_path, ext):
         _wait_line(p, "ready")
         time.sleep(rng.uniform(0.0, full * 1.2))
         p.send_signal(signal.SIGKILL)
-        p.wait()
+        p.communicate()  # reaps it and closes its pipes
         if not target.exists():
             assert old_sha is None, "the old target vanished"
             outcomes.append("absent")
@@ -122,7 +123,8 @@ def test_sigkill_during_write(source, tmp_path, ext):
     p = _spawn("write", src, out / f"final{ext}")
     _wait_line(p, "ready")
     _wait_line(p, "done")
-    assert p.wait() == 0
+    p.communicate()
+    assert p.returncode == 0
     assert _temp_files(out) == []
     _check_complete(out / f"final{ext}", mem)
 
@@ -140,11 +142,11 @@ def test_write_failure_keeps_old_file_and_no_temp(source, tmp_path, monkeypatch)
         calls = {"n": 0}
         orig = w.write_elem
 
-        def failing(*args, _exc=exc, **kw):
-            calls["n"] += 1
-            if calls["n"] == 3:
+        def failing(*args, _exc=exc, _calls=calls, _orig=orig, **kw):
+            _calls["n"] += 1
+            if _calls["n"] == 3:
                 raise _exc
-            return orig(*args, **kw)
+            return _orig(*args, **kw)
 
         monkeypatch.setattr(w, "write_elem", failing)
         with pytest.raises(type(exc)):
@@ -194,4 +196,4 @@ def test_reader_while_h5py_holds_file_for_writing(tmp_path):
         assert out.strip().endswith(f"[{round(float(mem.X.sum()), 3)}]"), out
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 from _sandbox import assert_not_internal
@@ -51,7 +52,7 @@ def test_seed_files_read(sandbox):
 
 def test_byte_flips(sandbox, tmp_path):
     """200 seeded mutations of the seeds (flips, truncations, splices)."""
-    seeds = [open(p, "rb").read() for p in sorted(os.listdir(DIRS[0]) and
+    seeds = [Path(p).read_bytes() for p in sorted(os.listdir(DIRS[0]) and
              [os.path.join(DIRS[0], n) for n in os.listdir(DIRS[0])])]
     rng = random.Random(8)
     bad = tmp_path / "mut.h5ad"

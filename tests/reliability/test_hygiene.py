@@ -8,6 +8,7 @@ import os
 
 import pytest
 from _sandbox import Sandbox
+
 from anndataoom.testing import gen_h5ad
 
 

@@ -83,7 +83,7 @@ def test_ctrl_c_stops_long_pass_promptly(tmp_path, what):
     finally:
         if p.poll() is None:
             p.kill()
-            p.wait()
+        p.communicate()  # reaps it and closes its pipes
     assert os.listdir(env["OOM_TMPDIR"]) == []
 
 

@@ -8,12 +8,13 @@ in ``shared/omicverse-surface.md``.
 from __future__ import annotations
 
 import anndata as ad
-import anndataoom as oom
 import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
+
+import anndataoom as oom
 from anndataoom.testing import gen_h5ad
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import warnings
 
 import anndata as ad
-import anndataoom as oom
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import scanpy as sc
+
+import anndataoom as oom
 from _pbmc_fixtures import pbmc_x_pca  # noqa: F401  (pytest fixture)
 from anndataoom.tl import _rank_genes_groups as rgg
 
@@ -49,7 +50,7 @@ def assert_same(got: dict, want: dict, *, rtol: float = 1e-4, atol: float = 1e-5
         assert got[k].dtype == want[k].dtype, k
     for g in want["names"].dtype.names:
         if near_ties:
-            by_name = dict(zip(want["names"][g], want["scores"][g]))
+            by_name = dict(zip(want["names"][g], want["scores"][g], strict=True))
             off = np.flatnonzero(got["names"][g] != want["names"][g])
             assert len(off) < 0.1 * len(want["names"][g]), g
             np.testing.assert_allclose([by_name[n] for n in got["names"][g][off]],

@@ -115,7 +115,10 @@ def test_components_are_laid_out_apart(n_blobs):
     emb = a.obsm["X_umap"]
     labels = a.obs["blob"].to_numpy()
     centres = np.array([emb[labels == b].mean(0) for b in np.unique(labels)])
-    spread = max(np.linalg.norm(emb[labels == b] - c, axis=1).max() for b, c in zip(np.unique(labels), centres))
+    spread = max(
+        np.linalg.norm(emb[labels == b] - c, axis=1).max()
+        for b, c in zip(np.unique(labels), centres, strict=True)
+    )
     gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(n_blobs, 1)]
     assert gaps.min() > spread, (gaps.min(), spread)
 

@@ -27,10 +27,11 @@ def _codec_kwargs(fmt: int, codec: str, sharded: bool) -> dict:
 
 def write_store(mem: ad.AnnData, path, fmt: int, codec: str = "default", sharded: bool = False):
     """Write ``mem`` with anndata's own zarr writer, element by element for codec options."""
-    import zarr
     from anndata.io import write_elem
 
-    with ad.settings.override(zarr_write_format=fmt):
+    import zarr
+
+    with ad.settings.override(zarr_write_format=fmt, auto_shard_zarr_v3=False):
         if codec == "default" and not sharded:
             mem.write_zarr(path)
             return path

@@ -15,7 +15,7 @@ from anndataoom.testing import dir_listing
 
 
 def _store(tmp_path, fmt=3):
-    with ad.settings.override(zarr_write_format=fmt):
+    with ad.settings.override(zarr_write_format=fmt, auto_shard_zarr_v3=False):
         small_anndata("csr").write_zarr(tmp_path / "a.zarr")
     return tmp_path / "a.zarr"
 

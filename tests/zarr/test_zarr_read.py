@@ -36,7 +36,7 @@ def test_raw_is_lazy(tmp_path):
     mem = small_anndata("csr")
     mem.raw = mem
     path = tmp_path / "raw.zarr"
-    with ad.settings.override(zarr_write_format=3):
+    with ad.settings.override(zarr_write_format=3, auto_shard_zarr_v3=False):
         mem.write_zarr(path)
     a = oom.read_zarr(path)
     assert isinstance(a.raw.X, oom.BackedArray)

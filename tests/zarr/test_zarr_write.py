@@ -77,7 +77,7 @@ def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path):
 
 def test_refuses_to_overwrite_its_source(tmp_path):
     mem = small_anndata("csr")
-    with ad.settings.override(zarr_write_format=3):
+    with ad.settings.override(zarr_write_format=3, auto_shard_zarr_v3=False):
         mem.write_zarr(tmp_path / "a.zarr")
     a = oom.read(tmp_path / "a.zarr")
     with pytest.raises(ValueError, match="refusing to overwrite"):

@@ -61,8 +61,14 @@ macro_rules! oom_bail {
 #[macro_export]
 macro_rules! oom_ensure {
     ($cond:expr, $variant:ident, $($arg:tt)*) => {
-        if !$cond {
-            $crate::oom_bail!($variant, $($arg)*);
+        // Negated through a binding: `oom_ensure!(x > 0.0, ..)` must fail
+        // for NaN, which is what `!` of the partial comparison gives (clippy's
+        // neg_cmp_op_on_partial_ord would steer towards `x <= 0.0`, letting NaN in).
+        {
+            let ok: bool = $cond;
+            if !ok {
+                $crate::oom_bail!($variant, $($arg)*);
+            }
         }
     };
 }

@@ -34,7 +34,6 @@ impl<F: Fn(f64) -> f64> Memo<F> {
     pub fn get(&mut self, x: f64) -> f64 {
         let bits = x.to_bits();
         // Fibonacci hashing of the bits: the mantissa's high bits vary most.
-        #[allow(clippy::cast_possible_truncation)]
         let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BITS)) as usize;
         if self.keys[slot] == bits {
             return self.vals[slot];

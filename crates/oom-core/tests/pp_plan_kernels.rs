@@ -106,20 +106,22 @@ fn qc_moments_residuals_match_direct() {
             },
         )
         .unwrap();
-        for r in 0..R {
-            let mut vals: Vec<f64> = m[r].iter().copied().filter(|&x| x != 0.0).collect();
+        for (r, row) in m.iter().enumerate() {
+            let mut vals: Vec<f64> = row.iter().copied().filter(|&x| x != 0.0).collect();
             vals.sort_by(|a, b| b.total_cmp(a));
-            assert_eq!(rows.total[r], m[r].iter().sum::<f64>());
+            assert_eq!(rows.total[r], row.iter().sum::<f64>());
             assert_eq!(rows.n_nonzero[r], vals.len() as u64);
             assert_eq!(rows.top_cum[2 * r + 1], vals.iter().take(3).sum::<f64>());
-            assert_eq!(rows.mask_sum[r], m[r][..4].iter().sum::<f64>());
+            assert_eq!(rows.mask_sum[r], row[..4].iter().sum::<f64>());
         }
         assert_eq!(st.cols.sum[3], (0..R).map(|r| m[r][3]).sum::<f64>());
         // each column's first non-zeros, in row order, across blocks and threads
         for c in 0..C {
-            let first: Vec<(u64, f64)> = (0..R)
-                .filter(|&r| m[r][c] != 0.0)
-                .map(|r| (r as u64, m[r][c]))
+            let first: Vec<(u64, f64)> = m
+                .iter()
+                .enumerate()
+                .filter(|(_, row)| row[c] != 0.0)
+                .map(|(r, row)| (r as u64, row[c]))
                 .take(RARE_KEEP)
                 .collect();
             let at = c * RARE_KEEP..c * RARE_KEEP + first.len();
@@ -141,6 +143,8 @@ fn qc_moments_residuals_match_direct() {
         for g in 0..2u32 {
             let sel: Vec<usize> = (0..R).filter(|&r| groups[r] == g).collect();
             let n = sel.len() as f64;
+            // `c` is a column: it indexes every selected row of `m`, not one slice.
+            #[allow(clippy::needless_range_loop)]
             for c in 0..C {
                 let mu = sel.iter().map(|&r| m[r][c]).sum::<f64>() / n;
                 let s2 = sel.iter().map(|&r| (m[r][c] - mu).powi(2)).sum::<f64>() / (n - 1.0);

@@ -17,7 +17,6 @@ use crate::matrix::Matrix;
 /// `sparse`, else dense with `fill` where a part has no value.
 #[pyfunction]
 #[pyo3(signature = (parts, colmaps, ncols, dtype, sparse, fill=0.0, key=None))]
-#[allow(clippy::needless_pass_by_value)]
 fn concat_matrices(
     parts: Vec<PyRef<'_, Matrix>>,
     colmaps: Vec<PyReadonlyArray1<'_, i64>>,

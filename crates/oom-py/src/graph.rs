@@ -11,6 +11,7 @@ use crate::enter::enter;
 /// n × k, distances float64 n × k)`, each row itself first then by distance.
 #[pyfunction]
 #[pyo3(signature = (x, k, exact_max=20_000, nlist=0, coarse_dims=0, nprobe=2, qprobe=2, refine=0, kmeans_iters=6, seed=0))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn knn_graph<'py>(
     py: Python<'py>,
@@ -40,7 +41,6 @@ fn knn_graph<'py>(
     };
     let g = enter(py, || knn(xs, d, &o))?;
     let n = g.indices.len() / k;
-    #[allow(clippy::cast_possible_wrap)]
     let ind: Vec<i32> = g.indices.iter().map(|&v| v as i32).collect();
     let dist = g.distances();
     Ok((
@@ -59,7 +59,6 @@ fn umap_connectivities<'py>(
     distances: PyReadonlyArray2<'py, f32>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let k = indices.as_array().ncols();
-    #[allow(clippy::cast_sign_loss)]
     let ind: Vec<u32> = indices
         .as_slice()?
         .iter()

@@ -29,6 +29,7 @@ fn run<W: Weight>(
 /// communities numbered by decreasing size.
 #[pyfunction]
 #[pyo3(signature = (n, indptr, indices, data, resolution, objective, n_iterations, seed, beta=0.01))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn leiden_py<'py>(
     py: Python<'py>,

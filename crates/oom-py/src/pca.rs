@@ -33,6 +33,7 @@ fn precision(name: &str) -> PyResult<Precision> {
 /// `variance`, `variance_ratio`, `mean`, `solver`, `passes`.
 #[pyfunction]
 #[pyo3(signature = (m, n_comps, zero_center=true, solver="auto", precision="float32", seed=0, tol=1e-7, max_passes=200, dtype="float32", full_eigh_max=4000, block=0))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn pca<'py>(
     py: Python<'py>,

@@ -349,6 +349,7 @@ fn moments_py<'py>(
 /// `pearson_residuals` HVG flavor).
 #[pyfunction]
 #[pyo3(signature = (m, row_sum, col_sum, total, theta, clip, groups=None, f32_product=false))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn residual_variances_py<'py>(
     py: Python<'py>,

@@ -71,6 +71,7 @@ fn pp_downsample(
 /// `design` (n × w) and `coef` (w × p) give the standardising mean,
 /// `gamma` and `delta_sqrt` are `n_batches × p`.
 #[pyfunction]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn pp_combat(
     m: &Matrix,

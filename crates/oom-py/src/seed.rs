@@ -15,6 +15,7 @@ use crate::matrix::Matrix;
 /// `clip((x − μ)/√(μ + μ²/θ), ±clip)` with `μ = row_sum[r]·col_sum[c]/total`.
 #[pyfunction]
 #[pyo3(signature = (m, row_sum, col_sum, total, theta, clip, dtype="float64"))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn pp_pearson_residuals(
     m: &Matrix,

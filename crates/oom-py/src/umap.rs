@@ -15,6 +15,7 @@ use crate::enter::enter;
 /// Spectral layout of a connected graph: `(coords n × dim f64, residual, converged)`.
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, data, dim, seed, tol=1e-4, max_products=100))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn umap_spectral<'py>(
     py: Python<'py>,
@@ -43,6 +44,7 @@ fn umap_spectral<'py>(
 /// returns the embedding (n × dim f32).
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, data, init, n_epochs, prune_epochs, a, b, gamma, alpha, negative_sample_rate, seed))]
+// One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn umap_layout<'py>(
     py: Python<'py>,
@@ -81,7 +83,7 @@ fn umap_layout<'py>(
         optimize_layout(&g, &mut emb, dim, &p)?;
         Ok(emb)
     })?;
-    Ok(emb.into_pyarray(py).reshape([g.n(), dim])?)
+    emb.into_pyarray(py).reshape([g.n(), dim])
 }
 
 /// scipy's int32 column indices seen as `u32` without a copy (100 MB at a

@@ -160,7 +160,9 @@ def _wilcoxon(m, st: _Stats, g: _Groups, tie_correct: bool):
             n_cells = n_active + n_other
         coef = 1 - ties[i] / (float(n_cells) ** 3 - n_cells) if tie_correct and n_cells >= 2 else 1
         std_dev = np.sqrt(coef * n_active * n_other * (n_cells + 1) / 12.0)
-        scores = (rank_sum[i] - (n_active * ((n_cells + 1) / 2.0))) / std_dev
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # 0/0 where every cell ties (std_dev 0): NaN, scored 0 as scanpy does
+            scores = (rank_sum[i] - (n_active * ((n_cells + 1) / 2.0))) / std_dev
         scores[np.isnan(scores)] = 0
         yield i, scores, 2 * stats.distributions.norm.sf(np.abs(scores))
 
@@ -189,7 +191,9 @@ def _tables(results, st: _Stats, g: _Groups, var_names, *, n_genes, rankby_abs, 
         name = str(g.order[i])
         top = _top_n(np.abs(scores) if rankby_abs else scores, n_genes)
         rest = st.mean_rest[i] if g.ireference is None else st.mean[g.ireference]
-        lfc = np.log2((expm1(st.mean[i]) + 1e-9) / (expm1(rest) + 1e-9))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # NaN where the means are negative (e.g. scaled data), as in scanpy
+            lfc = np.log2((expm1(st.mean[i]) + 1e-9) / (expm1(rest) + 1e-9))
         for k, v in (("names", var_names), ("scores", scores), ("pvals", pvals),
                      ("pvals_adj", _adjust(pvals, corr_method)), ("logfoldchanges", lfc)):
             cols[k][name] = np.asarray(v)[top]

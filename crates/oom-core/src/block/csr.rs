@@ -26,7 +26,6 @@ impl Csr {
     }
 
     #[inline]
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     pub fn row_range(&self, r: usize) -> (usize, usize) {
         (self.indptr[r] as usize, self.indptr[r + 1] as usize)
     }
@@ -103,7 +102,6 @@ impl Csr {
             let mut out: Vec<T> = Vec::with_capacity(src.len());
             let mut order: Vec<usize> = Vec::new();
             for r in 0..nrows {
-                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                 let (a, b) = (old_ptr[r] as usize, old_ptr[r + 1] as usize);
                 order.clear();
                 order.extend(a..b);
@@ -137,10 +135,8 @@ impl Csr {
             let mut out = vec![T::default(); self.nrows * n];
             for r in 0..self.nrows {
                 let (a, b) = self.row_range(r);
-                for k in a..b {
-                    #[allow(clippy::cast_sign_loss)]
-                    let c = self.indices[k] as usize;
-                    out[r * n + c] = src[k];
+                for (&c, &x) in self.indices[a..b].iter().zip(&src[a..b]) {
+                    out[r * n + c as usize] = x;
                 }
             }
             out

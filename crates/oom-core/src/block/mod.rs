@@ -46,8 +46,8 @@ impl Block {
             Block::Csr(c) => {
                 let (a, b) = c.row_range(r);
                 with_values!(&c.data, v => {
-                    for k in a..b {
-                        f(c.indices[k] as usize, v[k].to_f64());
+                    for (&j, x) in c.indices[a..b].iter().zip(&v[a..b]) {
+                        f(j as usize, x.to_f64());
                     }
                 });
             }

@@ -20,12 +20,10 @@ macro_rules! scalar {
         impl Scalar for $t {
             const DTYPE: Dtype = Dtype::$d;
             #[inline]
-            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
             fn to_f64(self) -> f64 {
                 self as f64
             }
             #[inline]
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
@@ -285,7 +283,6 @@ fn element_dtype<T: Scalar>(_: &[T]) -> Dtype {
 #[inline]
 pub fn is_whole(x: f64) -> bool {
     // From 2^52 on every float is whole; below it the i64 round trip is exact.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     let whole = x.abs() >= 4_503_599_627_370_496.0 || (x as i64) as f64 == x;
     x.is_finite() && whole
 }

@@ -34,13 +34,11 @@ pub struct Graph {
 /// numba's `np.mean` of an f32 array: a sequential f32 sum over the size.
 fn mean_f32(v: &[f32]) -> f64 {
     let s: f32 = v.iter().fold(0.0f32, |a, b| a + b);
-    #[allow(clippy::cast_precision_loss)]
     let n = v.len() as f64;
     f64::from(s) / n
 }
 
 /// `mid` of umap's bisection: the f32 bounds summed and halved in f64.
-#[allow(clippy::cast_possible_truncation)]
 fn halve(lo: f32, hi: f32) -> f32 {
     ((f64::from(lo) + f64::from(hi)) / 2.0) as f32
 }
@@ -79,7 +77,6 @@ fn smooth_row(dist: &[f32], target: f64, mean_all: f64) -> (f32, f32) {
         }
     }
     let floor = MIN_K_DIST_SCALE * if rho > 0.0 { mean_f32(dist) } else { mean_all };
-    #[allow(clippy::cast_possible_truncation)]
     let sigma = if f64::from(mid) < floor {
         floor as f32
     } else {
@@ -90,7 +87,6 @@ fn smooth_row(dist: &[f32], target: f64, mean_all: f64) -> (f32, f32) {
 
 /// Membership strength of a neighbour at distance `dj` (umap's `val`:
 /// an f32 quotient, its exponential in f64 as numba does, stored as f32).
-#[allow(clippy::cast_possible_truncation)]
 fn membership(dj: f32, rho: f32, sigma: f32) -> f32 {
     if dj - rho <= 0.0 || sigma == 0.0 {
         1.0
@@ -118,7 +114,6 @@ pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
         Value,
         "too many cells for an int32 graph: {n}"
     );
-    #[allow(clippy::cast_precision_loss)]
     let target = (k as f64).log2();
     let mean_all = mean_f32(dists);
     // Membership strengths, row by row: (column, weight) sorted by column.

@@ -104,13 +104,11 @@ pub fn kmeans(
         }
         for (l, &c) in counts.iter().enumerate() {
             if c > 0 {
-                #[allow(clippy::cast_precision_loss)]
                 let inv = 1.0 / c as f64;
                 for (o, s) in cent[l * d..(l + 1) * d]
                     .iter_mut()
                     .zip(&sums[l * d..(l + 1) * d])
                 {
-                    #[allow(clippy::cast_possible_truncation)]
                     let v = (s * inv) as f32;
                     *o = v;
                 }

@@ -84,7 +84,6 @@ pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
         Objective::Cpm => (vec![1.0; n], p.resolution),
     };
     let mut rng = Rng::new(p.seed);
-    #[allow(clippy::cast_possible_truncation)]
     let mut membership: Vec<u32> = (0..n as u32).collect();
     let max_iter = if p.n_iterations < 0 {
         MAX_ITERATIONS
@@ -147,7 +146,6 @@ fn iterate<W: Weight>(
 ) -> Result<bool> {
     let mut part = membership.to_vec();
     renumber(&mut part);
-    #[allow(clippy::cast_possible_truncation)]
     let mut node_of: Vec<u32> = (0..g.n() as u32).collect();
     let mut changed = false;
     let mut level = one_level(g, node_w0, &mut part, &mut changed, gamma, beta, rng)?;
@@ -166,7 +164,10 @@ fn iterate<W: Weight>(
 /// Local moving on one level; unless every community is already a single
 /// node, refine and return the aggregated graph, its node weights and the
 /// refined membership (`part` becomes the aggregated nodes' communities).
-#[allow(clippy::type_complexity)]
+/// One level's result: the aggregated graph, its node weights and the refined
+/// membership.
+type Level = (Graph<f64>, Vec<f64>, Vec<u32>);
+
 fn one_level<W: Weight>(
     cur: &Graph<W>,
     node_w: &[f64],
@@ -175,7 +176,7 @@ fn one_level<W: Weight>(
     gamma: f64,
     beta: f64,
     rng: &mut Rng,
-) -> Result<Option<(Graph<f64>, Vec<f64>, Vec<u32>)>> {
+) -> Result<Option<Level>> {
     *changed |= move_nodes(cur, node_w, part, gamma, rng)?;
     let k = renumber(part);
     if k >= cur.n() {
@@ -208,10 +209,8 @@ fn gain(w_vc: f64, a_v: f64, a_c: f64, gamma: f64) -> f64 {
 
 /// Fisher–Yates permutation of `0..n`.
 fn permutation(n: usize, rng: &mut Rng) -> Vec<u32> {
-    #[allow(clippy::cast_possible_truncation)]
     let mut p: Vec<u32> = (0..n as u32).collect();
     for i in (1..n).rev() {
-        #[allow(clippy::cast_possible_truncation)]
         let j = rng.below(i as u64 + 1) as usize;
         p.swap(i, j);
     }
@@ -220,7 +219,6 @@ fn permutation(n: usize, rng: &mut Rng) -> Vec<u32> {
 
 /// Uniform in [0, 1).
 fn uniform(rng: &mut Rng) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
     let u = (rng.next_u64() >> 11) as f64;
     u / (1u64 << 53) as f64
 }
@@ -275,7 +273,6 @@ fn move_nodes<W: Weight>(
         cw[part[v] as usize] += node_w[v];
         size[part[v] as usize] += 1;
     }
-    #[allow(clippy::cast_possible_truncation)]
     let mut empty: Vec<u32> = (0..n as u32)
         .rev()
         .filter(|&c| size[c as usize] == 0)
@@ -330,7 +327,6 @@ fn move_nodes<W: Weight>(
             for (u, _) in g.row(v) {
                 if !queued[u] && part[u] != best {
                     queued[u] = true;
-                    #[allow(clippy::cast_possible_truncation)]
                     queue.push_back(u as u32);
                 }
             }
@@ -369,7 +365,6 @@ fn refine<W: Weight>(
         fill[c] += 1;
     }
     drop(fill);
-    #[allow(clippy::cast_possible_truncation)]
     let mut refined: Vec<u32> = (0..n as u32).collect();
     let mut rw = node_w.to_vec();
     let mut size = vec![1u32; n];
@@ -477,15 +472,11 @@ pub fn order_by_size(part: &mut [u32]) -> usize {
     for &c in part.iter() {
         size[c as usize] += 1;
     }
-    #[allow(clippy::cast_possible_truncation)]
     let mut by_size: Vec<u32> = (0..k as u32).collect();
     by_size.sort_by_key(|&c| std::cmp::Reverse(size[c as usize]));
     let mut rank = vec![0u32; k];
     for (r, &c) in by_size.iter().enumerate() {
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            rank[c as usize] = r as u32;
-        }
+        rank[c as usize] = r as u32;
     }
     for c in part.iter_mut() {
         *c = rank[*c as usize];

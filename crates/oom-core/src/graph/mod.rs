@@ -68,7 +68,6 @@ impl Csr<'_> {
 
     /// Edge range of vertex `v`.
     pub fn row(&self, v: usize) -> std::ops::Range<usize> {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let r = self.indptr[v] as usize..self.indptr[v + 1] as usize;
         r
     }

@@ -39,7 +39,6 @@ fn bfs_order(g: &Csr<'_>) -> Vec<u32> {
         seen[root] = true;
         queue.push_back(root);
         while let Some(v) = queue.pop_front() {
-            #[allow(clippy::cast_possible_truncation)]
             order.push(v as u32);
             for e in g.row(v) {
                 let w = g.indices[e] as usize;
@@ -60,10 +59,7 @@ impl Relabeled {
         let order = bfs_order(g);
         let mut new_of = vec![0u32; g.n()];
         for (new, &old) in order.iter().enumerate() {
-            #[allow(clippy::cast_possible_truncation)]
-            {
-                new_of[old as usize] = new as u32;
-            }
+            new_of[old as usize] = new as u32;
         }
         let mut indptr = Vec::with_capacity(g.n() + 1);
         indptr.push(0i64);
@@ -81,7 +77,6 @@ impl Relabeled {
             row.sort_by_key(|&(j, _)| j);
             indices.extend(row.iter().map(|&(j, _)| j));
             data.extend(row.iter().map(|&(_, w)| w));
-            #[allow(clippy::cast_possible_wrap)]
             indptr.push(indices.len() as i64);
         }
         Relabeled {

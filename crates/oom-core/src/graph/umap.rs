@@ -66,7 +66,6 @@ pub struct SgdParams {
 /// In place: at a million cells another edge array is 100 MB.
 fn weights_to_epochs_per_sample(weights: &mut [f32], prune_epochs: usize) {
     let max = weights.iter().copied().fold(0.0f32, f32::max);
-    #[allow(clippy::cast_precision_loss)]
     let floor = max / prune_epochs.max(1) as f32;
     for w in weights {
         *w = if *w > 0.0 && *w >= floor {
@@ -88,7 +87,6 @@ fn fast_pow(x: f32, b: f32) -> f32 {
 #[inline(always)]
 fn fast_log2(x: f32) -> f32 {
     let bits = x.to_bits();
-    #[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
     let e = ((bits >> 23) & 0xff) as i32 - 127;
     // mantissa in [1, 2); log2 via atanh series in t = (m-1)/(m+1), t ∈ [0, 1/3]
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
@@ -96,9 +94,7 @@ fn fast_log2(x: f32) -> f32 {
     let t2 = t * t;
     let series =
         t * (2.885_39 + t2 * (0.961_797 + t2 * (0.577_078 + t2 * (0.412_198 + t2 * 0.320_6))));
-    #[allow(clippy::cast_precision_loss)]
-    let r = e as f32 + series;
-    r
+    e as f32 + series
 }
 
 /// Adding `1.5 · 2^23` to a float of magnitude below `2^22` rounds it to
@@ -117,7 +113,7 @@ fn fast_exp2(y: f32) -> f32 {
     let f = y - i;
     // 2^f on [0, 1): degree-7 Taylor polynomial of e^(f ln 2)
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129
@@ -180,7 +176,7 @@ fn tasks(g: &Csr<'_>) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Split `s` into consecutive pieces of the given lengths.
-fn split_mut<'a, T>(mut s: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn split_mut<T>(mut s: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lens {
         let (head, tail) = s.split_at_mut(len);
@@ -235,6 +231,7 @@ struct Plan {
 impl Plan {
     /// Advance the clocks of `v`'s edges (umap-learn's schedule), draw the
     /// negative samples from `v`'s RNG stream and prefetch their positions.
+    // The hot loop's per-vertex state, passed apart so the borrows stay disjoint.
     #[allow(clippy::too_many_arguments)]
     fn make<const D: usize>(
         &mut self,
@@ -266,12 +263,8 @@ impl Plan {
                 let i = e - base;
                 clocks.next[i] += clocks.eps[i];
                 let eps_neg = clocks.eps[i] / p.negative_sample_rate;
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let n_neg = ((epoch - clocks.next_neg[i]) / eps_neg).max(0.0) as u32;
-                #[allow(clippy::cast_precision_loss)]
-                {
-                    clocks.next_neg[i] += n_neg as f32 * eps_neg;
-                }
+                clocks.next_neg[i] += n_neg as f32 * eps_neg;
                 prefetch::<D>(prev, g.indices[e] as usize);
                 self.due.push((g.indices[e], n_neg));
             }
@@ -280,7 +273,6 @@ impl Plan {
         let mut rng = vertex_rng(seed, epoch_i, v);
         for &(_, n_neg) in &self.due {
             for _ in 0..n_neg {
-                #[allow(clippy::cast_possible_truncation)]
                 let k = rng.below(n) as u32;
                 prefetch::<D>(prev, k as usize);
                 self.negatives.push(k);
@@ -548,7 +540,6 @@ fn optimize<const D: usize>(
     start_pass((n * p.n_epochs) as u64);
     for epoch in 0..p.n_epochs {
         check_cancel()?;
-        #[allow(clippy::cast_precision_loss)]
         let (epoch_f, alpha) = (
             epoch as f32,
             p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32),

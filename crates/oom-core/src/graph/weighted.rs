@@ -112,18 +112,15 @@ impl<W: Weight> Graph<W> {
                 "the graph has a negative edge weight ({w}); Leiden needs weights >= 0"
             );
         }
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let span = |i: usize| indptr[i] as usize..indptr[i + 1] as usize;
         let sorted = (0..n)
             .into_par_iter()
             .all(|i| indices[span(i)].windows(2).all(|w| w[0] < w[1]));
         let weight_at = |i: usize, j: usize| -> Option<f64> {
             let r = span(i);
-            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
             let k = indices[r.clone()].binary_search(&(j as i32)).ok()?;
             Some(data[r.start + k].get())
         };
-        #[allow(clippy::cast_sign_loss)]
         let symmetric = sorted
             && (0..n)
                 .into_par_iter()
@@ -151,7 +148,6 @@ impl<W: Weight> Graph<W> {
         for i in 0..n {
             for k in span(i) {
                 if data[k].get() != 0.0 {
-                    #[allow(clippy::cast_sign_loss)]
                     g.indices.push(indices[k] as u32);
                     g.weights.push(data[k]);
                 }
@@ -174,7 +170,6 @@ impl<W: Weight> Graph<W> {
             for k in span(i) {
                 if data[k].get() != 0.0 {
                     count[i + 1] += 1;
-                    #[allow(clippy::cast_sign_loss)]
                     let j = indices[k] as usize;
                     count[j + 1] += 1;
                 }
@@ -190,15 +185,11 @@ impl<W: Weight> Graph<W> {
             for k in span(i) {
                 let w = data[k];
                 if w.get() != 0.0 {
-                    #[allow(clippy::cast_sign_loss)]
                     let j = indices[k] as usize;
-                    #[allow(clippy::cast_possible_truncation)]
-                    {
-                        pairs[fill[i]] = (j as u32, w);
-                        fill[i] += 1;
-                        pairs[fill[j]] = (i as u32, w);
-                        fill[j] += 1;
-                    }
+                    pairs[fill[i]] = (j as u32, w);
+                    fill[i] += 1;
+                    pairs[fill[j]] = (i as u32, w);
+                    fill[j] += 1;
                 }
             }
         }
@@ -240,10 +231,7 @@ impl<W: Weight> Graph<W> {
         let mut members = vec![0u32; group.len()];
         let mut fill = start.clone();
         for (v, &c) in group.iter().enumerate() {
-            #[allow(clippy::cast_possible_truncation)]
-            {
-                members[fill[c as usize]] = v as u32;
-            }
+            members[fill[c as usize]] = v as u32;
             fill[c as usize] += 1;
         }
         let mut acc = vec![0f64; k];

@@ -35,7 +35,6 @@ fn block_groups(block: &Block, groups: &[u32], n_groups: usize) -> ColGroups {
             }
             let at = r * n_groups + g as usize;
             p.sum[at] += x;
-            #[allow(clippy::cast_possible_truncation)]
             let sq = if round {
                 f64::from((x * x) as f32)
             } else {

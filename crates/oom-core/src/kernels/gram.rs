@@ -54,10 +54,8 @@ pub fn dense_rows(block: &Block, r0: usize, r1: usize, out: &mut Vec<f64>) {
             for r in r0..r1 {
                 let (a, b) = c.row_range(r);
                 let row = &mut out[(r - r0) * p..(r - r0 + 1) * p];
-                for k in a..b {
-                    #[allow(clippy::cast_sign_loss)]
-                    let j = c.indices[k] as usize;
-                    row[j] += v[k].to_f64();
+                for (&j, x) in c.indices[a..b].iter().zip(&v[a..b]) {
+                    row[j as usize] += x.to_f64();
                 }
             }
         }),
@@ -158,7 +156,6 @@ impl GramState {
                 *m += x;
             }
         }
-        #[allow(clippy::cast_precision_loss)]
         let inv = 1.0 / nr as f64;
         cm.iter_mut().for_each(|m| *m *= inv);
         for row in rows.chunks_exact_mut(p) {
@@ -185,7 +182,6 @@ impl GramState {
             Precision::F32 => {
                 let mut b32 = std::mem::take(&mut self.buf32);
                 b32.clear();
-                #[allow(clippy::cast_possible_truncation)]
                 b32.extend(rows.iter().map(|&x| x as f32));
                 let tmp = self.tmp32.get_or_insert_with(|| Mat::zeros(p, p));
                 let c = MatRef::from_row_major_slice(&b32[..], nr, p);
@@ -218,7 +214,6 @@ impl GramState {
     fn merge_mean(&mut self, nb: u64, mb: &[f64]) {
         let na = self.n;
         let n = na + nb;
-        #[allow(clippy::cast_precision_loss)]
         let (naf, nbf, nf) = (na as f64, nb as f64, n as f64);
         let delta: Vec<f64> = mb.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
         if na > 0 {
@@ -259,7 +254,6 @@ impl GramState {
     /// Full symmetric `M2` (centred) or `XᵀX` (uncentred), scaled by `scale`.
     pub fn matrix(&self, centered: bool, scale: f64) -> Mat<f64> {
         let p = self.p;
-        #[allow(clippy::cast_precision_loss)]
         let nf = self.n as f64;
         Mat::from_fn(p, p, |i, j| {
             let (i, j) = if i >= j { (i, j) } else { (j, i) };
@@ -273,7 +267,6 @@ impl GramState {
 
     /// Sample covariance with `ddof` (scanpy/sklearn use 1).
     pub fn covariance(&self, ddof: u64) -> Mat<f64> {
-        #[allow(clippy::cast_precision_loss)]
         let d = self.n.saturating_sub(ddof).max(1) as f64;
         self.matrix(true, 1.0 / d)
     }
@@ -346,7 +339,6 @@ fn csr_gram_times_impl<T: Scalar>(
         let (_, hi) = c.row_range(r1 - 1);
         colptr.iter_mut().for_each(|x| *x = 0);
         for &j in &c.indices[lo..hi] {
-            #[allow(clippy::cast_sign_loss)]
             let j = j as usize;
             colptr[j + 1] += 1;
         }
@@ -358,16 +350,12 @@ fn csr_gram_times_impl<T: Scalar>(
         vals.resize(hi - lo, 0.0);
         for r in r0..r1 {
             let (a, e) = c.row_range(r);
-            for k in a..e {
-                #[allow(clippy::cast_sign_loss)]
-                let j = c.indices[k] as usize;
+            for (&j, x) in c.indices[a..e].iter().zip(&v[a..e]) {
+                let j = j as usize;
                 let at = cursor[j];
                 cursor[j] += 1;
-                #[allow(clippy::cast_possible_truncation)]
-                {
-                    rows[at] = (r - r0) as u32;
-                }
-                vals[at] = v[k].to_f64();
+                rows[at] = (r - r0) as u32;
+                vals[at] = x.to_f64();
             }
         }
         // T = X_s·q.
@@ -494,9 +482,9 @@ impl<'q> GramTimes<'q> {
                     let r1 = (r0 + step).min(n);
                     dense_rows(block, r0, r1, &mut buf);
                     for row in buf.chunks_exact(p) {
-                        for j in 0..p {
-                            self.sum[j] += row[j];
-                            self.sumsq[j] += row[j] * row[j];
+                        for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sumsq).zip(row) {
+                            *s += x;
+                            *q += x * x;
                         }
                     }
                     let c = MatRef::from_row_major_slice(&buf[..], r1 - r0, p);
@@ -671,8 +659,8 @@ mod tests {
             let tol = if prec == Precision::F64 { 1e-10 } else { 1e-5 };
             for st in [&total, &one] {
                 assert_eq!(st.n(), 300);
-                for j in 0..7 {
-                    assert!((st.mean()[j] - mean[j]).abs() < 1e-9 * mean[j].abs().max(1.0));
+                for (got, want) in st.mean().iter().zip(&mean) {
+                    assert!((got - want).abs() < 1e-9 * want.abs().max(1.0));
                 }
                 let m = st.matrix(true, 1.0);
                 let unc = st.matrix(false, 1.0);

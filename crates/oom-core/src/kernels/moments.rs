@@ -85,7 +85,6 @@ pub struct Unmapped {
 }
 
 #[inline]
-#[allow(clippy::cast_possible_truncation)]
 fn round32(x: f64) -> f64 {
     f64::from(x as f32)
 }
@@ -268,7 +267,6 @@ impl Unmapped {
     }
 }
 
-#[allow(clippy::cast_precision_loss)]
 fn mean_var(n: u64, sum: &[f64], sumsq: &[f64], mean: &mut [f64], var: &mut [f64]) {
     let nf = n as f64;
     for c in 0..sum.len() {
@@ -320,6 +318,8 @@ pub struct ResidualParams {
 /// `row0..row0 + nrows`), column by column, each column's cells in order
 /// (scanpy's summation order, so the results match it to the last bit).
 /// Without `mean`: `acc[g·ncols + j] += r`; with `mean`: `+= (r − mean)²`.
+// A block, its place in the matrix and the column range: a struct would only
+// rename the arguments of this one hot call.
 #[allow(clippy::too_many_arguments)]
 pub fn residual_block(
     dense: &[f64],
@@ -372,7 +372,6 @@ pub fn residual_block(
 /// group × column, as scanpy computes it (mean first, then the squared
 /// deviations; two passes over the data). Blocks are read in order; the
 /// columns of each block are processed in parallel.
-#[allow(clippy::cast_precision_loss)]
 pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
     use rayon::prelude::*;
     let ncols = usize::try_from(view.ncols()).expect("fits");

@@ -62,7 +62,6 @@ fn cmp_nan_last(a: f64, b: f64) -> Ordering {
 /// with their groups, in [`cmp_nan_last`] order; `zeros[g]`: rows of group
 /// `g` in the set whose value is zero. Adds each group's rank sum to `sums`
 /// and returns Σ(t³ − t) over the tied runs (the zeros being one run).
-#[allow(clippy::cast_precision_loss)]
 pub fn rank_column(sorted: &[(f64, u32)], zeros: &[u64], sums: &mut [f64]) -> f64 {
     let n_zero: u64 = zeros.iter().sum();
     let mut zeros_left = n_zero > 0;
@@ -107,7 +106,6 @@ struct Piece {
 
 impl Piece {
     /// The block's labelled non-zero entries in columns `cols`.
-    #[allow(clippy::cast_possible_truncation)]
     fn collect(block: &Block, row0: usize, cols: &Range<usize>, labels: &[u32]) -> Piece {
         let mut start = vec![0usize; cols.len() + 1];
         let each = |f: &mut dyn FnMut(usize, f64, u32)| {
@@ -255,7 +253,6 @@ fn f32_key(x: f32, g: u32) -> u64 {
 }
 
 fn from_f32_key(key: u64) -> (f64, u32) {
-    #[allow(clippy::cast_possible_truncation)]
     let (ordered, g) = ((key >> 32) as u32, key as u32);
     let bits = if ordered >> 31 == 1 {
         ordered & !(1 << 31)
@@ -460,7 +457,6 @@ mod tests {
     use super::*;
 
     /// scipy's average ranks of `x` and Σ(t³ − t), by brute force.
-    #[allow(clippy::cast_precision_loss)]
     fn brute(x: &[f64]) -> (Vec<f64>, f64) {
         let ranks = x
             .iter()
@@ -495,7 +491,6 @@ mod tests {
     }
 
     /// A dense `nrows × ncols` matrix with many zeros, ties and negatives.
-    #[allow(clippy::cast_precision_loss)]
     fn matrix(nrows: usize, ncols: usize, seed: u64) -> Vec<f64> {
         let mut rng = Lcg(seed);
         (0..nrows * ncols)

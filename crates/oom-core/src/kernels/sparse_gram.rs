@@ -100,7 +100,6 @@ impl SparseScaled {
             return false;
         }
         let cells = self.inner.nrows().saturating_mul(p as u64).max(1);
-        #[allow(clippy::cast_precision_loss)]
         let density = self.inner.approx_cost() as f64 / cells as f64;
         density <= MAX_DENSITY
     }
@@ -117,10 +116,8 @@ impl SparseScaled {
         let mut indptr = c.indptr;
         canonical_rows(&mut indptr, &mut indices, &mut vals);
         for r in 0..c.nrows {
-            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
             let (a, b) = (indptr[r] as usize, indptr[r + 1] as usize);
             for k in a..b {
-                #[allow(clippy::cast_sign_loss)]
                 let j = indices[k] as usize;
                 vals[k] = self.value(j, vals[k]);
             }
@@ -186,7 +183,6 @@ fn dense_to_csr(d: &crate::block::Dense) -> Csr {
             for (j, x) in v[r * p..(r + 1) * p].iter().enumerate() {
                 let x = x.to_f64();
                 if x != 0.0 {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
                     indices.push(j as i32);
                     vals.push(x);
                 }
@@ -226,10 +222,8 @@ fn relabel(c: Csr, rank: &[u32]) -> Csr {
     for r in 0..c.nrows {
         let (a, b) = c.row_range(r);
         row.clear();
-        #[allow(clippy::cast_sign_loss)]
         row.extend((a..b).map(|k| (rank[c.indices[k] as usize], v[k])));
         row.sort_unstable_by_key(|&(j, _)| j);
-        #[allow(clippy::cast_possible_wrap)]
         indices.extend(row.iter().map(|&(j, _)| j as i32));
         vals.extend(row.iter().map(|&(_, x)| x));
     }
@@ -244,7 +238,6 @@ fn relabel(c: Csr, rank: &[u32]) -> Csr {
 /// keeps its last value, as [`Csr::to_dense`] does).
 fn canonical_rows(indptr: &mut Vec<i64>, indices: &mut Vec<i32>, vals: &mut Vec<f64>) {
     let nrows = indptr.len() - 1;
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     let sorted = (0..nrows).all(|r| {
         let (a, b) = (indptr[r] as usize, indptr[r + 1] as usize);
         indices[a..b].windows(2).all(|w| w[0] < w[1])
@@ -258,7 +251,6 @@ fn canonical_rows(indptr: &mut Vec<i64>, indices: &mut Vec<i32>, vals: &mut Vec<
     np.push(0i64);
     let mut row: Vec<(i32, usize)> = Vec::new();
     for r in 0..nrows {
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let (a, b) = (indptr[r] as usize, indptr[r + 1] as usize);
         row.clear();
         row.extend((a..b).map(|k| (indices[k], k)));
@@ -318,7 +310,6 @@ impl SparseGram {
     /// by `rank` (column `j` at `rank[j]`).
     fn finish(self, z0: &[f64], rank: &[u32]) -> GramState {
         let p = self.p;
-        #[allow(clippy::cast_precision_loss)]
         let nf = self.n as f64;
         let inv = if self.n > 0 { 1.0 / nf } else { 0.0 };
         let at = |j: usize| rank[j] as usize;
@@ -346,14 +337,12 @@ fn insert_rows_impl(acc: &mut [f64], sum: &mut [f64], p: usize, c: &Csr, v: &[f6
         let idx = &c.indices[lo..hi];
         let val = &v[lo..hi];
         for a in 0..idx.len() {
-            #[allow(clippy::cast_sign_loss)]
             let ja = idx[a] as usize;
             let va = val[a];
             assert!(ja < p);
             sum[ja] += va;
             let row = &mut acc[ja * p..ja * p + ja + 1];
             for (&jb, &vb) in idx[..=a].iter().zip(&val[..=a]) {
-                #[allow(clippy::cast_sign_loss)]
                 let jb = jb as usize;
                 // SAFETY: columns increase within the row, so jb ≤ ja < row.len().
                 unsafe { *row.get_unchecked_mut(jb) += va * vb };

@@ -313,7 +313,6 @@ fn qr_block(z: &Mat<f64>, basis: MatRef<'_, f64>, rng: &mut Rng) -> (Mat<f64>, M
 /// `A·K = K·H + Q⁺·R·E_lastᵀ` (H = KᵀAK; Q⁺, R the orthonormalised image
 /// of the last block), so the residual of a Ritz pair `(θ, K·s)` is
 /// `‖R·s_last‖` and costs nothing; it is confirmed explicitly at the end.
-#[allow(clippy::too_many_lines)]
 pub fn top_eigs(op: &mut dyn SymOp, o: &KrylovOptions) -> Result<Eigs> {
     let p = op.dim();
     let k = o.k.min(p);

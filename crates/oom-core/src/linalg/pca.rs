@@ -132,7 +132,6 @@ impl SymOp for StreamOp<'_> {
         let mut out = Mat::from_fn(p, b, |i, j| g.w[i * b + j]);
         if self.centered && self.n > 0 {
             // −n·μ(μᵀQ) = −s(sᵀQ)/n with s the column sums.
-            #[allow(clippy::cast_precision_loss)]
             let inv_n = 1.0 / self.n as f64;
             for j in 0..b {
                 let sq: f64 = (0..p).map(|i| self.sum[i] * q[(i, j)]).sum::<f64>() * inv_n;
@@ -166,7 +165,6 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
         Solver::Krylov => false,
         Solver::Auto => p <= GRAM_MAX_FEATURES,
     };
-    #[allow(clippy::cast_precision_loss)]
     let nf = n as f64;
     let (values, mut vectors, mean, trace_m2, solver, passes) = if use_gram {
         let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
@@ -271,10 +269,9 @@ fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> 
                 let (lo, hi) = c.row_range(r);
                 let o = &mut out[r * k..(r + 1) * k];
                 o.copy_from_slice(shift);
-                for t in lo..hi {
-                    #[allow(clippy::cast_sign_loss)]
-                    let j = c.indices[t] as usize;
-                    let x = crate::block::Scalar::to_f64(vals[t]);
+                for (&j, &val) in c.indices[lo..hi].iter().zip(&vals[lo..hi]) {
+                    let j = j as usize;
+                    let x = crate::block::Scalar::to_f64(val);
                     for (oi, vi) in o.iter_mut().zip(&v[j * k..(j + 1) * k]) {
                         *oi += x * vi;
                     }
@@ -341,7 +338,6 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
         };
         let s = project_block(&b, &v, k, &shift);
         Ok(match dtype {
-            #[allow(clippy::cast_possible_truncation)]
             Dtype::F32 => Values::F32(s.into_iter().map(|x| x as f32).collect()),
             _ => Values::F64(s),
         })

@@ -19,7 +19,6 @@ impl Rng {
 
     /// Uniform in (0, 1].
     fn uniform(&mut self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
         let u = ((self.next_u64() >> 11) + 1) as f64;
         u * (1.0 / (1u64 << 53) as f64)
     }
@@ -28,11 +27,9 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         loop {
             let m = u128::from(self.next_u64()) * u128::from(n);
-            #[allow(clippy::cast_possible_truncation)]
             let low = m as u64;
             // the modulo (a slow 64-bit division) only when `low` is small
             if low >= n || low >= n.wrapping_neg() % n {
-                #[allow(clippy::cast_possible_truncation)]
                 return (m >> 64) as u64;
             }
         }

@@ -259,15 +259,9 @@ impl View {
         match self.src.stored_nnz() {
             Some(nnz) => {
                 let frac = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
-                #[allow(
-                    clippy::cast_precision_loss,
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss
-                )]
-                let c = (nnz as f64
+                (nnz as f64
                     * frac(self.nrows(), self.src.nrows)
-                    * frac(self.ncols(), self.src.ncols)) as u64;
-                c
+                    * frac(self.ncols(), self.src.ncols)) as u64
             }
             None => dense,
         }

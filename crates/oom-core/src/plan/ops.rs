@@ -103,10 +103,8 @@ fn map_csr<T: Scalar>(
     f: &mut impl FnMut(usize, usize, f64) -> f64,
 ) {
     for (r, w) in indptr.windows(2).enumerate() {
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let (a, b) = (w[0] as usize, w[1] as usize);
         for (x, &c) in v[a..b].iter_mut().zip(&indices[a..b]) {
-            #[allow(clippy::cast_sign_loss)]
             let c = c as usize;
             *x = T::from_f64(f(r, c, x.to_f64()));
         }

@@ -24,6 +24,8 @@ pub struct Pearson {
 
 impl Pearson {
     /// Check the parameters against a view of `nrows` × `ncols`.
+    // The fields of `Pearson` plus the shape they are checked against.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         row_sum: Vec<f64>,
         col_sum: Vec<f64>,

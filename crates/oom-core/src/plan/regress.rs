@@ -245,9 +245,8 @@ pub fn regress_stats(view: &View, design: &Design) -> Result<RegressStats> {
             Block::Csr(m) => with_values!(&m.data, v => {
                 for r in 0..m.nrows {
                     let (lo, hi) = m.row_range(r);
-                    for t in lo..hi {
-                        #[allow(clippy::cast_sign_loss)]
-                        visit(r, m.indices[t] as usize, v[t].to_f64());
+                    for (&j, x) in m.indices[lo..hi].iter().zip(&v[lo..hi]) {
+                        visit(r, j as usize, x.to_f64());
                     }
                 }
             }),

@@ -49,7 +49,6 @@ impl Op for Scale {
             }
             let y = if zc {
                 let d = x - mean[c];
-                #[allow(clippy::cast_possible_truncation)]
                 let d = if round { f64::from(d as f32) } else { d };
                 d / std[c]
             } else {

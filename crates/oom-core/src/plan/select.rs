@@ -80,7 +80,6 @@ impl ColSel {
             let (a, b) = c.row_range(r);
             row.clear();
             for k in a..b {
-                #[allow(clippy::cast_sign_loss)]
                 let s = c.indices[k] as usize;
                 for &t in &self.targets[self.starts[s] as usize..self.starts[s + 1] as usize] {
                     row.push((i32::try_from(t).expect("fits"), k));
@@ -121,7 +120,6 @@ impl ColSel {
             for r in 0..c.nrows {
                 let (a, b) = c.row_range(r);
                 for (&s, &x) in c.indices[a..b].iter().zip(&src[a..b]) {
-                    #[allow(clippy::cast_sign_loss)]
                     let t = self.target_of[s as usize];
                     to[n].write(t);
                     vo[n].write(x);

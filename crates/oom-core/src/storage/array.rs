@@ -16,6 +16,9 @@ use crate::error::{OomError, Result};
 use crate::values_of;
 
 /// A stored 1-D array of one dtype.
+// `len` is the stored length that reads are checked against; nothing asks a
+// stored array whether it is empty, so no `is_empty` beside it.
+#[allow(clippy::len_without_is_empty)]
 pub trait Array1: Send + Sync {
     fn len(&self) -> u64;
     fn dtype(&self) -> Dtype;
@@ -185,7 +188,7 @@ pub(crate) fn pread(file: &File, path: &Path, offset: u64, len: u64) -> Result<V
         .metadata()
         .map_err(|e| OomError::io(path, format!("read failed: {e}")))?
         .len();
-    if offset.checked_add(len).map_or(true, |end| end > size) {
+    if offset.checked_add(len).is_none_or(|end| end > size) {
         return Err(OomError::io(
             path,
             "file is truncated or corrupt (data ends before the stored matrix does)",

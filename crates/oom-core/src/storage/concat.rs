@@ -240,7 +240,6 @@ impl ConcatStore {
 fn absent_columns(colmap: &[i64], ncols: usize) -> Vec<i32> {
     let mut hit = vec![false; ncols];
     for &t in colmap.iter().filter(|&&t| t >= 0) {
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let t = t as usize;
         hit[t] = true;
     }
@@ -273,7 +272,6 @@ fn remap_csr(c: &Csr, colmap: &[i64], ncols: usize, monotonic: bool, fill: (&[i3
         let (a, b) = c.row_range(r);
         row.clear();
         for k in a..b {
-            #[allow(clippy::cast_sign_loss)]
             let t = colmap[c.indices[k] as usize];
             if t >= 0 {
                 row.push((i32::try_from(t).expect("fewer than 2^31 columns"), k));
@@ -305,7 +303,6 @@ fn remap_dense(d: &Dense, colmap: &[i64], ncols: usize, fill: f64) -> Dense {
         for r in 0..d.nrows {
             for (j, &t) in colmap.iter().enumerate() {
                 if t >= 0 {
-                    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                     let t = t as usize;
                     out[r * ncols + t] = src[r * n + j];
                 }

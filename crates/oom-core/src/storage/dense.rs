@@ -132,7 +132,7 @@ impl H5Dense {
             Layout::Library(ds) => {
                 let (a, b, c, d) = (to_usize(r0), to_usize(r1), to_usize(c0), to_usize(c1));
                 let is_2d =
-                    self.chunk_shape.as_ref().map_or(true, |c| c.len() == 2) && ds.ndim() == 2;
+                    self.chunk_shape.as_ref().is_none_or(|c| c.len() == 2) && ds.ndim() == 2;
                 hdf5::sync::sync(|| -> hdf5::Result<Values> {
                     Ok(if is_2d {
                         values_of!(self.dtype, T => ds.read_slice_2d::<T, _>(ndarray::s![a..b, c..d])?.iter().copied().collect())

@@ -251,9 +251,9 @@ impl DatasetInfo {
         let pipeline = pipeline_of(ds, dtype.size());
         // Our chunk table maps never-written chunks to zeros; any other fill
         // value is left to HDF5.
-        let zero_fill = ds.dcpl().map_or(false, |p| {
-            p.fill_value_as::<f64>().map_or(true, |v| v == 0.0)
-        });
+        let zero_fill = ds
+            .dcpl()
+            .is_ok_and(|p| p.fill_value_as::<f64>().is_none_or(|v| v == 0.0));
         Ok(DatasetInfo {
             shape,
             dtype,

@@ -259,12 +259,10 @@ fn parse_value(tok: &[u8], field: Field) -> Option<f32> {
         };
         if let Some(v) = parse_int(digits) {
             // numpy's int64 → float32 cast rounds to nearest, as `as` does.
-            #[allow(clippy::cast_precision_loss)]
             return Some(if neg { -(v as f32) } else { v as f32 });
         }
     }
     // scipy parses reals as float64, then scanpy casts them to float32.
-    #[allow(clippy::cast_possible_truncation)]
     std::str::from_utf8(tok)
         .ok()?
         .parse::<f64>()
@@ -321,7 +319,7 @@ fn parse_chunk(
             Some(t) => parse_value(t, h.field)
                 .ok_or_else(|| err(format!("bad value {:?}", String::from_utf8_lossy(t))))?,
         };
-        #[allow(clippy::cast_possible_truncation)] // both < 2^32, checked with the header
+        // both < 2^32, checked with the header
         let (i, j) = ((i - 1) as u32, (j - 1) as u32);
         let e = if transpose {
             Entry {
@@ -412,7 +410,7 @@ fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<
         }
         last = Some((e.row, e.col));
         counts[to_usize(u64::from(e.row) - r0)] += 1;
-        #[allow(clippy::cast_possible_wrap)] // columns < 2^31 (checked by the caller)
+        // columns < 2^31 (checked by the caller)
         cols.push(e.col as i32);
         vals.push(e.val);
     }

@@ -328,10 +328,8 @@ impl DenseRows for ZArray {
         if r1 > self.nrows() || r0 > r1 {
             return Err(self.err(format!("rows {r0}..{r1} outside {} rows", self.nrows())));
         }
-        let mut ranges = vec![r0..r1];
-        if self.array.dimensionality() == 2 {
-            ranges.push(0..self.ncols());
-        }
+        let cols = (self.array.dimensionality() == 2).then(|| 0..self.ncols());
+        let ranges: Vec<_> = std::iter::once(r0..r1).chain(cols).collect();
         self.retrieve(&ArraySubset::new_with_ranges(&ranges))
     }
 }

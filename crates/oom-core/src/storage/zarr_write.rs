@@ -197,8 +197,9 @@ impl Appender {
         if let Err(e) = self.array.set_shape(shape.clone()) {
             return Err(self.err(e));
         }
-        let mut ranges = vec![self.done..end];
-        ranges.extend(shape[1..].iter().map(|&n| 0..n));
+        let ranges: Vec<_> = std::iter::once(self.done..end)
+            .chain(shape[1..].iter().map(|&n| 0..n))
+            .collect();
         let n = to_usize(rows * self.row_len) * self.elem;
         let bytes = ArrayBytes::new_flen(&self.buf[..n]);
         self.array

@@ -60,6 +60,8 @@ pub fn write_sparse(path: &Path, m: &[Vec<f64>], o: &Opts) {
     let mut indptr = vec![0i64];
     let mut indices = Vec::new();
     let mut data = Vec::new();
+    // (outer, inner) index `m` as (row, column) or, for CSC, transposed.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..outer {
         for j in 0..inner {
             let v = if o.csc { m[j][i] } else { m[i][j] };

@@ -5,7 +5,6 @@ use oom_core::graph::knn::{knn, KnnOptions};
 use oom_core::linalg::rng::Rng;
 
 /// Points around a few centres, in `d` dimensions (a seeded cloud).
-#[allow(clippy::cast_possible_truncation)]
 fn cloud(n: usize, d: usize, seed: u64) -> Vec<f32> {
     let mut r = Rng::new(seed);
     let centres: Vec<f64> = (0..8 * d).map(|_| 4.0 * r.normal()).collect();
@@ -54,10 +53,11 @@ fn exact_path_equals_brute_force() {
     )
     .unwrap();
     let want = naive(&x, d, k);
-    for i in 0..n {
+    assert_eq!(want.len(), n);
+    for (i, want_i) in want.iter().enumerate() {
         assert_eq!(g.indices[i * k] as usize, i);
         assert!(g.sqdist[i * k] == 0.0);
-        for (t, &(s, j)) in want[i].iter().enumerate() {
+        for (t, &(s, j)) in want_i.iter().enumerate() {
             assert_eq!(g.indices[i * k + 1 + t], j, "row {i} rank {t}");
             assert!((g.sqdist[i * k + 1 + t] - s).abs() <= 1e-9 * s.max(1.0));
         }
@@ -86,12 +86,12 @@ fn ivf_path_recall_and_thread_independence() {
     assert_eq!(g, run(1));
     let want = naive(&x, d, k);
     let mut hit = 0usize;
-    for i in 0..n {
+    assert_eq!(want.len(), n);
+    for (i, want_i) in want.iter().enumerate() {
         assert_eq!(g.indices[i * k] as usize, i);
         let row = &g.indices[i * k + 1..(i + 1) * k];
-        hit += want[i].iter().filter(|p| row.contains(&p.1)).count();
+        hit += want_i.iter().filter(|p| row.contains(&p.1)).count();
     }
-    #[allow(clippy::cast_precision_loss)]
     let recall = hit as f64 / (n * (k - 1)) as f64;
     assert!(recall >= 0.95, "recall {recall}");
 }
@@ -136,7 +136,6 @@ fn fuzzy_graph_is_symmetric_without_self_loops() {
         },
     )
     .unwrap();
-    #[allow(clippy::cast_possible_truncation)]
     let dist: Vec<f32> = g.distances().iter().map(|&v| v as f32).collect();
     let f = fuzzy_graph(&g.indices, &dist, k).unwrap();
     let get = |i: usize, j: i32| {

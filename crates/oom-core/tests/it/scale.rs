@@ -32,7 +32,10 @@ fn tail() -> Vec<(Vec<i32>, Vec<f32>)> {
         .collect()
 }
 
-fn write_big(path: &std::path::Path) -> (u64, Vec<(Vec<i32>, Vec<f32>)>) {
+/// The stored rows past the gap: (column indices, values) per row.
+type Rows = Vec<(Vec<i32>, Vec<f32>)>;
+
+fn write_big(path: &std::path::Path) -> (u64, Rows) {
     let rows = tail();
     let tail_nnz: usize = rows.iter().map(|(c, _)| c.len()).sum();
     let total = GAP + tail_nnz as u64;
@@ -113,8 +116,9 @@ fn rows_past_2_pow_31_read_exactly() {
     let v = View::new(Arc::clone(&m));
     // A contiguous range past the gap.
     let got = dense_of(&v.read(1, 7).unwrap());
-    for k in 0..6 {
-        assert_eq!(got[k], expected_row(&rows, k), "row {}", k + 1);
+    assert_eq!(got.len(), 6);
+    for (k, row) in got.iter().enumerate() {
+        assert_eq!(*row, expected_row(&rows, k), "row {}", k + 1);
     }
     // A scrambled gather with repeats, and a column subset.
     let order = [6u64, 3, 1, 6, 2];
