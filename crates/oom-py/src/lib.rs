@@ -18,12 +18,6 @@ mod zarr;
 
 use pyo3::prelude::*;
 
-// Every pass allocates and frees blocks of a few MB; glibc hands those to
-// mmap/munmap each time (page faults, zeroing, TLB shootdowns: ~10% of a
-// pass's CPU). mimalloc keeps and reuses them.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Rows done and rows started of the running call (for progress bars).
 #[pyfunction]
 fn progress() -> (u64, u64) {
