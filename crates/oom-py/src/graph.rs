@@ -10,7 +10,7 @@ use crate::enter::enter;
 /// kNN of the rows of `x` (n × d, C-contiguous f32): `(indices int32
 /// n × k, distances float64 n × k)`, each row itself first then by distance.
 #[pyfunction]
-#[pyo3(signature = (x, k, exact_max=20_000, nlist=0, coarse_dims=0, nprobe=2, qprobe=2, refine=0, kmeans_iters=6, seed=0))]
+#[pyo3(signature = (x, k, exact_max=20_000, nlist=0, coarse_dims=0, nprobe=8, qprobe=8, refine=0, kmeans_iters=6, seed=0))]
 // One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn knn_graph<'py>(

@@ -296,8 +296,8 @@ class KnnTransformer:
         random_state: int | None = 0,
         exact_max: int = EXACT_MAX,
         nlist: int | None = None,
-        nprobe: int = 2,
-        qprobe: int = 2,
+        nprobe: int = 8,
+        qprobe: int = 8,
         refine: int = 0,
     ):
         self.n_neighbors = n_neighbors
