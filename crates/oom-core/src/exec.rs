@@ -116,12 +116,11 @@ pub fn fold_runs<S: Send, R: Send>(
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
-    let blocks = view.blocks(target)?;
     TOTAL_ROWS.fetch_add(view.nrows(), Ordering::Relaxed);
     // Runs of rows chosen by row sizes alone (see View::runs), each cut
     // into blocks; `usize::MAX` groups: one state per block.
     let runs: Vec<Vec<(u64, u64)>> = if groups == usize::MAX {
-        blocks.into_iter().map(|b| vec![b]).collect()
+        view.blocks(target)?.into_iter().map(|b| vec![b]).collect()
     } else {
         view.runs(groups as u64)?
             .into_iter()

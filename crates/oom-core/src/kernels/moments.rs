@@ -71,7 +71,7 @@ pub struct Moments {
     pub n_nonzero: Vec<u64>,
     pub non_integer: bool,
     /// With [`MomentParams::unmapped`]: Σx and Σx² per column of the values
-    /// before `map` (empty otherwise).
+    /// before `map` (`None` otherwise).
     pub unmapped: Option<Unmapped>,
 }
 
