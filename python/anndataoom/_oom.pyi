@@ -11,6 +11,7 @@ import numpy.typing as npt
 __all__ = [
     "AnnDataFormatError",
     "AnnDataReadError",
+    "CallContext",
     "Matrix",
     "check_file",
     "col_group_sums",
@@ -36,7 +37,6 @@ __all__ = [
     "pp_scale",
     "pp_sqrt",
     "pp_untransformed",
-    "progress",
     "read_mtx",
     "qc_metrics_py",
     "rank_sums_py",
@@ -68,6 +68,14 @@ class AnnDataFormatError(ValueError):
     """A readable file whose content is not valid AnnData."""
 
 @final
+class CallContext:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    def progress(self) -> tuple[int, int]: ...
+    def __enter__(self) -> CallContext: ...
+    def __exit__(self, _ty: object, _value: object, _tb: object) -> None: ...
+
+@final
 class Matrix:
     """A lazy view of a stored matrix: row/column selection plus pending transforms."""
 
@@ -94,7 +102,6 @@ class Matrix:
 
 def check_file(path: str | os.PathLike[str]) -> None: ...
 def open(path: str | os.PathLike[str], key: str, layout: str = "anndata") -> Matrix: ...
-def progress() -> tuple[int, int]: ...
 def write_zarr_matrix(
     matrix: Matrix,
     root: str | os.PathLike[str],

@@ -1,10 +1,11 @@
 """Progress bars for long Rust passes.
 
-The Rust core counts rows of the running pass as blocks finish
-(``_oom.progress()``, reset when a new call starts). While a call runs with
-the GIL released, a small thread polls that counter and turns every pass
-into its own tqdm bar (``pca [pass 2]``) with rate and ETA. Bars appear only
-once a pass has started, and only on a terminal unless forced.
+The Rust core counts the rows of each pass as blocks finish, in the call
+context of the calls made inside ``with _oom.CallContext()`` on this
+thread (other threads' calls have their own). While a call runs with the
+GIL released, a small thread polls that context and turns every pass into
+its own tqdm bar (``pca [pass 2]``) with rate and ETA. Bars appear only once
+a pass has started, and only on a terminal unless forced.
 """
 
 from __future__ import annotations
@@ -48,26 +49,31 @@ def pass_bars(desc: str, enabled: bool | None = None) -> Iterator[None]:
         return
     from tqdm.auto import tqdm
 
-    # the counter still shows the last pass of an earlier step until a new one starts
-    before = tuple(int(x) for x in _oom.progress())
+    with _oom.CallContext() as ctx:
+        yield from _bars(desc, ctx, tqdm)
+
+
+def _bars(desc: str, ctx: _oom.CallContext, tqdm: Any) -> Iterator[None]:
+    # The context's counters add up over its passes: each bar shows what was
+    # added since its pass began.
     bar: Any = None
-    n_pass, last_done, last_total = 0, 0, 0
+    n_pass, base, last_total = 0, 0, 0
 
     def update() -> None:
-        nonlocal bar, n_pass, last_done, last_total
-        done, total = (int(x) for x in _oom.progress())
-        if not total or (bar is None and (done, total) == before):
+        nonlocal bar, n_pass, base, last_total
+        done, total = ctx.progress()
+        if total == last_total and bar is None:
             return
-        if bar is None or total != last_total or done < last_done:
+        if total != last_total:
             if bar is not None:
-                bar.n = last_total
+                bar.n = bar.total
                 bar.close()
             n_pass += 1
+            base, last_total = last_total, total
             label = desc if n_pass == 1 else f"{desc} [pass {n_pass}]"
-            bar = tqdm(desc=label, total=total, unit=" rows", unit_scale=True,
+            bar = tqdm(desc=label, total=total - base, unit=" rows", unit_scale=True,
                        leave=False, file=sys.stderr)
-        last_done, last_total = done, total
-        bar.n = done
+        bar.n = max(done - base, 0)
         bar.refresh()
 
     stop = threading.Event()

@@ -4,6 +4,7 @@
 
 pub mod block;
 pub mod cpu;
+pub mod ctx;
 pub mod error;
 pub mod exec;
 pub mod graph;
@@ -13,4 +14,5 @@ pub mod memo;
 pub mod plan;
 pub mod storage;
 
+pub use ctx::Ctx;
 pub use error::{OomError, Result};

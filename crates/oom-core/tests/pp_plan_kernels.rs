@@ -5,6 +5,7 @@
 #[path = "it/fixtures.rs"]
 mod fixtures;
 
+use oom_core::Ctx;
 use std::sync::Arc;
 
 use fixtures::{dense_matrix, write_dense, write_sparse, Opts};
@@ -99,6 +100,7 @@ fn qc_moments_residuals_match_direct() {
         .collect();
     for v in views().1 {
         let (rows, st) = qc_metrics(
+            &Ctx::new(),
             &v,
             &QcParams {
                 top: vec![1, 3],
@@ -138,7 +140,7 @@ fn qc_moments_residuals_match_direct() {
             n_groups: 2,
             ..Default::default()
         };
-        let (mo, row_sum) = moments(&v, &p).unwrap();
+        let (mo, row_sum) = moments(&Ctx::new(), &v, &p).unwrap();
         let (mean, var) = mo.finalize();
         for g in 0..2u32 {
             let sel: Vec<usize> = (0..R).filter(|&r| groups[r] == g).collect();
@@ -165,7 +167,7 @@ fn qc_moments_residuals_match_direct() {
             clip: 3.0,
             f32_product: false,
         };
-        let rv = residual_variances(&v, &rp).unwrap();
+        let rv = residual_variances(&Ctx::new(), &v, &rp).unwrap();
         for g in 0..2usize {
             let sel: Vec<usize> = (0..R).filter(|&r| groups[r] == g as u32).collect();
             for c in 0..C {

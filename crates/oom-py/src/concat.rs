@@ -1,12 +1,8 @@
 //! `concat_matrices`: a lazy row concatenation of several `Matrix` views.
 
-use std::sync::Arc;
-
 use numpy::PyReadonlyArray1;
 use oom_core::block::Dtype;
-use oom_core::plan::View;
-use oom_core::storage::concat::{ConcatPart, ConcatStore};
-use oom_core::storage::StoredMatrix;
+use oom_core::plan::{Concat, ConcatPart, View};
 use pyo3::prelude::*;
 
 use crate::error::to_py;
@@ -43,8 +39,8 @@ fn concat_matrices(
             colmap: m.as_slice()?.to_vec(),
         });
     }
-    let store = ConcatStore::new(cparts, ncols, dtype, sparse, fill).map_err(to_py)?;
-    let view = View::new(Arc::new(StoredMatrix::concat(store)));
+    let stack = Concat::new(cparts, ncols, dtype, sparse, fill).map_err(to_py)?;
+    let view = View::new(stack);
     Ok(Matrix { view, path, key })
 }
 

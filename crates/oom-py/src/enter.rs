@@ -1,26 +1,78 @@
-//! Every long call goes through [`enter`]: the GIL is released, Ctrl-C is
-//! polled while the work runs (and stops it at the next block), errors are
-//! mapped, and a panic becomes a RuntimeError instead of crashing Python.
+//! Every long call goes through [`enter`]: the GIL is released, the work
+//! gets its call context (cancel flag, progress), Ctrl-C is polled while it
+//! runs (and cancels that context only), errors are mapped, and a panic
+//! becomes a RuntimeError instead of crashing Python.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use oom_core::{exec, Result};
+use oom_core::{Ctx, Result};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::error::to_py;
 
-pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
-    let _call = exec::begin_call();
+thread_local! {
+    /// Contexts entered on this (Python) thread, innermost last.
+    static ENTERED: RefCell<Vec<Ctx>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The context of the calls a Python thread makes inside `with
+/// CallContext() as c:` — ``c.progress()`` for a progress bar polled from
+/// another thread, ``c.cancel()`` to stop them from another thread. A call
+/// made outside any gets a context of its own.
+#[pyclass(frozen, module = "anndataoom._oom")]
+pub struct CallContext {
+    ctx: Ctx,
+}
+
+#[pymethods]
+impl CallContext {
+    #[new]
+    fn new() -> Self {
+        Self { ctx: Ctx::new() }
+    }
+
+    /// Stop the calls of this context at their next block; later calls
+    /// inside it stop at once (InterruptedError / KeyboardInterrupt).
+    fn cancel(&self) {
+        self.ctx.cancel();
+    }
+
+    /// `(rows done, rows in all passes started so far)` of its calls.
+    fn progress(&self) -> (u64, u64) {
+        self.ctx.progress()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        ENTERED.with(|e| e.borrow_mut().push(slf.get().ctx.clone()));
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _ty: Option<&Bound<'_, PyAny>>,
+        _value: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) {
+        ENTERED.with(|e| e.borrow_mut().pop());
+    }
+}
+
+pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce(&Ctx) -> Result<T> + Send) -> PyResult<T> {
+    let ctx = ENTERED
+        .with(|e| e.borrow().last().cloned())
+        .unwrap_or_default();
     let (tx, rx) = mpsc::channel();
     let (outcome, interrupt) = py.detach(move || {
+        let ctx = &ctx;
         let mut interrupt: Option<PyErr> = None;
         let outcome = std::thread::scope(|s| {
             s.spawn(move || {
                 oom_core::cpu::clear_upper_vector_state_everywhere();
-                let r = catch_unwind(AssertUnwindSafe(f));
+                let r = catch_unwind(AssertUnwindSafe(|| f(ctx)));
                 let _ = tx.send(r);
             });
             loop {
@@ -29,7 +81,7 @@ pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> P
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if interrupt.is_none() {
                             if let Err(e) = Python::attach(|py| py.check_signals()) {
-                                exec::cancel();
+                                ctx.cancel();
                                 interrupt = Some(e);
                             }
                         }

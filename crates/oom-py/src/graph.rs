@@ -39,7 +39,7 @@ fn knn_graph<'py>(
         kmeans_iters,
         seed,
     };
-    let g = enter(py, || knn(xs, d, &o))?;
+    let g = enter(py, |ctx| knn(ctx, xs, d, &o))?;
     let n = g.indices.len() / k;
     let ind: Vec<i32> = g.indices.iter().map(|&v| v as i32).collect();
     let dist = g.distances();
@@ -65,7 +65,7 @@ fn umap_connectivities<'py>(
         .map(|&v| if v < 0 { u32::MAX } else { v as u32 })
         .collect();
     let dist = distances.as_slice()?;
-    let g = enter(py, || fuzzy_graph(&ind, dist, k))?;
+    let g = enter(py, |ctx| fuzzy_graph(ctx, &ind, dist, k))?;
     Ok((
         g.indptr.into_pyarray(py).into_any(),
         g.indices.into_pyarray(py).into_any(),

@@ -17,9 +17,9 @@ fn run<W: Weight>(
     data: &[W],
     p: &LeidenParams,
 ) -> PyResult<Leiden> {
-    enter(py, || {
+    enter(py, |ctx| {
         let g = Graph::from_csr(n, indptr, indices, data)?;
-        leiden(&g, p)
+        leiden(ctx, &g, p)
     })
 }
 

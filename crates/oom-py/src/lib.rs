@@ -18,12 +18,6 @@ mod zarr;
 
 use pyo3::prelude::*;
 
-/// Rows done and rows started of the running call (for progress bars).
-#[pyfunction]
-fn progress() -> (u64, u64) {
-    oom_core::exec::progress()
-}
-
 /// glibc gives every thread its own malloc arena and keeps the freed block
 /// buffers of a pass cached there, so the next pass's peak stacks on top of
 /// them. One shared arena reuses them instead (100k-cell pipeline: ~420
@@ -61,7 +55,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<matrix::Matrix>()?;
     m.add_function(wrap_pyfunction!(matrix::open, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_file, m)?)?;
-    m.add_function(wrap_pyfunction!(progress, m)?)?;
+    m.add_class::<enter::CallContext>()?;
     pp::register(m)?;
     pca::register(m)?;
     seed::register(m)?;

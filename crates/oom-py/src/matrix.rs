@@ -28,7 +28,7 @@ pub struct Matrix {
 /// (raises the typed errors).
 #[pyfunction]
 pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    enter(py, || open_store(&path)?.ensure_anndata())
+    enter(py, |_| open_store(&path)?.ensure_anndata())
 }
 
 /// Open the matrix `key` of the file at `path`. `layout` says how it is
@@ -38,7 +38,7 @@ pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (path, key, layout="anndata"))]
 pub fn open(py: Python<'_>, path: PathBuf, key: String, layout: &str) -> PyResult<Matrix> {
-    let view = enter(py, || {
+    let view = enter(py, |_| {
         let m = match layout {
             "10x" => open_10x(&H5File::open(&path)?, &key)?,
             "loom" => open_transposed_dense(&H5File::open(&path)?, &key)?,
@@ -91,7 +91,7 @@ impl Matrix {
     /// Storage format of the source: `csr_matrix`, `csc_matrix` or `array`.
     #[getter]
     fn format(&self) -> &'static str {
-        self.view.src.format.name()
+        self.view.src.format().name()
     }
 
     #[getter]
@@ -138,18 +138,18 @@ impl Matrix {
                 "rows {start}..{end} outside 0..{n}"
             )));
         }
-        let block = enter(py, || self.view.read(start, end))?;
+        let block = enter(py, |_| self.view.read(start, end))?;
         block_to_py(py, block)
     }
 
     /// Row boundaries of blocks holding about `target` stored values each.
     fn blocks(&self, py: Python<'_>, target: u64) -> PyResult<Vec<(u64, u64)>> {
-        enter(py, || self.view.blocks(target.max(1)))
+        enter(py, |_| self.view.blocks(target.max(1)))
     }
 
     /// `(row_sum, row_nnz, col_sum, col_nnz)` in one parallel pass.
     fn axis_sums<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let s = enter(py, || axis_sums(&self.view))?;
+        let s = enter(py, |ctx| axis_sums(ctx, &self.view))?;
         PyTuple::new(
             py,
             [

@@ -15,9 +15,9 @@ use crate::matrix::Matrix;
 #[pyfunction]
 #[pyo3(signature = (path, transpose=false))]
 fn read_mtx(py: Python<'_>, path: PathBuf, transpose: bool) -> PyResult<Matrix> {
-    let view = enter(py, || {
+    let view = enter(py, |ctx| {
         Ok(View::new(Arc::new(oom_core::storage::mtx::read_mtx(
-            &path, transpose,
+            ctx, &path, transpose,
         )?)))
     })?;
     Ok(Matrix {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
 use oom_core::kernels::gram::{gram, Precision};
+use oom_core::kernels::regress::regress_stats;
 use oom_core::linalg::pca::{fit, project, PcaOptions, Solver};
-use oom_core::plan::{regress_stats, Design, Regress};
+use oom_core::plan::{Design, Regress};
 use oom_core::OomError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -62,9 +63,9 @@ fn pca<'py>(
     };
     let out = Dtype::from_name(dtype).map_err(to_py)?;
     let view = &m.view;
-    let (f, scores) = enter(py, || {
-        let f = fit(view, &o)?;
-        let s = project(view, &f, out)?;
+    let (f, scores) = enter(py, |ctx| {
+        let f = fit(ctx, view, &o)?;
+        let s = project(ctx, view, &f, out)?;
         Ok((f, s))
     })?;
     let (p, k) = (f.components.nrows(), f.components.ncols());
@@ -93,7 +94,7 @@ fn pca_gram<'py>(
     precision: &str,
 ) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let prec = self::precision(precision)?;
-    let st = enter(py, || gram(&m.view, prec))?;
+    let st = enter(py, |ctx| gram(ctx, &m.view, prec))?;
     let p = st.ncols();
     let a = st.matrix(true, 1.0);
     let flat: Vec<f64> = (0..p * p).map(|i| a[(i / p, i % p)]).collect();
@@ -145,7 +146,7 @@ fn regress_stats_py<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let d = self::design(m.view.nrows(), design, codes, ngroups)?;
     let view = &m.view;
-    let st = enter(py, || regress_stats(view, &d))?;
+    let st = enter(py, |ctx| regress_stats(ctx, view, &d))?;
     let (w, p) = (d.width(), usize::try_from(m.view.ncols()).expect("fits"));
     Ok((
         st.dtx.into_pyarray(py).reshape([w, p])?.into_any(),

@@ -229,7 +229,7 @@ fn qc_metrics_py<'py>(
     }
     let (k, q) = (top.len(), masks.len());
     let p = QcParams { top, masks };
-    let (rows, QcState { cols, rare }) = enter(py, || qc_metrics(&m.view, &p))?;
+    let (rows, QcState { cols, rare }) = enter(py, |ctx| qc_metrics(ctx, &m.view, &p))?;
     let n = rows.total.len();
     PyTuple::new(
         py,
@@ -256,7 +256,7 @@ fn qc_metrics_py<'py>(
 /// `(row_sum, row_positive, col_sum, col_positive)` in one pass.
 #[pyfunction]
 fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, PyTuple>> {
-    let s = enter(py, || positive_counts(&m.view))?;
+    let s = enter(py, |ctx| positive_counts(ctx, &m.view))?;
     PyTuple::new(
         py,
         [
@@ -276,7 +276,7 @@ fn count_above_py<'py>(
     threshold: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let t = vec_f64(&threshold, m.view.nrows(), "threshold")?;
-    let v = enter(py, || count_above(&m.view, &t))?;
+    let v = enter(py, |ctx| count_above(ctx, &m.view, &t))?;
     Ok(v.into_pyarray(py).into_any())
 }
 
@@ -324,7 +324,7 @@ fn moments_py<'py>(
         clip,
         unmapped,
     };
-    let (mo, row_sum) = enter(py, || moments(&m.view, &p))?;
+    let (mo, row_sum) = enter(py, |ctx| moments(ctx, &m.view, &p))?;
     let (mean, var) = mo.finalize();
     let d = PyDict::new(py);
     let shape = [n_groups, ncols];
@@ -380,7 +380,7 @@ fn residual_variances_py<'py>(
         clip,
         f32_product,
     };
-    let v = enter(py, || residual_variances(&m.view, &p))?;
+    let v = enter(py, |ctx| residual_variances(ctx, &m.view, &p))?;
     Ok(v.into_pyarray(py).reshape([n_groups, ncols])?.into_any())
 }
 

@@ -110,7 +110,7 @@ fn col_group_sums_py<'py>(
     n_groups: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let g = groups.as_slice()?.to_vec();
-    let out = enter(py, || col_group_sums(&m.view, &g, n_groups))?;
+    let out = enter(py, |ctx| col_group_sums(ctx, &m.view, &g, n_groups))?;
     let shape = [usize::try_from(m.view.nrows()).expect("fits"), n_groups];
     PyTuple::new(
         py,

@@ -33,7 +33,7 @@ fn rank_sums_py<'py>(
         col_nnz: col_nnz.as_slice()?.to_vec(),
         budget,
     };
-    let r = enter(py, || rank_sums(&m.view, &p))?;
+    let r = enter(py, |ctx| rank_sums(ctx, &m.view, &p))?;
     let shape = [n_groups, usize::try_from(m.view.ncols()).expect("fits")];
     PyTuple::new(
         py,

@@ -32,9 +32,9 @@ fn umap_spectral<'py>(
         indices: as_unsigned(indices.as_slice()?),
         data: data.as_slice()?,
     };
-    let s = enter(py, || {
+    let s = enter(py, |ctx| {
         g.validate()?;
-        spectral_layout(&g, dim, seed, tol, max_products)
+        spectral_layout(ctx, &g, dim, seed, tol, max_products)
     })?;
     let coords = s.coords.into_pyarray(py).reshape([g.n(), dim])?;
     Ok((coords, s.residual, s.converged))
@@ -78,9 +78,9 @@ fn umap_layout<'py>(
         prune_epochs,
         seed,
     };
-    let emb = enter(py, || {
+    let emb = enter(py, |ctx| {
         g.validate()?;
-        optimize_layout(&g, &mut emb, dim, &p)?;
+        optimize_layout(ctx, &g, &mut emb, dim, &p)?;
         Ok(emb)
     })?;
     emb.into_pyarray(py).reshape([g.n(), dim])

@@ -22,7 +22,7 @@ fn write_zarr_matrix(
     chunk: u64,
     shard: Option<u64>,
 ) -> PyResult<()> {
-    enter(py, || {
+    enter(py, |ctx| {
         let format = match zarr_format {
             2 => ZarrFormat::V2,
             3 => ZarrFormat::V3,
@@ -33,6 +33,7 @@ fn write_zarr_matrix(
             }
         };
         write_matrix(
+            ctx,
             &matrix.view,
             &root,
             &key,

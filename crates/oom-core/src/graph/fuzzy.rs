@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
+use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::check_cancel;
 use crate::oom_ensure;
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
@@ -97,7 +97,7 @@ fn membership(dj: f32, rho: f32, sigma: f32) -> f32 {
 
 /// The fuzzy union of the membership graph of `indices`/`dists` (n × k,
 /// row-major, each row sorted by distance, itself first).
-pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
+pub fn fuzzy_graph(ctx: &Ctx, indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
     oom_ensure!(
         k >= 2 && indices.len() == dists.len() && indices.len() % k == 0,
         Value,
@@ -122,7 +122,7 @@ pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
         .zip(dists.par_chunks(ROW_BLOCK * k))
         .enumerate()
         .map(|(blk, (ci, cd))| {
-            check_cancel()?;
+            ctx.check()?;
             let mut out = Vec::with_capacity(ci.len());
             for (t, (ri, rd)) in ci.chunks_exact(k).zip(cd.chunks_exact(k)).enumerate() {
                 let i = blk * ROW_BLOCK + t;
@@ -164,7 +164,7 @@ pub fn fuzzy_graph(indices: &[u32], dists: &[f32], k: usize) -> Result<Graph> {
     let parts: Vec<(Vec<i32>, Vec<f32>, Vec<i64>)> = (0..n.div_ceil(ROW_BLOCK))
         .into_par_iter()
         .map(|blk| {
-            check_cancel()?;
+            ctx.check()?;
             let (r0, r1) = (blk * ROW_BLOCK, ((blk + 1) * ROW_BLOCK).min(n));
             let (mut ind, mut dat, mut cnt) = (Vec::new(), Vec::new(), Vec::with_capacity(r1 - r0));
             for i in r0..r1 {

@@ -9,21 +9,21 @@
 use rayon::prelude::*;
 
 use super::scan::{norms, scan, Queries, TopK, NO_ID};
+use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::check_cancel;
 use crate::linalg::rng::Rng;
 
 /// Queries per parallel task in an assignment.
 const ASSIGN_BLOCK: usize = 512;
 
 /// The nearest of `centroids` (row-major, `d` columns) for every row of `x`.
-pub fn assign(x: &[f32], d: usize, centroids: &[f32]) -> Result<Vec<u32>> {
-    assign_top(x, d, centroids, 1)
+pub fn assign(ctx: &Ctx, x: &[f32], d: usize, centroids: &[f32]) -> Result<Vec<u32>> {
+    assign_top(ctx, x, d, centroids, 1)
 }
 
 /// The `p` nearest of `centroids` for every row of `x` (row-major n × p,
 /// nearest first).
-pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Vec<u32>> {
+pub fn assign_top(ctx: &Ctx, x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Vec<u32>> {
     let nc = centroids.len() / d;
     let cn = norms(centroids, d);
     let cid: Vec<u32> = (0..u32::try_from(nc).expect("fits")).collect();
@@ -35,7 +35,7 @@ pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Ve
     let blocks: Vec<Vec<u32>> = x
         .par_chunks(ASSIGN_BLOCK * d)
         .map(|qx| {
-            check_cancel()?;
+            ctx.check()?;
             let qn = norms(qx, d);
             let qid = vec![NO_ID; qn.len()];
             let mut tops = vec![TopK::new(p); qn.len()];
@@ -64,6 +64,7 @@ pub fn assign_top(x: &[f32], d: usize, centroids: &[f32], p: usize) -> Result<Ve
 /// rounds on a seeded sample of at most `sample` rows. A centroid that
 /// loses all its points keeps its previous position.
 pub fn kmeans(
+    ctx: &Ctx,
     x: &[f32],
     d: usize,
     nlist: usize,
@@ -92,7 +93,7 @@ pub fn kmeans(
         .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].iter().copied())
         .collect();
     for _ in 0..iters {
-        let lab = assign(&xs, d, &cent)?;
+        let lab = assign(ctx, &xs, d, &cent)?;
         let mut sums = vec![0.0f64; nlist * d];
         let mut counts = vec![0u64; nlist];
         for (row, &l) in xs.chunks_exact(d).zip(&lab) {

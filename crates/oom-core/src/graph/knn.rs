@@ -24,8 +24,8 @@ use rayon::prelude::*;
 
 use super::kmeans::{assign_top, kmeans};
 use super::scan::{norms, scan, sqdist, Queries, TopK, NO_ID};
+use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::{advance, check_cancel, start_pass};
 use crate::{oom_bail, oom_ensure};
 
 /// Queries per task (one GEMM row block).
@@ -128,10 +128,10 @@ fn validate(x: &[f32], d: usize, k: usize) -> Result<usize> {
 }
 
 /// The kNN graph of the rows of `x` (row-major, `d` columns).
-pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
+pub fn knn(ctx: &Ctx, x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
     let n = validate(x, d, o.k)?;
     let exact = n <= o.exact_max;
-    start_pass((n * (1 + if exact { 0 } else { o.refine })) as u64);
+    ctx.start_pass((n * (1 + if exact { 0 } else { o.refine })) as u64);
     let (labels, nlist, probes) = if exact {
         (vec![0u32; n], 1, vec![vec![0u32]])
     } else {
@@ -150,12 +150,12 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
             .chunks_exact(d)
             .flat_map(|r| r[..dq].iter().copied())
             .collect();
-        let cent = kmeans(&xq, dq, nlist, 32 * nlist, o.kmeans_iters, o.seed)?;
+        let cent = kmeans(ctx, &xq, dq, nlist, 32 * nlist, o.kmeans_iters, o.seed)?;
         let qp = o.qprobe.clamp(1, nlist);
-        let top = assign_top(&xq, dq, &cent, qp)?;
+        let top = assign_top(ctx, &xq, dq, &cent, qp)?;
         drop(xq);
         let labels: Vec<u32> = top.iter().step_by(qp).copied().collect();
-        let mut probes = probe_lists(&cent, dq, &labels, o.nprobe.max(1), 4 * (o.k + MARGIN))?;
+        let mut probes = probe_lists(ctx, &cent, dq, &labels, o.nprobe.max(1), 4 * (o.k + MARGIN))?;
         // A query near the edge of its list has neighbours in the lists
         // nearest to *it*: probe those too, for the whole list.
         for (i, &l) in labels.iter().enumerate() {
@@ -171,10 +171,10 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
         }
         (labels, nlist, probes)
     };
-    let mut g = ivf_search(x, d, &labels, nlist, &probes, o.k)?;
+    let mut g = ivf_search(ctx, x, d, &labels, nlist, &probes, o.k)?;
     if !exact {
         for _ in 0..o.refine {
-            g = refine(x, d, &g)?;
+            g = refine(ctx, x, d, &g)?;
         }
     }
     Ok(g)
@@ -184,6 +184,7 @@ pub fn knn(x: &[f32], d: usize, o: &KnnOptions) -> Result<Knn> {
 /// centroids (itself first), at least `nprobe` of them and together at
 /// least `min_rows` rows.
 fn probe_lists(
+    ctx: &Ctx,
     cent: &[f32],
     d: usize,
     labels: &[u32],
@@ -198,7 +199,7 @@ fn probe_lists(
     (0..nlist)
         .into_par_iter()
         .map(|a| {
-            check_cancel()?;
+            ctx.check()?;
             let ca = &cent[a * d..(a + 1) * d];
             let mut by: Vec<(f64, u32)> = (0..nlist)
                 .map(|b| {
@@ -229,6 +230,7 @@ fn probe_lists(
 
 /// Every row against the rows of its list's probe lists.
 fn ivf_search(
+    ctx: &Ctx,
     x: &[f32],
     d: usize,
     labels: &[u32],
@@ -281,7 +283,7 @@ fn ivf_search(
         .zip(outs)
         .with_max_len(1)
         .try_for_each(|(&(l, a, b), (oi, od))| {
-            check_cancel()?;
+            ctx.check()?;
             let q = Queries {
                 x: &xp[a * d..b * d],
                 norms: &np[a..b],
@@ -310,7 +312,7 @@ fn ivf_search(
                     &mut od[t * k..(t + 1) * k],
                 );
             }
-            advance((b - a) as u64);
+            ctx.advance((b - a) as u64);
             Ok(())
         })?;
     // Back to row order.
@@ -385,7 +387,7 @@ fn reverse(g: &Knn) -> (Vec<usize>, Vec<u32>) {
 /// neighbours' neighbours and reverse neighbours; the new list is the best
 /// of the old list and the candidates. Reads only `g`, so rows do not see
 /// each other's updates and the order of work does not matter.
-pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
+pub fn refine(ctx: &Ctx, x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
     let k = g.k;
     let n = g.indices.len() / k;
     let (rptr, rev) = reverse(g);
@@ -402,7 +404,7 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
         .zip(sq.par_chunks_mut(REFINE_BLOCK * k))
         .enumerate()
         .try_for_each(|(blk, (oi, od))| {
-            check_cancel()?;
+            ctx.check()?;
             let mut cands = Vec::with_capacity(4 * k * k);
             let mut all: Vec<(f64, u32)> = Vec::with_capacity(4 * k * k);
             for t in 0..oi.len() / k {
@@ -441,7 +443,7 @@ pub fn refine(x: &[f32], d: usize, g: &Knn) -> Result<Knn> {
                     od[t * k + 1 + s] = v;
                 }
             }
-            advance((oi.len() / k) as u64);
+            ctx.advance((oi.len() / k) as u64);
             Ok(())
         })?;
     Ok(Knn {

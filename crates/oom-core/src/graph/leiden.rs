@@ -21,8 +21,8 @@
 
 use std::collections::VecDeque;
 
+use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::check_cancel;
 use crate::graph::weighted::{Graph, Weight};
 use crate::linalg::rng::Rng;
 use crate::oom_ensure;
@@ -56,7 +56,7 @@ pub struct Leiden {
 /// stable after a handful of iterations on real graphs).
 const MAX_ITERATIONS: i64 = 1000;
 
-pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
+pub fn leiden<W: Weight>(ctx: &Ctx, g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
     oom_ensure!(
         p.resolution.is_finite() && p.resolution >= 0.0,
         Value,
@@ -91,7 +91,12 @@ pub fn leiden<W: Weight>(g: &Graph<W>, p: &LeidenParams) -> Result<Leiden> {
         p.n_iterations
     };
     for _ in 0..max_iter {
-        let changed = iterate(g, &node_w, &mut membership, gamma, p.beta, &mut rng)?;
+        let step = Step {
+            ctx,
+            gamma,
+            beta: p.beta,
+        };
+        let changed = iterate(&step, g, &node_w, &mut membership, &mut rng)?;
         if !changed && p.n_iterations < 0 {
             break;
         }
@@ -135,25 +140,32 @@ pub fn modularity<W: Weight>(g: &Graph<W>, membership: &[u32], resolution: f64) 
     quality(g, &degrees, membership, resolution / total) / total
 }
 
+/// What every level of an iteration shares: the call, the resolution and
+/// the refinement's randomness.
+struct Step<'a> {
+    ctx: &'a Ctx,
+    gamma: f64,
+    beta: f64,
+}
+
 /// One Leiden iteration from `membership` (of `g`'s nodes); true if a node moved.
 fn iterate<W: Weight>(
+    s: &Step<'_>,
     g: &Graph<W>,
     node_w0: &[f64],
     membership: &mut [u32],
-    gamma: f64,
-    beta: f64,
     rng: &mut Rng,
 ) -> Result<bool> {
     let mut part = membership.to_vec();
     renumber(&mut part);
     let mut node_of: Vec<u32> = (0..g.n() as u32).collect();
     let mut changed = false;
-    let mut level = one_level(g, node_w0, &mut part, &mut changed, gamma, beta, rng)?;
+    let mut level = one_level(s, g, node_w0, &mut part, &mut changed, rng)?;
     while let Some((next, next_w, refined)) = level {
         for o in &mut node_of {
             *o = refined[*o as usize];
         }
-        level = one_level(&next, &next_w, &mut part, &mut changed, gamma, beta, rng)?;
+        level = one_level(s, &next, &next_w, &mut part, &mut changed, rng)?;
     }
     for (m, &o) in membership.iter_mut().zip(&node_of) {
         *m = part[o as usize];
@@ -169,20 +181,19 @@ fn iterate<W: Weight>(
 type Level = (Graph<f64>, Vec<f64>, Vec<u32>);
 
 fn one_level<W: Weight>(
+    s: &Step<'_>,
     cur: &Graph<W>,
     node_w: &[f64],
     part: &mut Vec<u32>,
     changed: &mut bool,
-    gamma: f64,
-    beta: f64,
     rng: &mut Rng,
 ) -> Result<Option<Level>> {
-    *changed |= move_nodes(cur, node_w, part, gamma, rng)?;
+    *changed |= move_nodes(s, cur, node_w, part, rng)?;
     let k = renumber(part);
     if k >= cur.n() {
         return Ok(None);
     }
-    let mut refined = refine(cur, node_w, part, k, gamma, beta, rng)?;
+    let mut refined = refine(s, cur, node_w, part, k, rng)?;
     let mut k_ref = renumber(&mut refined);
     if k_ref >= cur.n() {
         refined.clone_from(part);
@@ -196,7 +207,7 @@ fn one_level<W: Weight>(
         next_part[refined[v] as usize] = part[v];
     }
     *part = next_part;
-    check_cancel()?;
+    s.ctx.check()?;
     Ok(Some((next, next_w, refined)))
 }
 
@@ -260,12 +271,13 @@ impl NeighbourWeights {
 
 /// Fast local moving (igraph's `fastmovenodes`); true if a node moved.
 fn move_nodes<W: Weight>(
+    s: &Step<'_>,
     g: &Graph<W>,
     node_w: &[f64],
     part: &mut [u32],
-    gamma: f64,
     rng: &mut Rng,
 ) -> Result<bool> {
+    let (ctx, gamma) = (s.ctx, s.gamma);
     let n = g.n();
     let mut cw = vec![0f64; n];
     let mut size = vec![0u32; n];
@@ -285,7 +297,7 @@ fn move_nodes<W: Weight>(
     while let Some(v) = queue.pop_front() {
         visits = visits.wrapping_add(1);
         if visits.trailing_zeros() >= 16 {
-            check_cancel()?;
+            ctx.check()?;
         }
         let v = v as usize;
         queued[v] = false;
@@ -338,14 +350,14 @@ fn move_nodes<W: Weight>(
 /// Refinement (igraph's `mergenodes` over every community): the refined
 /// membership, as node ids of the sub-community each node joined.
 fn refine<W: Weight>(
+    s: &Step<'_>,
     g: &Graph<W>,
     node_w: &[f64],
     part: &[u32],
     k: usize,
-    gamma: f64,
-    beta: f64,
     rng: &mut Rng,
 ) -> Result<Vec<u32>> {
+    let Step { ctx, gamma, beta } = *s;
     let n = g.n();
     let mut total = vec![0f64; k];
     let mut start = vec![0usize; k + 1];
@@ -381,7 +393,7 @@ fn refine<W: Weight>(
     let mut cand: Vec<(u32, f64)> = Vec::new();
     for c in 0..k {
         if c % 4096 == 0 {
-            check_cancel()?;
+            ctx.check()?;
         }
         let tot = total[c];
         for &v in &order[start[c]..start[c + 1]] {

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::order::Relabeled;
 use super::Csr;
+use crate::ctx::Ctx;
 use crate::linalg::eigh::fix_signs;
 use crate::linalg::krylov::{top_eigs, KrylovOptions, SymOp};
 use crate::{oom_ensure, Result};
@@ -26,6 +27,7 @@ const ROWS_PER_TASK: usize = 4096;
 
 /// `M·Q` for the graph's `M = (I + D^-½ A D^-½) / 2`.
 struct HalfShifted<'a> {
+    ctx: &'a Ctx,
     g: Csr<'a>,
     inv_sqrt_deg: Vec<f64>,
     /// Row-major work buffers reused across products: fresh n × b
@@ -40,10 +42,11 @@ impl SymOp for HalfShifted<'_> {
     }
 
     fn apply(&mut self, q: faer::MatRef<'_, f64>) -> Result<Mat<f64>> {
-        crate::exec::check_cancel()?;
+        self.ctx.check()?;
         let (n, b) = (q.nrows(), q.ncols());
         // D^-½ Q, row-major so each neighbour's row is one contiguous read
         let HalfShifted {
+            ctx: _,
             g,
             inv_sqrt_deg,
             y,
@@ -90,6 +93,7 @@ pub struct Spectral {
 /// Eigenvectors 2..=dim+1 of `M` (the trivial first one, ∝ √degree, is
 /// dropped as umap-learn does). `max_products` bounds the sparse products.
 pub fn spectral_layout(
+    ctx: &Ctx,
     g: &Csr<'_>,
     dim: usize,
     seed: u64,
@@ -127,6 +131,7 @@ pub fn spectral_layout(
         seed,
     };
     let mut op = HalfShifted {
+        ctx,
         g: *g,
         inv_sqrt_deg,
         y: Vec::new(),
@@ -170,7 +175,7 @@ mod tests {
             indices: &indices,
             data: &data,
         };
-        let s = spectral_layout(&g, 2, 0, 1e-6, 400).unwrap();
+        let s = spectral_layout(&Ctx::new(), &g, 2, 0, 1e-6, 400).unwrap();
         let r: Vec<f64> = (0..n)
             .map(|i| s.coords[2 * i].hypot(s.coords[2 * i + 1]))
             .collect();
@@ -182,7 +187,9 @@ mod tests {
         // deterministic for a seed
         assert_eq!(
             s.coords,
-            spectral_layout(&g, 2, 0, 1e-6, 400).unwrap().coords
+            spectral_layout(&Ctx::new(), &g, 2, 0, 1e-6, 400)
+                .unwrap()
+                .coords
         );
     }
 
@@ -196,6 +203,6 @@ mod tests {
             indices: &indices,
             data: &data,
         };
-        assert!(spectral_layout(&g, 2, 0, 1e-4, 50).is_err());
+        assert!(spectral_layout(&Ctx::new(), &g, 2, 0, 1e-4, 50).is_err());
     }
 }

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use super::order::Relabeled;
 use super::Csr;
-use crate::exec::{advance, check_cancel, start_pass};
+use crate::ctx::Ctx;
 use crate::linalg::rng::Rng;
 use crate::{oom_bail, oom_ensure, Result};
 
@@ -456,13 +456,20 @@ fn step_lanes_avx2<const D: usize>(
 
 /// Optimise `emb` (n × dim, row-major, already initialised and scaled to
 /// [0, 10] as umap-learn does) in place on the graph `g` (validated).
-pub fn optimize_layout(g: &Csr<'_>, emb: &mut [f32], dim: usize, p: &SgdParams) -> Result<()> {
-    optimize_layout_with(g, emb, dim, p, Kernel::detect())
+pub fn optimize_layout(
+    ctx: &Ctx,
+    g: &Csr<'_>,
+    emb: &mut [f32],
+    dim: usize,
+    p: &SgdParams,
+) -> Result<()> {
+    optimize_layout_with(ctx, g, emb, dim, p, Kernel::detect())
 }
 
 /// [`optimize_layout`] with the given compiled kernel (`Avx2` only on a
 /// CPU that has it).
 pub fn optimize_layout_with(
+    ctx: &Ctx,
     g: &Csr<'_>,
     emb: &mut [f32],
     dim: usize,
@@ -503,14 +510,14 @@ pub fn optimize_layout_with(
     let eps = g.data;
     let mut work = relabeled.to_new(emb, dim);
     match dim {
-        1 => optimize::<1>(g, eps, &mut work, p, kernel),
-        2 => optimize::<2>(g, eps, &mut work, p, kernel),
-        3 => optimize::<3>(g, eps, &mut work, p, kernel),
-        4 => optimize::<4>(g, eps, &mut work, p, kernel),
-        5 => optimize::<5>(g, eps, &mut work, p, kernel),
-        6 => optimize::<6>(g, eps, &mut work, p, kernel),
-        7 => optimize::<7>(g, eps, &mut work, p, kernel),
-        8 => optimize::<8>(g, eps, &mut work, p, kernel),
+        1 => optimize::<1>(ctx, g, eps, &mut work, p, kernel),
+        2 => optimize::<2>(ctx, g, eps, &mut work, p, kernel),
+        3 => optimize::<3>(ctx, g, eps, &mut work, p, kernel),
+        4 => optimize::<4>(ctx, g, eps, &mut work, p, kernel),
+        5 => optimize::<5>(ctx, g, eps, &mut work, p, kernel),
+        6 => optimize::<6>(ctx, g, eps, &mut work, p, kernel),
+        7 => optimize::<7>(ctx, g, eps, &mut work, p, kernel),
+        8 => optimize::<8>(ctx, g, eps, &mut work, p, kernel),
         _ => oom_bail!(
             Value,
             "n_components must be between 1 and {MAX_DIM}, got {dim}"
@@ -521,6 +528,7 @@ pub fn optimize_layout_with(
 }
 
 fn optimize<const D: usize>(
+    ctx: &Ctx,
     g: &Csr<'_>,
     eps: &[f32],
     emb: &mut [f32],
@@ -537,9 +545,9 @@ fn optimize<const D: usize>(
         .collect();
     let mut prev = huge_page_buffer(emb.len());
     prev.copy_from_slice(emb);
-    start_pass((n * p.n_epochs) as u64);
+    ctx.start_pass((n * p.n_epochs) as u64);
     for epoch in 0..p.n_epochs {
-        check_cancel()?;
+        ctx.check()?;
         let (epoch_f, alpha) = (
             epoch as f32,
             p.alpha * (1.0 - epoch as f32 / p.n_epochs as f32),
@@ -627,7 +635,7 @@ fn optimize<const D: usize>(
                 }
             });
         prev.copy_from_slice(emb);
-        advance(n as u64);
+        ctx.advance(n as u64);
     }
     Ok(())
 }
@@ -705,7 +713,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| optimize_layout(&g, &mut emb, 2, &params(3)))
+            pool.install(|| optimize_layout(&Ctx::new(), &g, &mut emb, 2, &params(3)))
                 .unwrap();
             emb
         };
@@ -841,7 +849,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                pool.install(|| optimize_layout_with(&g, &mut got, 2, &p, kernel))
+                pool.install(|| optimize_layout_with(&Ctx::new(), &g, &mut got, 2, &p, kernel))
                     .unwrap();
                 assert_eq!(got, want, "{kernel:?}, {threads} threads");
             }
@@ -867,11 +875,11 @@ mod tests {
             data: &data,
         };
         let mut short = vec![0.0f32; 5];
-        assert!(optimize_layout(&g, &mut short, 2, &params(0)).is_err());
+        assert!(optimize_layout(&Ctx::new(), &g, &mut short, 2, &params(0)).is_err());
         let mut nan = vec![f32::NAN; 12];
-        assert!(optimize_layout(&g, &mut nan, 2, &params(0)).is_err());
+        assert!(optimize_layout(&Ctx::new(), &g, &mut nan, 2, &params(0)).is_err());
         let mut wide = vec![0.0f32; 6 * 9];
-        assert!(optimize_layout(&g, &mut wide, 9, &params(0)).is_err());
+        assert!(optimize_layout(&Ctx::new(), &g, &mut wide, 9, &params(0)).is_err());
         let bad = Csr {
             indptr: &indptr,
             indices: &[9; 14],

@@ -5,6 +5,7 @@
 //! rounded to float32, as scipy/numpy's `power(2)` on the matrix.
 
 use crate::block::{Block, Dtype};
+use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::map_blocks;
 use crate::kernels::block_target;
@@ -50,7 +51,12 @@ fn block_groups(block: &Block, groups: &[u32], n_groups: usize) -> ColGroups {
 }
 
 /// One pass over `view`; `groups[c]` is column `c`'s group (`SKIP` = left out).
-pub fn col_group_sums(view: &View, groups: &[u32], n_groups: usize) -> Result<ColGroups> {
+pub fn col_group_sums(
+    ctx: &Ctx,
+    view: &View,
+    groups: &[u32],
+    n_groups: usize,
+) -> Result<ColGroups> {
     if groups.len() as u64 != view.ncols() {
         return Err(OomError::Value(format!(
             "{} column groups for {} columns",
@@ -66,7 +72,7 @@ pub fn col_group_sums(view: &View, groups: &[u32], n_groups: usize) -> Result<Co
             "group id {g} >= n_groups {n_groups}"
         )));
     }
-    let parts = map_blocks(view, block_target(view), |_, _, block| {
+    let parts = map_blocks(ctx, view, block_target(view), |_, _, block| {
         Ok(block_groups(&block, groups, n_groups))
     })?;
     let mut out = ColGroups::default();

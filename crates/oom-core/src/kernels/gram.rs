@@ -20,6 +20,7 @@ use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 
 use crate::block::{Block, Csr, Scalar};
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::kernels::merge;
@@ -279,7 +280,7 @@ const GRAM_BUDGET: usize = 1 << 30;
 /// Each worker keeps its own p × p state when they fit in the budget
 /// (1 GiB); otherwise one f64 state is fed in order and faer parallelises
 /// the products.
-pub fn gram(view: &View, prec: Precision) -> Result<GramState> {
+pub fn gram(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
     let p = usize::try_from(view.ncols()).expect("fits");
     let threads = rayon::current_num_threads().max(1);
     let per_state = p * p * if prec == Precision::F32 { 12 } else { 8 };
@@ -291,6 +292,7 @@ pub fn gram(view: &View, prec: Precision) -> Result<GramState> {
         (1, Par::rayon(0), Precision::F64)
     };
     let (states, _) = fold_runs(
+        ctx,
         view,
         BLOCK_TARGET,
         groups,
@@ -522,10 +524,11 @@ impl<'q> GramTimes<'q> {
 }
 
 /// One pass: `XᵀX·Q`, column sums and sums of squares of `view`.
-pub fn gram_times<'q>(view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'q>> {
+pub fn gram_times<'q>(ctx: &Ctx, view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'q>> {
     let p = usize::try_from(view.ncols()).expect("fits");
     let threads = rayon::current_num_threads().max(1);
     let (states, _) = fold_runs(
+        ctx,
         view,
         BLOCK_TARGET,
         threads,

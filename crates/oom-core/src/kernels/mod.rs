@@ -8,10 +8,12 @@ pub mod gram;
 pub mod moments;
 pub mod qc;
 pub mod ranks;
+pub mod regress;
 pub mod sparse_gram;
 pub mod sums;
 
 use crate::block::Block;
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::plan::View;
@@ -27,11 +29,13 @@ pub fn block_target(view: &View) -> u64 {
 /// parallel, one state per thread (see [`fold_runs`]); per-block results
 /// come back in row order.
 pub fn fold_blocks<S: Send, R: Send>(
+    ctx: &Ctx,
     view: &View,
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
     fold_runs(
+        ctx,
         view,
         block_target(view),
         rayon::current_num_threads().max(1),

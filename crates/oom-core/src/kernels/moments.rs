@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use crate::block::{is_whole, Block, Dtype};
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
 use crate::memo::Memo;
@@ -281,9 +282,10 @@ fn mean_var(n: u64, sum: &[f64], sumsq: &[f64], mean: &mut [f64], var: &mut [f64
 }
 
 /// One pass: the moments and the row sums (after `map` and `clip`).
-pub fn moments(view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
+pub fn moments(ctx: &Ctx, view: &View, p: &MomentParams) -> Result<(Moments, Vec<f64>)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(
+        ctx,
         view,
         || Acc::new(p.n_groups, ncols).with_unmapped(p.unmapped),
         |m, a, _, b| Ok(m.insert(&b, a, p)),
@@ -372,7 +374,7 @@ pub fn residual_block(
 /// group × column, as scanpy computes it (mean first, then the squared
 /// deviations; two passes over the data). Blocks are read in order; the
 /// columns of each block are processed in parallel.
-pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
+pub fn residual_variances(ctx: &Ctx, view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
     use rayon::prelude::*;
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let nrows = view.nrows();
@@ -394,7 +396,7 @@ pub fn residual_variances(view: &View, p: &ResidualParams) -> Result<Vec<f64>> {
             .collect();
         let mut a = 0u64;
         while a < nrows {
-            crate::exec::check_cancel()?;
+            ctx.check()?;
             let b = (a + step).min(nrows);
             let block = crate::plan::cast_block(view.read(a, b)?, Dtype::F64);
             let dense = match block {

@@ -6,6 +6,7 @@
 //! `filter_genes` use. Stored zeros never count (scanpy eliminates them).
 
 use crate::block::{is_whole, Block};
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
 use crate::plan::View;
@@ -193,9 +194,10 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
 }
 
 /// All QC metrics of `view` in one parallel pass.
-pub fn qc_metrics(view: &View, p: &QcParams) -> Result<(QcRows, QcState)> {
+pub fn qc_metrics(ctx: &Ctx, view: &View, p: &QcParams) -> Result<(QcRows, QcState)> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(
+        ctx,
         view,
         || QcState::new(ncols),
         |state, row0, _, b| Ok(qc_block(&b, row0, p, state)),
@@ -240,9 +242,10 @@ pub fn positive_block(block: &Block, cols: &mut QcCols) -> (Vec<f64>, Vec<u64>) 
     (rs, rp)
 }
 
-pub fn positive_counts(view: &View) -> Result<PositiveCounts> {
+pub fn positive_counts(ctx: &Ctx, view: &View) -> Result<PositiveCounts> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, parts) = fold_blocks(
+        ctx,
         view,
         || QcCols::new(ncols),
         |cols, _, _, b| Ok(positive_block(&b, cols)),
@@ -262,9 +265,10 @@ pub fn positive_counts(view: &View) -> Result<PositiveCounts> {
 
 /// Per column, the number of rows whose value exceeds that row's
 /// `threshold` (scanpy's `exclude_highly_expressed` test).
-pub fn count_above(view: &View, threshold: &[f64]) -> Result<Vec<u64>> {
+pub fn count_above(ctx: &Ctx, view: &View, threshold: &[f64]) -> Result<Vec<u64>> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let (states, _) = fold_blocks(
+        ctx,
         view,
         || vec![0u64; ncols],
         |cnt, a, _, b| {

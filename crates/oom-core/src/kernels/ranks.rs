@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::block::{Block, Dtype, Values};
+use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::{map_blocks, map_blocks_in_order};
 use crate::kernels::block_target;
@@ -339,7 +340,7 @@ fn column(
 /// Rank sums and tie terms of every column. One pass over the rows: when
 /// the entries exceed the budget, each block's entries are spilled to one
 /// temp file per column band, and the bands are ranked one at a time.
-pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
+pub fn rank_sums(ctx: &Ctx, view: &View, p: &RankParams) -> Result<RankSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
     let nrows = usize::try_from(view.nrows()).expect("fits");
     oom_ensure!(
@@ -387,7 +388,7 @@ pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
         )
     };
     if bands.len() <= 1 {
-        let pieces = map_blocks(view, block_target(view), |a, _, block| {
+        let pieces = map_blocks(ctx, view, block_target(view), |a, _, block| {
             Ok(collect(a, block))
         })?;
         rank_band(&pieces, 0..ncols, &sizes, p, &mut out);
@@ -403,6 +404,7 @@ pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
         .collect::<Result<_>>()?;
     let (mut n_pieces, mut dtype) = (0usize, Dtype::F64);
     map_blocks_in_order(
+        ctx,
         view,
         block_target(view),
         |a, _, block| Ok(collect(a, block)),
@@ -415,7 +417,7 @@ pub fn rank_sums(view: &View, p: &RankParams) -> Result<RankSums> {
         },
     )?;
     for (band, w) in bands.into_iter().zip(files) {
-        crate::exec::check_cancel()?;
+        ctx.check()?;
         let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut r = BufReader::with_capacity(1 << 20, file);
@@ -542,7 +544,7 @@ mod tests {
             budget,
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let got = rank_sums(&view_of(&dir, &x, nrows, ncols), &p).expect("rank sums");
+        let got = rank_sums(&Ctx::new(), &view_of(&dir, &x, nrows, ncols), &p).expect("rank sums");
         for c in 0..ncols {
             for g in 0..n_labels {
                 let set: Vec<usize> = (0..nrows)

@@ -18,6 +18,7 @@ use faer::Mat;
 
 use super::gram::{GramState, Precision};
 use crate::block::{Block, Csr, Scalar, Values};
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::exec::fold_runs;
 use crate::exec::BLOCK_TARGET;
@@ -154,11 +155,12 @@ impl SparseScaled {
     /// corner that stays in cache instead of being spread over all p × p
     /// (32 MB for 2,000 genes). Each cell still adds the same products in
     /// the same row order, so the numbers do not change.
-    pub fn gram(&self) -> Result<GramState> {
+    pub fn gram(&self, ctx: &Ctx) -> Result<GramState> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let threads = rayon::current_num_threads().max(1);
         let rank = rank_by_decreasing(&self.mean);
         let (states, _) = fold_runs(
+            ctx,
             &self.inner,
             BLOCK_TARGET,
             threads,
@@ -484,8 +486,8 @@ mod tests {
     fn check(view: &View) {
         let sp = SparseScaled::detect(view).expect("the sparse route applies");
         assert!(sp.gram_pays());
-        let dense = gram(view, Precision::F64).unwrap();
-        let st = sp.gram().unwrap();
+        let dense = gram(&Ctx::new(), view, Precision::F64).unwrap();
+        let st = sp.gram(&Ctx::new()).unwrap();
         let p = st.ncols();
         assert_eq!(st.n(), dense.n());
         for j in 0..p {
@@ -509,7 +511,7 @@ mod tests {
                 zero_center,
                 ..Default::default()
             };
-            let f = fit(view, &o).unwrap();
+            let f = fit(&Ctx::new(), view, &o).unwrap();
             let want = dense.matrix(zero_center, 1.0);
             let (vals, vecs) = crate::linalg::eigh::top_eigh(want.as_ref(), 5).unwrap();
             for c in 0..5 {
@@ -517,7 +519,9 @@ mod tests {
                 assert!(d.abs() > 1.0 - 1e-9, "component {c}: {d}");
                 let _ = vals[c];
             }
-            let scores = project(view, &f, Dtype::F64).unwrap().to_f64_vec();
+            let scores = project(&Ctx::new(), view, &f, Dtype::F64)
+                .unwrap()
+                .to_f64_vec();
             let y = dense_of(view);
             for (r, row) in y.iter().enumerate() {
                 for c in 0..5 {

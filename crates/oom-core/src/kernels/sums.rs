@@ -1,6 +1,7 @@
 //! Row and column sums and stored-entry counts in one pass.
 
 use crate::block::Block;
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::exec::map_blocks;
 use crate::kernels::block_target;
@@ -50,9 +51,9 @@ fn block_sums(block: &Block, ncols: usize) -> Part {
 }
 
 /// One pass over `view`.
-pub fn axis_sums(view: &View) -> Result<AxisSums> {
+pub fn axis_sums(ctx: &Ctx, view: &View) -> Result<AxisSums> {
     let ncols = usize::try_from(view.ncols()).expect("fits");
-    let parts = map_blocks(view, block_target(view), |_, _, b| {
+    let parts = map_blocks(ctx, view, block_target(view), |_, _, b| {
         Ok(block_sums(&b, ncols))
     })?;
     let mut out = AxisSums {

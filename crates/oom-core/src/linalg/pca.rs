@@ -22,6 +22,7 @@ use faer::{Mat, MatRef};
 use super::eigh::{fix_signs, top_eigh};
 use super::krylov::{top_eigs, KrylovOptions, SymOp};
 use crate::block::{Block, Dtype, Values};
+use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::map_blocks;
 use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, Precision};
@@ -109,6 +110,7 @@ pub struct PcaFit {
 
 /// The streamed operator `A·Q = XcᵀXc·Q` (or `XᵀX·Q`), one pass per call.
 struct StreamOp<'v> {
+    ctx: &'v Ctx,
     view: &'v View,
     p: usize,
     centered: bool,
@@ -125,7 +127,7 @@ impl SymOp for StreamOp<'_> {
     fn apply(&mut self, q: MatRef<'_, f64>) -> Result<Mat<f64>> {
         let (p, b) = (self.p, q.ncols());
         let qr: Vec<f64> = (0..p * b).map(|i| q[(i / b, i % b)]).collect();
-        let g = gram_times(self.view, &qr, b)?;
+        let g = gram_times(self.ctx, self.view, &qr, b)?;
         self.n = g.n;
         self.sum = g.sum;
         self.sumsq = g.sumsq;
@@ -145,7 +147,7 @@ impl SymOp for StreamOp<'_> {
 }
 
 /// Fit PCA on every row and column of `view`.
-pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
+pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let n = view.nrows();
     let p = usize::try_from(view.ncols()).expect("fits");
     if n < 2 {
@@ -168,8 +170,8 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let nf = n as f64;
     let (values, mut vectors, mean, trace_m2, solver, passes) = if use_gram {
         let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
-            Some(sp) => sp.gram()?,
-            None => gram(view, o.precision)?,
+            Some(sp) => sp.gram(ctx)?,
+            None => gram(ctx, view, o.precision)?,
         };
         let a = st.matrix(o.zero_center, 1.0);
         let trace_m2: f64 = st.matrix(true, 1.0).diagonal().column_vector().iter().sum();
@@ -190,6 +192,7 @@ pub fn fit(view: &View, o: &PcaOptions) -> Result<PcaFit> {
         (values, vectors, st.mean().to_vec(), trace_m2, solver, 1)
     } else {
         let mut op = StreamOp {
+            ctx,
             view,
             p,
             centered: o.zero_center,
@@ -301,7 +304,7 @@ fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> 
 }
 
 /// Second pass: the n_obs × k scores, row-major, in `dtype` (f32 or f64).
-pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
+pub fn project(ctx: &Ctx, view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
     let p = fit.components.nrows();
     let k = fit.components.ncols();
     if usize::try_from(view.ncols()).expect("fits") != p {
@@ -331,7 +334,7 @@ pub fn project(view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
         None => shift,
     };
     let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
-    let parts = map_blocks(src, crate::kernels::block_target(src), |_, _, b| {
+    let parts = map_blocks(ctx, src, crate::kernels::block_target(src), |_, _, b| {
         let b = match &sparse {
             Some(sp) => Block::Csr(sp.sparse_part(b)),
             None => b,

@@ -10,6 +10,7 @@
 //! [`View::with_op`].
 
 mod combat;
+mod concat;
 mod downsample;
 mod log1p;
 mod multiply;
@@ -20,11 +21,13 @@ mod power;
 mod regress;
 mod scale;
 mod select;
+mod source;
 mod sqrt;
 
 use std::sync::Arc;
 
 pub use combat::Combat;
+pub use concat::{Concat, ConcatPart};
 pub use downsample::Downsample;
 pub use log1p::Log1p;
 pub use multiply::Multiply;
@@ -32,21 +35,21 @@ pub use normalize::Normalize;
 pub use ops::{cast_block, gather, map_block, to_float, Op};
 pub use pearson::Pearson;
 pub use power::Power;
-pub use regress::{regress_stats, Design, Regress, RegressStats};
+pub use regress::{Design, Regress};
 pub use scale::Scale;
 pub use select::ColSel;
+pub use source::Source;
 pub use sqrt::Sqrt;
 
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};
 use crate::storage::matrix::RowCost;
-use crate::storage::StoredMatrix;
 
 /// A lazy matrix: rows `rows` and columns `cols` of `src`, then `ops`, then
 /// an optional cast to `cast`.
 #[derive(Clone)]
 pub struct View {
-    pub src: Arc<StoredMatrix>,
+    pub src: Source,
     /// Source row of each output row (`None` = all rows in order).
     pub rows: Option<Arc<Vec<u64>>>,
     pub cols: Option<Arc<ColSel>>,
@@ -57,9 +60,9 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(src: Arc<StoredMatrix>) -> Self {
+    pub fn new(src: impl Into<Source>) -> Self {
         View {
-            src,
+            src: src.into(),
             rows: None,
             cols: None,
             ops: Vec::new(),
@@ -70,13 +73,13 @@ impl View {
     pub fn nrows(&self) -> u64 {
         self.rows
             .as_ref()
-            .map_or(self.src.nrows, |r| r.len() as u64)
+            .map_or(self.src.nrows(), |r| r.len() as u64)
     }
 
     pub fn ncols(&self) -> u64 {
         self.cols
             .as_ref()
-            .map_or(self.src.ncols, |c| c.len() as u64)
+            .map_or(self.src.ncols(), |c| c.len() as u64)
     }
 
     /// Element type of the blocks [`View::read`] returns.
@@ -84,7 +87,7 @@ impl View {
         self.cast.unwrap_or_else(|| {
             self.ops
                 .iter()
-                .fold(self.src.dtype, |d, op| op.out_dtype(d))
+                .fold(self.src.dtype(), |d, op| op.out_dtype(d))
         })
     }
 
@@ -115,7 +118,7 @@ impl View {
     /// The same selection without transforms (the stored values).
     pub fn untransformed(&self) -> View {
         View {
-            src: Arc::clone(&self.src),
+            src: self.src.clone(),
             rows: self.rows.clone(),
             cols: self.cols.clone(),
             ops: Vec::new(),
@@ -129,7 +132,7 @@ impl View {
         let (last, rest) = self.ops.split_last()?;
         let scale = last.as_scale()?;
         let inner = View {
-            src: Arc::clone(&self.src),
+            src: self.src.clone(),
             rows: self.rows.clone(),
             cols: self.cols.clone(),
             ops: rest.to_vec(),
@@ -170,7 +173,7 @@ impl View {
                     .map(|&j| c.cols[usize::try_from(j).expect("fits")])
                     .collect(),
             };
-            out.cols = Some(Arc::new(ColSel::new(src_cols, self.src.ncols)));
+            out.cols = Some(Arc::new(ColSel::new(src_cols, self.src.ncols())));
         }
         if rows.is_some() || cols.is_some() {
             out.ops = self.ops.iter().map(|op| op.subset(rows, cols)).collect();
@@ -260,8 +263,8 @@ impl View {
             Some(nnz) => {
                 let frac = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
                 (nnz as f64
-                    * frac(self.nrows(), self.src.nrows)
-                    * frac(self.ncols(), self.src.ncols)) as u64
+                    * frac(self.nrows(), self.src.nrows())
+                    * frac(self.ncols(), self.src.ncols())) as u64
             }
             None => dense,
         }

@@ -81,8 +81,6 @@ impl H5Array1 {
         let elem = self.elem();
         ids.par_iter()
             .map(|&id| {
-                // A single huge read stops promptly on Ctrl-C too.
-                crate::exec::check_cancel()?;
                 let expected = usize::try_from(chunk * elem).expect("chunk fits in memory");
                 let Some(loc) = table
                     .get(usize::try_from(id).unwrap_or(usize::MAX))

@@ -99,10 +99,8 @@ impl H5Dense {
                 };
                 let decoded: Vec<Vec<u8>> = ids
                     .par_iter()
-                    .map(|&(i, j)| {
-                        match crate::exec::check_cancel()
-                            .map(|()| table.get(to_usize(i * gcols + j)).copied().flatten())?
-                        {
+                    .map(
+                        |&(i, j)| match table.get(to_usize(i * gcols + j)).copied().flatten() {
                             None => Ok(vec![0u8; chunk_bytes]),
                             Some(loc) => {
                                 let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
@@ -113,8 +111,8 @@ impl H5Dense {
                                         .map_err(|m| self.err(m))
                                 }
                             }
-                        }
-                    })
+                        },
+                    )
                     .collect::<Result<_>>()?;
                 let mut out = vec![0u8; to_usize((r1 - r0) * out_row)];
                 for (&(i, j), bytes) in ids.iter().zip(&decoded) {

@@ -40,7 +40,6 @@ enum Inner {
     Csr(CsrStore),
     Csc(CscStore),
     Dense(Box<dyn DenseRows>),
-    Concat(super::concat::ConcatStore),
 }
 
 struct CscStore {
@@ -58,16 +57,11 @@ impl StoredMatrix {
             Inner::Csr(c) => Some(c.nnz()),
             Inner::Csc(c) => Some(*c.col_ptr.last().expect("nonempty")),
             Inner::Dense(_) => None,
-            Inner::Concat(c) => c.stored_nnz(),
         }
     }
 
     pub fn is_sparse(&self) -> bool {
-        match &self.inner {
-            Inner::Dense(_) => false,
-            Inner::Concat(c) => c.is_sparse(),
-            _ => true,
-        }
+        !matches!(&self.inner, Inner::Dense(_))
     }
 
     /// A CSR matrix opened from any layout (e.g. Cell Ranger's `.h5`).
@@ -92,22 +86,6 @@ impl StoredMatrix {
         }
     }
 
-    /// Rows of several matrices stacked (see [`super::concat`]).
-    pub fn concat(store: super::concat::ConcatStore) -> Self {
-        let format = if store.is_sparse() {
-            Format::Csr
-        } else {
-            Format::Dense
-        };
-        StoredMatrix {
-            nrows: store.nrows(),
-            ncols: store.ncols(),
-            format,
-            dtype: store.dtype(),
-            inner: Inner::Concat(store),
-        }
-    }
-
     /// Number of values a read of row `r` moves (nnz for sparse, width for dense).
     pub fn row_cost(&self) -> Result<RowCost> {
         Ok(match &self.inner {
@@ -116,7 +94,6 @@ impl StoredMatrix {
                 RowCost::Ptr(Arc::new(c.by_rows(self.nrows, self.ncols)?.indptr.clone()))
             }
             Inner::Dense(_) => RowCost::Width(self.ncols),
-            Inner::Concat(c) => c.row_cost()?,
         })
     }
 
@@ -143,7 +120,6 @@ impl StoredMatrix {
                     data,
                 }))
             }
-            Inner::Concat(c) => c.read_rows(rows),
         }
     }
 }

@@ -3,7 +3,6 @@
 
 pub mod array;
 pub mod cellranger;
-pub mod concat;
 pub mod container;
 pub mod csr;
 pub mod dense;

@@ -21,6 +21,7 @@ use super::csr::CsrStore;
 use super::matrix::StoredMatrix;
 use super::transpose::{spill_dir, spill_file};
 use crate::block::{Dtype, Values};
+use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 
 /// Bytes of text per parsed chunk.
@@ -420,12 +421,12 @@ fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<
 /// Parse the MatrixMarket file at `path` into a CSR with float32 values
 /// (as scanpy reads it). `transpose` gives the file's columns as rows
 /// (10x's genes × cells files read as cells × genes).
-pub fn read_mtx(path: &Path, transpose: bool) -> Result<StoredMatrix> {
-    read_mtx_in(path, transpose, BUCKET_ENTRIES)
+pub fn read_mtx(ctx: &Ctx, path: &Path, transpose: bool) -> Result<StoredMatrix> {
+    read_mtx_in(ctx, path, transpose, BUCKET_ENTRIES)
 }
 
 /// [`read_mtx`] with row ranges sized for `per_bucket` entries.
-fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
+fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
     let mut r = open_text(path)?;
     let h = read_header(path, &mut r)?;
     let (nrows, ncols) = if transpose {
@@ -452,7 +453,7 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
     let (mut line, mut seen) = (h.lines, 0u64);
     let batch = 2 * rayon::current_num_threads();
     loop {
-        crate::exec::check_cancel()?;
+        ctx.check()?;
         let mut texts = Vec::with_capacity(batch);
         for t in rx.iter().take(batch) {
             texts.push(t?);
@@ -511,7 +512,7 @@ fn read_mtx_in(path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMa
             .par_iter_mut()
             .enumerate()
             .map(|(k, f)| -> Result<_> {
-                crate::exec::check_cancel()?;
+                ctx.check()?;
                 let mut bytes = Vec::new();
                 f.rewind()
                     .and_then(|()| f.read_to_end(&mut bytes))
@@ -570,7 +571,7 @@ mod tests {
     fn parses_unsorted_duplicates_and_transposes() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "a.mtx", "%%MatrixMarket matrix coordinate integer general\n% c\n3 2 4\n3 1 5\n1 2 1\n3 1 2\n2 2 7\n");
-        let m = read_mtx(&p, false).unwrap();
+        let m = read_mtx(&Ctx::new(), &p, false).unwrap();
         let b = m.read_rows(&[0, 1, 2]).unwrap();
         let crate::block::Block::Csr(c) = b else {
             panic!("csr")
@@ -578,7 +579,7 @@ mod tests {
         assert_eq!(c.indptr, vec![0, 1, 2, 3]);
         assert_eq!(c.indices, vec![1, 1, 0]);
         assert_eq!(c.data, Values::F32(vec![1.0, 7.0, 7.0]));
-        let t = read_mtx(&p, true).unwrap();
+        let t = read_mtx(&Ctx::new(), &p, true).unwrap();
         assert_eq!((t.nrows, t.ncols), (2, 3));
     }
 
@@ -603,11 +604,11 @@ mod tests {
         }
         let p = write(dir.path(), "r.mtx", &text);
         let rows: Vec<u64> = (0..97).collect();
-        let one = read_mtx_in(&p, false, u64::MAX)
+        let one = read_mtx_in(&Ctx::new(), &p, false, u64::MAX)
             .unwrap()
             .read_rows(&rows)
             .unwrap();
-        let many = read_mtx_in(&p, false, 100)
+        let many = read_mtx_in(&Ctx::new(), &p, false, 100)
             .unwrap()
             .read_rows(&rows)
             .unwrap();
@@ -617,11 +618,11 @@ mod tests {
         };
         assert!(c.indptr.windows(2).all(|w| w[0] <= w[1]));
         let rows_t: Vec<u64> = (0..31).collect();
-        let t1 = read_mtx_in(&p, true, u64::MAX)
+        let t1 = read_mtx_in(&Ctx::new(), &p, true, u64::MAX)
             .unwrap()
             .read_rows(&rows_t)
             .unwrap();
-        let t2 = read_mtx_in(&p, true, 7)
+        let t2 = read_mtx_in(&Ctx::new(), &p, true, 7)
             .unwrap()
             .read_rows(&rows_t)
             .unwrap();
@@ -639,7 +640,10 @@ mod tests {
             ("1 1 1\n2 2 2\n1 2 3\n", "more entries"),
         ] {
             let p = write(dir.path(), "b.mtx", &format!("{head}{body}"));
-            let e = read_mtx(&p, false).err().expect("an error").to_string();
+            let e = read_mtx(&Ctx::new(), &p, false)
+                .err()
+                .expect("an error")
+                .to_string();
             assert!(e.contains(needle), "{e}");
         }
     }

@@ -236,7 +236,6 @@ impl ZArray {
 
     /// Decode `subset` (zarrs decodes its chunks in parallel).
     fn retrieve(&self, subset: &ArraySubset) -> Result<Values> {
-        crate::exec::check_cancel()?;
         let elems: u64 = subset.shape().iter().product();
         check_alloc(&self.path, elems, self.dtype.size() as u64)?;
         let bytes: ArrayBytes<'static> = self

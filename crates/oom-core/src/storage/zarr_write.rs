@@ -13,6 +13,7 @@ use zarrs::filesystem::FilesystemStore;
 
 use super::array::to_usize;
 use crate::block::{Block, Dtype};
+use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::{for_each_block_in_order, BLOCK_TARGET};
 use crate::plan::View;
@@ -228,7 +229,13 @@ fn enc(kind: &str, version: &str) -> Map<String, Value> {
 
 /// Write `view` as element `key` (e.g. `X`, `layers/counts`) of the Zarr
 /// store at `root`, whose parent groups must exist.
-pub fn write_matrix(view: &View, root: &Path, key: &str, opts: &ZarrWriteOptions) -> Result<()> {
+pub fn write_matrix(
+    ctx: &Ctx,
+    view: &View,
+    root: &Path,
+    key: &str,
+    opts: &ZarrWriteOptions,
+) -> Result<()> {
     if opts.chunk == 0 || opts.shard == Some(0) {
         return Err(OomError::Value(
             "chunk and shard sizes must be positive".into(),
@@ -247,11 +254,11 @@ pub fn write_matrix(view: &View, root: &Path, key: &str, opts: &ZarrWriteOptions
     let (n, m) = (view.nrows(), view.ncols());
     let dtype = view.dtype();
     if view.is_sparse() {
-        write_csr(&w, view, key, dtype)
+        write_csr(ctx, &w, view, key, dtype)
     } else {
         let rows = (opts.chunk / m.max(1)).clamp(1, n.max(1));
         let mut out = w.array(key, &[0, m], &[rows, m], dtype, enc("array", "0.2.0"))?;
-        for_each_block_in_order(view, BLOCK_TARGET, |_, _, block| match block {
+        for_each_block_in_order(ctx, view, BLOCK_TARGET, |_, _, block| match block {
             Block::Dense(d) => out.push(d.data.bytes()),
             Block::Csr(c) => out.push(c.to_dense().data.bytes()),
         })?;
@@ -259,7 +266,7 @@ pub fn write_matrix(view: &View, root: &Path, key: &str, opts: &ZarrWriteOptions
     }
 }
 
-fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
+fn write_csr(ctx: &Ctx, w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     let (n, m) = (view.nrows(), view.ncols());
     let mut attrs = enc("csr_matrix", "0.1.0");
     attrs.insert("shape".into(), json!([n, m]));
@@ -274,7 +281,7 @@ fn write_csr(w: &Writer, view: &View, key: &str, dtype: Dtype) -> Result<()> {
     let mut indices = w.array(&format!("{key}/indices"), &[0], &[c], idx_dtype, Map::new())?;
     let mut indptr: Vec<i64> = Vec::with_capacity(to_usize(n) + 1);
     indptr.push(0);
-    for_each_block_in_order(view, BLOCK_TARGET, |_, _, block| {
+    for_each_block_in_order(ctx, view, BLOCK_TARGET, |_, _, block| {
         let Block::Csr(b) = block else {
             return Err(OomError::Value(
                 "a sparse view produced a dense block".into(),

@@ -3,6 +3,7 @@
 use oom_core::graph::fuzzy::fuzzy_graph;
 use oom_core::graph::knn::{knn, KnnOptions};
 use oom_core::linalg::rng::Rng;
+use oom_core::Ctx;
 
 /// Points around a few centres, in `d` dimensions (a seeded cloud).
 fn cloud(n: usize, d: usize, seed: u64) -> Vec<f32> {
@@ -44,6 +45,7 @@ fn exact_path_equals_brute_force() {
     let (n, d, k) = (700, 12, 10);
     let x = cloud(n, d, 1);
     let g = knn(
+        &Ctx::new(),
         &x,
         d,
         &KnnOptions {
@@ -80,7 +82,7 @@ fn ivf_path_recall_and_thread_independence() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| knn(&x, d, &o).unwrap())
+            .install(|| knn(&Ctx::new(), &x, d, &o).unwrap())
     };
     let g = run(2);
     assert_eq!(g, run(1));
@@ -100,6 +102,7 @@ fn ivf_path_recall_and_thread_independence() {
 fn bad_inputs_are_errors() {
     let x = cloud(50, 4, 3);
     assert!(knn(
+        &Ctx::new(),
         &x,
         4,
         &KnnOptions {
@@ -109,6 +112,7 @@ fn bad_inputs_are_errors() {
     )
     .is_err());
     assert!(knn(
+        &Ctx::new(),
         &x,
         4,
         &KnnOptions {
@@ -119,8 +123,8 @@ fn bad_inputs_are_errors() {
     .is_err());
     let mut y = x.clone();
     y[17] = f32::NAN;
-    assert!(knn(&y, 4, &KnnOptions::default()).is_err());
-    assert!(knn(&x, 3, &KnnOptions::default()).is_err());
+    assert!(knn(&Ctx::new(), &y, 4, &KnnOptions::default()).is_err());
+    assert!(knn(&Ctx::new(), &x, 3, &KnnOptions::default()).is_err());
 }
 
 #[test]
@@ -128,6 +132,7 @@ fn fuzzy_graph_is_symmetric_without_self_loops() {
     let (n, d, k) = (300, 6, 8);
     let x = cloud(n, d, 4);
     let g = knn(
+        &Ctx::new(),
         &x,
         d,
         &KnnOptions {
@@ -137,7 +142,7 @@ fn fuzzy_graph_is_symmetric_without_self_loops() {
     )
     .unwrap();
     let dist: Vec<f32> = g.distances().iter().map(|&v| v as f32).collect();
-    let f = fuzzy_graph(&g.indices, &dist, k).unwrap();
+    let f = fuzzy_graph(&Ctx::new(), &g.indices, &dist, k).unwrap();
     let get = |i: usize, j: i32| {
         let (a, b) = (
             usize::try_from(f.indptr[i]).unwrap(),
@@ -168,5 +173,5 @@ fn fuzzy_graph_is_symmetric_without_self_loops() {
         let nn = i32::try_from(g.indices[i * k + 1]).unwrap();
         assert!((get(i, nn).unwrap() - 1.0).abs() <= 2.0 * f32::EPSILON);
     }
-    assert!(fuzzy_graph(&[0, 5], &[0.0, 1.0], 2).is_err());
+    assert!(fuzzy_graph(&Ctx::new(), &[0, 5], &[0.0, 1.0], 2).is_err());
 }

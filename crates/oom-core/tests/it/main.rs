@@ -1,5 +1,6 @@
 //! Integration tests of the core: one binary, one module per area.
 
+mod calls;
 mod corrupt;
 mod fixtures;
 mod graph;

@@ -4,6 +4,7 @@
 //! with an int64 `indptr`. Row 0 spans the unwritten gap; rows 1.. sit past
 //! 2^31 and must read back exactly, through 64-bit offsets everywhere.
 
+use oom_core::Ctx;
 use std::sync::Arc;
 
 use hdf5::types::VarLenUnicode;
@@ -130,7 +131,7 @@ fn rows_past_2_pow_31_read_exactly() {
     }
     // Row and column sums of the rows past the gap.
     let tail_view = v.subset(Some(&[1, 2, 3, 4, 5, 6]), None).unwrap();
-    let s = axis_sums(&tail_view).unwrap();
+    let s = axis_sums(&Ctx::new(), &tail_view).unwrap();
     for k in 0..6 {
         assert_eq!(s.row_sum[k], expected_row(&rows, k).iter().sum::<f64>());
     }

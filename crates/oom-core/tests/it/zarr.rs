@@ -1,6 +1,7 @@
 //! Zarr stores: every stored layout written by our streaming writer (v2,
 //! v3, v3 sharded; chunks smaller than a block) reads back exactly.
 
+use oom_core::Ctx;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ fn written_stores_read_back_exactly() {
         for (i, opts) in layouts().iter().enumerate() {
             let root = dir.path().join(format!("{kind}_{i}.zarr"));
             root_group(&root, opts.format);
-            write_matrix(&src, &root, "X", opts).unwrap();
+            write_matrix(&Ctx::new(), &src, &root, "X", opts).unwrap();
             let store = open_store(&root).unwrap();
             store.ensure_anndata().unwrap();
             let v = View::new(Arc::new(open_matrix(&*store, "X").unwrap()));
@@ -129,7 +130,7 @@ fn bad_options_and_stores_are_errors() {
         },
     ] {
         assert!(matches!(
-            write_matrix(&v, &root, "X", &opts),
+            write_matrix(&Ctx::new(), &v, &root, "X", &opts),
             Err(OomError::Value(_))
         ));
     }

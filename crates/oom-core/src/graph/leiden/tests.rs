@@ -3,6 +3,7 @@
 //! planted partition (stochastic block model) is found exactly.
 
 use super::*;
+use crate::ctx::Ctx;
 
 /// A stochastic block model: `k` blocks of `size` nodes, edge probability
 /// `p_in` inside a block and `p_out` between blocks, weights in (0.5, 1].
@@ -141,7 +142,7 @@ fn bad_arrays_are_errors() {
     assert!(bad(&[0, 2, 1], &[1], &[1.0]));
     assert!(bad(&[0, 1, 2], &[1], &[1.0]));
     let g = Graph::from_csr(2, &[0, 1, 2], &[1, 0], &[1.0f64, 1.0]).unwrap();
-    assert!(leiden(&g, &params(-1.0, 0)).is_err());
+    assert!(leiden(&Ctx::new(), &g, &params(-1.0, 0)).is_err());
 }
 
 #[test]
@@ -149,7 +150,7 @@ fn planted_blocks_are_recovered_exactly() {
     let (k, size) = (5, 40);
     let g = graph(k, size, 0.3, 0.01, 4);
     for seed in [0, 1, 2] {
-        let r = leiden(&g, &params(1.0, seed)).unwrap();
+        let r = leiden(&Ctx::new(), &g, &params(1.0, seed)).unwrap();
         assert_eq!(r.n_clusters, k);
         for b in 0..k {
             let c = r.membership[b * size];
@@ -165,8 +166,8 @@ fn planted_blocks_are_recovered_exactly() {
 #[test]
 fn same_seed_same_labels_and_sizes_descend() {
     let g = graph(6, 30, 0.15, 0.03, 5);
-    let a = leiden(&g, &params(1.0, 11)).unwrap();
-    let b = leiden(&g, &params(1.0, 11)).unwrap();
+    let a = leiden(&Ctx::new(), &g, &params(1.0, 11)).unwrap();
+    let b = leiden(&Ctx::new(), &g, &params(1.0, 11)).unwrap();
     assert_eq!(a.membership, b.membership);
     let mut size = vec![0usize; a.n_clusters];
     for &c in &a.membership {
@@ -178,7 +179,7 @@ fn same_seed_same_labels_and_sizes_descend() {
 #[test]
 fn communities_are_connected_and_locally_optimal() {
     let g = graph(5, 30, 0.12, 0.04, 6);
-    let r = leiden(&g, &params(1.0, 9)).unwrap();
+    let r = leiden(&Ctx::new(), &g, &params(1.0, 9)).unwrap();
     // Leiden's guarantee: every community is connected.
     for c in 0..r.n_clusters as u32 {
         let nodes: Vec<usize> = (0..g.n()).filter(|&v| r.membership[v] == c).collect();
@@ -215,9 +216,14 @@ fn isolated_nodes_and_empty_graph() {
     let indices = [1i32, 2, 0, 2, 0, 1, 4, 5, 3, 5, 3, 4];
     let data = [1.0f32; 12];
     let g = Graph::from_csr(8, &indptr, &indices, &data).unwrap();
-    let r = leiden(&g, &params(1.0, 0)).unwrap();
+    let r = leiden(&Ctx::new(), &g, &params(1.0, 0)).unwrap();
     assert_eq!(r.n_clusters, 4);
     assert_eq!(&r.membership[..6], &[0, 0, 0, 1, 1, 1]);
     let empty = Graph::from_csr(3, &[0i64, 0, 0, 0], &[], &[] as &[f32]).unwrap();
-    assert_eq!(leiden(&empty, &params(1.0, 0)).unwrap().n_clusters, 3);
+    assert_eq!(
+        leiden(&Ctx::new(), &empty, &params(1.0, 0))
+            .unwrap()
+            .n_clusters,
+        3
+    );
 }

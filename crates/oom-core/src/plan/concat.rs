@@ -1,4 +1,5 @@
-//! Several matrices stacked by rows (`anndataoom.concat`), read lazily.
+//! Several matrices stacked by rows (`anndataoom.concat`), read lazily: a
+//! source of a plan (see [`super::Source`]), not a stored matrix.
 //!
 //! Each part is a [`View`] (a stored matrix, possibly subset or
 //! transformed) plus a column map: `colmap[j]` is the output column of the
@@ -11,9 +12,9 @@
 
 use std::sync::Arc;
 
+use super::{cast_block, View};
 use crate::block::{Block, Csr, Dense, Dtype, Scalar};
 use crate::error::{OomError, Result};
-use crate::plan::{cast_block, View};
 use crate::storage::matrix::RowCost;
 use crate::values_of;
 
@@ -24,7 +25,7 @@ pub struct ConcatPart {
     pub colmap: Vec<i64>,
 }
 
-pub struct ConcatStore {
+pub struct Concat {
     parts: Vec<ConcatPart>,
     /// First output row of each part; `offsets[parts.len()]` is the total.
     offsets: Vec<u64>,
@@ -43,7 +44,7 @@ pub struct ConcatStore {
     nnz: Option<u64>,
 }
 
-impl ConcatStore {
+impl Concat {
     /// Stack `parts` into a matrix of `ncols` columns of `dtype` (CSR if
     /// `sparse`, else dense), with `fill` where a part lacks a column.
     pub fn new(
@@ -107,7 +108,7 @@ impl ConcatStore {
                 p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j)
             })
             .collect();
-        Ok(ConcatStore {
+        Ok(Concat {
             parts,
             offsets,
             ncols,
