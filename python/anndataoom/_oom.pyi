@@ -46,6 +46,7 @@ __all__ = [
     "umap_connectivities",
     "umap_layout",
     "umap_spectral",
+    "write_h5ad_matrix",
     "write_zarr_matrix",
 ]
 
@@ -102,6 +103,15 @@ class Matrix:
 
 def check_file(path: str | os.PathLike[str]) -> None: ...
 def open(path: str | os.PathLike[str], key: str, layout: str = "anndata") -> Matrix: ...
+def write_h5ad_matrix(
+    matrix: Matrix,
+    path: str | os.PathLike[str],
+    key: str,
+    compression: str | None = None,
+    compression_opts: int | None = None,
+    chunk: int = 65536,
+    index32_limit: int = 2147483648,
+) -> None: ...
 def write_zarr_matrix(
     matrix: Matrix,
     root: str | os.PathLike[str],

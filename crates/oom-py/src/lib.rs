@@ -5,6 +5,7 @@ mod convert;
 mod enter;
 mod error;
 mod graph;
+mod h5ad;
 mod leiden;
 mod matrix;
 mod mtx;
@@ -63,6 +64,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tl::register(m)?;
     umap::register(m)?;
     zarr::register(m)?;
+    h5ad::register(m)?;
     pp_extra::register(m)?;
     mtx::register(m)?;
     graph::register(m)?;

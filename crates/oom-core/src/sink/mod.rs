@@ -1,0 +1,9 @@
+//! Writers at the end of a plan: they pull the blocks of a view (its lazy
+//! transforms applied) and store them in a file format. Storage only reads;
+//! a sink may depend on the plan, storage never does.
+
+pub mod h5ad;
+mod h5chunks;
+
+pub use h5ad::{write_matrix as write_h5ad_matrix, H5adWriteOptions};
+pub use h5chunks::Compression;
