@@ -141,44 +141,51 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail_after_first_block(monkeypatch):
-    orig = oom.BackedArray.iter_blocks
-
-    def failing(self, *args, **kwargs):
-        it = orig(self, *args, **kwargs)
-        yield next(it)
-        raise Boom("disk on fire")
-
-    monkeypatch.setattr(oom.BackedArray, "iter_blocks", failing)
-    monkeypatch.setattr(_write, "BLOCK_VALUES", 50)
+def _corrupt_chunk(path, fmt: str) -> None:
+    """Overwrite a middle chunk of X's values: reading it fails half-way through the write."""
+    with h5py.File(path, "r") as f:
+        ds = f["X" if fmt == "dense" else "X/data"]
+        info = ds.id.get_chunk_info(ds.id.get_num_chunks() // 2)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
 
 
-def test_failure_leaves_no_file(make_h5ad, fmt, tmp_path, monkeypatch):
-    src, _ = make_h5ad(n_obs=200, n_vars=30, fmt=fmt)
+def test_failure_leaves_no_file(make_h5ad, fmt, tmp_path):
+    src, _ = make_h5ad(n_obs=200, n_vars=30, fmt=fmt, compression="gzip", chunks=64)
+    _corrupt_chunk(src, fmt)
     a = oom.read(src)
     outdir = tmp_path / "out"
     outdir.mkdir()
     target = outdir / "new.h5ad"
-    _fail_after_first_block(monkeypatch)
-    with pytest.raises(Boom):
-        a.write_h5ad(target)
+    with pytest.raises(oom.AnnDataFormatError, match="corrupt deflate"):
+        a.write_h5ad(target, compression="gzip")
     assert os.listdir(outdir) == []
 
 
-def test_failure_keeps_existing_target(make_h5ad, tmp_path, monkeypatch):
-    src, _ = make_h5ad(n_obs=200, n_vars=30)
+def test_failure_keeps_existing_target(make_h5ad, tmp_path):
+    src, _ = make_h5ad(n_obs=200, n_vars=30, compression="gzip", chunks=64)
     a = oom.read(src)
     outdir = tmp_path / "out"
     outdir.mkdir()
     target = outdir / "existing.h5ad"
     a[:5].write_h5ad(target)
     before = target.read_bytes()
-    _fail_after_first_block(monkeypatch)
-    with pytest.raises(Boom):
-        a.write_h5ad(target)
+    _corrupt_chunk(src, "csr")
+    with pytest.raises(oom.AnnDataFormatError):
+        oom.read(src).write_h5ad(target)
     assert target.read_bytes() == before
     assert sorted(os.listdir(outdir)) == ["existing.h5ad"]
     assert _read_back(target).shape == (5, 30)
+
+
+def test_directory_target_is_refused(small_file, tmp_path):
+    target = tmp_path / "store.h5ad"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        oom.read(small_file).write_h5ad(target)
+    assert os.listdir(target) == ["inside"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(_write.TMP_PREFIX)]
 
 
 def test_failure_in_metadata(make_h5ad, tmp_path, monkeypatch):

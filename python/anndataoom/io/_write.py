@@ -1,11 +1,13 @@
 """Atomic, streamed writing of an :class:`~anndataoom.AnnDataOOM` to ``.h5ad`` or ``.zarr``.
 
-X, layers and raw/X are written block by block (sparse stays CSR; lazy
-transforms are applied by reading the view): into HDF5 through h5py, into
-Zarr by the Rust core (chunks encoded on all cores).  Everything else goes
-through anndata's own element encoders.  The output is written to
-``.anndataoom-tmp-<pid>-<random>.<ext>`` in the target directory, fsynced
-and renamed into place, so a crash never leaves a partial file at the target.
+X, layers and raw/X are written block by block by the Rust core (sparse
+stays CSR; lazy transforms are applied by reading the view; chunks are
+compressed on all cores).  Everything else goes through anndata's own
+element encoders; for ``.h5ad`` that happens after the Rust sink closed the
+file, as the two HDF5 libraries (ours, h5py's) lock files separately.
+The output is written to ``.anndataoom-tmp-<pid>-<random>.<ext>`` in the
+target directory, fsynced and renamed into place, so a crash never leaves
+a partial file at the target.
 """
 
 from __future__ import annotations
@@ -20,19 +22,16 @@ import warnings
 from collections.abc import Callable
 
 import h5py
-import numpy as np
-import scipy.sparse as sp
 from anndata.io import write_elem
 
 from anndataoom import _oom
-from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray
-from anndataoom._progress import pass_bars, progress_enabled
+from anndataoom._core._backed_array import BackedArray
+from anndataoom._progress import pass_bars
 
 __all__ = ["write_h5ad", "write_zarr", "start_write_h5ad", "PendingWrite", "TMP_PREFIX"]
 
 TMP_PREFIX = ".anndataoom-tmp-"
 _RUN_START = time.time()
-_SPARSE_CHUNK = 1 << 16
 
 
 def _pid_alive(pid: int) -> bool:
@@ -100,78 +99,6 @@ def _set_enc(obj, kind: str, version: str) -> None:
     obj.attrs["encoding-version"] = version
 
 
-def _blocks(X: BackedArray, key: str, stop: threading.Event | None = None):
-    """``X.iter_blocks()`` with a rows bar (the h5ad writer streams from Python).
-
-    With ``stop`` (a background write) there is no bar, and setting the event
-    ends the write at the next block with :class:`InterruptedError`.
-    """
-    from tqdm.auto import tqdm
-
-    with tqdm(total=X.shape[0], desc=f"write {key}", unit="rows", leave=False,
-              disable=stop is not None or not progress_enabled()) as bar:
-        for a, b, block in X.iter_blocks(BLOCK_VALUES):
-            if stop is not None and stop.is_set():
-                raise InterruptedError("the background write was stopped")
-            yield a, b, block
-            bar.update(b - a)
-
-
-def _write_csr_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict,
-                      stop: threading.Event | None = None) -> None:
-    n, m = X.shape
-    g = group.create_group(key)
-    _set_enc(g, "csr_matrix", "0.1.0")
-    g.attrs["shape"] = np.array([n, m], dtype=np.int64)
-    idx_dtype = np.int32 if m < 2**31 else np.int64
-    ptr_dtype = np.int32 if n * m < 2**31 else np.int64
-    data = g.create_dataset("data", shape=(0,), maxshape=(None,), dtype=X.dtype,
-                            chunks=(_SPARSE_CHUNK,), **dkw)
-    indices = g.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=idx_dtype,
-                               chunks=(_SPARSE_CHUNK,), **dkw)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    pos = 0
-    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/"), stop):
-        if not sp.issparse(block):
-            block = sp.csr_matrix(block)
-        k = int(block.nnz)
-        if k:
-            data.resize((pos + k,))
-            data[pos:pos + k] = block.data.astype(X.dtype, copy=False)
-            indices.resize((pos + k,))
-            indices[pos:pos + k] = block.indices.astype(idx_dtype, copy=False)
-        indptr[a + 1:b + 1] = block.indptr[1:] + pos
-        pos += k
-    g.create_dataset("indptr", data=indptr.astype(ptr_dtype), **dkw)
-
-
-def _write_dense_stream(group: h5py.Group, key: str, X: BackedArray, dkw: dict,
-                        stop: threading.Event | None = None) -> None:
-    n, m = X.shape
-    kw = dict(dkw)
-    if n == 0 or m == 0:
-        kw.pop("compression", None)
-        kw.pop("compression_opts", None)
-    ds = group.create_dataset(key, shape=(n, m), dtype=X.dtype, **kw)
-    _set_enc(ds, "array", "0.2.0")
-    for a, b, block in _blocks(X, f"{group.name}/{key}".lstrip("/"), stop):
-        if sp.issparse(block):
-            block = block.toarray()
-        ds[a:b] = block
-
-
-def write_matrix(group: h5py.Group, key: str, X, dkw: dict,
-                 stop: threading.Event | None = None) -> None:
-    """Write a lazy (streamed) or in-memory matrix as element ``key`` of an HDF5 ``group``."""
-    if isinstance(X, BackedArray):
-        if X.is_sparse:
-            _write_csr_stream(group, key, X, dkw, stop)
-        else:
-            _write_dense_stream(group, key, X, dkw, stop)
-    else:
-        write_elem(group, key, X, dataset_kwargs=dkw)
-
-
 WriteMatrix = Callable[[object, str, object, dict], None]
 
 
@@ -184,15 +111,38 @@ def _matrices(adata) -> dict[str, object]:
     return out
 
 
-def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix,
-                    **kw) -> None:
+def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix) -> None:
     _set_enc(f, "anndata", "0.1.0")
     if adata.raw is not None:
-        _set_enc(f.create_group("raw"), "raw", "0.1.0")
-    _set_enc(f.create_group("layers"), "dict", "0.1.0")
+        _set_enc(f.require_group("raw"), "raw", "0.1.0")
+    _set_enc(f.require_group("layers"), "dict", "0.1.0")
     for path, X in _matrices(adata).items():
         group, _, key = path.rpartition("/")
-        write_matrix(f[group] if group else f, key, X, dkw, **kw)
+        write_matrix(f[group] if group else f, key, X, dkw)
+
+
+def _write_streamed_h5(tmp: str, adata, compression: str | None, compression_opts,
+                       stop: threading.Event | None = None) -> None:
+    """Write the lazy matrices of ``adata`` into the HDF5 file ``tmp`` with the Rust sink.
+
+    The sink creates the file and closes it before returning, so h5py can
+    open it next (the two HDF5 libraries lock files separately).  With
+    ``stop`` (a background write) there are no bars, and setting the event
+    ends the write before the next matrix with :class:`InterruptedError`.
+    """
+    for path, X in _matrices(adata).items():
+        if not isinstance(X, BackedArray):
+            continue
+        if stop is not None and stop.is_set():
+            raise InterruptedError("the background write was stopped")
+        with pass_bars(f"write {path}", enabled=False if stop is not None else None):
+            _oom.write_h5ad_matrix(X.matrix, tmp, path, compression, compression_opts)
+
+
+def _write_in_memory_h5(group, key: str, X, dkw: dict) -> None:
+    """Write an in-memory matrix with anndata's encoder; lazy ones are already in the file."""
+    if not isinstance(X, BackedArray):
+        write_elem(group, key, X, dataset_kwargs=dkw)
 
 
 def _write_rest(f, adata, dkw: dict) -> None:
@@ -209,7 +159,7 @@ def _write_rest(f, adata, dkw: dict) -> None:
     write_elem(f, "uns", dict(adata.uns), dataset_kwargs=dkw)
 
 
-def _write_all(f, adata, dkw: dict, write_matrix: WriteMatrix = write_matrix) -> None:
+def _write_all(f, adata, dkw: dict, write_matrix: WriteMatrix) -> None:
     _write_matrices(f, adata, dkw, write_matrix)
     _write_rest(f, adata, dkw)
 
@@ -231,8 +181,13 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _prepare(adata, filename, convert_strings_to_categoricals: bool) -> str:
-    """Run the checks shared by both writers; return the absolute target path."""
+def _prepare(adata, filename, convert_strings_to_categoricals: bool,
+             file_target: bool = False) -> str:
+    """Run the checks shared by both writers; return the absolute target path.
+
+    With ``file_target`` (``.h5ad``) an existing directory there is refused:
+    a Zarr store may replace a store, a file must not replace a directory.
+    """
     adata._check_open()
     target = os.path.abspath(os.fspath(filename))
     if os.path.exists(target):
@@ -243,6 +198,8 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool) -> str:
                         f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
                         "from it; write to another path"
                     )
+    if file_target and os.path.isdir(target):
+        raise IsADirectoryError(f"'{target}' is a directory; an .h5ad target must be a file path")
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"directory '{directory}' does not exist")
@@ -306,12 +263,32 @@ def _atomic(target: str, ext: str, write: Callable[[str], None],
 
 
 def _dataset_kwargs(compression: str | None, compression_opts) -> dict:
-    dkw = {}
-    if compression is not None:
-        dkw["compression"] = compression
+    """h5py's dataset keywords for a compression the Rust sink writes too."""
+    if compression is None:
+        return {}
+    if compression == "gzip":
+        if compression_opts is not None and (
+                isinstance(compression_opts, bool) or not isinstance(compression_opts, int)
+                or not 0 <= compression_opts <= 9):
+            raise ValueError(
+                f"gzip compression_opts must be an integer from 0 to 9, got {compression_opts!r}"
+            )
+    elif compression == "lzf":
         if compression_opts is not None:
-            dkw["compression_opts"] = compression_opts
+            raise ValueError("lzf compression accepts no compression_opts")
+    else:
+        raise ValueError(f"unknown compression {compression!r} (use 'gzip', 'lzf' or None)")
+    dkw = {"compression": compression}
+    if compression_opts is not None:
+        dkw["compression_opts"] = compression_opts
     return dkw
+
+
+def _write_h5ad_file(tmp: str, adata, dkw: dict) -> None:
+    """Everything ``_write_streamed_h5`` left out: in-memory matrices, obs, var, uns, …."""
+    # "a": the sink created the file unless there was no lazy matrix
+    with h5py.File(tmp, "a") as f:
+        _write_all(f, adata, dkw, _write_in_memory_h5)
 
 
 def write_h5ad(adata, filename, *, compression: str | None = None, compression_opts=None,
@@ -325,7 +302,9 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
     filename
         Target ``.h5ad`` path.  Must not be a file ``adata`` reads from.
     compression, compression_opts
-        h5py compression for every dataset (``"gzip"``, ``"lzf"`` or None).
+        h5py compression for every dataset: ``"gzip"`` (``compression_opts``
+        = level 0–9, default 4), ``"lzf"`` or None.  Lazy matrices are
+        compressed on all cores.
     convert_strings_to_categoricals
         As anndata: string columns of obs/var (and raw.var) become
         categoricals, in place, before writing.
@@ -333,14 +312,17 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
     Raises
     ------
     ValueError
-        ``filename`` is (the same file as) one ``adata`` is reading from.
+        ``filename`` is (the same file as) one ``adata`` is reading from, or
+        an unknown ``compression`` / bad ``compression_opts``.
+    IsADirectoryError
+        ``filename`` is an existing directory.
     """
-    target = _prepare(adata, filename, convert_strings_to_categoricals)
     dkw = _dataset_kwargs(compression, compression_opts)
+    target = _prepare(adata, filename, convert_strings_to_categoricals, file_target=True)
 
     def write(tmp: str) -> None:
-        with h5py.File(tmp, "w-") as f:
-            _write_all(f, adata, dkw)
+        _write_streamed_h5(tmp, adata, compression, compression_opts)
+        _write_h5ad_file(tmp, adata, dkw)
 
     _atomic(target, ".h5ad", write)
 
@@ -348,14 +330,17 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
 class PendingWrite:
     """An ``.h5ad`` write whose matrices stream to disk in a background thread.
 
-    Made by :func:`start_write_h5ad`; :meth:`finish` writes the rest of the
-    object and moves the file into place, :meth:`abort` stops the thread and
-    removes the temp file. Used as a context manager, leaving the block
-    with an exception aborts it.
+    Made by :func:`start_write_h5ad`. The thread streams the lazy matrices
+    (the Rust sink); :meth:`finish` writes the rest of the object (in-memory
+    matrices included) and moves the file into place, :meth:`abort` stops
+    the thread and removes the temp file. Used as a context manager,
+    leaving the block with an exception aborts it.
     """
 
-    def __init__(self, adata, target: str, dkw: dict):
-        self._target, self._dkw = target, dkw
+    def __init__(self, adata, target: str, compression: str | None, compression_opts):
+        self._target = target
+        self._compression = (compression, compression_opts)
+        self._dkw = _dataset_kwargs(compression, compression_opts)
         self._tmp = _tmp_path(target, ".h5ad")
         self._written = _matrices(adata)
         self._stop = threading.Event()
@@ -366,8 +351,7 @@ class PendingWrite:
 
     def _run(self, adata) -> None:
         try:
-            with h5py.File(self._tmp, "w-") as f:
-                _write_matrices(f, adata, self._dkw, stop=self._stop)
+            _write_streamed_h5(self._tmp, adata, *self._compression, stop=self._stop)
         except BaseException as e:  # re-raised by finish()
             self._error = e
 
@@ -395,14 +379,15 @@ class PendingWrite:
             self.abort()
             raise
 
-        def rest(tmp: str) -> None:
-            with h5py.File(tmp, "r+") as f:
-                _write_rest(f, adata, self._dkw)
-
-        _atomic(self._target, ".h5ad", rest, tmp=self._tmp)
+        _atomic(self._target, ".h5ad", lambda tmp: _write_h5ad_file(tmp, adata, self._dkw),
+                tmp=self._tmp)
 
     def abort(self) -> None:
-        """Stop the background write and remove its temp file (the target is untouched)."""
+        """Stop the background write and remove its temp file (the target is untouched).
+
+        A matrix being streamed is finished first (the Rust call cannot be
+        stopped from here yet); no further matrix is started.
+        """
         self._stop.set()
         self._thread.join()
         with contextlib.suppress(OSError):
@@ -441,9 +426,10 @@ def start_write_h5ad(adata, filename, *, compression: str | None = None,
     PendingWrite
         Call ``finish(adata)`` (or ``abort()``) on it.
     """
-    target = _prepare(adata, filename, convert_strings_to_categoricals=False)
+    _dataset_kwargs(compression, compression_opts)  # bad values raise before any work
+    target = _prepare(adata, filename, convert_strings_to_categoricals=False, file_target=True)
     adata._check_writable()
-    return PendingWrite(adata, target, _dataset_kwargs(compression, compression_opts))
+    return PendingWrite(adata, target, compression, compression_opts)
 
 
 #: Values per chunk of the streamed Zarr arrays (4 MB of float32).
