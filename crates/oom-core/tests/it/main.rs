@@ -6,4 +6,5 @@ mod fixtures;
 mod graph;
 mod io;
 mod scale;
+mod sink;
 mod zarr;
