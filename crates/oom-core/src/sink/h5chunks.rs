@@ -138,8 +138,9 @@ impl ChunkAppender {
     /// with zeros to a whole chunk, as HDF5 stores edge chunks).
     fn write_chunks(&mut self, n: usize, last_rows: Option<u64>) -> Result<()> {
         let cb = self.chunk_bytes();
-        let take = (n * cb).min(self.buf.len());
-        let mut raw = self.buf.drain(..take).collect::<Vec<u8>>();
+        // The rest (less than a chunk) is copied out; the chunks keep the buffer.
+        let rest = self.buf.split_off((n * cb).min(self.buf.len()));
+        let mut raw = std::mem::replace(&mut self.buf, rest);
         raw.resize(n * cb, 0);
         let c = self.compression;
         let encoded: Vec<(Vec<u8>, u32)> = raw.par_chunks(cb).map(|ch| c.encode(ch)).collect();
