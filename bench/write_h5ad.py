@@ -9,7 +9,7 @@ the process tree by ``bench/_proc.py``):
 - ``floor``: one parallel read + decode of every stored value of X
   (``_oom.open(FILE, "X").axis_sums()``, best of two), the least any write
   of X must do;
-- ``ours``: ``anndataoom.write_h5ad`` (X through the Rust sink: chunks
+- ``ours``: ``AnnDataOOM.write_h5ad`` (X through the Rust sink: chunks
   compressed on all cores, HDF5 direct chunk writes; the rest by h5py);
 - ``h5py``: the loop ``write_h5ad`` used before (a minimal copy below):
   blocks from ``X.iter_blocks`` through scipy into resizable h5py datasets,
@@ -117,7 +117,7 @@ print("TIME", min(times))
 """,
     "ours": _SETUP + """
 t = time.perf_counter()
-oom.write_h5ad(a, out, compression="gzip")
+a.write_h5ad(out, compression="gzip")
 print("TIME", time.perf_counter() - t)
 """,
     "h5py": _SETUP + _OLD_LOOP + """
