@@ -13,6 +13,7 @@ a partial file at the target.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import shutil
 import threading
@@ -121,8 +122,7 @@ def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix) -> None:
         write_matrix(f[group] if group else f, key, X, dkw)
 
 
-def _write_streamed_h5(tmp: str, adata, compression: str | None, compression_opts,
-                       stop: threading.Event | None = None) -> None:
+def _write_streamed_h5(tmp: str, adata, dkw: dict, stop: threading.Event | None = None) -> None:
     """Write the lazy matrices of ``adata`` into the HDF5 file ``tmp`` with the Rust sink.
 
     The sink creates the file and closes it before returning, so h5py can
@@ -136,7 +136,8 @@ def _write_streamed_h5(tmp: str, adata, compression: str | None, compression_opt
         if stop is not None and stop.is_set():
             raise InterruptedError("the background write was stopped")
         with pass_bars(f"write {path}", enabled=False if stop is not None else None):
-            _oom.write_h5ad_matrix(X.matrix, tmp, path, compression, compression_opts)
+            _oom.write_h5ad_matrix(X.matrix, tmp, path, dkw.get("compression"),
+                                   dkw.get("compression_opts"))
 
 
 def _write_in_memory_h5(group, key: str, X, dkw: dict) -> None:
@@ -263,24 +264,25 @@ def _atomic(target: str, ext: str, write: Callable[[str], None],
 
 
 def _dataset_kwargs(compression: str | None, compression_opts) -> dict:
-    """h5py's dataset keywords for a compression the Rust sink writes too."""
+    """h5py's dataset keywords for a compression the Rust sink writes too (h5py's rules)."""
     if compression is None:
         return {}
+    dkw: dict = {"compression": compression}
     if compression == "gzip":
-        if compression_opts is not None and (
-                isinstance(compression_opts, bool) or not isinstance(compression_opts, int)
-                or not 0 <= compression_opts <= 9):
-            raise ValueError(
-                f"gzip compression_opts must be an integer from 0 to 9, got {compression_opts!r}"
-            )
+        if compression_opts is not None:
+            try:
+                level = operator.index(compression_opts)
+            except TypeError:
+                level = -1
+            if isinstance(compression_opts, bool) or not 0 <= level <= 9:
+                raise ValueError("gzip compression_opts must be an integer from 0 to 9, "
+                                 f"got {compression_opts!r}")
+            dkw["compression_opts"] = level
     elif compression == "lzf":
         if compression_opts is not None:
             raise ValueError("lzf compression accepts no compression_opts")
     else:
         raise ValueError(f"unknown compression {compression!r} (use 'gzip', 'lzf' or None)")
-    dkw = {"compression": compression}
-    if compression_opts is not None:
-        dkw["compression_opts"] = compression_opts
     return dkw
 
 
@@ -321,7 +323,7 @@ def write_h5ad(adata, filename, *, compression: str | None = None, compression_o
     target = _prepare(adata, filename, convert_strings_to_categoricals, file_target=True)
 
     def write(tmp: str) -> None:
-        _write_streamed_h5(tmp, adata, compression, compression_opts)
+        _write_streamed_h5(tmp, adata, dkw)
         _write_h5ad_file(tmp, adata, dkw)
 
     _atomic(target, ".h5ad", write)
@@ -337,10 +339,8 @@ class PendingWrite:
     leaving the block with an exception aborts it.
     """
 
-    def __init__(self, adata, target: str, compression: str | None, compression_opts):
-        self._target = target
-        self._compression = (compression, compression_opts)
-        self._dkw = _dataset_kwargs(compression, compression_opts)
+    def __init__(self, adata, target: str, dkw: dict):
+        self._target, self._dkw = target, dkw
         self._tmp = _tmp_path(target, ".h5ad")
         self._written = _matrices(adata)
         self._stop = threading.Event()
@@ -351,7 +351,7 @@ class PendingWrite:
 
     def _run(self, adata) -> None:
         try:
-            _write_streamed_h5(self._tmp, adata, *self._compression, stop=self._stop)
+            _write_streamed_h5(self._tmp, adata, self._dkw, stop=self._stop)
         except BaseException as e:  # re-raised by finish()
             self._error = e
 
@@ -426,10 +426,10 @@ def start_write_h5ad(adata, filename, *, compression: str | None = None,
     PendingWrite
         Call ``finish(adata)`` (or ``abort()``) on it.
     """
-    _dataset_kwargs(compression, compression_opts)  # bad values raise before any work
+    dkw = _dataset_kwargs(compression, compression_opts)  # bad values raise before any work
     target = _prepare(adata, filename, convert_strings_to_categoricals=False, file_target=True)
     adata._check_writable()
-    return PendingWrite(adata, target, compression, compression_opts)
+    return PendingWrite(adata, target, dkw)
 
 
 #: Values per chunk of the streamed Zarr arrays (4 MB of float32).
