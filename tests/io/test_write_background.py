@@ -113,8 +113,8 @@ def test_abort_stops_before_the_next_matrix(make_h5ad, outdir, monkeypatch):
     pending = start_write_h5ad(a, outdir / "x.h5ad")
     time.sleep(0.1)
     pending.abort()
-    # the matrix in progress is finished (the Rust call cannot be stopped yet), no more
-    assert 0 < len(written) < 21
+    # the matrix in progress stops at its next block, no further one starts
+    assert len(written) < 21
     assert os.listdir(outdir) == []
 
 

@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod linalg;
 pub mod memo;
 pub mod plan;
+pub mod rng;
 pub mod sink;
 pub mod storage;
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use oom_core::error::OomError;
-use oom_core::storage::zarr_write::{write_matrix, ZarrFormat, ZarrWriteOptions};
+use oom_core::sink::zarr::{write_matrix, ZarrFormat, ZarrWriteOptions};
 use pyo3::prelude::*;
 
 use crate::enter::enter;

@@ -122,20 +122,18 @@ def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix) -> None:
         write_matrix(f[group] if group else f, key, X, dkw)
 
 
-def _write_streamed_h5(tmp: str, adata, dkw: dict, stop: threading.Event | None = None) -> None:
+def _write_streamed_h5(tmp: str, adata, dkw: dict, background: bool = False) -> None:
     """Write the lazy matrices of ``adata`` into the HDF5 file ``tmp`` with the Rust sink.
 
     The sink creates the file and closes it before returning, so h5py can
-    open it next (the two HDF5 libraries lock files separately).  With
-    ``stop`` (a background write) there are no bars, and setting the event
-    ends the write before the next matrix with :class:`InterruptedError`.
+    open it next (the two HDF5 libraries lock files separately).  A
+    ``background`` write draws no bars (it runs in the caller's call
+    context, which stops it).
     """
     for path, X in _matrices(adata).items():
         if not isinstance(X, BackedArray):
             continue
-        if stop is not None and stop.is_set():
-            raise InterruptedError("the background write was stopped")
-        with pass_bars(f"write {path}", enabled=False if stop is not None else None):
+        with pass_bars(f"write {path}", enabled=False if background else None):
             _oom.write_h5ad_matrix(X.matrix, tmp, path, dkw.get("compression"),
                                    dkw.get("compression_opts"))
 
@@ -343,7 +341,8 @@ class PendingWrite:
         self._target, self._dkw = target, dkw
         self._tmp = _tmp_path(target, ".h5ad")
         self._written = _matrices(adata)
-        self._stop = threading.Event()
+        # abort() cancels it: the matrix being written stops at its next block
+        self._ctx = _oom.CallContext()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(adata,),
                                         name="anndataoom-write-matrices", daemon=True)
@@ -351,7 +350,8 @@ class PendingWrite:
 
     def _run(self, adata) -> None:
         try:
-            _write_streamed_h5(self._tmp, adata, self._dkw, stop=self._stop)
+            with self._ctx:
+                _write_streamed_h5(self._tmp, adata, self._dkw, background=True)
         except BaseException as e:  # re-raised by finish()
             self._error = e
 
@@ -385,10 +385,9 @@ class PendingWrite:
     def abort(self) -> None:
         """Stop the background write and remove its temp file (the target is untouched).
 
-        A matrix being streamed is finished first (the Rust call cannot be
-        stopped from here yet); no further matrix is started.
+        The matrix being streamed stops at its next block; no further one starts.
         """
-        self._stop.set()
+        self._ctx.cancel()
         self._thread.join()
         with contextlib.suppress(OSError):
             _remove(self._tmp)

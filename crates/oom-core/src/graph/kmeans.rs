@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::scan::{norms, scan, Queries, TopK, NO_ID};
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::linalg::rng::Rng;
+use crate::rng::Rng;
 
 /// Queries per parallel task in an assignment.
 const ASSIGN_BLOCK: usize = 512;

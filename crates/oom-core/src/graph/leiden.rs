@@ -24,8 +24,8 @@ use std::collections::VecDeque;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::graph::weighted::{Graph, Weight};
-use crate::linalg::rng::Rng;
 use crate::oom_ensure;
+use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Objective {

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 use super::order::Relabeled;
 use super::Csr;
 use crate::ctx::Ctx;
-use crate::linalg::rng::Rng;
+use crate::rng::Rng;
 use crate::{oom_bail, oom_ensure, Result};
 
 /// Vertices per parallel task are chosen so a task has about this many edges.

@@ -589,7 +589,7 @@ mod tests {
     #[test]
     fn accumulator_layout_gives_the_same_bits() {
         let (n, p) = (300usize, 40usize);
-        let mut rng = crate::linalg::rng::Rng::new(7);
+        let mut rng = crate::rng::Rng::new(7);
         let mut unit = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let (mut indptr, mut indices, mut vals) = (vec![0i64], vec![], vec![]);
         for _ in 0..n {

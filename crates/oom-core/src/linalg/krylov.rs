@@ -127,8 +127,8 @@ fn mul_tn(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) -> Mat<f64> {
     }
     out
 }
-use super::rng::Rng;
 use crate::error::Result;
+use crate::rng::Rng;
 
 /// A symmetric operator applied to blocks of vectors.
 pub trait SymOp {

@@ -9,4 +9,3 @@
 pub mod eigh;
 pub mod krylov;
 pub mod pca;
-pub mod rng;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::ops::{gather, Op};
 use crate::block::{Block, Csr, Dense, Dtype, Scalar, Values};
 use crate::error::{OomError, Result};
-use crate::linalg::rng::Rng;
+use crate::rng::Rng;
 use crate::{values_of, with_values};
 
 pub struct Downsample {

@@ -4,6 +4,8 @@
 
 pub mod h5ad;
 mod h5chunks;
+pub mod zarr;
 
 pub use h5ad::{write_matrix as write_h5ad_matrix, H5adWriteOptions};
 pub use h5chunks::Compression;
+pub use zarr::{write_matrix as write_zarr_matrix, ZarrFormat, ZarrWriteOptions};

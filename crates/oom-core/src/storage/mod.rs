@@ -13,7 +13,6 @@ pub mod mtx;
 pub mod remote;
 pub mod transpose;
 pub mod zarr;
-pub mod zarr_write;
 
 pub use container::{open_store, Container};
 pub use h5file::H5File;

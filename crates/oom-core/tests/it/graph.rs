@@ -2,7 +2,7 @@
 
 use oom_core::graph::fuzzy::fuzzy_graph;
 use oom_core::graph::knn::{knn, KnnOptions};
-use oom_core::linalg::rng::Rng;
+use oom_core::rng::Rng;
 use oom_core::Ctx;
 
 /// Points around a few centres, in `d` dimensions (a seeded cloud).

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use oom_core::plan::View;
+use oom_core::sink::zarr::{write_matrix, ZarrFormat, ZarrWriteOptions};
 use oom_core::storage::zarr::ZarrStore;
-use oom_core::storage::zarr_write::{write_matrix, ZarrFormat, ZarrWriteOptions};
 use oom_core::storage::{open_matrix, open_store, H5File};
 use oom_core::OomError;
 

@@ -11,12 +11,12 @@ use serde_json::{json, Map, Value};
 use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
-use super::array::to_usize;
 use crate::block::{Block, Dtype};
 use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::{for_each_block_in_order, BLOCK_TARGET};
 use crate::plan::View;
+use crate::storage::array::to_usize;
 
 type Store = FilesystemStore;
 
