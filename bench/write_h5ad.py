@@ -147,12 +147,19 @@ def check(out: Path) -> tuple:
 def main(argv=None) -> int:
     """Run the contenders and print a table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--file", type=Path, default=BENCH / "data" / "mixed_100k.h5ad")
+    ap.add_argument("--file", type=Path, default=None,
+                    help="input .h5ad (default bench/data/mixed_<cells>.h5ad, made if missing)")
     ap.add_argument("--cells", type=int, default=100_000, help="cells, if --file must be made")
     ap.add_argument("--contenders", default="floor,ours,h5py")
     ap.add_argument("--timeout", type=float, default=3600)
-    ap.add_argument("--name", default="write_h5ad_100k")
+    ap.add_argument("--name", default=None,
+                    help="results file bench/results/<name>.json (default write_h5ad_<cells>)")
     args = ap.parse_args(argv)
+    size_name = (f"{args.cells // 1_000_000}m" if args.cells % 1_000_000 == 0
+                 else f"{args.cells // 1000}k")
+    args.name = args.name or f"write_h5ad_{size_name}"
+    if args.file is None:
+        args.file = BENCH / "data" / f"mixed_{size_name}.h5ad"
     if not args.file.exists():
         log(f"generating {args.file} …")
         args.file.parent.mkdir(parents=True, exist_ok=True)

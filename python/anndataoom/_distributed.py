@@ -20,7 +20,6 @@ from contextvars import ContextVar
 import numpy as np
 
 from anndataoom import _oom
-from anndataoom._core._backed_array import BLOCK_VALUES, block_from_raw
 from anndataoom._core._counts import Counts, Rare, resolved
 from anndataoom._core._recipe import aligned, matrix_for, require_recipe
 
@@ -116,14 +115,6 @@ def _run_kernel(recipe, token: str, start: int, end: int, kernel: str, *args):
     return getattr(_oom, kernel)(_rows(recipe, token, start, end), *aligned(args))
 
 
-def _project(recipe, token: str, start: int, end: int, components, shift, dtype: str):
-    """Worker task: PCA scores ``x·V + shift`` of rows ``start:end``, block by block."""
-    m = _rows(recipe, token, start, end)
-    parts = [block_from_raw(m.read(a, b)) @ components for a, b in m.blocks(BLOCK_VALUES)]
-    scores = np.concatenate(parts) if parts else np.zeros((0, components.shape[1]))
-    return (np.asarray(scores) + shift).astype(dtype)
-
-
 def _map_rows(client, x, task, *args, row_args: tuple[int, ...] = ()) -> list:
     """Run ``task(recipe, token, start, end, *args)`` over row ranges of ``x``.
 
@@ -169,12 +160,12 @@ def _merge_rows_cols(parts: list, n_row_outputs: int) -> tuple:
 
 
 def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
-    """``_oom.qc_metrics_py``: ``(total, n_nonzero, top_cum, mask_sum, col_sum, col_nnz)``.
+    """``_oom.qc_metrics``: ``(total, n_nonzero, top_cum, mask_sum, col_sum, col_nnz)``.
 
     On a matrix of counts these are also its :func:`positive_counts`, kept
     for the filters that follow (``anndataoom._core._counts``).
     """
-    parts = _partials(x, "qc_metrics_py", top, masks)
+    parts = _partials(x, "qc_metrics", top, masks)
     *out, non_counts, rare_rows, rare_vals = _merge_rows_cols(parts, 4)
     x._row_sum = out[0]
     if non_counts == 0:
@@ -197,7 +188,7 @@ def row_sums(x) -> np.ndarray:
 
 
 def positive_counts(x) -> tuple:
-    """``_oom.positive_counts_py``: ``(row_sum, row_pos, col_sum, col_pos)``.
+    """``_oom.positive_counts``: ``(row_sum, row_pos, col_sum, col_pos)``.
 
     Known without a pass after QC of counts and the row filters since.
     """
@@ -205,18 +196,18 @@ def positive_counts(x) -> tuple:
     if known is not None:
         x._known_counts = known
         return known.astuple()
-    return _merge_rows_cols(_partials(x, "positive_counts_py"), 2)
+    return _merge_rows_cols(_partials(x, "positive_counts"), 2)
 
 
 def count_above(x, threshold: np.ndarray) -> np.ndarray:
-    """``_oom.count_above_py``: per column, the rows above their row's ``threshold``."""
-    parts = _partials(x, "count_above_py", threshold, row_args=(0,))
+    """``_oom.count_above``: per column, the rows above their row's ``threshold``."""
+    parts = _partials(x, "count_above", threshold, row_args=(0,))
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
 
 
 def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
             clip=None, unmapped: bool = False) -> dict:
-    """``_oom.moments_py``: per-group column moments (see its docstring for the keys).
+    """``_oom.moments``: per-group column moments (see its docstring for the keys).
 
     Partial states merge by adding ``n``, ``sum``, ``sumsq`` and ``n_pos``;
     ``mean`` and ``var`` (ddof 1) are then finalised with the same formula
@@ -225,7 +216,7 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
     """
     if _client.get() is not None:
         unmapped = False
-    parts = _partials(x, "moments_py", groups, n_groups, expm1, factor, clip, unmapped,
+    parts = _partials(x, "moments", groups, n_groups, expm1, factor, clip, unmapped,
                       row_args=(0,))
     if len(parts) == 1:
         return parts[0]
@@ -242,46 +233,16 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
     return out
 
 
-def _merge_gram(parts: list) -> tuple[int, np.ndarray, np.ndarray]:
-    """Combine ``(n, mean, M2)`` states (Chan et al. 1979, pairwise update)."""
-    ns = np.array([p[0] for p in parts], dtype=np.float64)
-    n = ns.sum()
-    mean = np.sum([ni * p[1] for ni, p in zip(ns, parts, strict=True)], axis=0) / n
-    m2 = np.zeros_like(parts[0][2])
-    for ni, (_, mi, m2i) in zip(ns, parts, strict=True):
-        d = mi - mean
-        m2 += m2i + ni * np.outer(d, d)
-    return int(n), mean, m2
-
-
-def _top_eigh(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ``k`` largest eigenpairs, descending, each vector's largest |entry| positive.
-
-    The sign rule is the Rust ``fix_signs`` (and scikit-learn's ``svd_flip``).
-    """
-    import scipy.linalg
-
-    if not np.isfinite(a).all():
-        raise ValueError(
-            "the covariance matrix has NaN or infinite entries (does the data contain NaN or inf?)"
-        )
-    p = a.shape[0]
-    values, vectors = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1])
-    values, vectors = values[::-1], vectors[:, ::-1]
-    big = vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)]
-    return values, vectors * np.where(big < 0, -1.0, 1.0)
-
-
 def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed: int,
         dtype: str) -> dict:
     """``_oom.pca``: ``scores``, ``components``, ``variance``, ``variance_ratio``, ``mean``.
 
     On a cluster with the Gram solver (``solver="gram"``, or ``"auto"`` up
     to :data:`GRAM_MAX_FEATURES` variables) the workers return the
-    ``(n, mean, M2)`` state of their rows, the driver merges them and
-    eigendecomposes, and the workers project their rows.  Variances follow
-    ``oom-core``'s ``linalg::pca::fit`` (ddof 1 with centring, scikit-learn's
-    ``TruncatedSVD`` definition without).
+    ``(n, mean, M2)`` state of their rows, the core combines them in row
+    order and solves the fit exactly as in one process
+    (``_oom.pca_from_gram_states``), and the workers project their rows
+    (``_oom.pca_project``).
     """
     client = _client.get()
     n_vars = x.shape[1]
@@ -289,20 +250,9 @@ def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed
     if client is None or not gram:
         return _oom.pca(x.matrix, n_comps, zero_center=zero_center, solver=solver,
                         precision=precision, seed=seed, dtype=dtype)
-    if x.shape[0] < 2:
-        raise ValueError(f"PCA needs at least 2 observations, got {x.shape[0]}")
-    n, mean, m2 = _merge_gram(_map_rows(client, x, _run_kernel, "pca_gram", precision))
-    a = m2 if zero_center else m2 + n * np.outer(mean, mean)
-    values, components = _top_eigh(a, n_comps)
-    trace_m2 = float(np.trace(m2))
-    if zero_center:
-        variance = values / (n - 1)
-        variance_ratio = variance / (trace_m2 / (n - 1))
-        shift = -(mean @ components)
-    else:
-        variance = values / n - (mean @ components) ** 2
-        variance_ratio = variance / (trace_m2 / n)
-        shift = np.zeros(n_comps)
-    scores = np.concatenate(_map_rows(client, x, _project, components, shift, dtype))
-    return dict(scores=scores, components=components, variance=variance,
-                variance_ratio=variance_ratio, mean=mean)
+    states = [aligned(s) for s in _map_rows(client, x, _run_kernel, "gram_state", precision)]
+    fit = _oom.pca_from_gram_states(states, n_comps, zero_center=zero_center, seed=seed)
+    mean = fit["mean"] if zero_center else None
+    fit["scores"] = np.concatenate(
+        _map_rows(client, x, _run_kernel, "pca_project", fit["components"], mean, dtype))
+    return fit

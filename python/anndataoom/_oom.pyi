@@ -16,33 +16,35 @@ __all__ = [
     "check_file",
     "col_group_sums",
     "concat_matrices",
-    "count_above_py",
+    "count_above",
     "knn_graph",
-    "leiden_py",
-    "moments_py",
+    "leiden",
+    "moments",
     "open",
     "pca",
-    "pca_gram",
-    "positive_counts_py",
-    "pp_astype",
-    "pp_combat",
-    "pp_downsample",
-    "pp_is_plain",
-    "pp_log1p",
-    "pp_multiply",
-    "pp_normalize",
-    "pp_ops",
-    "pp_pearson_residuals",
-    "pp_power",
-    "pp_scale",
-    "pp_sqrt",
-    "pp_untransformed",
+    "pca_from_gram_states",
+    "pca_project",
+    "gram_state",
+    "positive_counts",
+    "lazy_cast",
+    "lazy_combat",
+    "lazy_downsample",
+    "is_untransformed",
+    "lazy_log1p",
+    "lazy_multiply",
+    "lazy_normalize",
+    "op_names",
+    "lazy_pearson_residuals",
+    "lazy_power",
+    "lazy_scale",
+    "lazy_sqrt",
+    "without_ops",
     "read_mtx",
-    "qc_metrics_py",
-    "rank_sums_py",
-    "regress_apply",
+    "qc_metrics",
+    "rank_sums",
+    "lazy_regress",
     "regress_stats",
-    "residual_variances_py",
+    "residual_variances",
     "umap_connectivities",
     "umap_layout",
     "umap_spectral",
@@ -131,9 +133,9 @@ def concat_matrices(
 ) -> Matrix: ...
 
 # -- lazy transforms (return new views) ---------------------------------------
-def pp_normalize(m: Matrix, divisor: _F64) -> Matrix: ...
-def pp_log1p(m: Matrix, base: float | None = None) -> Matrix: ...
-def pp_scale(
+def lazy_normalize(m: Matrix, divisor: _F64) -> Matrix: ...
+def lazy_log1p(m: Matrix, base: float | None = None) -> Matrix: ...
+def lazy_scale(
     m: Matrix,
     mean: _F64,
     std: _F64,
@@ -141,19 +143,19 @@ def pp_scale(
     max_value: float | None = None,
     mask: _Bool | None = None,
 ) -> Matrix: ...
-def pp_astype(m: Matrix, dtype: str | None = None) -> Matrix: ...
-def pp_multiply(
+def lazy_cast(m: Matrix, dtype: str | None = None) -> Matrix: ...
+def lazy_multiply(
     m: Matrix,
     scalar: float,
     row: _F64 | None = None,
     col: _F64 | None = None,
     dtype: str = "float64",
 ) -> Matrix: ...
-def pp_power(m: Matrix, p: float, dtype: str = "float64") -> Matrix: ...
-def pp_ops(m: Matrix) -> list[str]: ...
-def pp_untransformed(m: Matrix) -> Matrix: ...
-def pp_is_plain(m: Matrix) -> bool: ...
-def pp_pearson_residuals(
+def lazy_power(m: Matrix, p: float, dtype: str = "float64") -> Matrix: ...
+def op_names(m: Matrix) -> list[str]: ...
+def without_ops(m: Matrix) -> Matrix: ...
+def is_untransformed(m: Matrix) -> bool: ...
+def lazy_pearson_residuals(
     m: Matrix,
     row_sum: _F64,
     col_sum: _F64,
@@ -162,7 +164,7 @@ def pp_pearson_residuals(
     clip: float,
     dtype: str = "float64",
 ) -> Matrix: ...
-def regress_apply(
+def lazy_regress(
     m: Matrix,
     coef: _F64,
     dtype: str,
@@ -172,10 +174,10 @@ def regress_apply(
 ) -> Matrix: ...
 
 # -- streaming kernels (one pass each) ----------------------------------------
-def qc_metrics_py(m: Matrix, top: list[int], masks: _Bool) -> tuple[Any, ...]: ...
-def positive_counts_py(m: Matrix) -> tuple[_F64, _U64, _F64, _U64]: ...
-def count_above_py(m: Matrix, threshold: _F64) -> np.ndarray: ...
-def moments_py(
+def qc_metrics(m: Matrix, top: list[int], masks: _Bool) -> tuple[Any, ...]: ...
+def positive_counts(m: Matrix) -> tuple[_F64, _U64, _F64, _U64]: ...
+def count_above(m: Matrix, threshold: _F64) -> np.ndarray: ...
+def moments(
     m: Matrix,
     groups: _U32 | None = None,
     n_groups: int = 1,
@@ -184,7 +186,7 @@ def moments_py(
     clip: _F64 | None = None,
     unmapped: bool = False,
 ) -> dict[str, Any]: ...
-def residual_variances_py(
+def residual_variances(
     m: Matrix,
     row_sum: _F64,
     col_sum: _F64,
@@ -194,7 +196,7 @@ def residual_variances_py(
     groups: _U32 | None = None,
     f32_product: bool = False,
 ) -> np.ndarray: ...
-def leiden_py(
+def leiden(
     n: int,
     indptr: _I64,
     indices: npt.NDArray[np.int32],
@@ -205,7 +207,7 @@ def leiden_py(
     seed: int,
     beta: float = 0.01,
 ) -> tuple[_U32, int, float]: ...
-def rank_sums_py(
+def rank_sums(
     m: Matrix,
     groups: _U32,
     n_groups: int,
@@ -232,14 +234,24 @@ def pca(
     full_eigh_max: int = 4000,
     block: int = 0,
 ) -> dict[str, Any]: ...
-def pca_gram(m: Matrix, precision: str = "float32") -> tuple[int, _F64, _F64]: ...
+def gram_state(m: Matrix, precision: str = "float32") -> tuple[int, _F64, _F64]: ...
+def pca_from_gram_states(
+    states: list[tuple[int, _F64, _F64]],
+    n_comps: int,
+    zero_center: bool = True,
+    seed: int = 0,
+    full_eigh_max: int = 4000,
+) -> dict[str, Any]: ...
+def pca_project(
+    m: Matrix, components: _F64, mean: _F64 | None = None, dtype: str = "float32"
+) -> np.ndarray: ...
 
 # -- sqrt, downsample_counts, combat, aggregate(axis="var") -------------------
-def pp_sqrt(m: Matrix) -> Matrix: ...
-def pp_downsample(
+def lazy_sqrt(m: Matrix) -> Matrix: ...
+def lazy_downsample(
     m: Matrix, target: _U64, seed: int, replace: bool = False, always: bool = False
 ) -> Matrix: ...
-def pp_combat(
+def lazy_combat(
     m: Matrix,
     design: _F64,
     coef: _F64,

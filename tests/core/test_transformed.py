@@ -19,14 +19,14 @@ def counts(make_h5ad, fmt):
 
 
 def _log1p(path):
-    return oom.TransformedBackedArray(_oom.pp_log1p(_oom.open(str(path), "X")))
+    return oom.TransformedBackedArray(_oom.lazy_log1p(_oom.open(str(path), "X")))
 
 
 def _scaled(path, full):
     mean = full.mean(axis=0)
     std = full.std(axis=0, ddof=1)
     std[std == 0] = 1
-    m = _oom.pp_scale(_oom.open(str(path), "X"), mean, std, max_value=3.0)
+    m = _oom.lazy_scale(_oom.open(str(path), "X"), mean, std, max_value=3.0)
     return oom.ScaledBackedArray(m), np.clip((full - mean) / std, -3, 3)
 
 

@@ -89,6 +89,6 @@ def test_tasks_run_on_the_workers(client, generated):
 
     adata = oom.read(generated)
     with oom.distributed(client):
-        parts = _distributed._partials(adata.X, "positive_counts_py")
+        parts = _distributed._partials(adata.X, "positive_counts")
     assert len(parts) == 2  # one row range per worker thread
     assert _distributed._client.get() is None  # the context manager resets

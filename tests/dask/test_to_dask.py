@@ -76,7 +76,7 @@ def test_graph_is_a_small_picklable_description(pbmc3k_path):
 def test_unrecorded_matrix_is_refused(small_file):
     from anndataoom import _oom
 
-    m = _oom.pp_log1p(_oom.open(str(small_file), "X"))
+    m = _oom.lazy_log1p(_oom.open(str(small_file), "X"))
     with pytest.raises(ValueError, match="cannot be rebuilt"):
         oom.BackedArray(m).to_dask()
 

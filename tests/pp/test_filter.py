@@ -66,17 +66,17 @@ def test_filter_one_option(pair, gen_files):
 
 
 def _record_positive_passes(monkeypatch) -> list[int]:
-    """Rows of every matrix ``positive_counts_py`` reads from now on."""
+    """Rows of every matrix ``positive_counts`` reads from now on."""
     from anndataoom import _oom
 
     seen: list[int] = []
-    real = _oom.positive_counts_py
+    real = _oom.positive_counts
 
     def spy(m):
         seen.append(int(m.shape[0]))
         return real(m)
 
-    monkeypatch.setattr(_oom, "positive_counts_py", spy)
+    monkeypatch.setattr(_oom, "positive_counts", spy)
     return seen
 
 

@@ -100,13 +100,13 @@ def test_scale_after_seurat_hvg_reuses_its_pass(gen_files, monkeypatch, name):
     hvg = fused.var["highly_variable"].to_numpy()
     fused, direct = fused[:, hvg], direct[:, hvg]
     calls: list[int] = []
-    real = _oom.moments_py
+    real = _oom.moments
 
     def spy(m, *args, **kw):
         calls.append(int(m.shape[1]))
         return real(m, *args, **kw)
 
-    monkeypatch.setattr(_oom, "moments_py", spy)
+    monkeypatch.setattr(_oom, "moments", spy)
     pp.scale(fused, max_value=10)
     assert calls == [], "scale after seurat's HVG makes no pass"
     pp.scale(direct, max_value=10)

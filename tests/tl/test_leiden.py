@@ -135,7 +135,7 @@ def test_same_seed_same_labels_any_thread_count(tmp_path):
     code = (
         "import sys, numpy as np, scipy.sparse as sp; from anndataoom import _oom\n"
         f"g = sp.load_npz({str(path)!r})\n"
-        "m, _, _ = _oom.leiden_py(g.shape[0], g.indptr.astype(np.int64), g.indices, g.data, 1.0,"
+        "m, _, _ = _oom.leiden(g.shape[0], g.indptr.astype(np.int64), g.indices, g.data, 1.0,"
         " 'modularity', 2, 5)\n"
         "sys.stdout.write(','.join(map(str, m)))\n"
     )

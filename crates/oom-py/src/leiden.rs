@@ -28,7 +28,7 @@ fn run<W: Weight>(
 /// scanpy's igraph route. Returns `(membership, n_clusters, quality)`,
 /// communities numbered by decreasing size.
 #[pyfunction]
-#[pyo3(signature = (n, indptr, indices, data, resolution, objective, n_iterations, seed, beta=0.01))]
+#[pyo3(name = "leiden", signature = (n, indptr, indices, data, resolution, objective, n_iterations, seed, beta=0.01))]
 // One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn leiden_py<'py>(

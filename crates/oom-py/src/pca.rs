@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use faer::Mat;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
-use oom_core::kernels::gram::{gram, Precision};
+use oom_core::kernels::gram::{gram, GramState, Precision};
 use oom_core::kernels::regress::regress_stats;
-use oom_core::linalg::pca::{fit, project, PcaOptions, Solver};
+use oom_core::linalg::pca::{fit, fit_gram, project, PcaFit, PcaOptions, Solver};
 use oom_core::plan::{Design, Regress};
 use oom_core::OomError;
 use pyo3::prelude::*;
@@ -68,14 +69,21 @@ fn pca<'py>(
         let s = project(ctx, view, &f, out)?;
         Ok((f, s))
     })?;
-    let (p, k) = (f.components.nrows(), f.components.ncols());
     let n = usize::try_from(f.n_obs).expect("fits");
-    let comps: Vec<f64> = (0..p * k).map(|i| f.components[(i / k, i % k)]).collect();
-    let d = PyDict::new(py);
+    let k = f.components.ncols();
+    let d = fit_to_py(py, f)?;
     d.set_item(
         "scores",
         values_to_py(py, scores).call_method1("reshape", ((n, k),))?,
     )?;
+    Ok(d)
+}
+
+/// `components` (p × k f64), `variance`, `variance_ratio`, `mean`, `solver`, `passes`.
+fn fit_to_py(py: Python<'_>, f: PcaFit) -> PyResult<Bound<'_, PyDict>> {
+    let (p, k) = (f.components.nrows(), f.components.ncols());
+    let comps: Vec<f64> = (0..p * k).map(|i| f.components[(i / k, i % k)]).collect();
+    let d = PyDict::new(py);
     d.set_item("components", comps.into_pyarray(py).reshape([p, k])?)?;
     d.set_item("variance", f.variance.into_pyarray(py))?;
     d.set_item("variance_ratio", f.variance_ratio.into_pyarray(py))?;
@@ -85,10 +93,102 @@ fn pca<'py>(
     Ok(d)
 }
 
+/// The PCA fit (no scores) from the Gram states of consecutive row ranges,
+/// `(n, mean, M2)` as `gram_state` returns them, combined in order and
+/// solved exactly as the in-process Gram route (`dask.distributed` runs).
+#[pyfunction]
+#[pyo3(signature = (states, n_comps, zero_center=true, seed=0, full_eigh_max=4000))]
+fn pca_from_gram_states<'py>(
+    py: Python<'py>,
+    states: Vec<(u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray2<'py, f64>)>,
+    n_comps: usize,
+    zero_center: bool,
+    seed: u64,
+    full_eigh_max: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut merged: Option<GramState> = None;
+    for (i, (n, mean, m2)) in states.iter().enumerate() {
+        let mean = mean.as_slice()?.to_vec();
+        let m2 = m2.as_array();
+        let p = mean.len();
+        if m2.shape() != [p, p] {
+            return Err(to_py(OomError::Value(format!(
+                "Gram state {i}: M2 is {:?}, its mean has {p} entries",
+                m2.shape()
+            ))));
+        }
+        let st = GramState::from_parts(
+            *n,
+            mean,
+            Mat::from_fn(p, p, |a, b| m2[[a, b]]),
+            Precision::F64,
+        );
+        match &mut merged {
+            None => merged = Some(st),
+            Some(m) if m.ncols() != p => {
+                return Err(to_py(OomError::Value(format!(
+                    "Gram state {i} has {p} columns, the first {}",
+                    m.ncols()
+                ))))
+            }
+            Some(m) => m.combine(&st),
+        }
+    }
+    let st = merged.ok_or_else(|| to_py(OomError::Value("no Gram states".into())))?;
+    let o = PcaOptions {
+        n_comps,
+        zero_center,
+        seed,
+        full_eigh_max,
+        ..Default::default()
+    };
+    let f = enter(py, |_| fit_gram(&st, &o))?;
+    fit_to_py(py, f)
+}
+
+/// Scores `(x − mean)·components` (no centring without `mean`) of every row
+/// of `m`, n × k in `dtype`: the projection pass of `pca`.
+#[pyfunction]
+#[pyo3(signature = (m, components, mean=None, dtype="float32"))]
+fn pca_project<'py>(
+    py: Python<'py>,
+    m: &Matrix,
+    components: PyReadonlyArray2<'py, f64>,
+    mean: Option<PyReadonlyArray1<'py, f64>>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let c = components.as_array();
+    let (p, k) = (c.nrows(), c.ncols());
+    let mean = match mean {
+        Some(mu) if mu.len()? != p => {
+            return Err(to_py(OomError::Value(format!(
+                "mean has {} entries, components {p} rows",
+                mu.len()?
+            ))))
+        }
+        Some(mu) => Some(mu.as_slice()?.to_vec()),
+        None => None,
+    };
+    let f = PcaFit {
+        n_obs: m.view.nrows(),
+        zero_center: mean.is_some(),
+        components: Mat::from_fn(p, k, |a, b| c[[a, b]]),
+        variance: Vec::new(),
+        variance_ratio: Vec::new(),
+        mean: mean.unwrap_or_else(|| vec![0.0; p]),
+        solver: "",
+        passes: 0,
+    };
+    let out = Dtype::from_name(dtype).map_err(to_py)?;
+    let n = usize::try_from(f.n_obs).expect("fits");
+    let scores = enter(py, |ctx| project(ctx, &m.view, &f, out))?;
+    values_to_py(py, scores).call_method1("reshape", ((n, k),))
+}
+
 /// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64).
 #[pyfunction]
 #[pyo3(signature = (m, precision="float32"))]
-fn pca_gram<'py>(
+fn gram_state<'py>(
     py: Python<'py>,
     m: &Matrix,
     precision: &str,
@@ -159,7 +259,7 @@ fn regress_stats_py<'py>(
 /// `coef` is width × p.
 #[pyfunction]
 #[pyo3(signature = (m, coef, dtype, design=None, codes=None, ngroups=0))]
-fn regress_apply(
+fn lazy_regress(
     m: &Matrix,
     coef: PyReadonlyArray2<'_, f64>,
     dtype: &str,
@@ -186,8 +286,10 @@ fn regress_apply(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pca, m)?)?;
-    m.add_function(wrap_pyfunction!(pca_gram, m)?)?;
+    m.add_function(wrap_pyfunction!(gram_state, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_from_gram_states, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_project, m)?)?;
     m.add_function(wrap_pyfunction!(regress_stats_py, m)?)?;
-    m.add_function(wrap_pyfunction!(regress_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_regress, m)?)?;
     Ok(())
 }

@@ -69,7 +69,7 @@ fn groups(
 
 /// `m` with every row divided by `divisor[row]` (lazy).
 #[pyfunction]
-fn pp_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matrix> {
+fn lazy_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matrix> {
     let d = vec_f64(&divisor, m.view.nrows(), "divisor")?;
     Ok(with_op(
         m,
@@ -82,7 +82,7 @@ fn pp_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matr
 /// `log1p(m)` (divided by `ln(base)` when given) (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, base=None))]
-fn pp_log1p(m: &Matrix, base: Option<f64>) -> Matrix {
+fn lazy_log1p(m: &Matrix, base: Option<f64>) -> Matrix {
     with_op(m, Arc::new(Log1p { base }))
 }
 
@@ -90,7 +90,7 @@ fn pp_log1p(m: &Matrix, base: Option<f64>) -> Matrix {
 /// clipped to `max_value`; rows outside `mask` unchanged (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, mean, std, zero_center=true, max_value=None, mask=None))]
-fn pp_scale(
+fn lazy_scale(
     m: &Matrix,
     mean: PyReadonlyArray1<'_, f64>,
     std: PyReadonlyArray1<'_, f64>,
@@ -128,7 +128,7 @@ fn pp_scale(
 /// `m * scalar * row[r] * col[c]` elementwise in float type `dtype` (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, scalar, row=None, col=None, dtype="float64"))]
-fn pp_multiply(
+fn lazy_multiply(
     m: &Matrix,
     scalar: f64,
     row: Option<PyReadonlyArray1<'_, f64>>,
@@ -156,7 +156,7 @@ fn pp_multiply(
 /// `m ** p` on every stored value in float type `dtype` (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, p, dtype="float64"))]
-fn pp_power(m: &Matrix, p: f64, dtype: &str) -> PyResult<Matrix> {
+fn lazy_power(m: &Matrix, p: f64, dtype: &str) -> PyResult<Matrix> {
     Ok(with_op(
         m,
         Arc::new(Power {
@@ -179,26 +179,26 @@ fn float_dtype(name: &str) -> PyResult<Dtype> {
 /// `m` with its output cast to `dtype` (`None` removes the cast) (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, dtype=None))]
-fn pp_astype(m: &Matrix, dtype: Option<&str>) -> PyResult<Matrix> {
+fn lazy_cast(m: &Matrix, dtype: Option<&str>) -> PyResult<Matrix> {
     let d = dtype.map(Dtype::from_name).transpose().map_err(to_py)?;
     Ok(derive(m, m.view.with_cast(d)))
 }
 
 /// Names of the pending transforms, in order.
 #[pyfunction]
-fn pp_ops(m: &Matrix) -> Vec<&'static str> {
+fn op_names(m: &Matrix) -> Vec<&'static str> {
     m.view.ops.iter().map(|o| o.name()).collect()
 }
 
 /// The same row/column selection without transforms or cast.
 #[pyfunction]
-fn pp_untransformed(m: &Matrix) -> Matrix {
+fn without_ops(m: &Matrix) -> Matrix {
     derive(m, m.view.untransformed())
 }
 
 /// True when no transform or cast is pending.
 #[pyfunction]
-fn pp_is_plain(m: &Matrix) -> bool {
+fn is_untransformed(m: &Matrix) -> bool {
     m.view.is_plain()
 }
 
@@ -206,6 +206,7 @@ fn pp_is_plain(m: &Matrix) -> bool {
 /// non_counts, rare_rows[p, K], rare_vals[p, K])`; `non_counts` is how many values are negative
 /// or not whole, `rare_*` each column's first K non-zeros (all of them when it has ≤ K).
 #[pyfunction]
+#[pyo3(name = "qc_metrics")]
 fn qc_metrics_py<'py>(
     py: Python<'py>,
     m: &Matrix,
@@ -255,6 +256,7 @@ fn qc_metrics_py<'py>(
 
 /// `(row_sum, row_positive, col_sum, col_positive)` in one pass.
 #[pyfunction]
+#[pyo3(name = "positive_counts")]
 fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, PyTuple>> {
     let s = enter(py, |ctx| positive_counts(ctx, &m.view))?;
     PyTuple::new(
@@ -270,6 +272,7 @@ fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, P
 
 /// Per column, how many rows exceed their row's `threshold`.
 #[pyfunction]
+#[pyo3(name = "count_above")]
 fn count_above_py<'py>(
     py: Python<'py>,
     m: &Matrix,
@@ -286,7 +289,7 @@ fn count_above_py<'py>(
 /// with `unmapped`, also `unmapped_mean` and `unmapped_var` per column: the
 /// moments of the values before `expm1`, over all groups' rows.
 #[pyfunction]
-#[pyo3(signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None, unmapped=false))]
+#[pyo3(name = "moments", signature = (m, groups=None, n_groups=1, expm1=false, factor=None, clip=None, unmapped=false))]
 #[allow(clippy::too_many_arguments)]
 fn moments_py<'py>(
     py: Python<'py>,
@@ -348,7 +351,7 @@ fn moments_py<'py>(
 /// Pearson-residual variance per group × column (second pass of the
 /// `pearson_residuals` HVG flavor).
 #[pyfunction]
-#[pyo3(signature = (m, row_sum, col_sum, total, theta, clip, groups=None, f32_product=false))]
+#[pyo3(name = "residual_variances", signature = (m, row_sum, col_sum, total, theta, clip, groups=None, f32_product=false))]
 // One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
 fn residual_variances_py<'py>(
@@ -385,15 +388,15 @@ fn residual_variances_py<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(pp_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_log1p, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_scale, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_astype, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_multiply, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_power, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_ops, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_untransformed, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_is_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_log1p, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_scale, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_cast, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_multiply, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_power, m)?)?;
+    m.add_function(wrap_pyfunction!(op_names, m)?)?;
+    m.add_function(wrap_pyfunction!(without_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(is_untransformed, m)?)?;
     m.add_function(wrap_pyfunction!(qc_metrics_py, m)?)?;
     m.add_function(wrap_pyfunction!(positive_counts_py, m)?)?;
     m.add_function(wrap_pyfunction!(moments_py, m)?)?;

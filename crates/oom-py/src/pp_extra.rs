@@ -34,7 +34,7 @@ fn by_column(a: &PyReadonlyArray2<'_, f64>) -> Vec<f64> {
 
 /// `sqrt(m)` (lazy).
 #[pyfunction]
-fn pp_sqrt(m: &Matrix) -> Matrix {
+fn lazy_sqrt(m: &Matrix) -> Matrix {
     with_op(m, Arc::new(Sqrt))
 }
 
@@ -42,7 +42,7 @@ fn pp_sqrt(m: &Matrix) -> Matrix {
 /// under their target unchanged unless `always`).
 #[pyfunction]
 #[pyo3(signature = (m, target, seed, replace=false, always=false))]
-fn pp_downsample(
+fn lazy_downsample(
     m: &Matrix,
     target: PyReadonlyArray1<'_, u64>,
     seed: u64,
@@ -73,7 +73,7 @@ fn pp_downsample(
 #[pyfunction]
 // One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
-fn pp_combat(
+fn lazy_combat(
     m: &Matrix,
     design: PyReadonlyArray2<'_, f64>,
     coef: PyReadonlyArray2<'_, f64>,
@@ -123,9 +123,9 @@ fn col_group_sums_py<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(pp_sqrt, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_downsample, m)?)?;
-    m.add_function(wrap_pyfunction!(pp_combat, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_sqrt, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_downsample, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_combat, m)?)?;
     m.add_function(wrap_pyfunction!(col_group_sums_py, m)?)?;
     Ok(())
 }

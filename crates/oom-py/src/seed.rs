@@ -17,7 +17,7 @@ use crate::matrix::Matrix;
 #[pyo3(signature = (m, row_sum, col_sum, total, theta, clip, dtype="float64"))]
 // One argument per keyword of the Python call it backs.
 #[allow(clippy::too_many_arguments)]
-fn pp_pearson_residuals(
+fn lazy_pearson_residuals(
     m: &Matrix,
     row_sum: PyReadonlyArray1<'_, f64>,
     col_sum: PyReadonlyArray1<'_, f64>,
@@ -46,6 +46,6 @@ fn pp_pearson_residuals(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(pp_pearson_residuals, m)?)?;
+    m.add_function(wrap_pyfunction!(lazy_pearson_residuals, m)?)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::matrix::Matrix;
 /// `col_nnz` cuts the columns into bands of at most `budget` entries.
 #[pyfunction]
 #[pyo3(signature = (m, groups, n_groups, col_nnz, budget, reference=None))]
+#[pyo3(name = "rank_sums")]
 fn rank_sums_py<'py>(
     py: Python<'py>,
     m: &Matrix,

@@ -64,13 +64,13 @@ def _stack(blocks: list):
 
 def _plan_ops(matrix) -> tuple[str, ...]:
     """Names of the lazy transforms in ``matrix``'s plan (empty without any)."""
-    ops = getattr(_oom, "pp_ops", None)
+    ops = getattr(_oom, "op_names", None)
     return () if ops is None else tuple(ops(matrix))
 
 
 def _is_plain(matrix) -> bool:
     """No transform or cast pending in ``matrix``'s plan."""
-    plain = getattr(_oom, "pp_is_plain", None)
+    plain = getattr(_oom, "is_untransformed", None)
     return True if plain is None else bool(plain(matrix))
 
 
@@ -185,7 +185,7 @@ class BackedArray(StreamedReads, LazyMatrix):
 
     def _removed_counts(self, rows: np.ndarray) -> tuple:
         """``positive_counts`` of a few rows of ``self``, read here."""
-        return _oom.positive_counts_py(self.matrix.subset(rows, None))
+        return _oom.positive_counts(self.matrix.subset(rows, None))
 
     def copy(self) -> BackedArray:
         """Return a new lazy array over the same data (cheap: the data is immutable)."""
@@ -202,8 +202,8 @@ class BackedArray(StreamedReads, LazyMatrix):
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
-        new = self._derive(_oom.pp_astype(self.matrix, dtype.name))
-        new.recipe = self._then("pp_astype", dtype.name)
+        new = self._derive(_oom.lazy_cast(self.matrix, dtype.name))
+        new.recipe = self._then("lazy_cast", dtype.name)
         return new
 
     def _lazy_op(self, op: str, out_dtype: np.dtype, *args, **kwargs) -> BackedArray:
@@ -230,13 +230,13 @@ class BackedArray(StreamedReads, LazyMatrix):
         out_dtype = np.result_type(self.dtype, other if np.ndim(other) == 0 else o.dtype)
         n_rows, n_cols = self.shape
         if o.ndim == 0:
-            return self._lazy_op("pp_multiply", out_dtype, float(o))
+            return self._lazy_op("lazy_multiply", out_dtype, float(o))
         if o.shape in ((n_cols,), (1, n_cols)):
             col = np.ascontiguousarray(o.ravel(), dtype=np.float64)
-            return self._lazy_op("pp_multiply", out_dtype, 1.0, col=col)
+            return self._lazy_op("lazy_multiply", out_dtype, 1.0, col=col)
         if o.shape == (n_rows, 1):
             row = np.ascontiguousarray(o.ravel(), dtype=np.float64)
-            return self._lazy_op("pp_multiply", out_dtype, 1.0, row=row)
+            return self._lazy_op("lazy_multiply", out_dtype, 1.0, row=row)
         if o.shape == (n_rows, n_cols):
             raise unsupported("multiply by a full matrix",
                               hint="Only scalars and row/column vectors multiply lazily.")
@@ -254,7 +254,7 @@ class BackedArray(StreamedReads, LazyMatrix):
             raise NotImplementedError("zero power is not supported as it would densify the matrix.")
         base = self if dtype is None else self.astype(dtype)
         out_dtype = np.result_type(base.dtype, n)
-        return base._lazy_op("pp_power", out_dtype, float(n))
+        return base._lazy_op("lazy_power", out_dtype, float(n))
 
     @property
     def T(self):

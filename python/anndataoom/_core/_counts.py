@@ -71,7 +71,7 @@ class Counts:
     rare: Rare | None = None
 
     def astuple(self) -> tuple:
-        """Return the four arrays, in ``_oom.positive_counts_py``'s order."""
+        """Return the four arrays, in ``_oom.positive_counts``'s order."""
         return self.row_sum, self.row_pos, self.col_sum, self.col_pos
 
 

@@ -44,7 +44,7 @@ class Recipe:
     ----------
     op
         ``"open"``, ``"subset"`` or the name of an ``_oom`` function that
-        returns a new ``Matrix`` (``pp_normalize``, ``pp_scale``, ...).
+        returns a new ``Matrix`` (``lazy_normalize``, ``lazy_scale``, ...).
     args, kwargs
         Its arguments, the parent recipe(s) in place of the matrix.
     """

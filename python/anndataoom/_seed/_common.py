@@ -38,7 +38,7 @@ def cast_float32(m):
     """``m`` with its output cast to float32 (no-op when it already is)."""
     from anndataoom import _oom
 
-    return m if np.dtype(m.dtype) == np.float32 else _oom.pp_astype(m, "float32")
+    return m if np.dtype(m.dtype) == np.float32 else _oom.lazy_cast(m, "float32")
 
 
 def store(adata, m, layer: str | None = None) -> None:

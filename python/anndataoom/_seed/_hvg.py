@@ -36,7 +36,7 @@ def chunked_mean_var(adata, *, layer: str | None = None,
     ``(mean, var)``, float64 arrays of length ``n_vars``.
     """
     x = adata.layers[layer] if layer is not None else adata.X
-    r = _oom.moments_py(lazy_matrix(x))
+    r = _oom.moments(lazy_matrix(x))
     return (np.asarray(r["mean"][0], dtype=np.float64),
             np.asarray(r["var"][0], dtype=np.float64))
 
@@ -50,7 +50,7 @@ def _usable_precompute(adata, pre, m, layer) -> dict | None:
         return None
     if pre.get("n_obs") != int(m.shape[0]) or pre.get("n_vars") != int(m.shape[1]):
         return None
-    if layer is None and _oom.pp_ops(m):
+    if layer is None and _oom.op_names(m):
         return None  # X is no longer the counts the precompute was taken from
     return pre
 
@@ -68,7 +68,7 @@ def _residual_variance(m, *, theta, clip, pre=None, groups=None):
         total = float(pre.get("sum_total", col_sum.sum()))
         n = int(m.shape[0])
     else:
-        r = _oom.moments_py(m, groups, 1)
+        r = _oom.moments(m, groups, 1)
         row_sum = np.asarray(r["row_sum"], dtype=np.float64)
         col_sum = np.asarray(r["sum"][0], dtype=np.float64)
         sq_sum = np.asarray(r["sumsq"][0], dtype=np.float64)
@@ -76,7 +76,7 @@ def _residual_variance(m, *, theta, clip, pre=None, groups=None):
         n = int(r["n"][0])
     if clip is None:
         clip = np.sqrt(n)
-    res = _oom.residual_variances_py(
+    res = _oom.residual_variances(
         m, np.ascontiguousarray(row_sum), np.ascontiguousarray(col_sum[None, :]),
         np.array([total]), float(theta), float(clip), groups)
     mean = col_sum / n
@@ -294,7 +294,7 @@ def chunked_highly_variable_features_pegasus(
         raise ValueError("Please run `identify_robust_genes` to identify robust genes")
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in adata.layers")
-    r = _oom.moments_py(lazy_matrix(rep(adata, layer)))
+    r = _oom.moments(lazy_matrix(rep(adata, layer)))
     adata.var["mean"] = np.asarray(r["mean"][0], dtype=np.float64)
     adata.var["var"] = np.asarray(r["var"][0], dtype=np.float64)
 

@@ -4,8 +4,8 @@ Also ``chunked_normalize_pearson_residuals``, which omicverse 2.3.2 calls.
 
 The size factors come from the moments/count kernels used by
 :func:`anndataoom.pp.normalize_total`; the transforms are the same lazy
-plan ops (``pp_normalize``, ``pp_log1p``) plus the lazy Pearson-residual op
-(``pp_pearson_residuals``).
+plan ops (``lazy_normalize``, ``lazy_log1p``) plus the lazy Pearson-residual op
+(``lazy_pearson_residuals``).
 """
 
 from __future__ import annotations
@@ -58,17 +58,17 @@ def chunked_normalize_total(
     m = lazy_matrix(X)
     n_obs, n_vars = (int(s) for s in m.shape)
     adata.layers["counts"] = X
-    r = _oom.moments_py(m)
+    r = _oom.moments(m)
     sums_genes = np.asarray(r["sum"][0], dtype=np.float64)
     sq_sums_genes = np.asarray(r["sumsq"][0], dtype=np.float64)
     sums_cells = np.asarray(r["row_sum"], dtype=np.float64)
     counts = sums_cells
     if exclude_highly_expressed:
-        hi = _oom.count_above_py(m, sums_cells * float(max_fraction))
+        hi = _oom.count_above(m, sums_cells * float(max_fraction))
         keep = np.asarray(hi) == 0
         if not keep.all():
             kept = m.subset(None, np.flatnonzero(keep).astype(np.int64))
-            counts = np.asarray(_oom.positive_counts_py(kept)[0], dtype=np.float64)
+            counts = np.asarray(_oom.positive_counts(kept)[0], dtype=np.float64)
     if target_sum is None:
         nonzero = counts[counts > 0]
         target_sum = float(np.median(nonzero)) if nonzero.size else 1.0
@@ -83,7 +83,7 @@ def chunked_normalize_total(
         "n_obs": n_obs,
         "n_vars": n_vars,
     }
-    store(adata, cast_float32(_oom.pp_normalize(m, np.ascontiguousarray(factors))))
+    store(adata, cast_float32(_oom.lazy_normalize(m, np.ascontiguousarray(factors))))
 
 
 def chunked_log1p(adata) -> None:
@@ -91,7 +91,7 @@ def chunked_log1p(adata) -> None:
 
     Unlike :func:`anndataoom.pp.log1p`, ``uns['log1p']`` is not set (as 0.1.8).
     """
-    store(adata, _oom.pp_log1p(lazy_matrix(adata.X)))
+    store(adata, _oom.lazy_log1p(lazy_matrix(adata.X)))
 
 
 def chunked_normalize_pearson_residuals(
@@ -144,13 +144,13 @@ def chunked_normalize_pearson_residuals(
         clip = float(np.sqrt(int(m.shape[0])))
     if clip < 0:
         raise ValueError("Pearson residuals require `clip>=0` or `clip=None`.")
-    r = _oom.moments_py(m)
+    r = _oom.moments(m)
     if check_values and r["non_integer"]:
         warnings.warn("`normalize_pearson_residuals()` expects raw count data, but non-integers "
                       "were found.", UserWarning, stacklevel=2)
     col_sum = np.ascontiguousarray(r["sum"][0], dtype=np.float64)
     row_sum = np.ascontiguousarray(r["row_sum"], dtype=np.float64)
-    out = _oom.pp_pearson_residuals(m, row_sum, col_sum, float(col_sum.sum()), float(theta),
+    out = _oom.lazy_pearson_residuals(m, row_sum, col_sum, float(col_sum.sum()), float(theta),
                                     float(clip), "float64")
     computed_on = layer if layer else "adata.X"
     if not inplace:

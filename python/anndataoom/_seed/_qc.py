@@ -3,7 +3,7 @@
 ``chunked_qc_metrics``, ``chunked_gene_group_pct`` and ``chunked_identify_robust_genes``.
 
 All three use the one-pass QC kernel of :func:`anndataoom.pp.calculate_qc_metrics`
-(``_oom.qc_metrics_py``); "detected" means a non-zero value.
+(``_oom.qc_metrics``); "detected" means a non-zero value.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _qc(m, masks: np.ndarray | None = None):
     n_vars = int(m.shape[1])
     if masks is None:
         masks = np.zeros((0, n_vars), dtype=bool)
-    return _oom.qc_metrics_py(m, [], np.ascontiguousarray(masks, dtype=bool))
+    return _oom.qc_metrics(m, [], np.ascontiguousarray(masks, dtype=bool))
 
 
 def chunked_qc_metrics(adata, *, percent_top=None, chunk_size: int | None = None) -> None:

@@ -85,7 +85,7 @@ def chunked_regress(
         counts = np.bincount(codes, minlength=ngroups).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             coef = np.nan_to_num(sums / counts[:, None])
-        out = _oom.regress_apply(m, np.ascontiguousarray(coef), dtype, codes=codes,
+        out = _oom.lazy_regress(m, np.ascontiguousarray(coef), dtype, codes=codes,
                                  ngroups=ngroups)
     else:
         design = np.column_stack(
@@ -97,5 +97,5 @@ def chunked_regress(
             coef = np.linalg.inv(gram) @ dtx
         else:
             coef = np.linalg.pinv(gram) @ dtx
-        out = _oom.regress_apply(m, np.ascontiguousarray(coef), dtype, design=design)
+        out = _oom.lazy_regress(m, np.ascontiguousarray(coef), dtype, design=design)
     store(adata, out, key_added)

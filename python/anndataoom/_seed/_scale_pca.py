@@ -34,12 +34,12 @@ def chunked_scale(adata, *, max_value: float | None = 10.0,
     from anndataoom.pp._scale import mean_std
 
     m = lazy_matrix(adata.X)
-    if "scale" in tuple(_oom.pp_ops(m)):
+    if "scale" in tuple(_oom.op_names(m)):
         raise RuntimeError(
             "adata.X is already scaled; scaling it again would z-score z-scores. Reset X to "
             "the unscaled (normalised, log1p) matrix before calling chunked_scale again.")
     mean, std = mean_std(adata.X)
-    out = _oom.pp_scale(m, np.ascontiguousarray(mean, dtype=np.float64),
+    out = _oom.lazy_scale(m, np.ascontiguousarray(mean, dtype=np.float64),
                         np.ascontiguousarray(std, dtype=np.float64), True,
                         None if max_value is None else float(max_value))
     store(adata, cast_float32(out), "scaled")

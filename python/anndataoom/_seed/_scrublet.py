@@ -59,9 +59,9 @@ def chunked_scrublet_prepare(
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in adata.layers")
     m = lazy_matrix(rep(adata, layer))
-    col_pos = np.asarray(_oom.positive_counts_py(m)[3])
+    col_pos = np.asarray(_oom.positive_counts(m)[3])
     genes = np.flatnonzero(col_pos >= min_cells).astype(np.int64)
-    row_pos = np.asarray(_oom.positive_counts_py(m.subset(None, genes))[1])
+    row_pos = np.asarray(_oom.positive_counts(m.subset(None, genes))[1])
     cells = np.flatnonzero(row_pos >= min_genes).astype(np.int64)
     counts = m.subset(cells, genes)
 

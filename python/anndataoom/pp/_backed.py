@@ -59,7 +59,7 @@ def wrap(matrix, recipe=None):
     import anndataoom._core as core
     from anndataoom import _oom
 
-    ops = _oom.pp_ops(matrix)
+    ops = _oom.op_names(matrix)
     if "scale" in ops and hasattr(core, "ScaledBackedArray"):
         cls = core.ScaledBackedArray
     elif ops and hasattr(core, "TransformedBackedArray"):

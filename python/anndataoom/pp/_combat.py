@@ -6,12 +6,12 @@ memory.  Here the same estimates come from two streamed passes:
 1. ``DᵀX`` for the batch/covariate design ``D`` (the least-squares fit
    ``B = (DᵀD)⁻¹DᵀX`` behind the grand mean and the covariate effects);
 2. per-batch sums and sums of squares of the residual ``r = x − m``
-   (``m``: grand mean plus covariate fit), a lazy ``regress_apply`` view.
+   (``m``: grand mean plus covariate fit), a lazy ``lazy_regress`` view.
 
 The pooled variance, the standardised data's per-batch means and
 variances, the priors and the iterative empirical-Bayes solution (scanpy's
 ``_it_sol``) are then small ``n_batches × n_genes`` computations, and the
-adjustment is a lazy Rust op (``pp_combat``) applied per block: each row
+adjustment is a lazy Rust op (``lazy_combat``) applied per block: each row
 knows its batch and covariates.
 """
 
@@ -144,7 +144,7 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     fit_coef = np.ascontiguousarray(np.vstack([grand, b_hat[n_batch:]]))
 
     # pass 2: per-batch moments of r = x − (grand mean + covariate fit)
-    resid = transform(x, "regress_apply", fit_coef, "float64", design=fit_design)
+    resid = transform(x, "lazy_regress", fit_coef, "float64", design=fit_design)
     mo = passes.moments(resid, codes, n_batch)
     s1, s2 = mo["sum"], mo["sumsq"]
     shift = b_hat[:n_batch] - grand  # D·B − m per batch
@@ -167,7 +167,7 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
             ssd[i], mean[i], n_b[i], gamma_hat[i], delta_hat[i],
             g_bar=gamma_bar[i], t2=t2[i], a=a, b=b)
 
-    out = transform(x, "pp_combat", fit_design, fit_coef, codes, sd,
+    out = transform(x, "lazy_combat", fit_design, fit_coef, codes, sd,
                     np.ascontiguousarray(gamma_star), np.ascontiguousarray(np.sqrt(delta_star)))
     if not inplace:
         return out

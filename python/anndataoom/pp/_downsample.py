@@ -122,5 +122,5 @@ def downsample_counts(
         target, always = _total_targets(x, int(total_counts), seed, replace), replace
     adata = adata.copy() if copy else adata
     if target is not None:
-        set_matrix(adata, transform(x, "pp_downsample", target, seed, replace, always))
+        set_matrix(adata, transform(x, "lazy_downsample", target, seed, replace, always))
     return adata if copy else None

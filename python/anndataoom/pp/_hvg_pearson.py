@@ -34,7 +34,7 @@ def hvg_pearson_residuals(adata, m, *, theta, clip, n_top_genes, batch_key, chec
         values = adata.obs[batch_key].to_numpy()
         levels = np.unique(values)
         groups, n_groups = batch_groups(values, levels), len(levels)
-    r = _oom.moments_py(m, groups, n_groups)
+    r = _oom.moments(m, groups, n_groups)
     if check_values and r["non_integer"]:
         warnings.warn("`flavor='pearson_residuals'` expects raw count data, but non-integers "
                       "were found.", UserWarning, stacklevel=3)
@@ -52,7 +52,7 @@ def hvg_pearson_residuals(adata, m, *, theta, clip, n_top_genes, batch_key, chec
         clip = np.sqrt(r["n"][0])
     if clip < 0:
         raise ValueError("Pearson residuals require `clip>=0` or `clip=None`.")
-    res = _oom.residual_variances_py(m, row_sum, col_sum, totals, float(theta), float(clip),
+    res = _oom.residual_variances(m, row_sum, col_sum, totals, float(theta), float(clip),
                                      groups, sdt == np.float32)
 
     median_rank, nbatches = rank_across_batches(res, n_top_genes)

@@ -51,7 +51,7 @@ def log1p(
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        return transform(data, "pp_log1p", None if base is None else float(base))
+        return transform(data, "lazy_log1p", None if base is None else float(base))
     if not hasattr(data, "uns"):
         import scanpy as sc
 
@@ -73,6 +73,6 @@ def log1p(
 
             sc.pp.log1p(adata, base=base, layer=layer)
             return adata if copy else None
-        set_matrix(adata, transform(x, "pp_log1p", None if base is None else float(base)), layer)
+        set_matrix(adata, transform(x, "lazy_log1p", None if base is None else float(base)), layer)
     adata.uns["log1p"] = {"base": base}
     return adata if copy else None

@@ -97,7 +97,7 @@ def normalize_total(
     factors = _size_factors(x, exclude_highly_expressed=exclude_highly_expressed,
                             max_fraction=max_fraction, target_sum=target_sum)
     divisor = factors + (factors == 0)
-    out = transform(x, "pp_normalize", np.asarray(divisor, dtype=np.float64))
+    out = transform(x, "lazy_normalize", np.asarray(divisor, dtype=np.float64))
     if not np.all(factors > 0):
         warnings.warn("Some cells have zero counts", UserWarning, stacklevel=2)
     if not inplace:

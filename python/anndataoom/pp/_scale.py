@@ -83,7 +83,7 @@ def scale(
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
         mean, std = mean_std(data)
-        return transform(data, "pp_scale", mean, std, zero_center,
+        return transform(data, "lazy_scale", mean, std, zero_center,
                          None if max_value is None else float(max_value))
     if not hasattr(data, "var"):
         import scanpy as sc
@@ -111,7 +111,7 @@ def scale(
                  else ("mean with mask", "std with mask"))
         mask = _obs_mask(adata, mask_obs)
     mean, std = mean_std(x, mask)
-    out = transform(x, "pp_scale", mean, std, zero_center,
+    out = transform(x, "lazy_scale", mean, std, zero_center,
                     None if max_value is None else float(max_value), mask)
     adata.var[names[0]] = mean
     adata.var[names[1]] = std

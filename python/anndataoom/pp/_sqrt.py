@@ -32,12 +32,12 @@ def sqrt(data, *, copy: bool = False, chunked: bool = False, chunk_size: int | N
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        return transform(data, "pp_sqrt")
+        return transform(data, "lazy_sqrt")
     x = get_array(data, None) if hasattr(data, "uns") else None
     if x is None:
         import scanpy as sc
 
         return sc.pp.sqrt(data, copy=copy, chunked=chunked, chunk_size=chunk_size)
     adata = data.copy() if copy else data
-    set_matrix(adata, transform(x, "pp_sqrt"))
+    set_matrix(adata, transform(x, "lazy_sqrt"))
     return adata if copy else None

@@ -217,7 +217,7 @@ def _membership(
         data = (data != 0).astype(np.float32)  # scanpy's graph keeps nonzeros only
     elif data.dtype not in (np.float32, np.float64):
         data = data.astype(np.float64)
-    membership, _, _ = _oom.leiden_py(
+    membership, _, _ = _oom.leiden(
         n,
         indptr,
         indices,

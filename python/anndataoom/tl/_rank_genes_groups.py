@@ -101,7 +101,7 @@ class _Stats:
     """Group moments from one pass; ``*_rest`` = all cells outside each group."""
 
     def __init__(self, m, g: _Groups):
-        r = _oom.moments_py(m, g.ids, g.n + 1)
+        r = _oom.moments(m, g.ids, g.n + 1)
         self.non_integer = bool(r["non_integer"])
         n, s, sq, nnz = r["n"], r["sum"], r["sumsq"], r["n_nonzero"]
         self.n_cells = int(n.sum())
@@ -146,7 +146,7 @@ def _wilcoxon(m, st: _Stats, g: _Groups, tie_correct: bool):
         ids = np.where(ids < g.n, ids, SKIP).astype(np.uint32)
     entry_bytes = 8 if m.dtype == "float32" else 12
     budget = max(BAND_BYTES // entry_bytes, 1)
-    rank_sum, ties = _oom.rank_sums_py(m, ids, g.n + 1, st.nnz_all.astype(np.uint64), budget,
+    rank_sum, ties = _oom.rank_sums(m, ids, g.n + 1, st.nnz_all.astype(np.uint64), budget,
                                        g.ireference)
     for i in range(g.n):
         if i == g.ireference:

@@ -25,7 +25,7 @@ use crate::block::{Block, Dtype, Values};
 use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::map_blocks;
-use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, Precision};
+use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, GramState, Precision};
 use crate::kernels::sparse_gram::SparseScaled;
 use crate::plan::View;
 use crate::with_values;
@@ -150,6 +150,102 @@ impl SymOp for StreamOp<'_> {
 pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let n = view.nrows();
     let p = usize::try_from(view.ncols()).expect("fits");
+    check_shape(n, p, o)?;
+    let use_gram = match o.solver {
+        Solver::Gram => true,
+        Solver::Krylov => false,
+        Solver::Auto => p <= GRAM_MAX_FEATURES,
+    };
+    if use_gram {
+        let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
+            Some(sp) => sp.gram(ctx)?,
+            None => gram(ctx, view, o.precision)?,
+        };
+        return fit_gram(&st, o);
+    }
+    let nf = n as f64;
+    let mut op = StreamOp {
+        ctx,
+        view,
+        p,
+        centered: o.zero_center,
+        n: 0,
+        sum: vec![],
+        sumsq: vec![],
+    };
+    let ko = KrylovOptions {
+        k: o.n_comps,
+        block: o.block,
+        seed: o.seed,
+        tol: o.tol,
+        max_applies: o.max_passes,
+        ..Default::default()
+    };
+    let e = top_eigs(&mut op, &ko)?;
+    if !e.converged {
+        return Err(OomError::Value(format!(
+            "the Krylov PCA solver did not converge in {} passes (residual {:.2e}); \
+             raise max_passes or use fewer components",
+            e.applies, e.residual
+        )));
+    }
+    let mean: Vec<f64> = op.sum.iter().map(|s| s / nf).collect();
+    let trace_m2: f64 = op
+        .sumsq
+        .iter()
+        .zip(&op.sum)
+        .map(|(q, s)| q - s * s / nf)
+        .sum();
+    let eig = Eig {
+        values: e.values,
+        vectors: e.vectors,
+        mean,
+        trace_m2,
+    };
+    finish(n, eig, o, "krylov", e.applies)
+}
+
+/// The fit from a Gram pass's state — one pass in process, or the states
+/// of row ranges (workers) combined in row order: the same code either way.
+pub fn fit_gram(st: &GramState, o: &PcaOptions) -> Result<PcaFit> {
+    let (n, p) = (st.n(), st.ncols());
+    check_shape(n, p, o)?;
+    let k = o.n_comps;
+    let a = st.matrix(o.zero_center, 1.0);
+    let trace_m2: f64 = st.matrix(true, 1.0).diagonal().column_vector().iter().sum();
+    let (values, vectors, solver) = if p <= o.full_eigh_max {
+        let (v, u) = top_eigh(a.as_ref(), k)?;
+        (v, u, "gram")
+    } else {
+        let ko = KrylovOptions {
+            k,
+            seed: o.seed,
+            tol: o.tol.min(1e-10),
+            max_applies: 1000,
+            ..Default::default()
+        };
+        let e = top_eigs(&mut super::krylov::DenseOp(a.as_ref()), &ko)?;
+        (e.values, e.vectors, "gram+lanczos")
+    };
+    let eig = Eig {
+        values,
+        vectors,
+        mean: st.mean().to_vec(),
+        trace_m2,
+    };
+    finish(n, eig, o, solver, 1)
+}
+
+/// Top eigenpairs of the (centred) Gram matrix, the column means and the
+/// total sum of squares about the mean.
+struct Eig {
+    values: Vec<f64>,
+    vectors: Mat<f64>,
+    mean: Vec<f64>,
+    trace_m2: f64,
+}
+
+fn check_shape(n: u64, p: usize, o: &PcaOptions) -> Result<()> {
     if n < 2 {
         return Err(OomError::Value(format!(
             "PCA needs at least 2 observations, got {n}"
@@ -162,69 +258,20 @@ pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
             n.min(p as u64)
         )));
     }
-    let use_gram = match o.solver {
-        Solver::Gram => true,
-        Solver::Krylov => false,
-        Solver::Auto => p <= GRAM_MAX_FEATURES,
-    };
+    Ok(())
+}
+
+/// Signs, variances and ratios of a solved fit (scikit-learn's definitions:
+/// ddof 1 with centring, `TruncatedSVD`'s without).
+fn finish(n: u64, eig: Eig, o: &PcaOptions, solver: &'static str, passes: usize) -> Result<PcaFit> {
+    let Eig {
+        values,
+        mut vectors,
+        mean,
+        trace_m2,
+    } = eig;
     let nf = n as f64;
-    let (values, mut vectors, mean, trace_m2, solver, passes) = if use_gram {
-        let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
-            Some(sp) => sp.gram(ctx)?,
-            None => gram(ctx, view, o.precision)?,
-        };
-        let a = st.matrix(o.zero_center, 1.0);
-        let trace_m2: f64 = st.matrix(true, 1.0).diagonal().column_vector().iter().sum();
-        let (values, vectors, solver) = if p <= o.full_eigh_max {
-            let (v, u) = top_eigh(a.as_ref(), k)?;
-            (v, u, "gram")
-        } else {
-            let ko = KrylovOptions {
-                k,
-                seed: o.seed,
-                tol: o.tol.min(1e-10),
-                max_applies: 1000,
-                ..Default::default()
-            };
-            let e = top_eigs(&mut super::krylov::DenseOp(a.as_ref()), &ko)?;
-            (e.values, e.vectors, "gram+lanczos")
-        };
-        (values, vectors, st.mean().to_vec(), trace_m2, solver, 1)
-    } else {
-        let mut op = StreamOp {
-            ctx,
-            view,
-            p,
-            centered: o.zero_center,
-            n: 0,
-            sum: vec![],
-            sumsq: vec![],
-        };
-        let ko = KrylovOptions {
-            k,
-            block: o.block,
-            seed: o.seed,
-            tol: o.tol,
-            max_applies: o.max_passes,
-            ..Default::default()
-        };
-        let e = top_eigs(&mut op, &ko)?;
-        if !e.converged {
-            return Err(OomError::Value(format!(
-                "the Krylov PCA solver did not converge in {} passes (residual {:.2e}); \
-                 raise max_passes or use fewer components",
-                e.applies, e.residual
-            )));
-        }
-        let mean: Vec<f64> = op.sum.iter().map(|s| s / nf).collect();
-        let trace_m2: f64 = op
-            .sumsq
-            .iter()
-            .zip(&op.sum)
-            .map(|(q, s)| q - s * s / nf)
-            .sum();
-        (e.values, e.vectors, mean, trace_m2, "krylov", e.applies)
-    };
+    let p = mean.len();
     if values.iter().any(|v| !v.is_finite()) {
         return Err(OomError::Value(
             "PCA produced non-finite eigenvalues (NaN or inf in the data?)".into(),
