@@ -209,10 +209,9 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
             clip=None, unmapped: bool = False) -> dict:
     """``_oom.moments``: per-group column moments (see its docstring for the keys).
 
-    Partial states merge by adding ``n``, ``sum``, ``sumsq`` and ``n_pos``;
-    ``mean`` and ``var`` (ddof 1) are then finalised with the same formula
-    as the Rust kernel (``oom-core`` ``Moments::finalize``). ``unmapped``
-    moments come only from a pass in this process.
+    The partial states of the row ranges are combined in row order and
+    finalised by the core (``_oom.moments_combine``), as one pass's are.
+    ``unmapped`` moments come only from a pass in this process.
     """
     if _client.get() is not None:
         unmapped = False
@@ -220,17 +219,9 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
                       row_args=(0,))
     if len(parts) == 1:
         return parts[0]
-    out = {k: np.sum([p[k] for p in parts], axis=0)
-           for k in ("n", "sum", "sumsq", "n_pos", "n_nonzero")}
-    out["row_sum"] = np.concatenate([p["row_sum"] for p in parts])
-    out["non_integer"] = any(p["non_integer"] for p in parts)
-    nf = out["n"].astype(np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = out["sum"] / nf
-        var = out["sumsq"] / nf - mean * mean
-        var = np.where(nf != 1, var * (nf / (nf - 1)), var)
-    out["mean"], out["var"] = mean, var
-    return out
+    # arrays unpickled from worker frames may be misaligned
+    return _oom.moments_combine([dict(zip(p, aligned(tuple(p.values())), strict=True))
+                                 for p in parts])
 
 
 def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed: int,

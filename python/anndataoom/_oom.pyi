@@ -20,6 +20,7 @@ __all__ = [
     "knn_graph",
     "leiden",
     "moments",
+    "moments_combine",
     "open",
     "pca",
     "pca_from_gram_states",
@@ -186,6 +187,7 @@ def moments(
     clip: _F64 | None = None,
     unmapped: bool = False,
 ) -> dict[str, Any]: ...
+def moments_combine(parts: list[dict[str, Any]]) -> dict[str, Any]: ...
 def residual_variances(
     m: Matrix,
     row_sum: _F64,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
 use oom_core::kernels::moments::{
-    moments, residual_variances, MomentParams, ResidualParams, ValueMap,
+    moments, residual_variances, MomentParams, Moments, ResidualParams, ValueMap,
 };
 use oom_core::kernels::qc::{
     count_above, positive_counts, qc_metrics, QcParams, QcState, RARE_KEEP,
@@ -328,9 +328,14 @@ fn moments_py<'py>(
         unmapped,
     };
     let (mo, row_sum) = enter(py, |ctx| moments(ctx, &m.view, &p))?;
+    moments_to_py(py, mo, row_sum)
+}
+
+/// The dict of [`moments_py`] (means and variances finalised here).
+fn moments_to_py(py: Python<'_>, mo: Moments, row_sum: Vec<f64>) -> PyResult<Bound<'_, PyDict>> {
     let (mean, var) = mo.finalize();
     let d = PyDict::new(py);
-    let shape = [n_groups, ncols];
+    let shape = [mo.n.len(), mo.ncols];
     d.set_item("n", mo.n.into_pyarray(py))?;
     d.set_item("sum", mo.sum.into_pyarray(py).reshape(shape)?)?;
     d.set_item("sumsq", mo.sumsq.into_pyarray(py).reshape(shape)?)?;
@@ -346,6 +351,62 @@ fn moments_py<'py>(
         d.set_item("unmapped_var", var.into_pyarray(py))?;
     }
     Ok(d)
+}
+
+/// Moments dicts of consecutive row ranges (from `moments` in workers)
+/// combined in order and finalised as one pass's: the same dict.
+#[pyfunction]
+fn moments_combine<'py>(
+    py: Python<'py>,
+    parts: Vec<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut merged: Option<Moments> = None;
+    let mut row_sum = Vec::new();
+    for d in &parts {
+        let get = |k: &str| -> PyResult<Bound<'py, PyAny>> {
+            d.get_item(k)?
+                .ok_or_else(|| PyValueError::new_err(format!("moments part without '{k}'")))
+        };
+        let u64s = |k: &str| -> PyResult<Vec<u64>> {
+            Ok(get(k)?
+                .call_method1("ravel", ())?
+                .extract::<PyReadonlyArray1<'py, u64>>()?
+                .as_slice()?
+                .to_vec())
+        };
+        let f64s = |k: &str| -> PyResult<Vec<f64>> {
+            Ok(get(k)?
+                .call_method1("ravel", ())?
+                .extract::<PyReadonlyArray1<'py, f64>>()?
+                .as_slice()?
+                .to_vec())
+        };
+        let n = u64s("n")?;
+        let sum = f64s("sum")?;
+        let ncols = if n.is_empty() { 0 } else { sum.len() / n.len() };
+        let mo = Moments {
+            ncols,
+            n,
+            sum,
+            sumsq: f64s("sumsq")?,
+            n_pos: u64s("n_pos")?,
+            n_nonzero: u64s("n_nonzero")?,
+            non_integer: get("non_integer")?.extract()?,
+            unmapped: None,
+        };
+        if [mo.sumsq.len(), mo.n_pos.len(), mo.n_nonzero.len()] != [mo.sum.len(); 3] {
+            return Err(PyValueError::new_err(
+                "moments part with arrays of different sizes",
+            ));
+        }
+        row_sum.extend(f64s("row_sum")?);
+        match &mut merged {
+            None => merged = Some(mo),
+            Some(m) => m.combine(&mo).map_err(to_py)?,
+        }
+    }
+    let mo = merged.ok_or_else(|| PyValueError::new_err("no moments to combine"))?;
+    moments_to_py(py, mo, row_sum)
 }
 
 /// Pearson-residual variance per group × column (second pass of the
@@ -400,6 +461,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(qc_metrics_py, m)?)?;
     m.add_function(wrap_pyfunction!(positive_counts_py, m)?)?;
     m.add_function(wrap_pyfunction!(moments_py, m)?)?;
+    m.add_function(wrap_pyfunction!(moments_combine, m)?)?;
     m.add_function(wrap_pyfunction!(count_above_py, m)?)?;
     m.add_function(wrap_pyfunction!(residual_variances_py, m)?)?;
     Ok(())

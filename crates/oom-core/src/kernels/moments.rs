@@ -240,6 +240,39 @@ impl Acc {
 }
 
 impl Moments {
+    /// Add the moments of other rows (a later row range, another worker's).
+    /// The sums add in the order the states are combined: combine in row
+    /// order for reproducible floating point.
+    pub fn combine(&mut self, other: &Moments) -> Result<()> {
+        if (self.ncols, self.n.len()) != (other.ncols, other.n.len()) {
+            return Err(crate::OomError::Value(format!(
+                "moments of {} groups × {} columns cannot combine with {} × {}",
+                self.n.len(),
+                self.ncols,
+                other.n.len(),
+                other.ncols
+            )));
+        }
+        let add_u = |a: &mut [u64], b: &[u64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        let add_f = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        add_u(&mut self.n, &other.n);
+        add_f(&mut self.sum, &other.sum);
+        add_f(&mut self.sumsq, &other.sumsq);
+        add_u(&mut self.n_pos, &other.n_pos);
+        add_u(&mut self.n_nonzero, &other.n_nonzero);
+        self.non_integer |= other.non_integer;
+        self.unmapped = match (self.unmapped.take(), &other.unmapped) {
+            (Some(mut u), Some(v)) => {
+                u.n += v.n;
+                add_f(&mut u.sum, &v.sum);
+                add_f(&mut u.sumsq, &v.sumsq);
+                Some(u)
+            }
+            _ => None,
+        };
+        Ok(())
+    }
+
     /// `(mean, var)` per group × column; `var` uses scanpy's `n/(n−1)`
     /// correction (skipped when `n == 1`).
     pub fn finalize(&self) -> (Vec<f64>, Vec<f64>) {
@@ -450,6 +483,24 @@ mod tests {
             indices: vec![0, 0, 1, 1],
             data: Values::F64(vec![1.0, 3.0, 2.0, 4.0]),
         })
+    }
+
+    #[test]
+    fn combine_adds_states_and_checks_shapes() {
+        let one = || {
+            let mut acc = Acc::new(1, 2);
+            acc.insert(&csr(), 0, &MomentParams::default());
+            acc.into_moments()
+        };
+        let mut two = one();
+        two.combine(&one()).unwrap();
+        let a = one();
+        assert_eq!(two.n, vec![2 * a.n[0]]);
+        assert_eq!(two.sum, a.sum.iter().map(|x| 2.0 * x).collect::<Vec<_>>());
+        assert_eq!(two.n_nonzero[1], 2 * a.n_nonzero[1]);
+        // the same rows twice: the same means and population spread
+        assert_eq!(two.finalize().0, a.finalize().0);
+        assert!(two.combine(&Acc::new(2, 2).into_moments()).is_err());
     }
 
     #[test]
