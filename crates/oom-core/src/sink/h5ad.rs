@@ -9,6 +9,7 @@ use std::path::Path;
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
 
+use super::as_bytes;
 use super::h5chunks::{ChunkAppender, Compression};
 use crate::block::{Block, Csr, Dtype};
 use crate::ctx::Ctx;
@@ -280,9 +281,4 @@ fn write_csr(ctx: &Ctx, t: &Target, view: &View, g: &hdf5::Group, name: &str) ->
         out.push(as_bytes(&narrow))?;
     }
     out.finish().map(drop)
-}
-
-fn as_bytes<T: crate::block::Scalar>(v: &[T]) -> &[u8] {
-    // SAFETY: plain-old-data numbers viewed as bytes.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
+use super::as_bytes;
 use crate::block::{Block, Dtype};
 use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
@@ -314,9 +315,4 @@ fn write_csr(ctx: &Ctx, w: &Writer, view: &View, key: &str, dtype: Dtype) -> Res
         ptr.push(as_bytes(&indptr))?;
     }
     ptr.finish()
-}
-
-fn as_bytes<T: crate::block::Scalar>(v: &[T]) -> &[u8] {
-    // SAFETY: plain-old-data numbers viewed as bytes.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
