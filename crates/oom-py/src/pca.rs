@@ -66,7 +66,13 @@ fn pca<'py>(
     let view = &m.view;
     let (f, scores) = enter(py, |ctx| {
         let f = fit(ctx, view, &o)?;
-        let s = project(ctx, view, &f, out)?;
+        let s = project(
+            ctx,
+            view,
+            &f.components,
+            f.zero_center.then_some(&f.mean[..]),
+            out,
+        )?;
         Ok((f, s))
     })?;
     let n = usize::try_from(f.n_obs).expect("fits");
@@ -159,29 +165,11 @@ fn pca_project<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let c = components.as_array();
     let (p, k) = (c.nrows(), c.ncols());
-    let mean = match mean {
-        Some(mu) if mu.len()? != p => {
-            return Err(to_py(OomError::Value(format!(
-                "mean has {} entries, components {p} rows",
-                mu.len()?
-            ))))
-        }
-        Some(mu) => Some(mu.as_slice()?.to_vec()),
-        None => None,
-    };
-    let f = PcaFit {
-        n_obs: m.view.nrows(),
-        zero_center: mean.is_some(),
-        components: Mat::from_fn(p, k, |a, b| c[[a, b]]),
-        variance: Vec::new(),
-        variance_ratio: Vec::new(),
-        mean: mean.unwrap_or_else(|| vec![0.0; p]),
-        solver: "",
-        passes: 0,
-    };
+    let components = Mat::from_fn(p, k, |a, b| c[[a, b]]);
+    let mean = mean.as_ref().map(PyReadonlyArray1::as_slice).transpose()?;
     let out = Dtype::from_name(dtype).map_err(to_py)?;
-    let n = usize::try_from(f.n_obs).expect("fits");
-    let scores = enter(py, |ctx| project(ctx, &m.view, &f, out))?;
+    let n = usize::try_from(m.view.nrows()).expect("fits");
+    let scores = enter(py, |ctx| project(ctx, &m.view, &components, mean, out))?;
     values_to_py(py, scores).call_method1("reshape", ((n, k),))
 }
 

@@ -519,9 +519,15 @@ mod tests {
                 assert!(d.abs() > 1.0 - 1e-9, "component {c}: {d}");
                 let _ = vals[c];
             }
-            let scores = project(&Ctx::new(), view, &f, Dtype::F64)
-                .unwrap()
-                .to_f64_vec();
+            let scores = project(
+                &Ctx::new(),
+                view,
+                &f.components,
+                f.zero_center.then_some(&f.mean[..]),
+                Dtype::F64,
+            )
+            .unwrap()
+            .to_f64_vec();
             let y = dense_of(view);
             for (r, row) in y.iter().enumerate() {
                 for c in 0..5 {

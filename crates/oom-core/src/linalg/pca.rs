@@ -350,26 +350,33 @@ fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> 
     out
 }
 
-/// Second pass: the n_obs × k scores, row-major, in `dtype` (f32 or f64).
-pub fn project(ctx: &Ctx, view: &View, fit: &PcaFit, dtype: Dtype) -> Result<Values> {
-    let p = fit.components.nrows();
-    let k = fit.components.ncols();
+/// Second pass: the n_obs × k scores `(x − mean)·components` (no centring
+/// without `mean`), row-major, in `dtype` (f32 or f64).
+pub fn project(
+    ctx: &Ctx,
+    view: &View,
+    components: &Mat<f64>,
+    mean: Option<&[f64]>,
+    dtype: Dtype,
+) -> Result<Values> {
+    let p = components.nrows();
+    let k = components.ncols();
+    if mean.is_some_and(|mu| mu.len() != p) {
+        return Err(OomError::Value(format!(
+            "mean has {} entries, the components {p} rows",
+            mean.map_or(0, <[f64]>::len)
+        )));
+    }
     if usize::try_from(view.ncols()).expect("fits") != p {
         return Err(OomError::Value(format!(
             "view has {} columns, the PCA fit {p}",
             view.ncols()
         )));
     }
-    let v: Vec<f64> = (0..p * k).map(|i| fit.components[(i / k, i % k)]).collect();
+    let v: Vec<f64> = (0..p * k).map(|i| components[(i / k, i % k)]).collect();
     // Constant term −μᵀV (zero without centring).
     let shift: Vec<f64> = (0..k)
-        .map(|j| {
-            if fit.zero_center {
-                -(0..p).map(|i| fit.mean[i] * v[i * k + j]).sum::<f64>()
-            } else {
-                0.0
-            }
-        })
+        .map(|j| mean.map_or(0.0, |mu| -(0..p).map(|i| mu[i] * v[i * k + j]).sum::<f64>()))
         .collect();
     // A view ending in a zero-centring scale of sparse values: Y = A + 1z0ᵀ
     // with A sparse, so Y·V = A·V + 1(z0ᵀV).
