@@ -353,6 +353,17 @@ fn moments_to_py(py: Python<'_>, mo: Moments, row_sum: Vec<f64>) -> PyResult<Bou
     Ok(d)
 }
 
+fn item<'py>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(k)?
+        .ok_or_else(|| PyValueError::new_err(format!("moments part without '{k}'")))
+}
+
+/// Entry `k` of a moments dict, flattened.
+fn flat<T: numpy::Element + Copy>(d: &Bound<'_, PyDict>, k: &str) -> PyResult<Vec<T>> {
+    let a = item(d, k)?.call_method1("ravel", ())?;
+    Ok(a.extract::<PyReadonlyArray1<'_, T>>()?.as_slice()?.to_vec())
+}
+
 /// Moments dicts of consecutive row ranges (from `moments` in workers)
 /// combined in order and finalised as one pass's: the same dict.
 #[pyfunction]
@@ -363,35 +374,17 @@ fn moments_combine<'py>(
     let mut merged: Option<Moments> = None;
     let mut row_sum = Vec::new();
     for d in &parts {
-        let get = |k: &str| -> PyResult<Bound<'py, PyAny>> {
-            d.get_item(k)?
-                .ok_or_else(|| PyValueError::new_err(format!("moments part without '{k}'")))
-        };
-        let u64s = |k: &str| -> PyResult<Vec<u64>> {
-            Ok(get(k)?
-                .call_method1("ravel", ())?
-                .extract::<PyReadonlyArray1<'py, u64>>()?
-                .as_slice()?
-                .to_vec())
-        };
-        let f64s = |k: &str| -> PyResult<Vec<f64>> {
-            Ok(get(k)?
-                .call_method1("ravel", ())?
-                .extract::<PyReadonlyArray1<'py, f64>>()?
-                .as_slice()?
-                .to_vec())
-        };
-        let n = u64s("n")?;
-        let sum = f64s("sum")?;
+        let n = flat::<u64>(d, "n")?;
+        let sum = flat::<f64>(d, "sum")?;
         let ncols = if n.is_empty() { 0 } else { sum.len() / n.len() };
         let mo = Moments {
             ncols,
             n,
             sum,
-            sumsq: f64s("sumsq")?,
-            n_pos: u64s("n_pos")?,
-            n_nonzero: u64s("n_nonzero")?,
-            non_integer: get("non_integer")?.extract()?,
+            sumsq: flat::<f64>(d, "sumsq")?,
+            n_pos: flat::<u64>(d, "n_pos")?,
+            n_nonzero: flat::<u64>(d, "n_nonzero")?,
+            non_integer: item(d, "non_integer")?.extract()?,
             unmapped: None,
         };
         if [mo.sumsq.len(), mo.n_pos.len(), mo.n_nonzero.len()] != [mo.sum.len(); 3] {
@@ -399,7 +392,7 @@ fn moments_combine<'py>(
                 "moments part with arrays of different sizes",
             ));
         }
-        row_sum.extend(f64s("row_sum")?);
+        row_sum.extend(flat::<f64>(d, "row_sum")?);
         match &mut merged {
             None => merged = Some(mo),
             Some(m) => m.combine(&mo).map_err(to_py)?,
