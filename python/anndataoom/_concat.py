@@ -27,7 +27,6 @@ import pandas as pd
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
-from anndataoom._core._recipe import Recipe
 
 __all__ = ["concat", "install_anndata_hook"]
 
@@ -74,9 +73,8 @@ def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill
         if missing and np.isnan(fill):
             dtype = np.result_type(dtype, np.float32 if dtype == np.float32 else np.float64)
     key = f"{key} (concat of {len(mats)})"
-    args = (colmaps, int(n_vars), np.dtype(dtype).name, bool(sparse), fill, key)
-    m = _oom.concat_matrices([x.matrix for x in mats], *args)
-    return BackedArray(m, recipe=Recipe("concat_matrices", ([x.recipe for x in mats], *args)))
+    return BackedArray(_oom.concat_matrices([x.matrix for x in mats], colmaps, int(n_vars),
+                                            np.dtype(dtype).name, bool(sparse), fill, key))
 
 
 def concat(

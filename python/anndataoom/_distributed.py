@@ -4,7 +4,8 @@ Each pass (QC metrics, positive counts, per-gene moments, the PCA Gram
 matrix and projection) is a Rust kernel over a lazy matrix.  Outside
 :func:`distributed` it runs in this process on ``x.matrix``.  Inside, the
 rows are cut into contiguous ranges, one task per range: the worker
-rebuilds the matrix from its recipe (opening the file itself), runs the
+receives the matrix pickled as its plan and rebuilds it (opening the file
+itself, see ``_oom.Matrix.to_plan``), runs the
 same kernel on its row range and sends back the partial state — per-row
 results, per-column sums, ``(n, mean, M2)`` of the Gram matrix — which are
 merged here.  Everything that is not a pass over the matrix (size factors,
@@ -21,7 +22,6 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._core._counts import Counts, Rare, resolved
-from anndataoom._core._recipe import aligned, matrix_for, require_recipe
 
 __all__ = [
     "count_above",
@@ -103,45 +103,57 @@ def _row_ranges(x, n_tasks: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
-def _rows(recipe, token: str, start: int, end: int) -> _oom.Matrix:
-    m = matrix_for(token, recipe)
+def aligned(args: tuple) -> tuple:
+    """Return ``args`` with every ndarray C-contiguous and aligned.
+
+    The bindings borrow arrays as slices, and arrays unpickled from
+    ``dask.distributed`` frames may sit at unaligned offsets.
+    """
+    return tuple(np.require(a, requirements="CA") if isinstance(a, np.ndarray) else a
+                 for a in args)
+
+
+def _rows(m: _oom.Matrix, start: int, end: int) -> _oom.Matrix:
     if (start, end) == (0, m.shape[0]):
         return m
     return m.subset(np.arange(start, end, dtype=np.int64), None)
 
 
-def _run_kernel(recipe, token: str, start: int, end: int, kernel: str, *args):
-    """Worker task: ``_oom.<kernel>`` on rows ``start:end`` of the rebuilt matrix."""
-    return getattr(_oom, kernel)(_rows(recipe, token, start, end), *aligned(args))
+def _run_kernel(m: _oom.Matrix, start: int, end: int, kernel, *args):
+    """Worker task: the pass ``kernel`` (an ``_oom`` function) on rows ``start:end`` of ``m``."""
+    return kernel(_rows(m, start, end), *aligned(args))
 
 
 def _map_rows(client, x, task, *args, row_args: tuple[int, ...] = ()) -> list:
-    """Run ``task(recipe, token, start, end, *args)`` over row ranges of ``x``.
+    """Run ``task(matrix, start, end, *args)`` over row ranges of ``x``.
 
     ``args`` at positions ``row_args`` hold one entry per row of ``x`` (or
     are ``None``) and are sliced to each range.  Results come in row order.
     """
-    from anndataoom._core._dask import recipe_token
-
-    token = recipe_token(x)
+    # Pickled here first: a matrix that cannot be rebuilt elsewhere fails with
+    # the core's message, not inside the cluster's serialisation.
+    x.matrix.to_plan()
     # Scattered once to every worker, so each task carries only a reference
-    # (the recipe holds per-row/per-gene parameter arrays).
-    [recipe] = client.scatter([require_recipe(x)], broadcast=True, hash=False)
+    # (the plan holds per-row/per-gene parameter arrays).
+    [matrix] = client.scatter([x.matrix], broadcast=True, hash=False)
     n_tasks = max(1, sum(client.nthreads().values()))
     futures = []
     for a, b in _row_ranges(x, n_tasks):
         part = tuple(
             arg[a:b] if i in row_args and arg is not None else arg for i, arg in enumerate(args)
         )
-        futures.append(client.submit(task, recipe, token, a, b, *part, pure=False))
+        futures.append(client.submit(task, matrix, a, b, *part, pure=False))
     return client.gather(futures)
 
 
-def _partials(x, kernel: str, *args, row_args: tuple[int, ...] = ()) -> list:
-    """``_oom.<kernel>`` over ``x``: one result here, or one per row range on the cluster."""
+def _partials(x, kernel, *args, row_args: tuple[int, ...] = ()) -> list:
+    """Run the pass ``kernel`` (an ``_oom`` function) over ``x``.
+
+    One result here, or one per row range on the cluster.
+    """
     client = _client.get()
     if client is None:
-        return [getattr(_oom, kernel)(x.matrix, *args)]
+        return [kernel(x.matrix, *args)]
     shifted = tuple(i + 1 for i in row_args)  # args follow the kernel name
     return _map_rows(client, x, _run_kernel, kernel, *args, row_args=shifted)
 
@@ -165,7 +177,7 @@ def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
     On a matrix of counts these are also its :func:`positive_counts`, kept
     for the filters that follow (``anndataoom._core._counts``).
     """
-    parts = _partials(x, "qc_metrics", top, masks)
+    parts = _partials(x, _oom.qc_metrics, top, masks)
     *out, non_counts, rare_rows, rare_vals = _merge_rows_cols(parts, 4)
     x._row_sum = out[0]
     if non_counts == 0:
@@ -196,12 +208,12 @@ def positive_counts(x) -> tuple:
     if known is not None:
         x._known_counts = known
         return known.astuple()
-    return _merge_rows_cols(_partials(x, "positive_counts"), 2)
+    return _merge_rows_cols(_partials(x, _oom.positive_counts), 2)
 
 
 def count_above(x, threshold: np.ndarray) -> np.ndarray:
     """``_oom.count_above``: per column, the rows above their row's ``threshold``."""
-    parts = _partials(x, "count_above", threshold, row_args=(0,))
+    parts = _partials(x, _oom.count_above, threshold, row_args=(0,))
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
 
 
@@ -215,7 +227,7 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
     """
     if _client.get() is not None:
         unmapped = False
-    parts = _partials(x, "moments", groups, n_groups, expm1, factor, clip, unmapped,
+    parts = _partials(x, _oom.moments, groups, n_groups, expm1, factor, clip, unmapped,
                       row_args=(0,))
     if len(parts) == 1:
         return parts[0]
@@ -241,9 +253,9 @@ def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed
     if client is None or not gram:
         return _oom.pca(x.matrix, n_comps, zero_center=zero_center, solver=solver,
                         precision=precision, seed=seed, dtype=dtype)
-    states = [aligned(s) for s in _map_rows(client, x, _run_kernel, "gram_state", precision)]
+    states = [aligned(s) for s in _map_rows(client, x, _run_kernel, _oom.gram_state, precision)]
     fit = _oom.pca_from_gram_states(states, n_comps, zero_center=zero_center, seed=seed)
     mean = fit["mean"] if zero_center else None
     fit["scores"] = np.concatenate(
-        _map_rows(client, x, _run_kernel, "pca_project", fit["components"], mean, dtype))
+        _map_rows(client, x, _run_kernel, _oom.pca_project, fit["components"], mean, dtype))
     return fit

@@ -85,10 +85,10 @@ def test_seurat_v3_and_batches_match_local(client, generated):
 
 
 def test_tasks_run_on_the_workers(client, generated):
-    from anndataoom import _distributed
+    from anndataoom import _distributed, _oom
 
     adata = oom.read(generated)
     with oom.distributed(client):
-        parts = _distributed._partials(adata.X, "positive_counts")
+        parts = _distributed._partials(adata.X, _oom.positive_counts)
     assert len(parts) == 2  # one row range per worker thread
     assert _distributed._client.get() is None  # the context manager resets

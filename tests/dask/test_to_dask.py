@@ -73,12 +73,26 @@ def test_graph_is_a_small_picklable_description(pbmc3k_path):
     np.testing.assert_allclose(restored.sum(axis=0).compute(), x.sum(axis=0), rtol=1e-6)
 
 
-def test_unrecorded_matrix_is_refused(small_file):
+def test_raw_oom_matrix_goes_to_processes(small_file):
+    """A view built by raw ``_oom`` calls (as the 0.1.8 ``chunked_*`` API does) ships too."""
     from anndataoom import _oom
 
     m = _oom.lazy_log1p(_oom.open(str(small_file), "X"))
-    with pytest.raises(ValueError, match="cannot be rebuilt"):
-        oom.BackedArray(m).to_dask()
+    x = oom.BackedArray(m)
+    got = x.to_dask(chunks=17).compute(scheduler="processes")
+    np.testing.assert_array_equal(_dense(got), _dense(x.to_memory()))
+
+
+def test_matrix_in_temp_files_stays_in_this_process(tmp_path):
+    """A matrix parsed into unnamed spill files of this process reads with threads only."""
+    from anndataoom import _oom
+
+    mtx = tmp_path / "m.mtx"
+    mtx.write_text("%%MatrixMarket matrix coordinate integer general\n3 2 2\n1 1 4\n3 2 5\n")
+    x = oom.BackedArray(_oom.read_mtx(str(mtx)))
+    assert float(x.to_dask(chunks=2).sum().compute(scheduler="threads")) == 9.0
+    with pytest.raises(ValueError, match="temporary files"):
+        x.to_dask(chunks=2).compute(scheduler="processes")
 
 
 def test_bad_chunks(small_file):

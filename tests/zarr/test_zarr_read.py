@@ -79,7 +79,7 @@ def test_concat_across_formats(tmp_path):
 
 
 def test_dask_export_from_zarr(tmp_path):
-    """``X.to_dask()`` of a Zarr-backed object: workers reopen the store by its recipe."""
+    """``X.to_dask()`` of a Zarr-backed object: workers reopen the store from its plan."""
     mem = small_anndata("csr")
     a = oom.read(write_store(mem, tmp_path / "a.zarr", 2))
     oom.pp.normalize_total(a, target_sum=100)

@@ -63,17 +63,17 @@ fn transform_chain_then_subset() {
     };
     for v in views().1 {
         let v = v
-            .with_op(Arc::new(Normalize {
+            .with_op(Normalize {
                 divisor: Arc::new(div.clone()),
-            }))
-            .with_op(Arc::new(Log1p { base: None }))
-            .with_op(Arc::new(Scale {
+            })
+            .with_op(Log1p { base: None })
+            .with_op(Scale {
                 mean: Arc::new(mean.clone()),
                 std: Arc::new(std.clone()),
                 zero_center: true,
                 max_value: Some(2.0),
                 mask: None,
-            }));
+            });
         assert!(!v.is_sparse());
         let rows = [39u64, 0, 5, 5, 17];
         let cols = [11u64, 2, 0, 0];

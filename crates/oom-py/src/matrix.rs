@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use numpy::PyReadonlyArray1;
 use oom_core::kernels::sums::axis_sums;
-use oom_core::plan::View;
-use oom_core::storage::cellranger::{open_10x, open_transposed_dense};
-use oom_core::storage::{open_matrix, open_store, H5File};
-use oom_core::OomError;
+use oom_core::plan::{wire, Op, View};
+use oom_core::storage::open_store;
+use oom_core::storage::origin::{Layout, Origin};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::convert::{block_to_py, f64_vec, u64_vec};
 use crate::enter::enter;
@@ -39,21 +38,8 @@ pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 #[pyo3(signature = (path, key, layout="anndata"))]
 pub fn open(py: Python<'_>, path: PathBuf, key: String, layout: &str) -> PyResult<Matrix> {
     let view = enter(py, |_| {
-        let m = match layout {
-            "10x" => open_10x(&H5File::open(&path)?, &key)?,
-            "loom" => open_transposed_dense(&H5File::open(&path)?, &key)?,
-            "anndata" => {
-                let f = open_store(&path)?;
-                f.ensure_anndata()?;
-                open_matrix(&*f, &key)?
-            }
-            other => {
-                return Err(OomError::Value(format!(
-                    "unknown layout '{other}' (use 'anndata', '10x' or 'loom')"
-                )))
-            }
-        };
-        Ok(View::new(Arc::new(m)))
+        let origin = Origin::new(&path, &key, Layout::from_name(layout)?)?;
+        Ok(View::new(Arc::new(origin.open()?)))
     })?;
     Ok(Matrix {
         view,
@@ -76,8 +62,52 @@ fn indices(a: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<u64>>> {
     .transpose()
 }
 
+impl Matrix {
+    /// A new matrix over `view`, labelled as this one.
+    pub fn derive(&self, view: View) -> Matrix {
+        Matrix {
+            view,
+            path: self.path.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// This matrix with `op` appended.
+    pub fn with_op(&self, op: impl Into<Op>) -> Matrix {
+        self.derive(self.view.with_op(op))
+    }
+}
+
+/// The matrix whose plan is `plan` (bytes of [`Matrix::to_plan`]), opening
+/// its files in this process (each at most once while unchanged).
+#[pyfunction]
+pub fn matrix_from_plan(
+    py: Python<'_>,
+    plan: &[u8],
+    path: String,
+    key: String,
+) -> PyResult<Matrix> {
+    let view = enter(py, |_| wire::decode(plan))?;
+    Ok(Matrix { view, path, key })
+}
+
 #[pymethods]
 impl Matrix {
+    /// The view as bytes: source file and element, selections, transforms
+    /// with their parameters, cast — no data. Raises `ValueError` for a
+    /// matrix held in this process's temp files.
+    fn to_plan<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = enter(py, |_| wire::encode(&self.view))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Pickled as its plan; unpickling reopens the file (see `matrix_from_plan`).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let rebuild = py.import("anndataoom._oom")?.getattr("matrix_from_plan")?;
+        let args = (self.to_plan(py)?, self.path.clone(), self.key.clone());
+        PyTuple::new(py, [rebuild, args.into_pyobject(py)?.into_any()])
+    }
+
     #[getter]
     fn shape(&self) -> (u64, u64) {
         (self.view.nrows(), self.view.ncols())

@@ -265,11 +265,7 @@ fn lazy_regress(
         .collect();
     let out = Dtype::from_name(dtype).map_err(to_py)?;
     let op = Regress::new(d, flat, out, m.view.nrows(), m.view.ncols()).map_err(to_py)?;
-    Ok(Matrix {
-        view: m.view.with_op(Arc::new(op)),
-        path: m.path.clone(),
-        key: m.key.clone(),
-    })
+    Ok(m.with_op(op))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -12,7 +12,7 @@ use oom_core::kernels::moments::{
 use oom_core::kernels::qc::{
     count_above, positive_counts, qc_metrics, QcParams, QcState, RARE_KEEP,
 };
-use oom_core::plan::{Log1p, Multiply, Normalize, Op, Power, Scale, View};
+use oom_core::plan::{Log1p, Multiply, Normalize, Power, Scale};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -20,18 +20,6 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::enter::enter;
 use crate::error::to_py;
 use crate::matrix::Matrix;
-
-fn derive(m: &Matrix, view: View) -> Matrix {
-    Matrix {
-        view,
-        path: m.path.clone(),
-        key: m.key.clone(),
-    }
-}
-
-fn with_op(m: &Matrix, op: Arc<dyn Op>) -> Matrix {
-    derive(m, m.view.with_op(op))
-}
 
 fn vec_f64(a: &PyReadonlyArray1<'_, f64>, n: u64, what: &str) -> PyResult<Vec<f64>> {
     let v = a.as_slice()?.to_vec();
@@ -71,19 +59,16 @@ fn groups(
 #[pyfunction]
 fn lazy_normalize(m: &Matrix, divisor: PyReadonlyArray1<'_, f64>) -> PyResult<Matrix> {
     let d = vec_f64(&divisor, m.view.nrows(), "divisor")?;
-    Ok(with_op(
-        m,
-        Arc::new(Normalize {
-            divisor: Arc::new(d),
-        }),
-    ))
+    Ok(m.with_op(Normalize {
+        divisor: Arc::new(d),
+    }))
 }
 
 /// `log1p(m)` (divided by `ln(base)` when given) (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, base=None))]
 fn lazy_log1p(m: &Matrix, base: Option<f64>) -> Matrix {
-    with_op(m, Arc::new(Log1p { base }))
+    m.with_op(Log1p { base })
 }
 
 /// `(m - mean) / std` per column (centering only with `zero_center`),
@@ -113,16 +98,13 @@ fn lazy_scale(
         }
         None => None,
     };
-    Ok(with_op(
-        m,
-        Arc::new(Scale {
-            mean: Arc::new(mean),
-            std: Arc::new(std),
-            zero_center,
-            max_value,
-            mask,
-        }),
-    ))
+    Ok(m.with_op(Scale {
+        mean: Arc::new(mean),
+        std: Arc::new(std),
+        zero_center,
+        max_value,
+        mask,
+    }))
 }
 
 /// `m * scalar * row[r] * col[c]` elementwise in float type `dtype` (lazy).
@@ -142,28 +124,22 @@ fn lazy_multiply(
         .map(|c| vec_f64(&c, m.view.ncols(), "col").map(Arc::new))
         .transpose()?;
     let dtype = float_dtype(dtype)?;
-    Ok(with_op(
-        m,
-        Arc::new(Multiply {
-            scalar,
-            row,
-            col,
-            dtype,
-        }),
-    ))
+    Ok(m.with_op(Multiply {
+        scalar,
+        row,
+        col,
+        dtype,
+    }))
 }
 
 /// `m ** p` on every stored value in float type `dtype` (lazy).
 #[pyfunction]
 #[pyo3(signature = (m, p, dtype="float64"))]
 fn lazy_power(m: &Matrix, p: f64, dtype: &str) -> PyResult<Matrix> {
-    Ok(with_op(
-        m,
-        Arc::new(Power {
-            p,
-            dtype: float_dtype(dtype)?,
-        }),
-    ))
+    Ok(m.with_op(Power {
+        p,
+        dtype: float_dtype(dtype)?,
+    }))
 }
 
 fn float_dtype(name: &str) -> PyResult<Dtype> {
@@ -181,7 +157,7 @@ fn float_dtype(name: &str) -> PyResult<Dtype> {
 #[pyo3(signature = (m, dtype=None))]
 fn lazy_cast(m: &Matrix, dtype: Option<&str>) -> PyResult<Matrix> {
     let d = dtype.map(Dtype::from_name).transpose().map_err(to_py)?;
-    Ok(derive(m, m.view.with_cast(d)))
+    Ok(m.derive(m.view.with_cast(d)))
 }
 
 /// Names of the pending transforms, in order.
@@ -193,7 +169,7 @@ fn op_names(m: &Matrix) -> Vec<&'static str> {
 /// The same row/column selection without transforms or cast.
 #[pyfunction]
 fn without_ops(m: &Matrix) -> Matrix {
-    derive(m, m.view.untransformed())
+    m.derive(m.view.untransformed())
 }
 
 /// True when no transform or cast is pending.

@@ -14,14 +14,6 @@ use crate::enter::enter;
 use crate::error::to_py;
 use crate::matrix::Matrix;
 
-fn with_op(m: &Matrix, op: Arc<dyn oom_core::plan::Op>) -> Matrix {
-    Matrix {
-        view: m.view.with_op(op),
-        path: m.path.clone(),
-        key: m.key.clone(),
-    }
-}
-
 /// A (k × p) array as `k` values per column, column after column.
 fn by_column(a: &PyReadonlyArray2<'_, f64>) -> Vec<f64> {
     let a = a.as_array();
@@ -35,7 +27,7 @@ fn by_column(a: &PyReadonlyArray2<'_, f64>) -> Vec<f64> {
 /// `sqrt(m)` (lazy).
 #[pyfunction]
 fn lazy_sqrt(m: &Matrix) -> Matrix {
-    with_op(m, Arc::new(Sqrt))
+    m.with_op(Sqrt)
 }
 
 /// `m` with each row downsampled to `target[row]` counts (lazy; rows at or
@@ -64,7 +56,7 @@ fn lazy_downsample(
         replace,
         always,
     };
-    Ok(with_op(m, Arc::new(op)))
+    Ok(m.with_op(op))
 }
 
 /// `m` batch-corrected by ComBat's adjustment (lazy, dense, float64).
@@ -96,7 +88,7 @@ fn lazy_combat(
         delta_sqrt: Arc::new(by_column(&delta_sqrt)),
     };
     op.validate(m.view.nrows(), m.view.ncols()).map_err(to_py)?;
-    Ok(with_op(m, Arc::new(op)))
+    Ok(m.with_op(op))
 }
 
 /// Per row and column group: `(sum, sumsq, n_nonzero)`, each `nrows × n_groups`

@@ -1,8 +1,6 @@
 //! Bindings used only by the 0.1.8-compatible `chunked_*` functions:
 //! the lazy Pearson-residual transform.
 
-use std::sync::Arc;
-
 use numpy::PyReadonlyArray1;
 use oom_core::block::Dtype;
 use oom_core::plan::Pearson;
@@ -38,11 +36,7 @@ fn lazy_pearson_residuals(
         m.view.ncols(),
     )
     .map_err(to_py)?;
-    Ok(Matrix {
-        view: m.view.with_op(Arc::new(op)),
-        path: m.path.clone(),
-        key: m.key.clone(),
-    })
+    Ok(m.with_op(op))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

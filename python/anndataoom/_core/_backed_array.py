@@ -24,7 +24,6 @@ from anndataoom._core._counts import AfterRowFilter, Counts, after_cols, after_r
 from anndataoom._core._guard import unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int
-from anndataoom._core._recipe import Recipe
 from anndataoom._core._streamed import StreamedReads
 
 __all__ = [
@@ -62,16 +61,6 @@ def _stack(blocks: list):
     return np.concatenate(blocks, axis=0)
 
 
-def _plan_ops(matrix) -> tuple[str, ...]:
-    """Names of the lazy transforms in ``matrix``'s plan (empty without any)."""
-    ops = getattr(_oom, "op_names", None)
-    return () if ops is None else tuple(ops(matrix))
-
-
-def _is_plain(matrix) -> bool:
-    """No transform or cast pending in ``matrix``'s plan."""
-    plain = getattr(_oom, "is_untransformed", None)
-    return True if plain is None else bool(plain(matrix))
 
 
 def _split_key(key) -> tuple:
@@ -96,11 +85,6 @@ class BackedArray(StreamedReads, LazyMatrix):
         Names of the lazy transforms applied to the source (shown by
         ``repr``); the transforms themselves live in ``matrix``.  Default:
         read from the matrix's plan.
-    recipe
-        How to rebuild ``matrix`` in another process (kept as ``.recipe``;
-        see :meth:`to_dask`).  Default: a matrix with no selection and no
-        transform is the stored element ``matrix.key`` of ``matrix.path``;
-        for any other the origin is unknown (``None``).
 
     Notes
     -----
@@ -125,16 +109,12 @@ class BackedArray(StreamedReads, LazyMatrix):
         matrix: _oom.Matrix,
         *,
         transforms: tuple[str, ...] | list[str] | None = None,
-        recipe: Recipe | None = None,
     ):
         if not isinstance(matrix, _oom.Matrix):
             raise TypeError(f"expected an anndataoom._oom.Matrix, got {type(matrix).__name__}")
         self.matrix = matrix
-        if recipe is None and matrix.is_identity and _is_plain(matrix):
-            recipe = Recipe.open(matrix.path, matrix.key)
-        self.recipe = recipe
         if transforms is None:
-            transforms = _plan_ops(matrix)
+            transforms = _oom.op_names(matrix)
         self.transforms = tuple(transforms)
         self._stats: tuple | None = None
         self._nnz: int | None = None
@@ -152,7 +132,6 @@ class BackedArray(StreamedReads, LazyMatrix):
 
         ``rows``/``cols`` are the positions (into ``self``) that produced
         ``matrix`` (``None`` = all), for subclasses that subset own state.
-        The caller sets ``recipe`` when ``matrix`` differs from ``self.matrix``.
         """
         new = _copy.copy(self)
         new.matrix = matrix
@@ -163,10 +142,6 @@ class BackedArray(StreamedReads, LazyMatrix):
         new._col_moments = None
         return new
 
-    def _then(self, op: str, *args, **kwargs) -> Recipe | None:
-        """Recipe of ``_oom.<op>(self.matrix, *args, **kwargs)`` (``None`` if ours is unknown)."""
-        return None if self.recipe is None else self.recipe.then(op, *args, **kwargs)
-
     def _subset(self, rows: np.ndarray | None, cols: np.ndarray | None) -> BackedArray:
         """Lazy subset by non-negative int64 positions (``None`` = all)."""
         if rows is None and cols is None:
@@ -174,7 +149,6 @@ class BackedArray(StreamedReads, LazyMatrix):
         rows = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
         cols = None if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
         new = self._derive(self.matrix.subset(rows, cols), rows, cols)
-        new.recipe = self._then("subset", rows, cols)
         if cols is None:
             new._known_counts = after_rows(self._known_counts, rows, self._removed_counts)
         elif rows is None:
@@ -202,16 +176,16 @@ class BackedArray(StreamedReads, LazyMatrix):
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
-        new = self._derive(_oom.lazy_cast(self.matrix, dtype.name))
-        new.recipe = self._then("lazy_cast", dtype.name)
-        return new
+        return self._derive(_oom.lazy_cast(self.matrix, dtype.name))
 
-    def _lazy_op(self, op: str, out_dtype: np.dtype, *args, **kwargs) -> BackedArray:
-        """Apply ``_oom.<op>`` in a float type; cast back when ``out_dtype`` is an integer."""
+    def _lazy_op(self, op, out_dtype: np.dtype, *args, **kwargs) -> BackedArray:
+        """Apply the lazy transform ``op`` (an ``_oom.lazy_*`` function) in a float type.
+
+        The result is cast back when ``out_dtype`` is an integer.
+        """
         float_dtype = out_dtype if np.issubdtype(out_dtype, np.floating) else np.dtype(np.float64)
-        m = getattr(_oom, op)(self.matrix, *args, dtype=float_dtype.name, **kwargs)
-        new = TransformedBackedArray(m, recipe=self._then(op, *args, dtype=float_dtype.name,
-                                                              **kwargs))
+        m = op(self.matrix, *args, dtype=float_dtype.name, **kwargs)
+        new = TransformedBackedArray(m)
         return new if float_dtype == out_dtype else new.astype(out_dtype)
 
     def multiply(self, other) -> BackedArray:
@@ -230,13 +204,13 @@ class BackedArray(StreamedReads, LazyMatrix):
         out_dtype = np.result_type(self.dtype, other if np.ndim(other) == 0 else o.dtype)
         n_rows, n_cols = self.shape
         if o.ndim == 0:
-            return self._lazy_op("lazy_multiply", out_dtype, float(o))
+            return self._lazy_op(_oom.lazy_multiply, out_dtype, float(o))
         if o.shape in ((n_cols,), (1, n_cols)):
             col = np.ascontiguousarray(o.ravel(), dtype=np.float64)
-            return self._lazy_op("lazy_multiply", out_dtype, 1.0, col=col)
+            return self._lazy_op(_oom.lazy_multiply, out_dtype, 1.0, col=col)
         if o.shape == (n_rows, 1):
             row = np.ascontiguousarray(o.ravel(), dtype=np.float64)
-            return self._lazy_op("lazy_multiply", out_dtype, 1.0, row=row)
+            return self._lazy_op(_oom.lazy_multiply, out_dtype, 1.0, row=row)
         if o.shape == (n_rows, n_cols):
             raise unsupported("multiply by a full matrix",
                               hint="Only scalars and row/column vectors multiply lazily.")
@@ -254,7 +228,7 @@ class BackedArray(StreamedReads, LazyMatrix):
             raise NotImplementedError("zero power is not supported as it would densify the matrix.")
         base = self if dtype is None else self.astype(dtype)
         out_dtype = np.result_type(base.dtype, n)
-        return base._lazy_op("lazy_power", out_dtype, float(n))
+        return base._lazy_op(_oom.lazy_power, out_dtype, float(n))
 
     @property
     def T(self):
@@ -321,7 +295,7 @@ class BackedArray(StreamedReads, LazyMatrix):
     def _quick_nnz(self) -> int | None:
         """Return nnz if known without a pass (an untransformed whole sparse source)."""
         m = self.matrix
-        if m.is_identity and m.is_sparse and _is_plain(m):
+        if m.is_identity and m.is_sparse and _oom.is_untransformed(m):
             return m.stored_nnz
         return None
 

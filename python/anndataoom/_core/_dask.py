@@ -1,9 +1,10 @@
 """``BackedArray.to_dask``: a dask array whose chunks the Rust reader produces.
 
-The graph is one key holding the view's :class:`~anndataoom._core._recipe.Recipe`
-plus one task per row chunk that depends on it.  dask ships the recipe to a
-worker once (as data) and the chunk tasks stay tiny; each worker process
-rebuilds and caches the matrix (:func:`~anndataoom._core._recipe.matrix_for`).
+The graph is one key holding the view's ``_oom.Matrix`` plus one task per
+row chunk that depends on it.  Local schedulers use that matrix as it is; a
+``dask.distributed`` worker receives it once, pickled as its plan (the
+core's serialised view: source file, selection, transforms), and rebuilds
+it in Rust, reusing the files that process already has open.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from anndataoom._core._backed_array import BackedArray, block_from_raw
-from anndataoom._core._recipe import Recipe, matrix_for, remember, require_recipe
 
-__all__ = ["CsrChunk", "to_dask", "read_rows", "recipe_token"]
+__all__ = ["CsrChunk", "to_dask", "read_rows", "matrix_token"]
 
 
 def _axis(axis):
@@ -59,22 +59,24 @@ class CsrChunk(sp.csr_matrix):
         return self._reduce("min", axis, keepdims, out=out)
 
 
-def recipe_token(x: BackedArray) -> str:
-    """Token of ``x``'s recipe; ``x.matrix`` is cached under it in this process.
+def matrix_token(m) -> str:
+    """Return a dask token for the lazy matrix ``m``: the digest of its plan.
 
-    Caching the driver's own matrix makes local schedulers (threads,
-    synchronous) reuse it instead of opening the file again.
+    A matrix without a plan (parsed into this process's temp files) gets a
+    token of its own identity.
     """
-    from dask.base import tokenize
+    import hashlib
+    import uuid
 
-    token = tokenize(require_recipe(x))
-    remember(token, x.matrix)
-    return token
+    try:
+        return hashlib.blake2b(m.to_plan(), digest_size=16).hexdigest()
+    except ValueError:
+        return uuid.uuid4().hex
 
 
-def read_rows(recipe: Recipe, token: str, start: int, end: int):
-    """Rows ``start:end`` of the matrix ``recipe`` describes (runs on a worker)."""
-    block = block_from_raw(matrix_for(token, recipe).read(start, end))
+def read_rows(m, start: int, end: int):
+    """Rows ``start:end`` of the lazy matrix ``m`` (runs on a worker)."""
+    block = block_from_raw(m.read(start, end))
     return CsrChunk(block) if sp.issparse(block) else block
 
 
@@ -97,14 +99,13 @@ def to_dask(x: BackedArray, chunks: int | None = None):
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    token = recipe_token(x)
-    recipe = require_recipe(x)
+    token = matrix_token(x.matrix)
     bounds = _row_bounds(x, chunks)
     name = f"anndataoom-read-{tokenize(token, bounds)}"
-    recipe_key = f"anndataoom-recipe-{token}"
-    graph: dict = {recipe_key: recipe}
+    matrix_key = f"anndataoom-matrix-{token}"
+    graph: dict = {matrix_key: x.matrix}
     for i, (a, b) in enumerate(bounds):
-        graph[(name, i, 0)] = (read_rows, recipe_key, token, a, b)
+        graph[(name, i, 0)] = (read_rows, matrix_key, a, b)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
     n_cols = x.shape[1]
     meta = (CsrChunk((0, 0), dtype=x.dtype) if x.is_sparse

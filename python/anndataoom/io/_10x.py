@@ -19,7 +19,6 @@ import scipy.sparse as sp
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
-from anndataoom._core._recipe import Recipe
 from anndataoom.io._read import _fspath, _open_ro
 
 __all__ = ["read_10x_h5"]
@@ -113,9 +112,7 @@ def _frames(obs: dict, var: dict):
 
 
 def _lazy_x(path: str, group: str) -> BackedArray:
-    key = group
-    X = BackedArray(_oom.open(path, key, "10x"),
-                    recipe=Recipe("open", (os.path.abspath(path), key, "10x")))
+    X = BackedArray(_oom.open(path, group, "10x"))
     # scanpy turns int32 counts into float32 (other dtypes are kept)
     return X.astype(np.float32) if X.dtype == np.int32 else X
 

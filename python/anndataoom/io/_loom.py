@@ -18,7 +18,6 @@ import numpy as np
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
-from anndataoom._core._recipe import Recipe
 from anndataoom.io._10x import _open_h5
 from anndataoom.io._read import _fspath
 
@@ -26,8 +25,7 @@ __all__ = ["read_loom"]
 
 
 def _lazy(path: str, key: str) -> BackedArray:
-    return BackedArray(_oom.open(path, key, "loom"),
-                       recipe=Recipe("open", (os.path.abspath(path), key, "loom")))
+    return BackedArray(_oom.open(path, key, "loom"))
 
 
 def _layer_key(name: str) -> str:

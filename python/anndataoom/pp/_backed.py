@@ -1,9 +1,8 @@
 """Access to the lazy array behind ``X`` / a layer, and storing a new one.
 
 The preprocessing functions work on the ``BackedArray`` of the chosen
-representation: its ``_oom.Matrix`` (``x.matrix``) for the Rust kernels,
-and its recipe so that :func:`transform` results can be rebuilt by worker
-processes (:func:`anndataoom.distributed`).  When the data is in memory (a
+representation: its ``_oom.Matrix`` (``x.matrix``) for the Rust kernels.
+When the data is in memory (a
 plain ``anndata.AnnData`` or a numpy/scipy ``X``) they hand over to scanpy.
 """
 
@@ -42,19 +41,15 @@ def get_matrix(adata, layer=None, use_raw=False):
     return getattr(_rep(adata, layer, use_raw), "matrix", None)
 
 
-def transform(x, op: str, *args, **kwargs):
-    """``x`` with the lazy transform ``_oom.<op>(x.matrix, *args, **kwargs)`` appended.
+def transform(x, op, *args, **kwargs):
+    """``x`` with the lazy transform ``op(x.matrix, *args, **kwargs)`` appended.
 
-    Goes through here rather than calling ``_oom`` directly so that the
-    result's recipe is recorded and worker processes can rebuild it.
+    ``op`` is one of the ``_oom.lazy_*`` functions.
     """
-    from anndataoom import _oom
-
-    matrix = getattr(_oom, op)(x.matrix, *args, **kwargs)
-    return wrap(matrix, recipe=x._then(op, *args, **kwargs))
+    return wrap(op(x.matrix, *args, **kwargs))
 
 
-def wrap(matrix, recipe=None):
+def wrap(matrix):
     """Wrap a ``_oom.Matrix`` in the lazy array class matching its transforms."""
     import anndataoom._core as core
     from anndataoom import _oom
@@ -66,7 +61,7 @@ def wrap(matrix, recipe=None):
         cls = core.TransformedBackedArray
     else:
         cls = core.BackedArray
-    return cls(matrix, transforms=tuple(ops), recipe=recipe)
+    return cls(matrix, transforms=tuple(ops))
 
 
 def set_matrix(adata, value, layer=None):

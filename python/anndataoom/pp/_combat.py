@@ -144,7 +144,7 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     fit_coef = np.ascontiguousarray(np.vstack([grand, b_hat[n_batch:]]))
 
     # pass 2: per-batch moments of r = x − (grand mean + covariate fit)
-    resid = transform(x, "lazy_regress", fit_coef, "float64", design=fit_design)
+    resid = transform(x, _oom.lazy_regress, fit_coef, "float64", design=fit_design)
     mo = passes.moments(resid, codes, n_batch)
     s1, s2 = mo["sum"], mo["sumsq"]
     shift = b_hat[:n_batch] - grand  # D·B − m per batch
@@ -167,7 +167,7 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
             ssd[i], mean[i], n_b[i], gamma_hat[i], delta_hat[i],
             g_bar=gamma_bar[i], t2=t2[i], a=a, b=b)
 
-    out = transform(x, "lazy_combat", fit_design, fit_coef, codes, sd,
+    out = transform(x, _oom.lazy_combat, fit_design, fit_coef, codes, sd,
                     np.ascontiguousarray(gamma_star), np.ascontiguousarray(np.sqrt(delta_star)))
     if not inplace:
         return out

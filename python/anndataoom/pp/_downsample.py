@@ -16,6 +16,7 @@ from collections.abc import Collection
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom import _oom
 from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
@@ -122,5 +123,5 @@ def downsample_counts(
         target, always = _total_targets(x, int(total_counts), seed, replace), replace
     adata = adata.copy() if copy else adata
     if target is not None:
-        set_matrix(adata, transform(x, "lazy_downsample", target, seed, replace, always))
+        set_matrix(adata, transform(x, _oom.lazy_downsample, target, seed, replace, always))
     return adata if copy else None

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from anndataoom import _oom
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
@@ -51,7 +52,7 @@ def log1p(
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        return transform(data, "lazy_log1p", None if base is None else float(base))
+        return transform(data, _oom.lazy_log1p, None if base is None else float(base))
     if not hasattr(data, "uns"):
         import scanpy as sc
 
@@ -73,6 +74,7 @@ def log1p(
 
             sc.pp.log1p(adata, base=base, layer=layer)
             return adata if copy else None
-        set_matrix(adata, transform(x, "lazy_log1p", None if base is None else float(base)), layer)
+        log_base = None if base is None else float(base)
+        set_matrix(adata, transform(x, _oom.lazy_log1p, log_base), layer)
     adata.uns["log1p"] = {"base": base}
     return adata if copy else None

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom import _oom
 from anndataoom.pp._backed import get_array, is_float, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
@@ -97,7 +98,7 @@ def normalize_total(
     factors = _size_factors(x, exclude_highly_expressed=exclude_highly_expressed,
                             max_fraction=max_fraction, target_sum=target_sum)
     divisor = factors + (factors == 0)
-    out = transform(x, "lazy_normalize", np.asarray(divisor, dtype=np.float64))
+    out = transform(x, _oom.lazy_normalize, np.asarray(divisor, dtype=np.float64))
     if not np.all(factors > 0):
         warnings.warn("Some cells have zero counts", UserWarning, stacklevel=2)
     if not inplace:

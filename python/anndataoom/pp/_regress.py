@@ -132,6 +132,6 @@ def regress_out(adata, keys, *, layer=None, n_jobs=None, copy=False):
         parts, coef, dtype = _categorical(matrix, adata.obs[keys[0]])
     else:
         parts, coef, dtype = _numeric(matrix, adata, keys)
-    set_matrix(adata, transform(get_array(adata, layer), "lazy_regress", coef, dtype, **parts),
+    set_matrix(adata, transform(get_array(adata, layer), _oom.lazy_regress, coef, dtype, **parts),
                layer)
     return adata if copy else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom import _oom
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
@@ -83,7 +84,7 @@ def scale(
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
         mean, std = mean_std(data)
-        return transform(data, "lazy_scale", mean, std, zero_center,
+        return transform(data, _oom.lazy_scale, mean, std, zero_center,
                          None if max_value is None else float(max_value))
     if not hasattr(data, "var"):
         import scanpy as sc
@@ -111,7 +112,7 @@ def scale(
                  else ("mean with mask", "std with mask"))
         mask = _obs_mask(adata, mask_obs)
     mean, std = mean_std(x, mask)
-    out = transform(x, "lazy_scale", mean, std, zero_center,
+    out = transform(x, _oom.lazy_scale, mean, std, zero_center,
                     None if max_value is None else float(max_value), mask)
     adata.var[names[0]] = mean
     adata.var[names[1]] = std

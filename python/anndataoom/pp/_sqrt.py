@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from anndataoom import _oom
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
 
@@ -32,12 +33,12 @@ def sqrt(data, *, copy: bool = False, chunked: bool = False, chunk_size: int | N
     {lazy}
     """
     if hasattr(data, "matrix"):  # a lazy matrix on its own
-        return transform(data, "lazy_sqrt")
+        return transform(data, _oom.lazy_sqrt)
     x = get_array(data, None) if hasattr(data, "uns") else None
     if x is None:
         import scanpy as sc
 
         return sc.pp.sqrt(data, copy=copy, chunked=chunked, chunk_size=chunk_size)
     adata = data.copy() if copy else data
-    set_matrix(adata, transform(x, "lazy_sqrt"))
+    set_matrix(adata, transform(x, _oom.lazy_sqrt))
     return adata if copy else None

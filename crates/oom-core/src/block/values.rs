@@ -41,7 +41,7 @@ scalar!(u16, U16);
 scalar!(u32, U32);
 scalar!(u64, U64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dtype {
     F32,
     F64,

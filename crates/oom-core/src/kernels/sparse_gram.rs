@@ -448,7 +448,7 @@ mod tests {
         let f = H5File::open(path).unwrap();
         let mut base = View::new(Arc::new(open_matrix(&f, "X").unwrap()));
         if log {
-            base = base.with_op(Arc::new(Log1p { base: None }));
+            base = base.with_op(Log1p { base: None });
         }
         let cols: Vec<u64> = (0..base.ncols()).filter(|j| j % 4 != 1).collect();
         let v = base.subset(None, Some(&cols)).unwrap();
@@ -469,13 +469,13 @@ mod tests {
                 }
             })
             .collect();
-        v.with_op(Arc::new(Scale {
+        v.with_op(Scale {
             mean: Arc::new(mean),
             std: Arc::new(std),
             zero_center: true,
             max_value,
             mask: None,
-        }))
+        })
     }
 
     fn close(a: f64, b: f64, tol: f64, scale: f64) -> bool {

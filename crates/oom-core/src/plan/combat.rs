@@ -11,12 +11,16 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, map_block, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::{gather, map_block};
 use super::regress::gather_runs;
 use super::Design;
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};
 
+#[derive(Serialize, Deserialize)]
 pub struct Combat {
     /// Regressors of the standardising mean per output row (`[1, covariates]`).
     pub design: Design,
@@ -57,7 +61,7 @@ impl Combat {
     }
 }
 
-impl Op for Combat {
+impl Transform for Combat {
     fn name(&self) -> &'static str {
         "combat"
     }
@@ -83,9 +87,9 @@ impl Op for Combat {
         }))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Op {
         let (w, nb) = (self.design.width(), self.n_batches);
-        Arc::new(Combat {
+        Op::from(Combat {
             design: self.design.subset_rows(rows),
             coef: gather_runs(&self.coef, w, cols),
             batch: gather(&self.batch, rows),

@@ -122,6 +122,15 @@ impl Concat {
         })
     }
 
+    pub fn parts(&self) -> &[ConcatPart] {
+        &self.parts
+    }
+
+    /// The value of an output column a part does not have.
+    pub fn fill(&self) -> f64 {
+        self.fill
+    }
+
     pub fn nrows(&self) -> u64 {
         *self.offsets.last().expect("offsets is never empty")
     }

@@ -9,12 +9,16 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::gather;
 use crate::block::{Block, Csr, Dense, Dtype, Scalar, Values};
 use crate::error::{OomError, Result};
 use crate::rng::Rng;
 use crate::{values_of, with_values};
 
+#[derive(Serialize, Deserialize)]
 pub struct Downsample {
     /// Counts to keep per output row.
     pub target: Arc<Vec<u64>>,
@@ -94,7 +98,7 @@ fn typed(dtype: Dtype, v: &[u64]) -> Values {
     values_of!(dtype, T => v.iter().map(|&c| T::from_f64(c as f64)).collect::<Vec<T>>())
 }
 
-impl Op for Downsample {
+impl Transform for Downsample {
     fn name(&self) -> &'static str {
         "downsample_counts"
     }
@@ -145,10 +149,10 @@ impl Op for Downsample {
         }
     }
 
-    fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
+    fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
         // Column selection after the op changes which counts a row kept,
         // not how they were drawn: the draws still see the whole row.
-        Arc::new(Downsample {
+        Op::from(Downsample {
             target: gather(&self.target, rows),
             key: gather(&self.key, rows),
             seed: self.seed,

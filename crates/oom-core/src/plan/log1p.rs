@@ -1,18 +1,20 @@
 //! `log1p(x)` (divided by `ln(base)` when a base is given), as scanpy's
 //! `log1p`: floats keep their type, integers become float64.
 
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
 
-use super::ops::{map_values, to_float, Op};
+use super::op::{Op, Transform};
+use super::ops::{map_values, to_float};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 use crate::memo::Memo;
 
+#[derive(Serialize, Deserialize)]
 pub struct Log1p {
     pub base: Option<f64>,
 }
 
-impl Op for Log1p {
+impl Transform for Log1p {
     fn name(&self) -> &'static str {
         "log1p"
     }
@@ -42,7 +44,7 @@ impl Op for Log1p {
         })
     }
 
-    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Log1p { base: self.base })
+    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
+        Op::from(Log1p { base: self.base })
     }
 }

@@ -2,12 +2,14 @@
 //! selection and a chain of per-block transforms. Nodes are cheap
 //! descriptors; subsetting composes into them instead of copying data.
 //!
-//! Transforms ([`Op`]) live one per file (`normalize.rs`, `log1p.rs`,
-//! `scale.rs`, …). Every op is kept in the view's *output* coordinates:
-//! per-row and per-column parameters are indexed by output row/column, and
-//! [`View::subset`] gathers them when rows or columns are selected after the
-//! op. To add a transform, implement [`Op`] in a new file and push it with
-//! [`View::with_op`].
+//! Transforms live one per file (`normalize.rs`, `log1p.rs`, `scale.rs`,
+//! …), each a [`Transform`] named by a variant of [`Op`]. Every op is kept
+//! in the view's *output* coordinates: per-row and per-column parameters are
+//! indexed by output row/column, and [`View::subset`] gathers them when rows
+//! or columns are selected after the op. To add a transform, implement
+//! [`Transform`] in a new file, add it to `op.rs`'s list and push it with
+//! [`View::with_op`]. A view is data: [`wire`] writes it as bytes that
+//! another process turns back into the same view.
 
 mod combat;
 mod concat;
@@ -15,6 +17,7 @@ mod downsample;
 mod log1p;
 mod multiply;
 mod normalize;
+mod op;
 mod ops;
 mod pearson;
 mod power;
@@ -23,6 +26,7 @@ mod scale;
 mod select;
 mod source;
 mod sqrt;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -32,7 +36,8 @@ pub use downsample::Downsample;
 pub use log1p::Log1p;
 pub use multiply::Multiply;
 pub use normalize::Normalize;
-pub use ops::{cast_block, gather, map_block, to_float, Op};
+pub use op::{Op, Transform};
+pub use ops::{cast_block, gather, map_block, to_float};
 pub use pearson::Pearson;
 pub use power::Power;
 pub use regress::{Design, Regress};
@@ -54,7 +59,7 @@ pub struct View {
     pub rows: Option<Arc<Vec<u64>>>,
     pub cols: Option<Arc<ColSel>>,
     /// Transforms applied in order to each block, in output coordinates.
-    pub ops: Vec<Arc<dyn Op>>,
+    pub ops: Vec<Op>,
     /// Final element type (`None`: whatever the ops produce).
     pub cast: Option<Dtype>,
 }
@@ -102,9 +107,9 @@ impl View {
     }
 
     /// This view with `op` appended (parameters in this view's output coordinates).
-    pub fn with_op(&self, op: Arc<dyn Op>) -> View {
+    pub fn with_op(&self, op: impl Into<Op>) -> View {
         let mut out = self.clone();
-        out.ops.push(op);
+        out.ops.push(op.into());
         out
     }
 
@@ -129,8 +134,9 @@ impl View {
     /// When the last transform is a [`Scale`] and everything before it is
     /// sparse: the view without that scale, and the scale's parameters.
     pub fn split_last_scale(&self) -> Option<(View, &Scale)> {
-        let (last, rest) = self.ops.split_last()?;
-        let scale = last.as_scale()?;
+        let (Op::Scale(scale), rest) = self.ops.split_last()? else {
+            return None;
+        };
         let inner = View {
             src: self.src.clone(),
             rows: self.rows.clone(),

@@ -6,10 +6,14 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, map_block, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::{gather, map_block};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
+#[derive(Serialize, Deserialize)]
 pub struct Multiply {
     pub scalar: f64,
     /// One factor per output row (`None` = 1).
@@ -20,7 +24,7 @@ pub struct Multiply {
     pub dtype: Dtype,
 }
 
-impl Op for Multiply {
+impl Transform for Multiply {
     fn name(&self) -> &'static str {
         "multiply"
     }
@@ -40,8 +44,8 @@ impl Op for Multiply {
         }))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Multiply {
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Op {
+        Op::from(Multiply {
             scalar: self.scalar,
             row: self.row.as_ref().map(|r| gather(r, rows)),
             col: self.col.as_ref().map(|c| gather(c, cols)),

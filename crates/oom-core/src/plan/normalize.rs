@@ -4,16 +4,20 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, map_block, to_float, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::{gather, map_block, to_float};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
+#[derive(Serialize, Deserialize)]
 pub struct Normalize {
     /// One divisor per output row.
     pub divisor: Arc<Vec<f64>>,
 }
 
-impl Op for Normalize {
+impl Transform for Normalize {
     fn name(&self) -> &'static str {
         "normalize"
     }
@@ -29,8 +33,8 @@ impl Op for Normalize {
         Ok(map_block(block, dtype, false, |r, _, x| x / d[r]))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Normalize {
+    fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
+        Op::from(Normalize {
             divisor: gather(&self.divisor, rows),
         })
     }

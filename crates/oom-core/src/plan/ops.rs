@@ -1,37 +1,10 @@
-//! The transform trait and the helpers every transform uses to rewrite a
-//! block's values in a float type (f32 or f64, computed in f64).
+//! The helpers every transform uses to rewrite a block's values in a float
+//! type (f32 or f64, computed in f64).
 
 use std::sync::Arc;
 
 use crate::block::{Block, Csr, Dense, Dtype, Scalar, Values};
-use crate::error::Result;
 use crate::{values_of, with_values};
-
-/// One lazy transform of a view's values.
-///
-/// Contract: `apply` is elementwise given per-row/per-column parameters held
-/// in the view's *output* coordinates (`row0` is the output row of the
-/// block's first row); `subset` returns the same op for a selection of
-/// output rows/columns (positions into the current output, repeats allowed).
-pub trait Op: Send + Sync {
-    /// Short name for reprs (`normalize`, `log1p`, `scale`, …).
-    fn name(&self) -> &'static str;
-    /// Element type produced from an input of type `input`.
-    fn out_dtype(&self, input: Dtype) -> Dtype;
-    /// True when a sparse input comes out dense (e.g. zero-centering).
-    fn densifies(&self) -> bool {
-        false
-    }
-    /// Transform one block whose first row is output row `row0`.
-    fn apply(&self, block: Block, row0: u64) -> Result<Block>;
-    /// This op restricted to output `rows` / `cols` (`None` = all).
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op>;
-    /// The op's parameters when it is a [`super::Scale`] (lets kernels
-    /// work on the sparse values before a densifying scale).
-    fn as_scale(&self) -> Option<&super::Scale> {
-        None
-    }
-}
 
 /// `params[idx]` for every index (`None` = unchanged).
 pub fn gather<T: Copy>(params: &Arc<Vec<T>>, idx: Option<&[u64]>) -> Arc<Vec<T>> {
@@ -161,7 +134,7 @@ pub fn map_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Log1p, Normalize, Scale};
+    use crate::plan::{Log1p, Normalize, Scale, Transform};
 
     fn csr() -> Block {
         // [[1, 0, 3], [0, 2, 0]] as int32

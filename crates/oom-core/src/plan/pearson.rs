@@ -7,10 +7,14 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, map_block, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::{gather, map_block};
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};
 
+#[derive(Serialize, Deserialize)]
 pub struct Pearson {
     /// Counts per output row.
     pub row_sum: Arc<Vec<f64>>,
@@ -70,7 +74,7 @@ impl Pearson {
     }
 }
 
-impl Op for Pearson {
+impl Transform for Pearson {
     fn name(&self) -> &'static str {
         "pearson_residuals"
     }
@@ -101,8 +105,8 @@ impl Op for Pearson {
         }))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Pearson {
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Op {
+        Op::from(Pearson {
             row_sum: gather(&self.row_sum, rows),
             col_sum: gather(&self.col_sum, cols),
             total: self.total,

@@ -2,18 +2,20 @@
 //! zero). Computed in f64 and rounded to `dtype` (the caller's numpy result
 //! type, as a float; integer results are cast back afterwards).
 
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
 
-use super::ops::{map_block, Op};
+use super::op::{Op, Transform};
+use super::ops::map_block;
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
+#[derive(Serialize, Deserialize)]
 pub struct Power {
     pub p: f64,
     pub dtype: Dtype,
 }
 
-impl Op for Power {
+impl Transform for Power {
     fn name(&self) -> &'static str {
         "power"
     }
@@ -27,8 +29,8 @@ impl Op for Power {
         Ok(map_block(block, self.dtype, false, |_, _, x| x.powf(p)))
     }
 
-    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Power {
+    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
+        Op::from(Power {
             p: self.p,
             dtype: self.dtype,
         })

@@ -10,12 +10,15 @@
 
 use std::sync::Arc;
 
-use super::ops::{map_block, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::map_block;
 use crate::block::{Block, Dtype};
 use crate::error::{OomError, Result};
 
 /// The regressors of every output row.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum Design {
     /// `k` values per row, row-major (n × k).
     Dense { k: usize, values: Arc<Vec<f64>> },
@@ -103,6 +106,7 @@ impl Design {
 }
 
 /// `x − D[r]·β[·, c]` per value; output dense in `out` (a float type).
+#[derive(Serialize, Deserialize)]
 pub struct Regress {
     pub design: Design,
     /// `width` coefficients per output column, column after column.
@@ -135,7 +139,7 @@ impl Regress {
     }
 }
 
-impl Op for Regress {
+impl Transform for Regress {
     fn name(&self) -> &'static str {
         "regress_out"
     }
@@ -158,9 +162,9 @@ impl Op for Regress {
         }))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Op {
         let coef = gather_runs(&self.coef, self.design.width(), cols);
-        Arc::new(Regress {
+        Op::from(Regress {
             design: self.design.subset_rows(rows),
             coef,
             out: self.out,

@@ -6,10 +6,14 @@
 
 use std::sync::Arc;
 
-use super::ops::{gather, map_block, to_float, Op};
+use serde::{Deserialize, Serialize};
+
+use super::op::{Op, Transform};
+use super::ops::{gather, map_block, to_float};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
+#[derive(Serialize, Deserialize)]
 pub struct Scale {
     pub mean: Arc<Vec<f64>>,
     /// Standard deviation per column (zeros already replaced by 1).
@@ -20,7 +24,7 @@ pub struct Scale {
     pub mask: Option<Arc<Vec<bool>>>,
 }
 
-impl Op for Scale {
+impl Transform for Scale {
     fn name(&self) -> &'static str {
         "scale"
     }
@@ -64,17 +68,13 @@ impl Op for Scale {
         }))
     }
 
-    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Scale {
+    fn subset(&self, rows: Option<&[u64]>, cols: Option<&[u64]>) -> Op {
+        Op::from(Scale {
             mean: gather(&self.mean, cols),
             std: gather(&self.std, cols),
             zero_center: self.zero_center,
             max_value: self.max_value,
             mask: self.mask.as_ref().map(|m| gather(m, rows)),
         })
-    }
-
-    fn as_scale(&self) -> Option<&Scale> {
-        Some(self)
     }
 }

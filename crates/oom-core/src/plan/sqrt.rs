@@ -3,15 +3,17 @@
 //! gives float16, which blocks do not have), wider integers float64.
 //! Sparse stays sparse (`sqrt(0) = 0`).
 
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
 
-use super::ops::{map_block, Op};
+use super::op::{Op, Transform};
+use super::ops::map_block;
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
+#[derive(Serialize, Deserialize)]
 pub struct Sqrt;
 
-impl Op for Sqrt {
+impl Transform for Sqrt {
     fn name(&self) -> &'static str {
         "sqrt"
     }
@@ -28,8 +30,8 @@ impl Op for Sqrt {
         Ok(map_block(block, dtype, false, |_, _, x| x.sqrt()))
     }
 
-    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Arc<dyn Op> {
-        Arc::new(Sqrt)
+    fn subset(&self, _rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
+        Op::from(Sqrt)
     }
 }
 

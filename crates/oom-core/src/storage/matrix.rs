@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::array::{check_alloc, to_usize, Array1};
 use super::container::{Container, DenseRows};
 use super::csr::{gather_dense_rows, CsrStore};
+use super::origin::Origin;
 use super::transpose::csc_to_csr;
 use crate::block::{Block, Dense, Dtype, Scalar};
 use crate::error::{OomError, Result};
@@ -33,6 +34,8 @@ pub struct StoredMatrix {
     pub ncols: u64,
     pub format: Format,
     pub dtype: Dtype,
+    /// Where it was opened from (`None` for our own temp files).
+    pub origin: Option<Origin>,
     inner: Inner,
 }
 
@@ -64,6 +67,14 @@ impl StoredMatrix {
         !matches!(&self.inner, Inner::Dense(_))
     }
 
+    /// This matrix, remembering that it was opened from `origin`.
+    pub fn with_origin(self, origin: Origin) -> Self {
+        StoredMatrix {
+            origin: Some(origin),
+            ..self
+        }
+    }
+
     /// A CSR matrix opened from any layout (e.g. Cell Ranger's `.h5`).
     pub fn from_csr(store: CsrStore) -> Self {
         StoredMatrix {
@@ -71,6 +82,7 @@ impl StoredMatrix {
             ncols: store.ncols,
             format: Format::Csr,
             dtype: store.dtype(),
+            origin: None,
             inner: Inner::Csr(store),
         }
     }
@@ -82,6 +94,7 @@ impl StoredMatrix {
             ncols: d.ncols(),
             format: Format::Dense,
             dtype: d.dtype(),
+            origin: None,
             inner: Inner::Dense(d),
         }
     }
@@ -198,6 +211,7 @@ fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
             ncols: d.ncols(),
             format: Format::Dense,
             dtype: d.dtype(),
+            origin: None,
             inner: Inner::Dense(d),
         });
     }
@@ -259,6 +273,7 @@ fn open_matrix_unchecked(f: &dyn Container, key: &str) -> Result<StoredMatrix> {
         ncols,
         format,
         dtype,
+        origin: None,
         inner,
     })
 }

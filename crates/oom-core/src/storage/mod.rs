@@ -10,6 +10,7 @@ pub mod filters;
 pub mod h5file;
 pub mod matrix;
 pub mod mtx;
+pub mod origin;
 pub mod remote;
 pub mod transpose;
 pub mod zarr;

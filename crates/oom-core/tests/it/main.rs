@@ -5,6 +5,7 @@ mod corrupt;
 mod fixtures;
 mod graph;
 mod io;
+mod plan_bytes;
 mod scale;
 mod sink;
 mod zarr;
