@@ -92,3 +92,25 @@ def test_tasks_run_on_the_workers(client, generated):
         parts = _distributed._partials(adata.X, _oom.positive_counts)
     assert len(parts) == 2  # one row range per worker thread
     assert _distributed._client.get() is None  # the context manager resets
+
+
+def test_chunked_api_matrices_run_on_the_workers(client, generated):
+    """Matrices made by the 0.1.8 ``chunked_*`` API (raw ``_oom`` calls) ship to workers too."""
+    from anndataoom import _seed
+
+    def prepared():
+        adata = oom.read(generated)
+        _seed.chunked_normalize_total(adata, target_sum=1e4)
+        _seed.chunked_log1p(adata)
+        _seed.chunked_scale(adata, max_value=10)
+        return adata
+
+    ref = prepared()
+    oom.pp.pca(ref, n_comps=10, layer="scaled", key_added="scaled_pca")
+    ours = prepared()
+    with oom.distributed(client):
+        oom.pp.pca(ours, n_comps=10, layer="scaled", key_added="scaled_pca")
+    np.testing.assert_allclose(ours.uns["scaled_pca"]["variance_ratio"],
+                               ref.uns["scaled_pca"]["variance_ratio"], rtol=RTOL)
+    got = ours.layers["scaled"].to_dask(chunks=120).compute(scheduler=client.get)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(ref.layers["scaled"].to_memory()))
