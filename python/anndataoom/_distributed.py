@@ -3,19 +3,21 @@
 Each pass (QC metrics, positive counts, per-gene moments, the PCA Gram
 matrix and projection) is a Rust kernel over a lazy matrix.  Outside
 :func:`distributed` it runs in this process on ``x.matrix``.  Inside, the
-rows are cut into contiguous ranges, one task per range: the worker
-receives the matrix pickled as its plan and rebuilds it (opening the file
-itself, see ``_oom.Matrix.to_plan``), runs the
-same kernel on its row range and sends back the partial state — per-row
-results, per-column sums, ``(n, mean, M2)`` of the Gram matrix — which are
-merged here.  Everything that is not a pass over the matrix (size factors,
-HVG selection, the eigendecomposition) stays on the driver, so results
-equal the single-process ones up to float summation order.
+rows are cut into the runs the pass folds in one process (``Matrix.runs``),
+one task per run: the worker receives the matrix pickled as its plan and
+rebuilds it (opening the file itself, see ``_oom.Matrix.to_plan``), folds
+its run into one state with the same kernel and sends it back — per-row
+results, per-column sums, ``(n, mean, M2)`` of the Gram matrix — to be
+merged here in row order, as the core merges its runs.  Everything that is
+not a pass over the matrix (size factors, HVG selection, the
+eigendecomposition) stays on the driver, so results equal the
+single-process ones to the last bit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from contextvars import ContextVar
 
 import numpy as np
@@ -48,17 +50,16 @@ def distributed(client):
     Inside the block, ``calculate_qc_metrics``, ``filter_cells``,
     ``filter_genes``, ``normalize_total``, ``highly_variable_genes``
     (``seurat``, ``cell_ranger``, ``seurat_v3``), ``scale`` and ``pca``
-    split every pass over the matrix by row ranges, one task per worker
-    thread.  Each worker opens the ``.h5ad`` file or ``.zarr`` store itself
-    (the path must be readable from the workers) and rebuilds the lazy
-    matrix — selection plus ``normalize_total``/``log1p``/``scale``
-    transforms — from a small picklable description; partial results are
-    merged on the driver.  Results match the single-process run up to
-    float summation order (relative differences around 1e-12; PCA within
-    the same tolerance as the exact solver).  ``log1p`` and the other
-    transforms stay lazy and need no pass.  PCA with more than 10,000
-    variables (Krylov solver) and the ``pearson_residuals`` flavor run in
-    this process.
+    split every pass over the matrix into the runs of rows the same pass
+    folds in this process (one per thread here), one task per run.  Each
+    worker opens the ``.h5ad`` file or ``.zarr`` store itself (the path must
+    be readable from the workers) and rebuilds the lazy matrix — selection
+    plus transforms — from its pickled plan; the workers' states are merged
+    on the driver in row order, so results are the single-process ones to
+    the last bit.  The number of tasks is therefore the driver's thread
+    count.  ``log1p`` and the other transforms stay lazy and need no pass.
+    PCA with more than 10,000 variables (Krylov solver) and the
+    ``pearson_residuals`` flavor run in this process.
 
     Parameters
     ----------
@@ -89,20 +90,6 @@ def distributed(client):
 # -- running one kernel over row ranges ---------------------------------------
 
 
-def _row_ranges(x, n_tasks: int) -> list[tuple[int, int]]:
-    """About ``n_tasks`` contiguous row ranges of similar cost.
-
-    Whole read blocks are grouped when there are enough of them (blocks
-    hold similar numbers of values); small inputs are split evenly by rows.
-    """
-    blocks = x.blocks()
-    if len(blocks) >= n_tasks:
-        groups = np.array_split(np.arange(len(blocks)), n_tasks)
-        return [(blocks[g[0]][0], blocks[g[-1]][1]) for g in groups]
-    edges = np.linspace(0, x.shape[0], n_tasks + 1).astype(np.int64)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-
-
 def aligned(args: tuple) -> tuple:
     """Return ``args`` with every ndarray C-contiguous and aligned.
 
@@ -120,8 +107,13 @@ def _rows(m: _oom.Matrix, start: int, end: int) -> _oom.Matrix:
 
 
 def _run_kernel(m: _oom.Matrix, start: int, end: int, kernel, *args):
-    """Worker task: the pass ``kernel`` (an ``_oom`` function) on rows ``start:end`` of ``m``."""
-    return kernel(_rows(m, start, end), *aligned(args))
+    """Worker task: the pass ``kernel`` (an ``_oom`` function) on rows ``start:end`` of ``m``.
+
+    The rows are folded as one run, into the state the same pass in one
+    process makes for them.
+    """
+    with _oom.CallContext(runs=1):
+        return kernel(_rows(m, start, end), *aligned(args))
 
 
 def _map_rows(client, x, task, *args, row_args: tuple[int, ...] = ()) -> list:
@@ -136,9 +128,11 @@ def _map_rows(client, x, task, *args, row_args: tuple[int, ...] = ()) -> list:
     # Scattered once to every worker, so each task carries only a reference
     # (the plan holds per-row/per-gene parameter arrays).
     [matrix] = client.scatter([x.matrix], broadcast=True, hash=False)
-    n_tasks = max(1, sum(client.nthreads().values()))
+    # One task per run of the single-process pass (one per thread here): the
+    # core merges the same states in the same order, so the results are the
+    # same to the last bit.
     futures = []
-    for a, b in _row_ranges(x, n_tasks):
+    for a, b in x.matrix.runs(_oom.CallContext().runs):
         part = tuple(
             arg[a:b] if i in row_args and arg is not None else arg for i, arg in enumerate(args)
         )
@@ -162,8 +156,9 @@ def _merge_rows_cols(parts: list, n_row_outputs: int) -> tuple:
     """Merge tuples whose first ``n_row_outputs`` items are per row, the rest per-column sums."""
     if len(parts) == 1:
         return tuple(parts[0])
+    # column sums added part after part, in row order, as the core merges runs
     return tuple(
-        np.concatenate(items) if i < n_row_outputs else np.sum(items, axis=0)
+        np.concatenate(items) if i < n_row_outputs else functools.reduce(np.add, items)
         for i, items in enumerate(zip(*parts, strict=True))
     )
 

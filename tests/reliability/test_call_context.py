@@ -63,3 +63,25 @@ def test_progress_counts_the_calls_of_its_context(adatas):
     assert ctx.progress() == (2 * n, 2 * n)
     a.axis_sums()  # outside: not counted here
     assert ctx.progress() == (2 * n, 2 * n)
+
+
+def test_runs_split_a_pass_into_the_states_it_merges(adatas):
+    """A pass folds ``runs`` runs of rows: one run over all rows is the sequential sum."""
+    a, mem = adatas
+    assert _oom.CallContext().runs >= 1
+    with _oom.CallContext(runs=1) as ctx:
+        assert ctx.runs == 1
+        sums = a.axis_sums()[2]
+    x = mem.X.tocsr()
+    sequential = np.zeros(x.shape[1])
+    for r in range(x.shape[0]):  # row after row, in f64, as one run adds them
+        lo, hi = x.indptr[r], x.indptr[r + 1]
+        np.add.at(sequential, x.indices[lo:hi], x.data[lo:hi].astype(np.float64))
+    np.testing.assert_array_equal(sums, sequential)
+    runs = a.runs(3)
+    assert len(runs) == 3 and runs[0][0] == 0 and runs[-1][1] == mem.n_obs
+    assert all(r[1] == s[0] for r, s in zip(runs[:-1], runs[1:], strict=True))
+    with pytest.raises(ValueError, match="at least 1"):
+        _oom.CallContext(runs=0)
+    with pytest.raises(OverflowError):
+        _oom.CallContext(runs=-2)

@@ -32,6 +32,7 @@ impl Progress {
 pub struct Ctx {
     cancelled: Arc<AtomicBool>,
     progress: Arc<Progress>,
+    runs: Option<usize>,
 }
 
 impl Ctx {
@@ -45,7 +46,26 @@ impl Ctx {
         Self {
             cancelled,
             progress,
+            runs: None,
         }
+    }
+
+    /// This context, its passes folding their rows into `runs` runs.
+    pub fn with_runs(self, runs: usize) -> Self {
+        Self {
+            runs: Some(runs.max(1)),
+            ..self
+        }
+    }
+
+    /// How many runs of contiguous rows a pass folds into separate states
+    /// (merged in row order): one per thread unless set. A distributed
+    /// worker folds its row range as one run, so its state is the very one
+    /// a pass in one process makes for those rows, and the merged result
+    /// is the same to the last bit.
+    pub fn runs(&self) -> usize {
+        self.runs
+            .unwrap_or_else(|| rayon::current_num_threads().max(1))
     }
 
     /// Ask the passes of this context to stop at their next check.

@@ -30,9 +30,29 @@ pub struct CallContext {
 
 #[pymethods]
 impl CallContext {
+    /// `runs`: fold the rows of every pass into this many runs (default:
+    /// one per thread; a distributed worker uses 1, see `Matrix.runs`).
     #[new]
-    fn new() -> Self {
-        Self { ctx: Ctx::new() }
+    #[pyo3(signature = (runs=None))]
+    fn new(runs: Option<usize>) -> PyResult<Self> {
+        let ctx = Ctx::new();
+        Ok(Self {
+            ctx: match runs {
+                Some(0) => {
+                    return Err(pyo3::exceptions::PyValueError::new_err(
+                        "runs must be at least 1",
+                    ))
+                }
+                Some(r) => ctx.with_runs(r),
+                None => ctx,
+            },
+        })
+    }
+
+    /// How many runs of rows its passes fold into separate states.
+    #[getter]
+    fn runs(&self) -> usize {
+        self.ctx.runs()
     }
 
     /// Stop the calls of this context at their next block; later calls

@@ -172,6 +172,13 @@ impl Matrix {
         block_to_py(py, block)
     }
 
+    /// The `groups` runs of contiguous rows, of about equal cost, that a pass
+    /// folding into `groups` states uses (`CallContext.runs`): the row ranges
+    /// a distributed pass gives its tasks, so that it merges the same states.
+    fn runs(&self, py: Python<'_>, groups: u64) -> PyResult<Vec<(u64, u64)>> {
+        enter(py, |_| self.view.runs(groups.max(1)))
+    }
+
     /// Row boundaries of blocks holding about `target` stored values each.
     fn blocks(&self, py: Python<'_>, target: u64) -> PyResult<Vec<(u64, u64)>> {
         enter(py, |_| self.view.blocks(target.max(1)))

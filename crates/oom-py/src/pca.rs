@@ -6,9 +6,9 @@ use std::sync::Arc;
 use faer::Mat;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
-use oom_core::kernels::gram::{gram, GramState, Precision};
+use oom_core::kernels::gram::{GramState, Precision};
 use oom_core::kernels::regress::regress_stats;
-use oom_core::linalg::pca::{fit, fit_gram, project, PcaFit, PcaOptions, Solver};
+use oom_core::linalg::pca::{fit, fit_gram, gram_pass, project, PcaFit, PcaOptions, Solver};
 use oom_core::plan::{Design, Regress};
 use oom_core::OomError;
 use pyo3::prelude::*;
@@ -173,7 +173,8 @@ fn pca_project<'py>(
     values_to_py(py, scores).call_method1("reshape", ((n, k),))
 }
 
-/// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64).
+/// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64), by the
+/// route `pca` takes (sparse values before a scale when that pays).
 #[pyfunction]
 #[pyo3(signature = (m, precision="float32"))]
 fn gram_state<'py>(
@@ -182,7 +183,7 @@ fn gram_state<'py>(
     precision: &str,
 ) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let prec = self::precision(precision)?;
-    let st = enter(py, |ctx| gram(ctx, &m.view, prec))?;
+    let st = enter(py, |ctx| gram_pass(ctx, &m.view, prec))?;
     let p = st.ncols();
     let a = st.matrix(true, 1.0);
     let flat: Vec<f64> = (0..p * p).map(|i| a[(i / p, i % p)]).collect();

@@ -282,7 +282,7 @@ const GRAM_BUDGET: usize = 1 << 30;
 /// the products.
 pub fn gram(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
     let p = usize::try_from(view.ncols()).expect("fits");
-    let threads = rayon::current_num_threads().max(1);
+    let threads = ctx.runs();
     let per_state = p * p * if prec == Precision::F32 { 12 } else { 8 };
     // Large p: one state (f64 products, no f32 scratch) fed in order, with
     // faer parallelising each chunk product.
@@ -526,7 +526,7 @@ impl<'q> GramTimes<'q> {
 /// One pass: `XᵀX·Q`, column sums and sums of squares of `view`.
 pub fn gram_times<'q>(ctx: &Ctx, view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'q>> {
     let p = usize::try_from(view.ncols()).expect("fits");
-    let threads = rayon::current_num_threads().max(1);
+    let threads = ctx.runs();
     let (states, _) = fold_runs(
         ctx,
         view,

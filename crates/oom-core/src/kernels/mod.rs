@@ -26,27 +26,24 @@ pub fn block_target(view: &View) -> u64 {
 }
 
 /// Run `f(state, start, end, block)` over every block of `view` in
-/// parallel, one state per thread (see [`fold_runs`]); per-block results
-/// come back in row order.
+/// parallel, one state per run of rows (`ctx.runs()`, see [`fold_runs`]);
+/// per-block results come back in row order.
 pub fn fold_blocks<S: Send, R: Send>(
     ctx: &Ctx,
     view: &View,
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
-    fold_runs(
-        ctx,
-        view,
-        block_target(view),
-        rayon::current_num_threads().max(1),
-        make,
-        f,
-    )
+    fold_runs(ctx, view, block_target(view), ctx.runs(), make, f)
 }
 
 /// Merge per-run states in row order into one (a fresh state when there
 /// are none), so the result never depends on scheduling.
-pub fn merge<S>(states: Vec<S>, make: impl FnOnce() -> S, combine: impl Fn(&mut S, &S)) -> S {
+pub fn merge<S>(
+    states: impl IntoIterator<Item = S>,
+    make: impl FnOnce() -> S,
+    combine: impl Fn(&mut S, &S),
+) -> S {
     let mut it = states.into_iter();
     let mut out = it.next().unwrap_or_else(make);
     for s in it {

@@ -32,7 +32,7 @@ pub fn regress_stats(ctx: &Ctx, view: &View, design: &Design) -> Result<RegressS
     design.validate(view.nrows())?;
     let p = usize::try_from(view.ncols()).expect("fits");
     let w = design.width();
-    let threads = rayon::current_num_threads().max(1);
+    let threads = ctx.runs();
     let init = || Acc {
         dtx: vec![0.0; w * p],
         min: vec![f64::INFINITY; p],

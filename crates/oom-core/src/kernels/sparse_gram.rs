@@ -157,7 +157,7 @@ impl SparseScaled {
     /// the same row order, so the numbers do not change.
     pub fn gram(&self, ctx: &Ctx) -> Result<GramState> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
-        let threads = rayon::current_num_threads().max(1);
+        let threads = ctx.runs();
         let rank = rank_by_decreasing(&self.mean);
         let (states, _) = fold_runs(
             ctx,
@@ -170,7 +170,15 @@ impl SparseScaled {
                 Ok(())
             },
         )?;
-        Ok(merge(states, || SparseGram::new(p), SparseGram::combine).finish(&self.z0, &rank))
+        // Each run finished to its (n, mean, M2), then merged as Gram states:
+        // what a distributed pass does with its workers' states (one run
+        // each), so both give the same numbers.
+        let finish = |s: SparseGram| s.finish(&self.z0, &rank);
+        Ok(merge(
+            states.into_iter().map(finish),
+            || finish(SparseGram::new(p)),
+            GramState::combine,
+        ))
     }
 }
 
@@ -296,16 +304,6 @@ impl SparseGram {
         };
         self.n += c.nrows as u64;
         insert_rows(&mut self.acc, &mut self.sum, self.p, c, v);
-    }
-
-    fn combine(&mut self, other: &SparseGram) {
-        self.n += other.n;
-        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
-            *a += b;
-        }
-        for (a, b) in self.acc.iter_mut().zip(&other.acc) {
-            *a += b;
-        }
     }
 
     /// The Gram state of `Y = A + 1z0ᵀ`, from sums and products laid out

@@ -146,6 +146,15 @@ impl SymOp for StreamOp<'_> {
     }
 }
 
+/// The Gram pass of [`fit`]: on the sparse values when `view` is a scale
+/// of sparse data and that pays, else on the values as read.
+pub fn gram_pass(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
+    match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
+        Some(sp) => sp.gram(ctx),
+        None => gram(ctx, view, prec),
+    }
+}
+
 /// Fit PCA on every row and column of `view`.
 pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let n = view.nrows();
@@ -157,11 +166,7 @@ pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
         Solver::Auto => p <= GRAM_MAX_FEATURES,
     };
     if use_gram {
-        let st = match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
-            Some(sp) => sp.gram(ctx)?,
-            None => gram(ctx, view, o.precision)?,
-        };
-        return fit_gram(&st, o);
+        return fit_gram(&gram_pass(ctx, view, o.precision)?, o);
     }
     let nf = n as f64;
     let mut op = StreamOp {

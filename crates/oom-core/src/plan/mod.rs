@@ -216,13 +216,15 @@ impl View {
         self.blocks_of(&self.row_cost()?, 0, self.nrows(), target)
     }
 
-    /// `groups` runs of contiguous rows of about equal cost, for folds with
-    /// one state per run: the split depends on the rows' stored sizes only,
-    /// not on the block size, so a column subset of this view (a smaller
-    /// block target) folds the same rows into each state and its column
-    /// sums come out the same to the last bit.
+    /// `groups` runs of contiguous rows of about equal stored size, for
+    /// folds with one state per run. The split depends on the source rows'
+    /// stored sizes only — not on the block size, the columns or the ops —
+    /// so a column subset of this view, or the sparse values under a
+    /// densifying scale (the sparse Gram route), fold the same rows into
+    /// each state, and a distributed pass given these runs merges the very
+    /// states of the pass in one process.
     pub fn runs(&self, groups: u64) -> Result<Vec<(u64, u64)>> {
-        let cost = self.row_cost()?;
+        let cost = self.src.row_cost()?;
         let total: u64 = (0..self.nrows())
             .map(|r| cost.of(self.src_row(r)).max(1))
             .sum();
