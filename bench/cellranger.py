@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = args.only.split(",")
     with exclusive(RESULTS / ".lock"):
-        h5ad = ensure_data(args.data_dir.resolve(), args.cells, False, 0)
+        h5ad = ensure_data(args.data_dir.resolve(), args.cells, False, 0, "tile")
         paths = inputs(h5ad, {CONTENDERS[n][1] for n in names})
         name = f"cellranger_{h5ad.stem.removeprefix('pbmc_')}"
         logs = RESULTS / "logs" / name

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -145,6 +146,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.data_dir, prefix="concat-out-") as tmp:
         for name in names:
             out = Path(tmp) / f"{name}.h5ad"
+            # the previous contender's output must not be written back during this one
+            os.sync()
             log(f"running {name} …")
             m = run_measured([sys.executable, "-c", SCRIPTS[name], str(out), *map(str, paths)],
                              stdout=Path(tmp) / f"{name}.out", stderr=Path(tmp) / f"{name}.err",

@@ -56,10 +56,17 @@ def _skeleton(a: anndata.AnnData) -> anndata.AnnData:
     )
 
 
+def _covers(colmap: np.ndarray, n_vars: int) -> bool:
+    """Whether ``colmap`` (a part's output column per stored column, -1: dropped) hits every one."""
+    seen = np.zeros(n_vars, dtype=bool)
+    seen[colmap[colmap >= 0]] = True
+    return bool(seen.all())
+
+
 def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill_value,
            key: str) -> BackedArray:
     """Stack ``mats`` by rows, columns remapped, into a lazy :class:`BackedArray`."""
-    missing = any(len(np.unique(cm[cm >= 0])) < n_vars for cm in colmaps)
+    missing = not all(_covers(cm, n_vars) for cm in colmaps)
     sparse = any(m.is_sparse for m in mats)
     dtype = np.result_type(*[m.dtype for m in mats])
     if sparse:

@@ -79,6 +79,26 @@ def test_feature_types_and_genomes(mixed_file, kw):
     assert_same(ours, ref)
 
 
+def test_gex_only_file_is_not_column_subset(tmp_path, mixed_file):
+    """A file of gene expression only is read with no column selection (nothing to drop).
+
+    The mask of ``gex_only`` keeps every feature: X reads the stored columns
+    as they are, and equals scanpy's.
+    """
+    X = sp.random(20, 7, density=0.5, format="csr", random_state=2, dtype=np.float64)
+    X.data = np.ceil(X.data * 9)
+    path = tmp_path / "gex.h5"
+    write_10x_h5(path, X, [f"c{i}-1" for i in range(20)], [f"g{i}" for i in range(7)])
+    for genome in (None, "GRCh38"):
+        ours = oom.read_10x_h5(path, genome=genome)
+        assert "subset" not in repr(ours.X.recipe)
+        assert_same(ours, sc.read_10x_h5(path, genome=genome))
+    # with other feature types the selection is there
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # non-unique names
+        assert "subset" in repr(oom.read_10x_h5(mixed_file).X.recipe)
+
+
 def test_unknown_genome(mixed_file):
     with pytest.raises(ValueError, match="Could not find data corresponding to genome 'xx'"):
         oom.read_10x_h5(mixed_file, genome="xx")

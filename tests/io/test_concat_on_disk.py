@@ -207,3 +207,48 @@ def test_cli_errors(files, tmp_path, capsys):
     assert cli_main(["concat", str(paths[0]), str(tmp_path / "nope.h5ad"), "-o", out]) == 1
     assert "nope.h5ad" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("ext", ["h5ad", "zarr"])
+def test_inputs_opened_without_what_the_merge_drops(tmp_path, ext):
+    """With merge=None/uns_merge=None the inputs' var columns, varm, uns are not read.
+
+    The result still equals anndata.concat: a named var index (stored under
+    its own key), raw with var columns and varm, obsp without ``pairwise``.
+    """
+    from anndataoom.io._any import open_any
+    from anndataoom.io._concat_on_disk import _unused
+
+    mems = []
+    for i in range(2):
+        a = gen_adata((10 + i, 20), sp.csr_matrix, random_state=np.random.default_rng(i))
+        a.var_names = [f"g{k}" for k in range(a.n_vars)]
+        a.var.index.name = "symbol"
+        a.raw = a.copy()
+        mems.append(a)
+    paths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, a in enumerate(mems):
+            p = tmp_path / f"in{i}.{ext}"
+            getattr(a, f"write_{ext}")(p)
+            paths.append(p)
+        mems = [_read(p) for p in paths]
+    lean = _unused(None, None, False)
+    with open_any(paths[0], lean) as o:
+        assert list(o.var.columns) == [] and o.var.index.name == "symbol"
+        assert o.var_names.equals(mems[0].var_names)
+        assert dict(o.uns) == {} and dict(o.varm) == {} and dict(o.obsp) == {}
+        assert list(o.raw.var.columns) == [] and o.raw.var_names.equals(mems[0].raw.var_names)
+        assert set(o.obsm) == set(mems[0].obsm) and o.obs.equals(mems[0].obs)
+    out = tmp_path / f"out.{ext}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oom.concat_on_disk(paths, out, label="batch", index_unique="-")
+        want = ad.concat(mems, label="batch", index_unique="-")
+        ref = tmp_path / f"ref.{ext}"
+        getattr(want, f"write_{ext}")(ref, convert_strings_to_categoricals=False)
+        got, want = _read(out), _read(ref)
+    _same(got, want)
+    assert got.var.index.name == want.var.index.name
+    assert got.raw.var_names.equals(want.raw.var_names)

@@ -117,6 +117,15 @@ def _lazy_x(path: str, group: str) -> BackedArray:
     return X.astype(np.float32) if X.dtype == np.int32 else X
 
 
+def _keep_features(adata: AnnDataOOM, mask: np.ndarray) -> AnnDataOOM:
+    """``adata[:, mask]``; ``adata`` itself when every feature is kept.
+
+    The usual file holds gene expression only: an all-True mask would add a
+    column selection that every later pass over X applies for nothing.
+    """
+    return adata if mask.all() else adata[:, mask]
+
+
 def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
                 gex_only: bool = True) -> AnnDataOOM:
     """Open a Cell Ranger ``.h5`` matrix lazily, as :func:`scanpy.read_10x_h5` reads it.
@@ -186,9 +195,9 @@ def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
                 f"Could not find data corresponding to genome {genome!r} in {path}. "
                 f"Available genomes are: {list(var_df['genome'].unique())}."
             )
-        adata = adata[:, (adata.var["genome"] == genome).to_numpy()]
+        adata = _keep_features(adata, (adata.var["genome"] == genome).to_numpy())
     if gex_only:
-        adata = adata[:, (adata.var["feature_types"] == "Gene Expression").to_numpy()]
+        adata = _keep_features(adata, (adata.var["feature_types"] == "Gene Expression").to_numpy())
     if genome or gex_only:  # scanpy's copy of the subset warns about duplicates again
         for attr in ("obs", "var"):
             if not getattr(adata, f"{attr}_names").is_unique:

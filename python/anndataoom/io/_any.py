@@ -10,7 +10,16 @@ from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom.io._10x import read_10x_h5
 from anndataoom.io._loom import read_loom
 from anndataoom.io._mtx import read_10x_mtx, read_mtx
-from anndataoom.io._read import _fspath, _is_url, _open_ro, read_h5ad, read_zarr
+from anndataoom.io._read import (
+    _fspath,
+    _is_url,
+    _open_ro,
+    _read_h5ad,
+    _read_zarr,
+    _store_path,
+    read_h5ad,
+    read_zarr,
+)
 
 __all__ = ["input_kind", "open_any"]
 
@@ -61,12 +70,19 @@ _READERS = {"zarr": read_zarr, "mtx-folder": read_10x_mtx, "mtx": read_mtx,
             "10x": read_10x_h5, "loom": read_loom, "h5ad": read_h5ad}
 
 
-def open_any(path: str | os.PathLike) -> AnnDataOOM:
+def open_any(path: str | os.PathLike, lean: frozenset = frozenset()) -> AnnDataOOM:
     """Open an ``.h5ad``, a Zarr store, a Cell Ranger ``.h5``/mtx folder, ``.mtx`` or ``.loom``.
 
     Each is read lazily with its reader's defaults (:func:`~anndataoom.read_h5ad`,
     :func:`~anndataoom.read_zarr`, :func:`~anndataoom.read_10x_h5`,
     :func:`~anndataoom.read_10x_mtx`, :func:`~anndataoom.read_mtx`,
     :func:`~anndataoom.read_loom`); see :func:`input_kind` for how the kind is chosen.
+    ``lean`` names elements of an ``.h5ad``/Zarr input the caller will not use
+    (:data:`anndataoom.io._read.LEANABLE`), which are then not read.
     """
-    return _READERS[input_kind(path)](path)
+    kind = input_kind(path)
+    if lean and kind == "h5ad":
+        return _read_h5ad(_fspath(path), lean)
+    if lean and kind == "zarr":
+        return _read_zarr(_store_path(path), lean)
+    return _READERS[kind](path)

@@ -136,17 +136,53 @@ def _check_backed(backed) -> None:
         )
 
 
-def _elements(f, path: str) -> dict:
-    """obs, var, uns, obsm, varm, obsp, varp and raw's var/varm of an open store."""
+def _var_index_only(f, path: str, key: str):
+    """Read the dataframe at ``key`` with its index and no columns (anndata 0.2.0 layout).
+
+    Other layouts are read whole.
+    """
+    try:
+        g = f[key]
+        attrs = g.attrs
+        if attrs.get("encoding-type") != "dataframe" or attrs.get("encoding-version") != "0.2.0":
+            return _read_elem(f, path, key)
+        idx_key = attrs["_index"]
+        df = pd.DataFrame(index=read_elem(g[idx_key]))
+    except Exception as e:
+        raise _corrupt(path, key, e) from e
+    if idx_key != "_index":
+        df.index.name = idx_key
+    return df
+
+
+#: What :func:`_elements` may leave out (``concat_on_disk`` reads only what its merge needs):
+#: ``"var"`` keeps var's index only, the others are left empty.
+LEANABLE = frozenset({"var", "uns", "varm", "varp", "obsp", "raw/var", "raw/varm"})
+
+
+def _elements(f, path: str, lean: frozenset = frozenset()) -> dict:
+    """obs, var, uns, obsm, varm, obsp, varp and raw's var/varm of an open store.
+
+    ``lean`` names elements the caller does not need (:data:`LEANABLE`):
+    those are not read (var and raw/var: their index only).
+    """
+    def frame(key):
+        if key in lean and key in f:
+            return _var_index_only(f, path, key)
+        return _read_elem(f, path, key)
+
+    def group(key):
+        return {} if key in lean else _read_group(f, path, key)
+
     parts = {
         "obs": _read_elem(f, path, "obs"),
-        "var": _read_elem(f, path, "var"),
-        "uns": _read_group(f, path, "uns"),
-        **{k: _read_group(f, path, k) for k in _ELEMS},
+        "var": frame("var"),
+        "uns": group("uns"),
+        **{k: group(k) for k in _ELEMS},
     }
     raw = "raw/X" in f
-    parts["raw_var"] = _read_elem(f, path, "raw/var") if raw else None
-    parts["raw_varm"] = _read_group(f, path, "raw/varm") if raw else {}
+    parts["raw_var"] = frame("raw/var") if raw else None
+    parts["raw_varm"] = group("raw/varm") if raw else {}
     return parts
 
 
@@ -192,7 +228,11 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
         (a ``ValueError``) an HDF5 file that is not AnnData.
     """
     _check_backed(backed)
-    path = _fspath(path)
+    return _read_h5ad(_fspath(path))
+
+
+def _read_h5ad(path: str, lean: frozenset = frozenset()) -> AnnDataOOM:
+    """:func:`read_h5ad` leaving out the elements in ``lean`` (see :func:`_elements`)."""
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
     _oom.check_file(path)
@@ -205,7 +245,7 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
         except Exception as e:
             raise _corrupt(path, "/", e) from e
         if not legacy:
-            parts = _elements(f, path)
+            parts = _elements(f, path, lean)
     if legacy:
         try:
             parts = _legacy_obs_var(path)
@@ -248,7 +288,11 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
         (a ``ValueError``) a Zarr store that is not AnnData.
     """
     _check_backed(backed)
-    path = _store_path(store)
+    return _read_zarr(_store_path(store))
+
+
+def _read_zarr(path: str, lean: frozenset = frozenset()) -> AnnDataOOM:
+    """:func:`read_zarr` of a store path leaving out the elements in ``lean``."""
     if not _is_url(path) and os.path.isfile(path):
         raise _oom.AnnDataReadError(
             f"'{path}' is a file, not a Zarr store directory (use read_h5ad)"
@@ -261,7 +305,7 @@ def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnD
         raw_x = "raw/X" if "raw/X" in f else None
     except Exception as e:
         raise _corrupt(path, "/", e) from e
-    return _assemble(path, _elements(f, path), has_x, layer_keys, raw_x)
+    return _assemble(path, _elements(f, path, lean), has_x, layer_keys, raw_x)
 
 
 def read(path: str | os.PathLike, backed: str | bool | None = "r", *, as_sparse=(),

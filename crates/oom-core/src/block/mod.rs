@@ -64,8 +64,20 @@ impl Block {
 
     /// Concatenate blocks of equal width and kind, top to bottom.
     pub fn vstack(blocks: Vec<Block>, ncols: usize, dtype: Dtype, sparse: bool) -> Block {
+        let mut blocks = blocks.into_iter();
         if sparse {
-            let mut out = Csr::empty(ncols, dtype);
+            // The first block is extended in place: one part (the common
+            // case) is returned without a copy.
+            let mut out = match blocks.next() {
+                Some(Block::Csr(c)) if c.ncols == ncols && c.data.dtype() == dtype => c,
+                Some(Block::Csr(c)) => {
+                    let mut out = Csr::empty(ncols, dtype);
+                    out.append(&c);
+                    out
+                }
+                Some(Block::Dense(_)) => unreachable!("vstack of mixed block kinds"),
+                None => Csr::empty(ncols, dtype),
+            };
             for b in blocks {
                 let Block::Csr(c) = b else {
                     unreachable!("vstack of mixed block kinds")
@@ -74,10 +86,23 @@ impl Block {
             }
             Block::Csr(out)
         } else {
-            let mut out = Dense {
-                nrows: 0,
-                ncols,
-                data: Values::empty(dtype),
+            let mut out = match blocks.next() {
+                Some(Block::Dense(d)) if d.ncols == ncols && d.data.dtype() == dtype => d,
+                Some(Block::Dense(d)) => Dense {
+                    nrows: d.nrows,
+                    ncols,
+                    data: {
+                        let mut v = Values::empty(dtype);
+                        v.extend_from(&d.data);
+                        v
+                    },
+                },
+                Some(Block::Csr(_)) => unreachable!("vstack of mixed block kinds"),
+                None => Dense {
+                    nrows: 0,
+                    ncols,
+                    data: Values::empty(dtype),
+                },
             };
             for b in blocks {
                 let Block::Dense(d) = b else {

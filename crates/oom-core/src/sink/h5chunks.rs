@@ -4,6 +4,8 @@
 //! finished bytes go through the library. The dataset declares the same
 //! filter pipeline, so every reader (h5py, ours) decompresses them.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::error::{OomError, Result};
@@ -54,9 +56,9 @@ impl Compression {
     /// One chunk as stored, and the filter mask HDF5 records with it. LZF
     /// gives up on chunks it cannot shrink; h5py's filter (optional, like
     /// ours) then stores them raw with the filter's bit set, and so do we.
-    fn encode(self, raw: &[u8]) -> (Vec<u8>, u32) {
+    fn encode(self, raw: &[u8]) -> (Cow<'_, [u8]>, u32) {
         match self {
-            Self::None => (raw.to_vec(), 0),
+            Self::None => (Cow::Borrowed(raw), 0),
             Self::Gzip(level) => {
                 use std::io::Write;
                 let mut z = flate2::write::ZlibEncoder::new(
@@ -64,11 +66,14 @@ impl Compression {
                     flate2::Compression::new(u32::from(level)),
                 );
                 z.write_all(raw).expect("writing to a Vec cannot fail");
-                (z.finish().expect("writing to a Vec cannot fail"), 0)
+                (
+                    Cow::Owned(z.finish().expect("writing to a Vec cannot fail")),
+                    0,
+                )
             }
             Self::Lzf => match lzf::compress(raw) {
-                Ok(c) => (c, 0),
-                Err(_) => (raw.to_vec(), 1),
+                Ok(c) => (Cow::Owned(c), 0),
+                Err(_) => (Cow::Borrowed(raw), 1),
             },
         }
     }
@@ -124,27 +129,64 @@ impl ChunkAppender {
         OomError::Value(format!("cannot write HDF5 dataset '{}': {msg}", self.name))
     }
 
+    /// Append `bytes`. Whole chunks are written straight from `bytes` when
+    /// there are enough of them to keep every thread busy; only the rest
+    /// (and small pushes) is copied into the buffer.
     pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(bytes);
-        let full = self.buf.len() / self.chunk_bytes().max(1);
-        if full >= flush_chunks() {
-            self.write_chunks(full, None)?;
+        let cb = self.chunk_bytes().max(1);
+        // Complete the buffered partial chunk first.
+        let partial = self.buf.len() % cb;
+        let fill = if partial == 0 {
+            0
+        } else {
+            (cb - partial).min(bytes.len())
+        };
+        let (head, rest) = bytes.split_at(fill);
+        self.buf.extend_from_slice(head);
+        let direct = rest.len() / cb;
+        if direct >= flush_chunks() {
+            // `rest` is not empty, so the buffer now holds whole chunks only.
+            let full = self.buf.len() / cb;
+            if full > 0 {
+                let buffered = std::mem::take(&mut self.buf);
+                self.write_raw(&buffered, full, None)?;
+            }
+            let (whole, tail) = rest.split_at(direct * cb);
+            self.write_raw(whole, direct, None)?;
+            self.buf.extend_from_slice(tail);
+        } else {
+            self.buf.extend_from_slice(rest);
+            let full = self.buf.len() / cb;
+            if full >= flush_chunks() {
+                self.write_chunks(full, None)?;
+            }
         }
         Ok(())
     }
 
-    /// Compress the first `n` chunks of the buffer in parallel and write
-    /// them in order; `last_rows` marks the final, partial chunk (padded
-    /// with zeros to a whole chunk, as HDF5 stores edge chunks).
+    /// Write the first `n` chunks of the buffer; `last_rows` marks the
+    /// final, partial chunk (padded with zeros to a whole chunk, as HDF5
+    /// stores edge chunks).
     fn write_chunks(&mut self, n: usize, last_rows: Option<u64>) -> Result<()> {
         let cb = self.chunk_bytes();
         // The rest (less than a chunk) is copied out; the chunks keep the buffer.
         let rest = self.buf.split_off((n * cb).min(self.buf.len()));
         let mut raw = std::mem::replace(&mut self.buf, rest);
         raw.resize(n * cb, 0);
+        self.write_raw(&raw, n, last_rows)
+    }
+
+    /// Compress the `n` whole chunks of `raw` in parallel and write them in
+    /// order after those already written.
+    fn write_raw(&mut self, raw: &[u8], n: usize, last_rows: Option<u64>) -> Result<()> {
+        let cb = self.chunk_bytes();
+        debug_assert_eq!(raw.len(), n * cb);
         let c = self.compression;
-        let encoded: Vec<(Vec<u8>, u32)> = raw.par_chunks(cb).map(|ch| c.encode(ch)).collect();
-        drop(raw);
+        let encoded: Vec<(Cow<[u8]>, u32)> = if c == Compression::None {
+            raw.chunks(cb).map(|ch| c.encode(ch)).collect()
+        } else {
+            raw.par_chunks(cb).map(|ch| c.encode(ch)).collect()
+        };
         let rows = match last_rows {
             Some(r) => (n as u64 - 1) * self.chunk_rows + r,
             None => n as u64 * self.chunk_rows,

@@ -165,20 +165,45 @@ pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
 }
 
 /// Stored indices of any integer type as scipy's `int32`; those that are
-/// int32 already are range-checked by the block's `canonicalize`.
+/// int32 already are range-checked by the block's `canonicalize`. Others
+/// (Cell Ranger's int64) are checked and narrowed in two passes that
+/// vectorise, with no float detour.
+// Negative values wrap to huge unsigned ones, so one comparison checks both
+// ends; after the check every value fits an i32.
+#[allow(
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation
+)]
 fn to_i32(v: Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
-    let out: Vec<i64> = match v {
-        Values::I32(x) => return Ok(x),
-        other => other.to_f64_vec().into_iter().map(|f| f as i64).collect(),
-    };
-    let mut res = Vec::with_capacity(out.len());
-    for c in out {
-        if c < 0 || c as u64 >= ncols {
-            return Err(out_of_range(c, ncols, what));
-        }
-        res.push(i32::try_from(c).map_err(|_| out_of_range(c, ncols, what))?);
+    let limit = ncols.min(1 << 31);
+    macro_rules! narrow {
+        ($x:expr) => {{
+            let x = $x;
+            if x.iter().fold(false, |bad, &c| bad | (c as u64 >= limit)) {
+                let c = x
+                    .iter()
+                    .map(|&c| c as i64)
+                    .find(|&c| c < 0 || c as u64 >= limit);
+                return Err(out_of_range(c.expect("an index out of range"), ncols, what));
+            }
+            Ok(x.iter().map(|&c| c as i32).collect())
+        }};
     }
-    Ok(res)
+    match v {
+        Values::I32(x) => Ok(x),
+        Values::I64(x) => narrow!(x),
+        Values::U64(x) => narrow!(x),
+        Values::U32(x) => narrow!(x),
+        Values::I16(x) => narrow!(x),
+        Values::U16(x) => narrow!(x),
+        Values::I8(x) => narrow!(x),
+        Values::U8(x) => narrow!(x),
+        Values::F32(_) | Values::F64(_) => {
+            Err(OomError::Value(format!("{what}: indices must be integers")))
+        }
+    }
 }
 
 fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
@@ -221,4 +246,32 @@ pub(crate) fn gather_dense_rows(
         }
         out
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_indices_are_narrowed_and_range_checked() {
+        assert_eq!(
+            to_i32(Values::I64(vec![0, 9, 3]), 10, "m").unwrap(),
+            [0, 9, 3]
+        );
+        assert_eq!(to_i32(Values::U16(vec![7]), 10, "m").unwrap(), [7]);
+        for bad in [
+            Values::I64(vec![0, 10]),
+            Values::I64(vec![-1]),
+            Values::I64(vec![1 << 33]),
+            Values::U64(vec![u64::MAX]),
+            Values::I8(vec![-3]),
+        ] {
+            let e = to_i32(bad, 10, "m").unwrap_err().to_string();
+            assert!(e.contains("out of range"), "{e}");
+        }
+        // more columns than int32 holds: values past 2^31 are refused, not wrapped
+        let e = to_i32(Values::U64(vec![(1 << 32) + 5]), 1 << 40, "m").unwrap_err();
+        assert!(e.to_string().contains("out of range"));
+        assert!(to_i32(Values::F32(vec![1.0]), 10, "m").is_err());
+    }
 }

@@ -24,6 +24,11 @@ use crate::block::{Dtype, Values};
 use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 
+mod lines;
+mod sorted;
+
+use lines::parse_chunk;
+
 /// Bytes of text per parsed chunk.
 const CHUNK: usize = 1 << 21;
 /// Entries per bucket the row ranges are sized for (12 bytes each).
@@ -229,123 +234,6 @@ impl Buckets {
     }
 }
 
-/// A parsed chunk: entries grouped by bucket, and its line count.
-struct Parsed {
-    by_bucket: Vec<Vec<u8>>,
-    lines: u64,
-    entries: u64,
-}
-
-/// A parse failure at `line` lines into a chunk.
-struct ChunkError {
-    line: u64,
-    msg: String,
-}
-
-fn parse_int(tok: &[u8]) -> Option<u64> {
-    if tok.is_empty() || tok.len() > 19 {
-        return None;
-    }
-    tok.iter().try_fold(0u64, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
-    })
-}
-
-fn parse_value(tok: &[u8], field: Field) -> Option<f32> {
-    if field == Field::Integer {
-        let (neg, digits) = match tok.first() {
-            Some(b'-') => (true, &tok[1..]),
-            Some(b'+') => (false, &tok[1..]),
-            _ => (false, tok),
-        };
-        if let Some(v) = parse_int(digits) {
-            // numpy's int64 → float32 cast rounds to nearest, as `as` does.
-            return Some(if neg { -(v as f32) } else { v as f32 });
-        }
-    }
-    // scipy parses reals as float64, then scanpy casts them to float32.
-    std::str::from_utf8(tok)
-        .ok()?
-        .parse::<f64>()
-        .ok()
-        .map(|v| v as f32)
-}
-
-fn parse_chunk(
-    text: &[u8],
-    h: &Header,
-    transpose: bool,
-    buckets: &Buckets,
-) -> std::result::Result<Parsed, ChunkError> {
-    let mut by_bucket = vec![Vec::new(); to_usize(buckets.n)];
-    let (mut lines, mut entries) = (0u64, 0u64);
-    let want = if h.field == Field::Pattern { 2 } else { 3 };
-    for line in text.split(|&c| c == b'\n') {
-        lines += 1;
-        let err = |msg: String| ChunkError { line: lines, msg };
-        let mut toks = line
-            .split(|c| c.is_ascii_whitespace())
-            .filter(|t| !t.is_empty());
-        let Some(first) = toks.next() else { continue };
-        if first.starts_with(b"%") {
-            continue;
-        }
-        let (second, third) = (toks.next(), toks.next());
-        let extra = toks.next();
-        let got = 1
-            + usize::from(second.is_some())
-            + usize::from(third.is_some())
-            + usize::from(extra.is_some());
-        if got != want {
-            return Err(err(format!(
-                "expected {want} fields, found {}: {:?}",
-                got,
-                String::from_utf8_lossy(line).trim_end()
-            )));
-        }
-        let (Some(i), Some(j)) = (parse_int(first), second.and_then(parse_int)) else {
-            return Err(err(format!(
-                "bad coordinates: {:?}",
-                String::from_utf8_lossy(line).trim_end()
-            )));
-        };
-        if i == 0 || i > h.nrows || j == 0 || j > h.ncols {
-            return Err(err(format!(
-                "entry ({i}, {j}) outside the {} × {} matrix of the header",
-                h.nrows, h.ncols
-            )));
-        }
-        let val = match third {
-            None => 1.0,
-            Some(t) => parse_value(t, h.field)
-                .ok_or_else(|| err(format!("bad value {:?}", String::from_utf8_lossy(t))))?,
-        };
-        // both < 2^32, checked with the header
-        let (i, j) = ((i - 1) as u32, (j - 1) as u32);
-        let e = if transpose {
-            Entry {
-                row: j,
-                col: i,
-                val,
-            }
-        } else {
-            Entry {
-                row: i,
-                col: j,
-                val,
-            }
-        };
-        e.put(&mut by_bucket[buckets.of(e.row)]);
-        entries += 1;
-    }
-    // `split` yields one piece after the chunk's final newline.
-    Ok(Parsed {
-        by_bucket,
-        lines: lines - 1,
-        entries,
-    })
-}
-
 /// Read `r` in chunks of whole lines on a thread of its own.
 fn chunks(
     path: &Path,
@@ -393,6 +281,16 @@ fn chunks(
     rx
 }
 
+/// The next `batch` chunks of text (fewer at the end; none when done).
+fn next_batch(
+    ctx: &Ctx,
+    rx: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+    batch: usize,
+) -> Result<Vec<Vec<u8>>> {
+    ctx.check()?;
+    rx.iter().take(batch).collect()
+}
+
 /// Sorted, duplicate-summed rows of one bucket: (entries per row, columns, values).
 fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<f32>) {
     let mut entries: Vec<Entry> = bytes.chunks_exact(ENTRY_BYTES).map(Entry::get).collect();
@@ -422,11 +320,18 @@ fn sort_bucket(bytes: &[u8], r0: u64, nrows: usize) -> (Vec<u64>, Vec<i32>, Vec<
 /// (as scanpy reads it). `transpose` gives the file's columns as rows
 /// (10x's genes × cells files read as cells × genes).
 pub fn read_mtx(ctx: &Ctx, path: &Path, transpose: bool) -> Result<StoredMatrix> {
+    if let Some(m) = sorted::read_sorted(ctx, path, transpose)? {
+        return Ok(m);
+    }
     read_mtx_in(ctx, path, transpose, BUCKET_ENTRIES)
 }
 
-/// [`read_mtx`] with row ranges sized for `per_bucket` entries.
-fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
+/// The text after the header, the header, and the result's (rows, columns).
+#[allow(clippy::type_complexity)]
+fn open_oriented(
+    path: &Path,
+    transpose: bool,
+) -> Result<(Box<dyn BufRead + Send>, Header, u64, u64)> {
     let mut r = open_text(path)?;
     let h = read_header(path, &mut r)?;
     let (nrows, ncols) = if transpose {
@@ -441,9 +346,14 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
             format!("{ncols} columns do not fit 32-bit indices"),
         ));
     }
+    Ok((r, h, nrows, ncols))
+}
+
+/// [`read_mtx`] with row ranges sized for `per_bucket` entries.
+fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Result<StoredMatrix> {
+    let (r, h, nrows, ncols) = open_oriented(path, transpose)?;
     let buckets = Buckets::new(nrows, h.nnz, per_bucket);
-    let io_err =
-        |e: std::io::Error| OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"));
+    let io_err = spill_err;
     let mut spills: Vec<BufWriter<File>> = (0..buckets.n)
         .map(|_| spill_file().map(|f| BufWriter::with_capacity(1 << 16, f)))
         .collect::<Result<_>>()?;
@@ -453,11 +363,7 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
     let (mut line, mut seen) = (h.lines, 0u64);
     let batch = 2 * rayon::current_num_threads();
     loop {
-        ctx.check()?;
-        let mut texts = Vec::with_capacity(batch);
-        for t in rx.iter().take(batch) {
-            texts.push(t?);
-        }
+        let texts = next_batch(ctx, &rx, batch)?;
         if texts.is_empty() {
             break;
         }
@@ -469,11 +375,7 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
             let p = p.map_err(|e| bad(path, line + e.line, e.msg))?;
             seen += p.entries;
             if seen > h.nnz {
-                return Err(bad(
-                    path,
-                    line + p.lines,
-                    format!("more entries than the {} of the header", h.nnz),
-                ));
+                return Err(too_many(path, line + p.lines, h.nnz));
             }
             line += p.lines;
             for (w, bytes) in spills.iter_mut().zip(&p.by_bucket) {
@@ -482,14 +384,7 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
         }
     }
     if seen != h.nnz {
-        return Err(bad(
-            path,
-            line,
-            format!(
-                "the header announces {} entries but the file has {seen} (truncated?)",
-                h.nnz
-            ),
-        ));
+        return Err(too_few(path, line, h.nnz, seen));
     }
 
     // Phase 2: sort each bucket, append to the final arrays in row order.
@@ -535,9 +430,41 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
         }
     }
     indptr.resize(to_usize(nrows) + 1, *indptr.last().expect("nonempty"));
+    finish_csr(path, nrows, ncols, indptr, idx_out, val_out)
+}
+
+fn spill_err(e: std::io::Error) -> OomError {
+    OomError::io(&spill_dir(), format!("cannot write a temp file: {e}"))
+}
+
+fn too_many(path: &Path, line: u64, announced: u64) -> OomError {
+    bad(
+        path,
+        line,
+        format!("more entries than the {announced} of the header"),
+    )
+}
+
+fn too_few(path: &Path, line: u64, announced: u64, seen: u64) -> OomError {
+    bad(
+        path,
+        line,
+        format!("the header announces {announced} entries but the file has {seen} (truncated?)"),
+    )
+}
+
+/// The CSR of `indptr` and the `indices`/`data` spill files being written.
+fn finish_csr(
+    path: &Path,
+    nrows: u64,
+    ncols: u64,
+    indptr: Vec<u64>,
+    idx_out: BufWriter<File>,
+    val_out: BufWriter<File>,
+) -> Result<StoredMatrix> {
     let nnz = *indptr.last().expect("nonempty");
     let raw = |w: BufWriter<File>, dtype| -> Result<RawArray1> {
-        let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        let file = w.into_inner().map_err(|e| spill_err(e.into_error()))?;
         Ok(RawArray1 {
             path: spill_dir(),
             file: Arc::new(file),
@@ -561,7 +488,7 @@ fn read_mtx_in(ctx: &Ctx, path: &Path, transpose: bool, per_bucket: u64) -> Resu
 mod tests {
     use super::*;
 
-    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    pub(super) fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
