@@ -282,12 +282,12 @@ const GRAM_BUDGET: usize = 1 << 30;
 /// the products.
 pub fn gram(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
     let p = usize::try_from(view.ncols()).expect("fits");
-    let threads = ctx.runs();
+    let runs = ctx.runs();
     let per_state = p * p * if prec == Precision::F32 { 12 } else { 8 };
     // Large p: one state (f64 products, no f32 scratch) fed in order, with
     // faer parallelising each chunk product.
-    let (groups, par, prec) = if per_state.saturating_mul(threads) <= GRAM_BUDGET {
-        (threads, Par::Seq, prec)
+    let (groups, par, prec) = if per_state.saturating_mul(runs) <= GRAM_BUDGET {
+        (runs, Par::Seq, prec)
     } else {
         (1, Par::rayon(0), Precision::F64)
     };
@@ -526,12 +526,12 @@ impl<'q> GramTimes<'q> {
 /// One pass: `XᵀX·Q`, column sums and sums of squares of `view`.
 pub fn gram_times<'q>(ctx: &Ctx, view: &View, q: &'q [f64], b: usize) -> Result<GramTimes<'q>> {
     let p = usize::try_from(view.ncols()).expect("fits");
-    let threads = ctx.runs();
+    let runs = ctx.runs();
     let (states, _) = fold_runs(
         ctx,
         view,
         BLOCK_TARGET,
-        threads,
+        runs,
         || GramTimes::new(q, p, b),
         |s, _, _, blk| {
             s.insert_block(&blk);

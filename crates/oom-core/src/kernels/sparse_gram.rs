@@ -157,13 +157,13 @@ impl SparseScaled {
     /// the same row order, so the numbers do not change.
     pub fn gram(&self, ctx: &Ctx) -> Result<GramState> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
-        let threads = ctx.runs();
+        let runs = ctx.runs();
         let rank = rank_by_decreasing(&self.mean);
         let (states, _) = fold_runs(
             ctx,
             &self.inner,
             BLOCK_TARGET,
-            threads,
+            runs,
             || SparseGram::new(p),
             |s, _, _, b| {
                 s.insert(&relabel(self.sparse_part(b), &rank));

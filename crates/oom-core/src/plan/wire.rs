@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ColSel, Concat, ConcatPart, Op, Source, View};
+use super::{Concat, ConcatPart, Op, Source, View};
 use crate::block::Dtype;
 use crate::error::{OomError, Result};
 use crate::storage::origin::{reopen, Origin};
@@ -160,27 +160,13 @@ fn from_wire(w: WireView) -> Result<View> {
             Concat::new(parts, ncols, dtype, sparse, fill)?.into()
         }
     };
-    let within = |idx: &[u64], n: u64, axis: &str| match idx.iter().find(|&&i| i >= n) {
-        Some(i) => Err(OomError::Value(format!(
-            "not a valid anndataoom plan: {axis} {i} outside the source's {n}"
-        ))),
-        None => Ok(()),
-    };
-    if let Some(rows) = &w.rows {
-        within(rows, src.nrows(), "row")?;
-    }
-    let cols = match w.cols {
-        Some(cols) => {
-            within(&cols, src.ncols(), "column")?;
-            Some(Arc::new(ColSel::new(cols, src.ncols())))
-        }
-        None => None,
-    };
+    // The selections are source rows and columns: a subset of the bare source
+    // checks and builds them as any subset does; the ops are already in
+    // output coordinates.
+    let view = View::new(src).subset(w.rows.as_ref().map(|r| r.as_slice()), w.cols.as_deref())?;
     Ok(View {
-        src,
-        rows: w.rows,
-        cols,
         ops: w.ops,
         cast: w.cast,
+        ..view
     })
 }
