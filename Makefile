@@ -44,8 +44,8 @@ wheel: build-deps  ## abi3 manylinux2014 wheel + sdist in dist/; size, auditwhee
 	$(BIN)/maturin sdist -o dist
 	$(BIN)/python scripts/wheel_report.py dist/*.whl
 
-test-rust: build-deps  ## cargo tests of the core
-	cargo test -p oom-core --release
+test-rust: build-deps  ## cargo tests of the core (Cargo.toml's `ci` profile, shared with clippy)
+	cargo test -p oom-core --profile ci
 
 test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
 	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) WHEEL_DOCS=$(WHEEL_DOCS) \
@@ -73,11 +73,11 @@ docs:  ## Sphinx site, tutorial executed, warnings as errors → docs/_build/htm
 	$(MAKE) release EXTRAS=docs
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-# clippy in the release profile: it reuses the dependencies' build-script
-# outputs (HDF5's C build) of `cargo test --release`, so HDF5 is compiled once.
+# clippy in the `ci` profile of `make test-rust`: the dependencies' build-script
+# outputs (HDF5's C build) are made once for both.
 lint-static: lint-deps  ## rustfmt --check, clippy -D warnings, ruff (no build of the package)
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --release -- -D warnings
+	cargo clippy --workspace --all-targets --profile ci -- -D warnings
 	$(BIN)/ruff check python tests bench
 
 lint: lint-static release  ## lint-static + the extension stub checked against the dev build
