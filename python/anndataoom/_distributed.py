@@ -1,23 +1,22 @@
 """The streamed passes of :mod:`anndataoom.pp`, optionally spread over a dask cluster.
 
 Each pass (QC metrics, positive counts, per-gene moments, the PCA Gram
-matrix and projection) is a Rust kernel over a lazy matrix.  Outside
-:func:`distributed` it runs in this process on ``x.matrix``.  Inside, the
+matrix and projection) is a Rust kernel over a lazy matrix that returns an
+``_oom.PassState``: the core's state of the rows it read.  Outside
+:func:`distributed` the kernel runs here on the whole matrix.  Inside, the
 rows are cut into the runs the pass folds in one process (``Matrix.runs``),
-one task per run: the worker receives the matrix pickled as its plan and
+one task per run: the worker receives the matrix pickled as its plan,
 rebuilds it (opening the file itself, see ``_oom.Matrix.to_plan``), folds
-its run into one state with the same kernel and sends it back — per-row
-results, per-column sums, ``(n, mean, M2)`` of the Gram matrix — to be
-merged here in row order, as the core merges its runs.  Everything that is
-not a pass over the matrix (size factors, HVG selection, the
-eigendecomposition) stays on the driver, so results equal the
-single-process ones to the last bit.
+its run into one state with the same kernel and sends it back as bytes;
+``PassState.combine`` merges the states in row order as the core merges its
+runs, so results equal the single-process ones to the last bit.  This
+module only schedules: every number is computed, merged and finalised in
+Rust (``PassState.finalize``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from contextvars import ContextVar
 
 import numpy as np
@@ -33,6 +32,7 @@ __all__ = [
     "positive_counts",
     "qc_metrics",
     "row_sums",
+    "run_pass",
 ]
 
 #: Above this many variables the single-process PCA streams X once per
@@ -48,18 +48,20 @@ def distributed(client):
     r"""Run the passes of :mod:`anndataoom.pp` on the workers of a dask cluster.
 
     Inside the block, ``calculate_qc_metrics``, ``filter_cells``,
-    ``filter_genes``, ``normalize_total``, ``highly_variable_genes``
-    (``seurat``, ``cell_ranger``, ``seurat_v3``), ``scale`` and ``pca``
-    split every pass over the matrix into the runs of rows the same pass
-    folds in this process (one per thread here), one task per run.  Each
-    worker opens the ``.h5ad`` file or ``.zarr`` store itself (the path must
-    be readable from the workers) and rebuilds the lazy matrix — selection
-    plus transforms — from its pickled plan; the workers' states are merged
-    on the driver in row order, so results are the single-process ones to
-    the last bit.  The number of tasks is therefore the driver's thread
-    count.  ``log1p`` and the other transforms stay lazy and need no pass.
-    PCA with more than 10,000 variables (Krylov solver) and the
-    ``pearson_residuals`` flavor run in this process.
+    ``filter_genes``, ``normalize_total``, ``highly_variable_genes``,
+    ``scale``, ``pca``, ``tl.rank_genes_groups`` (its moments pass) and the
+    0.1.8 ``chunked_*`` functions split every pass over the matrix into
+    the runs of rows the same pass folds in this process (one per thread
+    here), one task per run.  Each worker opens the ``.h5ad`` file or
+    ``.zarr`` store itself (the path must be readable from the workers) and
+    rebuilds the lazy matrix — selection plus transforms — from its pickled
+    plan; the workers' states are combined on the driver in row order, so
+    results are the single-process ones to the last bit.  The number of
+    tasks is therefore the driver's thread count.  ``log1p`` and the other
+    transforms stay lazy and need no pass.
+    PCA with more than 10,000 variables (Krylov solver, one pass per
+    iteration), the residual pass of the ``pearson_residuals`` flavor, the
+    Wilcoxon rank pass and ``regress_out``'s statistics run in this process.
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ def _rows(m: _oom.Matrix, start: int, end: int) -> _oom.Matrix:
     return m.subset(np.arange(start, end, dtype=np.int64), None)
 
 
-def _run_kernel(m: _oom.Matrix, start: int, end: int, kernel, *args):
+def _run_kernel(m: _oom.Matrix, start: int, end: int, kernel, *args) -> _oom.PassState:
     """Worker task: the pass ``kernel`` (an ``_oom`` function) on rows ``start:end`` of ``m``.
 
     The rows are folded as one run, into the state the same pass in one
@@ -116,51 +118,30 @@ def _run_kernel(m: _oom.Matrix, start: int, end: int, kernel, *args):
         return kernel(_rows(m, start, end), *aligned(args))
 
 
-def _map_rows(client, x, task, *args, row_args: tuple[int, ...] = ()) -> list:
-    """Run ``task(matrix, start, end, *args)`` over row ranges of ``x``.
+def run_pass(m: _oom.Matrix, kernel, *args, row_args: tuple[int, ...] = ()) -> _oom.PassState:
+    """Run the pass ``kernel`` (an ``_oom`` function returning a ``PassState``) over ``m``.
 
-    ``args`` at positions ``row_args`` hold one entry per row of ``x`` (or
-    are ``None``) and are sliced to each range.  Results come in row order.
-    """
-    # Pickled here first: a matrix that cannot be rebuilt elsewhere fails with
-    # the core's message, not inside the cluster's serialisation.
-    x.matrix.to_plan()
-    # Scattered once to every worker, so each task carries only a reference
-    # (the plan holds per-row/per-gene parameter arrays).
-    [matrix] = client.scatter([x.matrix], broadcast=True, hash=False)
-    # One task per run of the single-process pass (one per thread here): the
-    # core merges the same states in the same order, so the results are the
-    # same to the last bit.
-    futures = []
-    for a, b in x.matrix.runs(_oom.CallContext().runs):
-        part = tuple(
-            arg[a:b] if i in row_args and arg is not None else arg for i, arg in enumerate(args)
-        )
-        futures.append(client.submit(task, matrix, a, b, *part, pure=False))
-    return client.gather(futures)
-
-
-def _partials(x, kernel, *args, row_args: tuple[int, ...] = ()) -> list:
-    """Run the pass ``kernel`` (an ``_oom`` function) over ``x``.
-
-    One result here, or one per row range on the cluster.
+    In this process, or, inside :func:`distributed`, one task per run of
+    rows whose states are combined in row order.  ``args`` at positions
+    ``row_args`` hold one entry per row of ``m`` (or are ``None``) and are
+    sliced to each task's rows.
     """
     client = _client.get()
     if client is None:
-        return [kernel(x.matrix, *args)]
-    shifted = tuple(i + 1 for i in row_args)  # args follow the kernel name
-    return _map_rows(client, x, _run_kernel, kernel, *args, row_args=shifted)
-
-
-def _merge_rows_cols(parts: list, n_row_outputs: int) -> tuple:
-    """Merge tuples whose first ``n_row_outputs`` items are per row, the rest per-column sums."""
-    if len(parts) == 1:
-        return tuple(parts[0])
-    # column sums added part after part, in row order, as the core merges runs
-    return tuple(
-        np.concatenate(items) if i < n_row_outputs else functools.reduce(np.add, items)
-        for i, items in enumerate(zip(*parts, strict=True))
-    )
+        return kernel(m, *args)
+    # Pickled here first: a matrix that cannot be rebuilt elsewhere fails with
+    # the core's message, not inside the cluster's serialisation.
+    m.to_plan()
+    # Scattered once to every worker, so each task carries only a reference
+    # (the plan holds per-row/per-gene parameter arrays).
+    [matrix] = client.scatter([m], broadcast=True, hash=False)
+    futures = []
+    for a, b in m.runs(_oom.CallContext().runs):
+        part = tuple(
+            arg[a:b] if i in row_args and arg is not None else arg for i, arg in enumerate(args)
+        )
+        futures.append(client.submit(_run_kernel, matrix, a, b, kernel, *part, pure=False))
+    return _oom.PassState.combine(client.gather(futures))
 
 
 # -- the passes ----------------------------------------------------------------
@@ -172,13 +153,12 @@ def qc_metrics(x, top: list[int], masks: np.ndarray) -> tuple:
     On a matrix of counts these are also its :func:`positive_counts`, kept
     for the filters that follow (``anndataoom._core._counts``).
     """
-    parts = _partials(x, _oom.qc_metrics, top, masks)
-    *out, non_counts, rare_rows, rare_vals = _merge_rows_cols(parts, 4)
+    *out, non_counts, rare_rows, rare_vals = run_pass(x.matrix, _oom.qc_metrics, top,
+                                                      masks).finalize()
     x._row_sum = out[0]
     if non_counts == 0:
-        # the first entries of each column only when one pass saw all rows in order
-        rare = Rare.from_qc(rare_rows, rare_vals, out[5]) if len(parts) == 1 else None
-        x._known_counts = Counts(out[0], out[1], out[4], out[5], rare)
+        x._known_counts = Counts(out[0], out[1], out[4], out[5],
+                                 Rare.from_qc(rare_rows, rare_vals, out[5]))
     return tuple(out)
 
 
@@ -203,32 +183,19 @@ def positive_counts(x) -> tuple:
     if known is not None:
         x._known_counts = known
         return known.astuple()
-    return _merge_rows_cols(_partials(x, _oom.positive_counts), 2)
+    return run_pass(x.matrix, _oom.positive_counts).finalize()
 
 
 def count_above(x, threshold: np.ndarray) -> np.ndarray:
     """``_oom.count_above``: per column, the rows above their row's ``threshold``."""
-    parts = _partials(x, _oom.count_above, threshold, row_args=(0,))
-    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+    return run_pass(x.matrix, _oom.count_above, threshold, row_args=(0,)).finalize()
 
 
 def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
             clip=None, unmapped: bool = False) -> dict:
-    """``_oom.moments``: per-group column moments (see its docstring for the keys).
-
-    The partial states of the row ranges are combined in row order and
-    finalised by the core (``_oom.moments_combine``), as one pass's are.
-    ``unmapped`` moments come only from a pass in this process.
-    """
-    if _client.get() is not None:
-        unmapped = False
-    parts = _partials(x, _oom.moments, groups, n_groups, expm1, factor, clip, unmapped,
-                      row_args=(0,))
-    if len(parts) == 1:
-        return parts[0]
-    # arrays unpickled from worker frames may be misaligned
-    return _oom.moments_combine([dict(zip(p, aligned(tuple(p.values())), strict=True))
-                                 for p in parts])
+    """``_oom.moments``: per-group column moments (see its docstring for the keys)."""
+    return run_pass(x.matrix, _oom.moments, groups, n_groups, expm1, factor, clip, unmapped,
+                    row_args=(0,)).finalize()
 
 
 def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed: int,
@@ -236,21 +203,19 @@ def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed
     """``_oom.pca``: ``scores``, ``components``, ``variance``, ``variance_ratio``, ``mean``.
 
     On a cluster with the Gram solver (``solver="gram"``, or ``"auto"`` up
-    to :data:`GRAM_MAX_FEATURES` variables) the workers return the
-    ``(n, mean, M2)`` state of their rows, the core combines them in row
-    order and solves the fit exactly as in one process
-    (``_oom.pca_from_gram_states``), and the workers project their rows
-    (``_oom.pca_project``).
+    to :data:`GRAM_MAX_FEATURES` variables) the workers fold the Gram state
+    of their rows, the core combines them in row order and solves the fit
+    exactly as in one process (``_oom.pca_from_gram``), and the workers
+    project their rows (``_oom.pca_project``).
     """
-    client = _client.get()
     n_vars = x.shape[1]
     gram = solver == "gram" or (solver == "auto" and n_vars <= GRAM_MAX_FEATURES)
-    if client is None or not gram:
+    if _client.get() is None or not gram:
         return _oom.pca(x.matrix, n_comps, zero_center=zero_center, solver=solver,
                         precision=precision, seed=seed, dtype=dtype)
-    states = [aligned(s) for s in _map_rows(client, x, _run_kernel, _oom.gram_state, precision)]
-    fit = _oom.pca_from_gram_states(states, n_comps, zero_center=zero_center, seed=seed)
+    state = run_pass(x.matrix, _oom.gram_state, precision)
+    fit = _oom.pca_from_gram(state, n_comps, zero_center=zero_center, seed=seed)
     mean = fit["mean"] if zero_center else None
-    fit["scores"] = np.concatenate(
-        _map_rows(client, x, _run_kernel, _oom.pca_project, fit["components"], mean, dtype))
+    fit["scores"] = run_pass(x.matrix, _oom.pca_project, fit["components"], mean,
+                             dtype).finalize()
     return fit

@@ -13,6 +13,7 @@ __all__ = [
     "AnnDataReadError",
     "CallContext",
     "Matrix",
+    "PassState",
     "check_file",
     "col_group_sums",
     "concat_matrices",
@@ -20,11 +21,11 @@ __all__ = [
     "knn_graph",
     "leiden",
     "moments",
-    "moments_combine",
     "open",
+    "pass_state_from_bytes",
     "matrix_from_plan",
     "pca",
-    "pca_from_gram_states",
+    "pca_from_gram",
     "pca_project",
     "gram_state",
     "positive_counts",
@@ -182,9 +183,24 @@ def lazy_regress(
 ) -> Matrix: ...
 
 # -- streaming kernels (one pass each) ----------------------------------------
-def qc_metrics(m: Matrix, top: list[int], masks: _Bool) -> tuple[Any, ...]: ...
-def positive_counts(m: Matrix) -> tuple[_F64, _U64, _F64, _U64]: ...
-def count_above(m: Matrix, threshold: _F64) -> np.ndarray: ...
+@final
+class PassState:
+    """A pass kernel's state of the rows it read: combine in row order, then finalize."""
+
+    @staticmethod
+    def combine(states: list[PassState]) -> PassState: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def nrows(self) -> int: ...
+    def finalize(self) -> Any: ...
+    def to_bytes(self) -> bytes: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+def pass_state_from_bytes(bytes: bytes) -> PassState: ...
+def qc_metrics(m: Matrix, top: list[int], masks: _Bool) -> PassState: ...
+def positive_counts(m: Matrix) -> PassState: ...
+def count_above(m: Matrix, threshold: _F64) -> PassState: ...
 def moments(
     m: Matrix,
     groups: _U32 | None = None,
@@ -193,8 +209,7 @@ def moments(
     factor: float | None = None,
     clip: _F64 | None = None,
     unmapped: bool = False,
-) -> dict[str, Any]: ...
-def moments_combine(parts: list[dict[str, Any]]) -> dict[str, Any]: ...
+) -> PassState: ...
 def residual_variances(
     m: Matrix,
     row_sum: _F64,
@@ -243,9 +258,9 @@ def pca(
     full_eigh_max: int = 4000,
     block: int = 0,
 ) -> dict[str, Any]: ...
-def gram_state(m: Matrix, precision: str = "float32") -> tuple[int, _F64, _F64]: ...
-def pca_from_gram_states(
-    states: list[tuple[int, _F64, _F64]],
+def gram_state(m: Matrix, precision: str = "float32") -> PassState: ...
+def pca_from_gram(
+    state: PassState,
     n_comps: int,
     zero_center: bool = True,
     seed: int = 0,
@@ -253,7 +268,7 @@ def pca_from_gram_states(
 ) -> dict[str, Any]: ...
 def pca_project(
     m: Matrix, components: _F64, mean: _F64 | None = None, dtype: str = "float32"
-) -> np.ndarray: ...
+) -> PassState: ...
 
 # -- sqrt, downsample_counts, combat, aggregate(axis="var") -------------------
 def lazy_sqrt(m: Matrix) -> Matrix: ...

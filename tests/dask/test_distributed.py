@@ -75,12 +75,15 @@ def test_seurat_v3_and_batches_match_local(client, generated):
 
 
 def test_tasks_run_on_the_workers(client, generated):
+    from dask.distributed import get_task_stream
+
     from anndataoom import _distributed, _oom
 
     adata = oom.read(generated)
-    with oom.distributed(client):
-        parts = _distributed._partials(adata.X, _oom.positive_counts)
-    assert len(parts) == 2  # one row range per worker thread
+    with oom.distributed(client), get_task_stream(client) as tasks:
+        state = _distributed.run_pass(adata.X.matrix, _oom.positive_counts)
+    assert len([t for t in tasks.data if "run_kernel" in str(t["key"])]) == 2  # one per thread
+    assert state.nrows == adata.n_obs
     assert _distributed._client.get() is None  # the context manager resets
 
 
@@ -122,3 +125,31 @@ def test_filters_cell_ranger_and_uncentred_pca_match_local(client, generated):
     pd.testing.assert_frame_equal(ours.var, ref.var, check_exact=True)
     np.testing.assert_array_equal(ours.obsm["X_pca"], ref.obsm["X_pca"])
     np.testing.assert_array_equal(ours.varm["PCs"], ref.varm["PCs"])
+
+
+def test_pearson_hvg_markers_and_wide_pca_match_local(client, tmp_path):
+    """The pearson_residuals flavor, t-test markers (grouped moments) and PCA of more than
+    10,000 variables (the Krylov solver, which stays in this process)."""
+    path = tmp_path / "wide.h5ad"
+    gen_h5ad(path, n_obs=240, n_vars=10_200, density=0.02, seed=3)
+
+    def run(adata):
+        oom.pp.highly_variable_genes(adata, flavor="pearson_residuals", n_top_genes=100,
+                                     batch_key="batch")
+        oom.pp.normalize_total(adata, target_sum=1e4)
+        oom.pp.log1p(adata)
+        oom.tl.rank_genes_groups(adata, "batch", method="t-test", pts=True)
+        oom.pp.pca(adata, n_comps=5)
+        return adata
+
+    ref = run(oom.read(path))
+    with oom.distributed(client):
+        ours = run(oom.read(path))
+    pd.testing.assert_frame_equal(ours.var, ref.var, check_exact=True)
+    for key in ("names", "scores", "pvals", "logfoldchanges"):
+        np.testing.assert_array_equal(ours.uns["rank_genes_groups"][key],
+                                      ref.uns["rank_genes_groups"][key], err_msg=key)
+    pd.testing.assert_frame_equal(ours.uns["rank_genes_groups"]["pts"],
+                                  ref.uns["rank_genes_groups"]["pts"], check_exact=True)
+    assert ours.uns["pca"]["params"] == ref.uns["pca"]["params"]
+    np.testing.assert_array_equal(ours.obsm["X_pca"], ref.obsm["X_pca"])

@@ -166,11 +166,11 @@ def test_errors(pair, gen):
 def test_gram_kernel_is_the_covariance(gen):
     m = _oom.open(str(gen["dense"]), "X")
     x = ad.read_h5ad(gen["dense"]).X.astype(np.float64)
-    n, mean, m2 = _oom.gram_state(m, "float64")
+    n, mean, m2 = _oom.gram_state(m, "float64").finalize()
     assert n == x.shape[0]
     np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
     np.testing.assert_allclose(m2 / (n - 1), np.cov(x, rowvar=False), rtol=1e-9, atol=1e-12)
-    _, _, m2f = _oom.gram_state(m, "float32")
+    _, _, m2f = _oom.gram_state(m, "float32").finalize()
     np.testing.assert_allclose(m2f, m2, rtol=1e-5, atol=1e-5 * np.abs(m2).max())
 
 
@@ -183,25 +183,23 @@ def test_fit_from_row_range_states_is_the_one_pass_fit(gen, zero_center):
     cuts = [0, 130, 131, 400, m.shape[0]]
     states = [_oom.gram_state(m.subset(np.arange(a, b, dtype=np.int64), None), "float64")
               for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    fit = _oom.pca_from_gram_states(states, 8, zero_center=zero_center)
+    fit = _oom.pca_from_gram(_oom.PassState.combine(states), 8, zero_center=zero_center)
     for key in ("components", "variance", "variance_ratio", "mean"):
         np.testing.assert_allclose(fit[key], whole[key], rtol=1e-9, atol=1e-12)
     scores = _oom.pca_project(m, fit["components"], fit["mean"] if zero_center else None,
-                              dtype="float64")
+                              dtype="float64").finalize()
     np.testing.assert_allclose(scores, whole["scores"], rtol=1e-9, atol=1e-9)
 
 
 def test_fit_from_gram_states_bad_input(gen):
     m = _oom.open(str(gen["csr"]), "X")
-    n, mean, m2 = _oom.gram_state(m, "float64")
-    with pytest.raises(ValueError, match="no Gram states"):
-        _oom.pca_from_gram_states([], 5)
-    with pytest.raises(ValueError, match="M2 is"):
-        _oom.pca_from_gram_states([(n, mean, m2[:-1])], 5)
-    with pytest.raises(ValueError, match="columns"):
-        _oom.pca_from_gram_states([(n, mean, m2), (n, mean[:-1], m2[:-1, :-1])], 5)
+    with pytest.raises(ValueError, match="needs a gram state, not a positive_counts state"):
+        _oom.pca_from_gram(_oom.positive_counts(m), 5)
+    narrow = _oom.gram_state(m.subset(None, np.arange(3, dtype=np.int64)), "float64")
+    with pytest.raises(ValueError, match="gram states of .* columns"):
+        _oom.PassState.combine([_oom.gram_state(m, "float64"), narrow])
     with pytest.raises(ValueError, match="n_comps"):
-        _oom.pca_from_gram_states([(n, mean, m2)], 500)
+        _oom.pca_from_gram(_oom.gram_state(m, "float64"), 500)
     with pytest.raises(ValueError, match="mean has"):
         _oom.pca_project(m, np.zeros((m.shape[1], 3)), np.zeros(2))
 

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod ctx;
 pub mod error;
 pub mod exec;
+pub mod frame;
 pub mod graph;
 pub mod kernels;
 pub mod linalg;

@@ -13,6 +13,7 @@ mod pca;
 mod pp;
 mod pp_extra;
 mod seed;
+mod state;
 mod tl;
 mod umap;
 mod zarr;
@@ -60,6 +61,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<enter::CallContext>()?;
     pp::register(m)?;
     pca::register(m)?;
+    state::register(m)?;
     seed::register(m)?;
     concat::register(m)?;
     tl::register(m)?;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use faer::Mat;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
-use oom_core::kernels::gram::{GramState, Precision};
+use oom_core::kernels::gram::Precision;
 use oom_core::kernels::regress::regress_stats;
+use oom_core::kernels::state::PassState as State;
 use oom_core::linalg::pca::{fit, fit_gram, gram_pass, project, PcaFit, PcaOptions, Solver};
 use oom_core::plan::{Design, Regress};
 use oom_core::OomError;
@@ -18,6 +19,7 @@ use crate::convert::values_to_py;
 use crate::enter::enter;
 use crate::error::to_py;
 use crate::matrix::Matrix;
+use crate::state::PassState;
 
 fn precision(name: &str) -> PyResult<Precision> {
     match name {
@@ -99,48 +101,25 @@ fn fit_to_py(py: Python<'_>, f: PcaFit) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-/// The PCA fit (no scores) from the Gram states of consecutive row ranges,
-/// `(n, mean, M2)` as `gram_state` returns them, combined in order and
-/// solved exactly as the in-process Gram route (`dask.distributed` runs).
+/// The PCA fit (no scores) from a Gram `PassState` — the combined states of
+/// consecutive row ranges (`dask.distributed` workers' `gram_state`) —
+/// solved exactly as the in-process Gram route.
 #[pyfunction]
-#[pyo3(signature = (states, n_comps, zero_center=true, seed=0, full_eigh_max=4000))]
-fn pca_from_gram_states<'py>(
+#[pyo3(signature = (state, n_comps, zero_center=true, seed=0, full_eigh_max=4000))]
+fn pca_from_gram<'py>(
     py: Python<'py>,
-    states: Vec<(u64, PyReadonlyArray1<'py, f64>, PyReadonlyArray2<'py, f64>)>,
+    state: &PassState,
     n_comps: usize,
     zero_center: bool,
     seed: u64,
     full_eigh_max: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut merged: Option<GramState> = None;
-    for (i, (n, mean, m2)) in states.iter().enumerate() {
-        let mean = mean.as_slice()?.to_vec();
-        let m2 = m2.as_array();
-        let p = mean.len();
-        if m2.shape() != [p, p] {
-            return Err(to_py(OomError::Value(format!(
-                "Gram state {i}: M2 is {:?}, its mean has {p} entries",
-                m2.shape()
-            ))));
-        }
-        let st = GramState::from_parts(
-            *n,
-            mean,
-            Mat::from_fn(p, p, |a, b| m2[[a, b]]),
-            Precision::F64,
-        );
-        match &mut merged {
-            None => merged = Some(st),
-            Some(m) if m.ncols() != p => {
-                return Err(to_py(OomError::Value(format!(
-                    "Gram state {i} has {p} columns, the first {}",
-                    m.ncols()
-                ))))
-            }
-            Some(m) => m.combine(&st),
-        }
-    }
-    let st = merged.ok_or_else(|| to_py(OomError::Value("no Gram states".into())))?;
+    let State::Gram(st) = &state.state else {
+        return Err(to_py(OomError::Value(format!(
+            "pca_from_gram needs a gram state, not a {} state",
+            state.state.name()
+        ))));
+    };
     let o = PcaOptions {
         n_comps,
         zero_center,
@@ -148,12 +127,12 @@ fn pca_from_gram_states<'py>(
         full_eigh_max,
         ..Default::default()
     };
-    let f = enter(py, |_| fit_gram(&st, &o))?;
+    let f = enter(py, |_| fit_gram(st, &o))?;
     fit_to_py(py, f)
 }
 
-/// Scores `(x − mean)·components` (no centring without `mean`) of every row
-/// of `m`, n × k in `dtype`: the projection pass of `pca`.
+/// One pass projecting the rows of `m` on `components` (p × k), centred on
+/// `mean` when given: a `PassState` whose `finalize()` gives the n × k scores.
 #[pyfunction]
 #[pyo3(signature = (m, components, mean=None, dtype="float32"))]
 fn pca_project<'py>(
@@ -162,36 +141,24 @@ fn pca_project<'py>(
     components: PyReadonlyArray2<'py, f64>,
     mean: Option<PyReadonlyArray1<'py, f64>>,
     dtype: &str,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<PassState> {
     let c = components.as_array();
     let (p, k) = (c.nrows(), c.ncols());
     let components = Mat::from_fn(p, k, |a, b| c[[a, b]]);
     let mean = mean.as_ref().map(PyReadonlyArray1::as_slice).transpose()?;
     let out = Dtype::from_name(dtype).map_err(to_py)?;
-    let n = usize::try_from(m.view.nrows()).expect("fits");
-    let scores = enter(py, |ctx| project(ctx, &m.view, &components, mean, out))?;
-    values_to_py(py, scores).call_method1("reshape", ((n, k),))
+    let values = enter(py, |ctx| project(ctx, &m.view, &components, mean, out))?;
+    Ok(State::Rows { ncols: k, values }.into())
 }
 
-/// One pass: `(n, mean, M2)` with `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64), by the
-/// route `pca` takes (sparse values before a scale when that pays).
+/// One pass, by the route `pca` takes (sparse values before a scale when
+/// that pays): a `PassState` whose `finalize()` gives `(n, mean, M2)` with
+/// `M2 = Σ(x−μ)(x−μ)ᵀ` (p × p, f64).
 #[pyfunction]
 #[pyo3(signature = (m, precision="float32"))]
-fn gram_state<'py>(
-    py: Python<'py>,
-    m: &Matrix,
-    precision: &str,
-) -> PyResult<(u64, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+fn gram_state(py: Python<'_>, m: &Matrix, precision: &str) -> PyResult<PassState> {
     let prec = self::precision(precision)?;
-    let st = enter(py, |ctx| gram_pass(ctx, &m.view, prec))?;
-    let p = st.ncols();
-    let a = st.matrix(true, 1.0);
-    let flat: Vec<f64> = (0..p * p).map(|i| a[(i / p, i % p)]).collect();
-    Ok((
-        st.n(),
-        st.mean().to_vec().into_pyarray(py).into_any(),
-        flat.into_pyarray(py).reshape([p, p])?.into_any(),
-    ))
+    Ok(State::Gram(enter(py, |ctx| gram_pass(ctx, &m.view, prec))?).into())
 }
 
 fn design(
@@ -272,7 +239,7 @@ fn lazy_regress(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pca, m)?)?;
     m.add_function(wrap_pyfunction!(gram_state, m)?)?;
-    m.add_function(wrap_pyfunction!(pca_from_gram_states, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_from_gram, m)?)?;
     m.add_function(wrap_pyfunction!(pca_project, m)?)?;
     m.add_function(wrap_pyfunction!(regress_stats_py, m)?)?;
     m.add_function(wrap_pyfunction!(lazy_regress, m)?)?;

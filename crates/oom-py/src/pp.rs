@@ -7,19 +7,18 @@ use std::sync::Arc;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
 use oom_core::kernels::moments::{
-    moments, residual_variances, MomentParams, Moments, ResidualParams, ValueMap,
+    moments, residual_variances, MomentParams, ResidualParams, ValueMap,
 };
-use oom_core::kernels::qc::{
-    count_above, positive_counts, qc_metrics, QcParams, QcState, RARE_KEEP,
-};
+use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
+use oom_core::kernels::state::PassState as State;
 use oom_core::plan::{Log1p, Multiply, Normalize, Power, Scale};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
 
 use crate::enter::enter;
 use crate::error::to_py;
 use crate::matrix::Matrix;
+use crate::state::PassState;
 
 fn vec_f64(a: &PyReadonlyArray1<'_, f64>, n: u64, what: &str) -> PyResult<Vec<f64>> {
     let v = a.as_slice()?.to_vec();
@@ -178,9 +177,10 @@ fn is_untransformed(m: &Matrix) -> bool {
     m.view.is_plain()
 }
 
-/// One pass of QC metrics: `(total, n_nonzero, top_cum[n, k], mask_sum[n, q], col_sum, col_nnz,
-/// non_counts, rare_rows[p, K], rare_vals[p, K])`; `non_counts` is how many values are negative
-/// or not whole, `rare_*` each column's first K non-zeros (all of them when it has ≤ K).
+/// One pass of QC metrics, as a `PassState` whose `finalize()` gives `(total, n_nonzero,
+/// top_cum[n, k], mask_sum[n, q], col_sum, col_nnz, non_counts, rare_rows[p, K], rare_vals[p, K])`;
+/// `non_counts` is how many values are negative or not whole, `rare_*` each column's first K
+/// non-zeros (all of them when it has ≤ K).
 #[pyfunction]
 #[pyo3(name = "qc_metrics")]
 fn qc_metrics_py<'py>(
@@ -188,7 +188,7 @@ fn qc_metrics_py<'py>(
     m: &Matrix,
     top: Vec<usize>,
     masks: PyReadonlyArray2<'py, bool>,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<PassState> {
     let ncols = usize::try_from(m.view.ncols()).expect("fits");
     let shape = masks.as_array().dim();
     if shape.1 != ncols && shape.0 != 0 {
@@ -206,61 +206,37 @@ fn qc_metrics_py<'py>(
     }
     let (k, q) = (top.len(), masks.len());
     let p = QcParams { top, masks };
-    let (rows, QcState { cols, rare }) = enter(py, |ctx| qc_metrics(ctx, &m.view, &p))?;
-    let n = rows.total.len();
-    PyTuple::new(
-        py,
-        [
-            rows.total.into_pyarray(py).into_any(),
-            rows.n_nonzero.into_pyarray(py).into_any(),
-            rows.top_cum.into_pyarray(py).reshape([n, k])?.into_any(),
-            rows.mask_sum.into_pyarray(py).reshape([n, q])?.into_any(),
-            cols.sum.into_pyarray(py).into_any(),
-            cols.n_nonzero.into_pyarray(py).into_any(),
-            cols.non_counts.into_pyobject(py)?.into_any(),
-            rare.rows
-                .into_pyarray(py)
-                .reshape([ncols, RARE_KEEP])?
-                .into_any(),
-            rare.vals
-                .into_pyarray(py)
-                .reshape([ncols, RARE_KEEP])?
-                .into_any(),
-        ],
-    )
+    let (rows, state) = enter(py, |ctx| qc_metrics(ctx, &m.view, &p))?;
+    Ok(State::Qc {
+        rows,
+        top: k,
+        masks: q,
+        state,
+    }
+    .into())
 }
 
-/// `(row_sum, row_positive, col_sum, col_positive)` in one pass.
+/// One pass whose `finalize()` gives `(row_sum, row_positive, col_sum, col_positive)`.
 #[pyfunction]
 #[pyo3(name = "positive_counts")]
-fn positive_counts_py<'py>(py: Python<'py>, m: &Matrix) -> PyResult<Bound<'py, PyTuple>> {
-    let s = enter(py, |ctx| positive_counts(ctx, &m.view))?;
-    PyTuple::new(
-        py,
-        [
-            s.row_sum.into_pyarray(py).into_any(),
-            s.row_pos.into_pyarray(py).into_any(),
-            s.col_sum.into_pyarray(py).into_any(),
-            s.col_pos.into_pyarray(py).into_any(),
-        ],
-    )
+fn positive_counts_py(py: Python<'_>, m: &Matrix) -> PyResult<PassState> {
+    Ok(State::Positive(enter(py, |ctx| positive_counts(ctx, &m.view))?).into())
 }
 
-/// Per column, how many rows exceed their row's `threshold`.
+/// One pass whose `finalize()` gives, per column, how many rows exceed their row's `threshold`.
 #[pyfunction]
 #[pyo3(name = "count_above")]
-fn count_above_py<'py>(
-    py: Python<'py>,
+fn count_above_py(
+    py: Python<'_>,
     m: &Matrix,
-    threshold: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Bound<'py, PyAny>> {
+    threshold: PyReadonlyArray1<'_, f64>,
+) -> PyResult<PassState> {
     let t = vec_f64(&threshold, m.view.nrows(), "threshold")?;
-    let v = enter(py, |ctx| count_above(ctx, &m.view, &t))?;
-    Ok(v.into_pyarray(py).into_any())
+    Ok(State::CountAbove(enter(py, |ctx| count_above(ctx, &m.view, &t))?).into())
 }
 
-/// Per-group column moments in one pass. Returns a dict with `n` (rows per
-/// group), `sum`, `sumsq`, `mean`, `var` (ddof 1), `n_pos` (all
+/// Per-group column moments in one pass, as a `PassState` whose `finalize()` gives a
+/// dict with `n` (rows per group), `sum`, `sumsq`, `mean`, `var` (ddof 1), `n_pos` (all
 /// `n_groups × ncols`), `n_nonzero` (same shape), `row_sum` and `non_integer`;
 /// with `unmapped`, also `unmapped_mean` and `unmapped_var` per column: the
 /// moments of the values before `expm1`, over all groups' rows.
@@ -276,7 +252,7 @@ fn moments_py<'py>(
     factor: Option<f64>,
     clip: Option<PyReadonlyArray2<'py, f64>>,
     unmapped: bool,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<PassState> {
     let ncols = usize::try_from(m.view.ncols()).expect("fits");
     let n_groups = n_groups.max(1);
     let groups = self::groups(groups, n_groups, m.view.nrows())?;
@@ -303,79 +279,8 @@ fn moments_py<'py>(
         clip,
         unmapped,
     };
-    let (mo, row_sum) = enter(py, |ctx| moments(ctx, &m.view, &p))?;
-    moments_to_py(py, mo, row_sum)
-}
-
-/// The dict of [`moments_py`] (means and variances finalised here).
-fn moments_to_py(py: Python<'_>, mo: Moments, row_sum: Vec<f64>) -> PyResult<Bound<'_, PyDict>> {
-    let (mean, var) = mo.finalize();
-    let d = PyDict::new(py);
-    let shape = [mo.n.len(), mo.ncols];
-    d.set_item("n", mo.n.into_pyarray(py))?;
-    d.set_item("sum", mo.sum.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("sumsq", mo.sumsq.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("mean", mean.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("var", var.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("n_pos", mo.n_pos.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("n_nonzero", mo.n_nonzero.into_pyarray(py).reshape(shape)?)?;
-    d.set_item("row_sum", row_sum.into_pyarray(py))?;
-    d.set_item("non_integer", mo.non_integer)?;
-    if let Some(u) = &mo.unmapped {
-        let (mean, var) = u.finalize();
-        d.set_item("unmapped_mean", mean.into_pyarray(py))?;
-        d.set_item("unmapped_var", var.into_pyarray(py))?;
-    }
-    Ok(d)
-}
-
-fn item<'py>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<Bound<'py, PyAny>> {
-    d.get_item(k)?
-        .ok_or_else(|| PyValueError::new_err(format!("moments part without '{k}'")))
-}
-
-/// Entry `k` of a moments dict, flattened.
-fn flat<T: numpy::Element + Copy>(d: &Bound<'_, PyDict>, k: &str) -> PyResult<Vec<T>> {
-    let a = item(d, k)?.call_method1("ravel", ())?;
-    Ok(a.extract::<PyReadonlyArray1<'_, T>>()?.as_slice()?.to_vec())
-}
-
-/// Moments dicts of consecutive row ranges (from `moments` in workers)
-/// combined in order and finalised as one pass's: the same dict.
-#[pyfunction]
-fn moments_combine<'py>(
-    py: Python<'py>,
-    parts: Vec<Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let mut merged: Option<Moments> = None;
-    let mut row_sum = Vec::new();
-    for d in &parts {
-        let n = flat::<u64>(d, "n")?;
-        let sum = flat::<f64>(d, "sum")?;
-        let ncols = if n.is_empty() { 0 } else { sum.len() / n.len() };
-        let mo = Moments {
-            ncols,
-            n,
-            sum,
-            sumsq: flat::<f64>(d, "sumsq")?,
-            n_pos: flat::<u64>(d, "n_pos")?,
-            n_nonzero: flat::<u64>(d, "n_nonzero")?,
-            non_integer: item(d, "non_integer")?.extract()?,
-            unmapped: None,
-        };
-        if [mo.sumsq.len(), mo.n_pos.len(), mo.n_nonzero.len()] != [mo.sum.len(); 3] {
-            return Err(PyValueError::new_err(
-                "moments part with arrays of different sizes",
-            ));
-        }
-        row_sum.extend(flat::<f64>(d, "row_sum")?);
-        match &mut merged {
-            None => merged = Some(mo),
-            Some(m) => m.combine(&mo).map_err(to_py)?,
-        }
-    }
-    let mo = merged.ok_or_else(|| PyValueError::new_err("no moments to combine"))?;
-    moments_to_py(py, mo, row_sum)
+    let (moments, row_sum) = enter(py, |ctx| moments(ctx, &m.view, &p))?;
+    Ok(State::Moments { moments, row_sum }.into())
 }
 
 /// Pearson-residual variance per group × column (second pass of the
@@ -430,7 +335,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(qc_metrics_py, m)?)?;
     m.add_function(wrap_pyfunction!(positive_counts_py, m)?)?;
     m.add_function(wrap_pyfunction!(moments_py, m)?)?;
-    m.add_function(wrap_pyfunction!(moments_combine, m)?)?;
     m.add_function(wrap_pyfunction!(count_above_py, m)?)?;
     m.add_function(wrap_pyfunction!(residual_variances_py, m)?)?;
     Ok(())

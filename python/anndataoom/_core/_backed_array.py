@@ -25,6 +25,7 @@ from anndataoom._core._guard import unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int
 from anndataoom._core._streamed import StreamedReads
+from anndataoom._distributed import run_pass
 
 __all__ = [
     "BackedArray",
@@ -159,7 +160,7 @@ class BackedArray(StreamedReads, LazyMatrix):
 
     def _removed_counts(self, rows: np.ndarray) -> tuple:
         """``positive_counts`` of a few rows of ``self``, read here."""
-        return _oom.positive_counts(self.matrix.subset(rows, None))
+        return run_pass(self.matrix.subset(rows, None), _oom.positive_counts).finalize()
 
     def copy(self) -> BackedArray:
         """Return a new lazy array over the same data (cheap: the data is immutable)."""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom._seed._common import lazy_matrix, rep
 
 __all__ = [
@@ -36,7 +37,7 @@ def chunked_mean_var(adata, *, layer: str | None = None,
     ``(mean, var)``, float64 arrays of length ``n_vars``.
     """
     x = adata.layers[layer] if layer is not None else adata.X
-    r = _oom.moments(lazy_matrix(x))
+    r = run_pass(lazy_matrix(x), _oom.moments).finalize()
     return (np.asarray(r["mean"][0], dtype=np.float64),
             np.asarray(r["var"][0], dtype=np.float64))
 
@@ -68,7 +69,7 @@ def _residual_variance(m, *, theta, clip, pre=None, groups=None):
         total = float(pre.get("sum_total", col_sum.sum()))
         n = int(m.shape[0])
     else:
-        r = _oom.moments(m, groups, 1)
+        r = run_pass(m, _oom.moments, groups, 1, row_args=(0,)).finalize()
         row_sum = np.asarray(r["row_sum"], dtype=np.float64)
         col_sum = np.asarray(r["sum"][0], dtype=np.float64)
         sq_sum = np.asarray(r["sumsq"][0], dtype=np.float64)
@@ -294,7 +295,7 @@ def chunked_highly_variable_features_pegasus(
         raise ValueError("Please run `identify_robust_genes` to identify robust genes")
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in adata.layers")
-    r = _oom.moments(lazy_matrix(rep(adata, layer)))
+    r = run_pass(lazy_matrix(rep(adata, layer)), _oom.moments).finalize()
     adata.var["mean"] = np.asarray(r["mean"][0], dtype=np.float64)
     adata.var["var"] = np.asarray(r["var"][0], dtype=np.float64)
 

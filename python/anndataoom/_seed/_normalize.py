@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom._seed._common import cast_float32, lazy_matrix, rep, store
 
 __all__ = ["chunked_normalize_total", "chunked_log1p", "chunked_normalize_pearson_residuals"]
@@ -58,17 +59,19 @@ def chunked_normalize_total(
     m = lazy_matrix(X)
     n_obs, n_vars = (int(s) for s in m.shape)
     adata.layers["counts"] = X
-    r = _oom.moments(m)
+    r = run_pass(m, _oom.moments).finalize()
     sums_genes = np.asarray(r["sum"][0], dtype=np.float64)
     sq_sums_genes = np.asarray(r["sumsq"][0], dtype=np.float64)
     sums_cells = np.asarray(r["row_sum"], dtype=np.float64)
     counts = sums_cells
     if exclude_highly_expressed:
-        hi = _oom.count_above(m, sums_cells * float(max_fraction))
+        hi = run_pass(m, _oom.count_above, sums_cells * float(max_fraction),
+                      row_args=(0,)).finalize()
         keep = np.asarray(hi) == 0
         if not keep.all():
             kept = m.subset(None, np.flatnonzero(keep).astype(np.int64))
-            counts = np.asarray(_oom.positive_counts(kept)[0], dtype=np.float64)
+            counts = np.asarray(run_pass(kept, _oom.positive_counts).finalize()[0],
+                                dtype=np.float64)
     if target_sum is None:
         nonzero = counts[counts > 0]
         target_sum = float(np.median(nonzero)) if nonzero.size else 1.0
@@ -144,7 +147,7 @@ def chunked_normalize_pearson_residuals(
         clip = float(np.sqrt(int(m.shape[0])))
     if clip < 0:
         raise ValueError("Pearson residuals require `clip>=0` or `clip=None`.")
-    r = _oom.moments(m)
+    r = run_pass(m, _oom.moments).finalize()
     if check_values and r["non_integer"]:
         warnings.warn("`normalize_pearson_residuals()` expects raw count data, but non-integers "
                       "were found.", UserWarning, stacklevel=2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom._seed._common import lazy_matrix
 
 __all__ = ["chunked_qc_metrics", "chunked_gene_group_pct", "chunked_identify_robust_genes"]
@@ -20,7 +21,7 @@ def _qc(m, masks: np.ndarray | None = None):
     n_vars = int(m.shape[1])
     if masks is None:
         masks = np.zeros((0, n_vars), dtype=bool)
-    return _oom.qc_metrics(m, [], np.ascontiguousarray(masks, dtype=bool))
+    return run_pass(m, _oom.qc_metrics, [], np.ascontiguousarray(masks, dtype=bool)).finalize()
 
 
 def chunked_qc_metrics(adata, *, percent_top=None, chunk_size: int | None = None) -> None:

@@ -14,6 +14,7 @@ import anndata
 import numpy as np
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom._seed._common import lazy_matrix, rep
 
 __all__ = ["chunked_scrublet_prepare"]
@@ -59,9 +60,9 @@ def chunked_scrublet_prepare(
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in adata.layers")
     m = lazy_matrix(rep(adata, layer))
-    col_pos = np.asarray(_oom.positive_counts(m)[3])
+    col_pos = np.asarray(run_pass(m, _oom.positive_counts).finalize()[3])
     genes = np.flatnonzero(col_pos >= min_cells).astype(np.int64)
-    row_pos = np.asarray(_oom.positive_counts(m.subset(None, genes))[1])
+    row_pos = np.asarray(run_pass(m.subset(None, genes), _oom.positive_counts).finalize()[1])
     cells = np.flatnonzero(row_pos >= min_genes).astype(np.int64)
     counts = m.subset(cells, genes)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom.pp._backed import sum_dtype
 from anndataoom.pp._hvg import SKIP, batch_groups
 from anndataoom.pp._hvg_seurat_v3 import rank_across_batches
@@ -34,7 +35,7 @@ def hvg_pearson_residuals(adata, m, *, theta, clip, n_top_genes, batch_key, chec
         values = adata.obs[batch_key].to_numpy()
         levels = np.unique(values)
         groups, n_groups = batch_groups(values, levels), len(levels)
-    r = _oom.moments(m, groups, n_groups)
+    r = run_pass(m, _oom.moments, groups, n_groups, row_args=(0,)).finalize()
     if check_values and r["non_integer"]:
         warnings.warn("`flavor='pearson_residuals'` expects raw count data, but non-integers "
                       "were found.", UserWarning, stacklevel=3)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
+from anndataoom._distributed import run_pass
 from anndataoom._progress import pass_bars
 from anndataoom.pp._backed import get_matrix
 from anndataoom.pp._hvg import SKIP
@@ -101,7 +102,7 @@ class _Stats:
     """Group moments from one pass; ``*_rest`` = all cells outside each group."""
 
     def __init__(self, m, g: _Groups):
-        r = _oom.moments(m, g.ids, g.n + 1)
+        r = run_pass(m, _oom.moments, g.ids, g.n + 1, row_args=(0,)).finalize()
         self.non_integer = bool(r["non_integer"])
         n, s, sq, nnz = r["n"], r["sum"], r["sumsq"], r["n_nonzero"]
         self.n_cells = int(n.sum())

@@ -103,7 +103,7 @@ impl Dtype {
 }
 
 /// A buffer of one dtype.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),

@@ -18,6 +18,7 @@
 
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
+use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, Csr, Scalar};
 use crate::ctx::Ctx;
@@ -28,7 +29,7 @@ use crate::plan::View;
 use crate::with_values;
 
 /// Arithmetic of the per-chunk products (accumulation is always f64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Precision {
     F32,
     F64,
@@ -64,6 +65,7 @@ pub fn dense_rows(block: &Block, r0: usize, r1: usize, out: &mut Vec<f64>) {
 }
 
 /// Column means and centred cross-products of the rows seen so far.
+#[derive(Debug, Clone)]
 pub struct GramState {
     p: usize,
     n: u64,
@@ -251,7 +253,55 @@ impl GramState {
         }
         self.merge_mean(other.n, &other.mean);
     }
+}
 
+/// The state as bytes see it: `M2`'s lower triangle, column by column.
+#[derive(Serialize, Deserialize)]
+struct GramWire {
+    n: u64,
+    mean: Vec<f64>,
+    lower: Vec<f64>,
+    prec: Precision,
+}
+
+impl Serialize for GramState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let lower = (0..self.p)
+            .flat_map(|j| self.m2.col_as_slice(j)[j..].iter().copied())
+            .collect();
+        GramWire {
+            n: self.n,
+            mean: self.mean.clone(),
+            lower,
+            prec: self.prec,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for GramState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let w = GramWire::deserialize(d)?;
+        let p = w.mean.len();
+        if w.lower.len() != p * (p + 1) / 2 {
+            return Err(serde::de::Error::custom(format!(
+                "a Gram state of {p} columns holds {} values of M2, not {}",
+                p * (p + 1) / 2,
+                w.lower.len()
+            )));
+        }
+        let mut m2 = Mat::zeros(p, p);
+        let mut rest = &w.lower[..];
+        for j in 0..p {
+            let (col, tail) = rest.split_at(p - j);
+            m2.col_as_slice_mut(j)[j..].copy_from_slice(col);
+            rest = tail;
+        }
+        Ok(GramState::from_parts(w.n, w.mean, m2, w.prec))
+    }
+}
+
+impl GramState {
     /// Full symmetric `M2` (centred) or `XᵀX` (uncentred), scaled by `scale`.
     pub fn matrix(&self, centered: bool, scale: f64) -> Mat<f64> {
         let p = self.p;

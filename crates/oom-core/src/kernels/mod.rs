@@ -10,6 +10,7 @@ pub mod qc;
 pub mod ranks;
 pub mod regress;
 pub mod sparse_gram;
+pub mod state;
 pub mod sums;
 
 use crate::block::Block;

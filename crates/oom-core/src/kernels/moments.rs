@@ -62,7 +62,7 @@ impl Default for MomentParams {
 /// the count of values `> 0` and of values `≠ 0` (scipy's `getnnz` after
 /// `eliminate_zeros`). Also whether any value was negative or
 /// not an integer (scanpy's `check_nonnegative_integers`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Moments {
     pub ncols: usize,
     pub n: Vec<u64>,
@@ -78,7 +78,7 @@ pub struct Moments {
 
 /// Column sums of the stored values and of their squares, over the rows
 /// of every group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Unmapped {
     pub n: u64,
     pub sum: Vec<f64>,

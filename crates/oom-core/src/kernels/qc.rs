@@ -5,6 +5,8 @@
 //! count. Also the sums and positive-entry counts `filter_cells` /
 //! `filter_genes` use. Stored zeros never count (scanpy eliminates them).
 
+use serde::{Deserialize, Serialize};
+
 use crate::block::{is_whole, Block};
 use crate::ctx::Ctx;
 use crate::error::Result;
@@ -21,7 +23,7 @@ pub struct QcParams {
 }
 
 /// Per-row results (row-major `n × top.len()` and `n × masks.len()`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QcRows {
     pub total: Vec<f64>,
     pub n_nonzero: Vec<u64>,
@@ -29,8 +31,18 @@ pub struct QcRows {
     pub mask_sum: Vec<f64>,
 }
 
+impl QcRows {
+    /// Add the rows that follow ours.
+    pub fn append(&mut self, next: QcRows) {
+        self.total.extend(next.total);
+        self.n_nonzero.extend(next.n_nonzero);
+        self.top_cum.extend(next.top_cum);
+        self.mask_sum.extend(next.mask_sum);
+    }
+}
+
 /// Mergeable per-column state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcCols {
     pub sum: Vec<f64>,
     pub n_nonzero: Vec<u64>,
@@ -86,7 +98,7 @@ pub const RARE_KEEP: usize = 8;
 /// order: every entry of a column that has no more. `filter_genes` removes
 /// such columns, and with their entries known the rows' totals over the
 /// genes kept follow without another pass.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rare {
     /// `ncols × RARE_KEEP`; the first `min(n_nonzero, RARE_KEEP)` of a column are set.
     pub rows: Vec<u64>,
@@ -113,20 +125,26 @@ impl Rare {
         }
     }
 
-    /// Append `other` (later rows): `mine` and `theirs` are the non-zero
-    /// counts per column of the two before merging.
-    pub fn combine(&mut self, other: &Rare, mine: &[u64], theirs: &[u64]) {
+    /// Append `other` (later rows, numbered from `offset` on): `mine` and
+    /// `theirs` are the non-zero counts per column of the two before merging.
+    pub fn combine(&mut self, other: &Rare, mine: &[u64], theirs: &[u64], offset: u64) {
         for (c, (&a, &b)) in mine.iter().zip(theirs).enumerate() {
             let a = usize::try_from(a).unwrap_or(RARE_KEEP).min(RARE_KEEP);
             let b = usize::try_from(b).unwrap_or(RARE_KEEP).min(RARE_KEEP - a);
             let (dst, src) = (c * RARE_KEEP + a, c * RARE_KEEP);
-            self.rows[dst..dst + b].copy_from_slice(&other.rows[src..src + b]);
+            for (d, s) in self.rows[dst..dst + b]
+                .iter_mut()
+                .zip(&other.rows[src..src + b])
+            {
+                *d = s + offset;
+            }
             self.vals[dst..dst + b].copy_from_slice(&other.vals[src..src + b]);
         }
     }
 }
 
 /// One worker's QC state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcState {
     pub cols: QcCols,
     pub rare: Rare,
@@ -140,9 +158,20 @@ impl QcState {
         }
     }
 
+    /// Merge the state of other rows of the same view (numbered as ours).
     pub fn combine(&mut self, other: &QcState) {
-        self.rare
-            .combine(&other.rare, &self.cols.n_nonzero, &other.cols.n_nonzero);
+        self.append(other, 0);
+    }
+
+    /// Merge the state of the rows that follow ours, `other` numbering them
+    /// from 0 where we number them from `offset`.
+    pub fn append(&mut self, other: &QcState, offset: u64) {
+        self.rare.combine(
+            &other.rare,
+            &self.cols.n_nonzero,
+            &other.cols.n_nonzero,
+            offset,
+        );
         self.cols.combine(&other.cols);
     }
 }
@@ -205,17 +234,14 @@ pub fn qc_metrics(ctx: &Ctx, view: &View, p: &QcParams) -> Result<(QcRows, QcSta
     let state = merge(states, || QcState::new(ncols), QcState::combine);
     let mut rows = QcRows::default();
     for part in parts {
-        rows.total.extend(part.total);
-        rows.n_nonzero.extend(part.n_nonzero);
-        rows.top_cum.extend(part.top_cum);
-        rows.mask_sum.extend(part.mask_sum);
+        rows.append(part);
     }
     Ok((rows, state))
 }
 
 /// Row and column sums and counts of entries `> 0` (what scanpy's
 /// `filter_cells`/`filter_genes` count), in one pass.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PositiveCounts {
     pub row_sum: Vec<f64>,
     pub row_pos: Vec<u64>,

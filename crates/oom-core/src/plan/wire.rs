@@ -4,8 +4,7 @@
 //! that another process (a `dask.distributed` worker) rebuilds the same view
 //! by opening the file itself. No data is written, only parameters.
 //!
-//! Layout: `MAGIC`, the format version (u16 LE), the postcard payload, and a
-//! CRC-32 of the payload (u32 LE): a truncated or damaged plan is refused
+//! The bytes are a checked [`frame`]: a truncated or damaged plan is refused
 //! instead of rebuilding a different matrix.
 
 use std::sync::Arc;
@@ -15,11 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::{Concat, ConcatPart, Op, Source, View};
 use crate::block::Dtype;
 use crate::error::{OomError, Result};
+use crate::frame::{self, Kind};
 use crate::storage::origin::{reopen, Origin};
 
-const MAGIC: &[u8; 8] = b"OOMPLAN\0";
-/// Raised whenever the payload changes meaning (a new op field, a new variant).
-const VERSION: u16 = 1;
+const KIND: Kind = Kind {
+    tag: b"OOMPLAN\0",
+    version: 1,
+    what: "plan",
+};
 
 #[derive(Serialize, Deserialize)]
 struct WireView {
@@ -51,42 +53,13 @@ enum WireSource {
 /// source was not opened from a file (e.g. a parsed MatrixMarket held in
 /// this process's temp files).
 pub fn encode(view: &View) -> Result<Vec<u8>> {
-    let payload = postcard::to_stdvec(&to_wire(view)?)
-        .map_err(|e| OomError::Value(format!("cannot write the plan: {e}")))?;
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&crc(&payload).to_le_bytes());
-    Ok(out)
+    frame::seal(&KIND, &to_wire(view)?)
 }
 
 /// Rebuild the view [`encode`] wrote, reopening its files (once per process
 /// while they are unchanged).
 pub fn decode(bytes: &[u8]) -> Result<View> {
-    let bad = |why: &str| OomError::Value(format!("not a valid anndataoom plan: {why}"));
-    let head = MAGIC.len() + 2;
-    if bytes.len() < head + 4 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(bad("it does not start with the plan header"));
-    }
-    let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-    if version != VERSION {
-        return Err(bad(&format!(
-            "format {version}, this anndataoom reads format {VERSION} (use the same version everywhere)"
-        )));
-    }
-    let (payload, sum) = bytes[head..].split_at(bytes.len() - head - 4);
-    if crc(payload).to_le_bytes() != sum {
-        return Err(bad("checksum mismatch (truncated or damaged)"));
-    }
-    let wire: WireView = postcard::from_bytes(payload).map_err(|e| bad(&e.to_string()))?;
-    from_wire(wire)
-}
-
-fn crc(payload: &[u8]) -> u32 {
-    let mut c = flate2::Crc::new();
-    c.update(payload);
-    c.sum()
+    from_wire(frame::open(&KIND, bytes)?)
 }
 
 fn to_wire(view: &View) -> Result<WireView> {

@@ -5,6 +5,7 @@ mod corrupt;
 mod fixtures;
 mod graph;
 mod io;
+mod pass_state;
 mod plan_bytes;
 mod scale;
 mod sink;
