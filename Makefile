@@ -49,7 +49,7 @@ test-rust: build-deps  ## cargo tests of the core (Cargo.toml's `ci` profile, sh
 
 test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
 	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) WHEEL_DOCS=$(WHEEL_DOCS) \
-		scripts/test_wheel.sh dist/*.whl -q
+		scripts/test_wheel.sh dist/*.whl -q --durations=15
 
 test-py: release  ## pytest suite against the editable build in .venv
 	$(BIN)/python -m pytest -q

@@ -31,6 +31,7 @@ __all__ = [
     "pca",
     "positive_counts",
     "qc_metrics",
+    "regress_stats",
     "row_sums",
     "run_pass",
 ]
@@ -49,7 +50,8 @@ def distributed(client):
 
     Inside the block, ``calculate_qc_metrics``, ``filter_cells``,
     ``filter_genes``, ``normalize_total``, ``highly_variable_genes``,
-    ``scale``, ``pca``, ``tl.rank_genes_groups`` (its moments pass) and the
+    ``scale``, ``pca``, ``regress_out``, ``combat``, ``tl.rank_genes_groups``
+    (its moments pass) and the
     0.1.8 ``chunked_*`` functions split every pass over the matrix into
     the runs of rows the same pass folds in this process (one per thread
     here), one task per run.  Each worker opens the ``.h5ad`` file or
@@ -60,8 +62,8 @@ def distributed(client):
     tasks is therefore the driver's thread count.  ``log1p`` and the other
     transforms stay lazy and need no pass.
     PCA with more than 10,000 variables (Krylov solver, one pass per
-    iteration), the residual pass of the ``pearson_residuals`` flavor, the
-    Wilcoxon rank pass and ``regress_out``'s statistics run in this process.
+    iteration), the residual pass of the ``pearson_residuals`` flavor and
+    the Wilcoxon rank pass run in this process.
 
     Parameters
     ----------
@@ -196,6 +198,11 @@ def moments(x, groups=None, n_groups: int = 1, expm1: bool = False, factor=None,
     """``_oom.moments``: per-group column moments (see its docstring for the keys)."""
     return run_pass(x.matrix, _oom.moments, groups, n_groups, expm1, factor, clip, unmapped,
                     row_args=(0,)).finalize()
+
+
+def regress_stats(m: _oom.Matrix, design=None, codes=None, ngroups: int = 0) -> tuple:
+    """``_oom.regress_stats``: ``(DᵀX, col_min, col_max)`` of ``m`` for a design or group codes."""
+    return run_pass(m, _oom.regress_stats, design, codes, ngroups, row_args=(0, 1)).finalize()
 
 
 def pca(x, n_comps: int, *, zero_center: bool, solver: str, precision: str, seed: int,

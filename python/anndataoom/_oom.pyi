@@ -244,7 +244,7 @@ def regress_stats(
     design: _F64 | None = None,
     codes: _U32 | None = None,
     ngroups: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+) -> PassState: ...
 def pca(
     m: Matrix,
     n_comps: int,

@@ -23,6 +23,7 @@ THRESHOLD = RNG.uniform(0, 3, N_OBS)
 MASKS = np.ascontiguousarray(RNG.random((2, N_VARS)) < 0.3)
 COMPONENTS = RNG.standard_normal((N_VARS, 4))
 MEAN = RNG.standard_normal(N_VARS)
+DESIGN = np.column_stack([np.ones(N_OBS), RNG.standard_normal(N_OBS)])
 
 # Each pass kernel as oom.distributed calls it: (matrix of some rows, those rows) -> state.
 KERNELS = {
@@ -32,6 +33,7 @@ KERNELS = {
     "moments": lambda m, rows: _oom.moments(m, GROUPS[rows], 3, True, None, None, True),
     "gram": lambda m, rows: _oom.gram_state(m, "float32"),
     "rows": lambda m, rows: _oom.pca_project(m, COMPONENTS, MEAN, "float32"),
+    "regress_stats": lambda m, rows: _oom.regress_stats(m, DESIGN[rows]),
 }
 
 
@@ -135,6 +137,9 @@ def test_states_refuse_to_mix(matrix):
     with pytest.raises(ValueError, match="top ranks"):
         _oom.PassState.combine([_oom.qc_metrics(m, [1], MASKS), _oom.qc_metrics(m, [2, 3],
                                                                                  MASKS)])
+    with pytest.raises(ValueError, match="designs 2 and 3 wide"):
+        _oom.PassState.combine([_oom.regress_stats(m, DESIGN), _oom.regress_stats(
+            m, codes=GROUPS, ngroups=3)])
     f32 = _oom.pca_project(m, COMPONENTS, None, "float32")
     with pytest.raises(ValueError, match="float32 and float64"):
         _oom.PassState.combine([f32, _oom.pca_project(m, COMPONENTS, None, "float64")])

@@ -153,3 +153,18 @@ def test_pearson_hvg_markers_and_wide_pca_match_local(client, tmp_path):
                                   ref.uns["rank_genes_groups"]["pts"], check_exact=True)
     assert ours.uns["pca"]["params"] == ref.uns["pca"]["params"]
     np.testing.assert_array_equal(ours.obsm["X_pca"], ref.obsm["X_pca"])
+
+
+def test_regress_out_and_combat_match_local(client, generated):
+    def run(adata):
+        oom.pp.normalize_total(adata, target_sum=1e4)
+        oom.pp.log1p(adata)
+        oom.pp.regress_out(adata, ["n_counts_sim", "score"])
+        oom.pp.combat(adata, key="batch")
+        oom.pp.regress_out(adata, "batch")
+        return adata
+
+    ref = run(oom.read(generated))
+    with oom.distributed(client):
+        ours = run(oom.read(generated))
+    np.testing.assert_array_equal(np.asarray(ours.X.to_memory()), np.asarray(ref.X.to_memory()))

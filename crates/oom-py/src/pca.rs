@@ -7,7 +7,7 @@ use faer::Mat;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use oom_core::block::Dtype;
 use oom_core::kernels::gram::Precision;
-use oom_core::kernels::regress::regress_stats;
+use oom_core::kernels::regress::regress_pass;
 use oom_core::kernels::state::PassState as State;
 use oom_core::linalg::pca::{fit, fit_gram, gram_pass, project, PcaFit, PcaOptions, Solver};
 use oom_core::plan::{Design, Regress};
@@ -189,26 +189,21 @@ fn design(
     Ok(d)
 }
 
-/// One pass: `(DᵀX (width × p), col_min, col_max)` for a dense design
-/// (n × k) or group codes (`ngroups` groups; `DᵀX` = group sums).
+/// One pass for a dense design (n × k) or group codes (`ngroups` groups):
+/// a `PassState` whose `finalize()` gives `(DᵀX (width × p), col_min,
+/// col_max)` (`DᵀX` = group sums for codes).
 #[pyfunction]
 #[pyo3(name = "regress_stats", signature = (m, design=None, codes=None, ngroups=0))]
-fn regress_stats_py<'py>(
-    py: Python<'py>,
+fn regress_stats_py(
+    py: Python<'_>,
     m: &Matrix,
     design: Option<PyReadonlyArray2<'_, f64>>,
     codes: Option<PyReadonlyArray1<'_, u32>>,
     ngroups: usize,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+) -> PyResult<PassState> {
     let d = self::design(m.view.nrows(), design, codes, ngroups)?;
     let view = &m.view;
-    let st = enter(py, |ctx| regress_stats(ctx, view, &d))?;
-    let (w, p) = (d.width(), usize::try_from(m.view.ncols()).expect("fits"));
-    Ok((
-        st.dtx.into_pyarray(py).reshape([w, p])?.into_any(),
-        st.min.into_pyarray(py).into_any(),
-        st.max.into_pyarray(py).into_any(),
-    ))
+    Ok(State::Regress(enter(py, |ctx| regress_pass(ctx, view, &d))?).into())
 }
 
 /// `m` with residuals `x − D[r]·coef[:, c]` (lazy, dense, `dtype`);

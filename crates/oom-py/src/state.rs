@@ -1,5 +1,5 @@
 //! `_oom.PassState`: what a pass kernel (`qc_metrics`, `positive_counts`,
-//! `count_above`, `moments`, `gram_state`, `pca_project`) returns — the core's
+//! `count_above`, `moments`, `gram_state`, `pca_project`, `regress_stats`) returns — the core's
 //! mergeable state of the rows it read. States of consecutive row ranges
 //! combine in row order (`PassState.combine`), pickle as checked bytes, and
 //! `finalize()` turns one into the pass's numpy results.
@@ -138,6 +138,20 @@ fn finalize(py: Python<'_>, state: State) -> PyResult<Bound<'_, PyAny>> {
                     g.n().into_pyobject(py)?.into_any(),
                     g.mean().to_vec().into_pyarray(py).into_any(),
                     flat.into_pyarray(py).reshape([p, p])?.into_any(),
+                ],
+            )?
+            .into_any()
+        }
+        State::Regress(r) => {
+            let width = r.width;
+            let st = r.finish();
+            let p = st.min.len();
+            PyTuple::new(
+                py,
+                [
+                    st.dtx.into_pyarray(py).reshape([width, p])?.into_any(),
+                    st.min.into_pyarray(py).into_any(),
+                    st.max.into_pyarray(py).into_any(),
                 ],
             )?
             .into_any()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
+from anndataoom._distributed import regress_stats
 from anndataoom._seed._common import lazy_matrix, rep, store
 
 __all__ = ["chunked_regress"]
@@ -81,7 +82,7 @@ def chunked_regress(
             raise ValueError(f"obs[{keys[0]!r}] has missing values")
         codes = codes.astype(np.uint32)
         ngroups = len(first.cat.categories)
-        sums = np.asarray(_oom.regress_stats(m, codes=codes, ngroups=ngroups)[0])
+        sums = np.asarray(regress_stats(m, codes=codes, ngroups=ngroups)[0])
         counts = np.bincount(codes, minlength=ngroups).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             coef = np.nan_to_num(sums / counts[:, None])
@@ -91,7 +92,7 @@ def chunked_regress(
         design = np.column_stack(
             [np.ones(adata.n_obs)] + [adata.obs[k].to_numpy(dtype=np.float64) for k in keys])
         design = np.ascontiguousarray(design)
-        dtx = np.asarray(_oom.regress_stats(m, design=design)[0])
+        dtx = np.asarray(regress_stats(m, design=design)[0])
         gram = design.T @ design
         if np.linalg.det(gram) != 0:
             coef = np.linalg.inv(gram) @ dtx

@@ -137,7 +137,7 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     design = np.ascontiguousarray(_design_matrix(model, key, levels).to_numpy(np.float64))
 
     # pass 1: least squares of X on the design
-    dtx = np.asarray(_oom.regress_stats(x.matrix, design=design)[0])
+    dtx = np.asarray(passes.regress_stats(x.matrix, design=design)[0])
     b_hat = np.linalg.inv(design.T @ design) @ dtx
     grand = (n_b / n) @ b_hat[:n_batch]
     fit_design = np.ascontiguousarray(np.column_stack([np.ones(adata.n_obs), design[:, n_batch:]]))

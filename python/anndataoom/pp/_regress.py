@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from anndataoom import _distributed as passes
 from anndataoom import _oom
 from anndataoom.pp._backed import get_array, get_matrix, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
@@ -44,7 +45,7 @@ def _categorical(matrix, col: pd.Series):
     codes = col.cat.codes.to_numpy()
     codes = np.where(codes < 0, ncat, codes).astype(np.uint32)  # missing → own group
     ngroups = ncat + 1
-    sums, lo, hi = _oom.regress_stats(matrix, codes=codes, ngroups=ngroups)
+    sums, lo, hi = passes.regress_stats(matrix, codes=codes, ngroups=ngroups)
     counts = np.bincount(codes, minlength=ngroups).astype(np.float64)
     # scanpy's regressor: each gene's mean in the category, stored as float32.
     m = np.zeros_like(sums)
@@ -71,7 +72,7 @@ def _numeric(matrix, adata, keys):
     regressors.insert(0, "ones", 1.0)
     design = np.ascontiguousarray(regressors.to_numpy(), dtype=np.float64)
     gram = design.T @ design
-    dtx, lo, hi = _oom.regress_stats(matrix, design=design)
+    dtx, lo, hi = passes.regress_stats(matrix, design=design)
     if np.linalg.det(gram) != 0:
         coef = np.linalg.inv(gram) @ dtx
         dtype = _float_dtype(matrix.dtype)

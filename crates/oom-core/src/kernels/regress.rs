@@ -2,10 +2,13 @@
 //! (k × p; group sums for a categorical key) and each column's minimum and
 //! maximum (scanpy leaves constant columns unchanged on its GLM path).
 
+use serde::{Deserialize, Serialize};
+
 use crate::block::{Block, Scalar};
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::exec::{fold_runs, BLOCK_TARGET};
+use crate::kernels::merge;
 use crate::plan::{Design, View};
 use crate::with_values;
 
@@ -19,7 +22,12 @@ pub struct RegressStats {
     pub max: Vec<f64>,
 }
 
-struct Acc {
+/// The mergeable state of the pass: ranges over stored values only, and
+/// how many values were stored, so the implicit zeros join at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressState {
+    /// Rows of `DᵀX` (the design's width).
+    pub width: usize,
     dtx: Vec<f64>,
     min: Vec<f64>,
     max: Vec<f64>,
@@ -27,24 +35,73 @@ struct Acc {
     n: u64,
 }
 
+impl RegressState {
+    fn new(width: usize, p: usize) -> Self {
+        RegressState {
+            width,
+            dtx: vec![0.0; width * p],
+            min: vec![f64::INFINITY; p],
+            max: vec![f64::NEG_INFINITY; p],
+            stored: vec![0; p],
+            n: 0,
+        }
+    }
+
+    /// Columns of `X`.
+    pub fn ncols(&self) -> usize {
+        self.min.len()
+    }
+
+    /// Rows seen.
+    pub fn nrows(&self) -> u64 {
+        self.n
+    }
+
+    /// Add the state of other rows (in row order, for reproducible sums).
+    pub fn combine(&mut self, other: &RegressState) {
+        for (a, b) in self.dtx.iter_mut().zip(&other.dtx) {
+            *a += b;
+        }
+        for c in 0..self.ncols() {
+            self.min[c] = self.min[c].min(other.min[c]);
+            self.max[c] = self.max[c].max(other.max[c]);
+            self.stored[c] += other.stored[c];
+        }
+        self.n += other.n;
+    }
+
+    /// The statistics of all rows seen, implicit zeros in the ranges.
+    pub fn finish(mut self) -> RegressStats {
+        for c in 0..self.ncols() {
+            if self.stored[c] < self.n {
+                self.min[c] = self.min[c].min(0.0);
+                self.max[c] = self.max[c].max(0.0);
+            }
+        }
+        RegressStats {
+            dtx: self.dtx,
+            min: self.min,
+            max: self.max,
+        }
+    }
+}
+
 /// One pass over `view`: `DᵀX` and column ranges.
 pub fn regress_stats(ctx: &Ctx, view: &View, design: &Design) -> Result<RegressStats> {
+    Ok(regress_pass(ctx, view, design)?.finish())
+}
+
+/// The state of [`regress_stats`]' pass, before it is finished.
+pub fn regress_pass(ctx: &Ctx, view: &View, design: &Design) -> Result<RegressState> {
     design.validate(view.nrows())?;
     let p = usize::try_from(view.ncols()).expect("fits");
     let w = design.width();
-    let threads = ctx.runs();
-    let init = || Acc {
-        dtx: vec![0.0; w * p],
-        min: vec![f64::INFINITY; p],
-        max: vec![f64::NEG_INFINITY; p],
-        stored: vec![0; p],
-        n: 0,
-    };
+    let init = || RegressState::new(w, p);
     let (parts, _) = fold_runs(
         ctx,
         view,
         BLOCK_TARGET,
-        threads,
+        ctx.runs(),
         init,
         |acc, a, _, block| {
             let a = usize::try_from(a).expect("fits");
@@ -84,27 +141,5 @@ pub fn regress_stats(ctx: &Ctx, view: &View, design: &Design) -> Result<RegressS
             Ok(())
         },
     )?;
-    let mut out = init();
-    for part in parts {
-        for (a, b) in out.dtx.iter_mut().zip(&part.dtx) {
-            *a += b;
-        }
-        for c in 0..p {
-            out.min[c] = out.min[c].min(part.min[c]);
-            out.max[c] = out.max[c].max(part.max[c]);
-            out.stored[c] += part.stored[c];
-        }
-        out.n += part.n;
-    }
-    for c in 0..p {
-        if out.stored[c] < out.n {
-            out.min[c] = out.min[c].min(0.0);
-            out.max[c] = out.max[c].max(0.0);
-        }
-    }
-    Ok(RegressStats {
-        dtx: out.dtx,
-        min: out.min,
-        max: out.max,
-    })
+    Ok(merge(parts, init, RegressState::combine))
 }

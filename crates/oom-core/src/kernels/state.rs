@@ -12,6 +12,7 @@ use crate::frame::{self, Kind};
 use crate::kernels::gram::GramState;
 use crate::kernels::moments::Moments;
 use crate::kernels::qc::{PositiveCounts, QcRows, QcState};
+use crate::kernels::regress::RegressState;
 
 /// A pass's partial result; see each kernel for what the fields mean.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +33,8 @@ pub enum PassState {
     Moments { moments: Moments, row_sum: Vec<f64> },
     /// The PCA Gram pass ([`crate::linalg::pca::gram_pass`]).
     Gram(GramState),
+    /// [`super::regress::regress_pass`].
+    Regress(RegressState),
     /// `ncols` values per row, row-major (PCA scores).
     Rows { ncols: usize, values: Values },
 }
@@ -51,6 +54,7 @@ impl PassState {
             PassState::CountAbove(_) => "count_above",
             PassState::Moments { .. } => "moments",
             PassState::Gram(_) => "gram",
+            PassState::Regress(_) => "regress_stats",
             PassState::Rows { .. } => "rows",
         }
     }
@@ -62,6 +66,7 @@ impl PassState {
             PassState::Positive(p) => p.row_sum.len(),
             PassState::Moments { row_sum, .. } => row_sum.len(),
             PassState::Gram(g) => return g.n(),
+            PassState::Regress(r) => return r.nrows(),
             PassState::Rows { ncols, values } => values.len().checked_div(*ncols).unwrap_or(0),
             PassState::CountAbove(_) => return 0,
         };
@@ -136,6 +141,16 @@ impl PassState {
             }
             (PassState::Gram(a), PassState::Gram(b)) => {
                 same_width("gram", a.ncols(), b.ncols())?;
+                a.combine(&b);
+            }
+            (PassState::Regress(a), PassState::Regress(b)) => {
+                same_width("regress_stats", a.ncols(), b.ncols())?;
+                if a.width != b.width {
+                    return Err(OomError::Value(format!(
+                        "cannot combine regress_stats states of designs {} and {} wide",
+                        a.width, b.width
+                    )));
+                }
                 a.combine(&b);
             }
             (

@@ -8,9 +8,10 @@ use oom_core::block::Dtype;
 use oom_core::kernels::gram::Precision;
 use oom_core::kernels::moments::{moments, MomentParams};
 use oom_core::kernels::qc::{count_above, positive_counts, qc_metrics, QcParams};
+use oom_core::kernels::regress::regress_pass;
 use oom_core::kernels::state::PassState;
 use oom_core::linalg::pca::{gram_pass, project};
-use oom_core::plan::View;
+use oom_core::plan::{Design, View};
 use oom_core::storage::origin::{Layout, Origin};
 use oom_core::{Ctx, Result};
 
@@ -67,6 +68,13 @@ fn kernels() -> Vec<Kernel> {
             Ok(PassState::Moments { moments, row_sum })
         },
         |ctx, v, _| Ok(PassState::Gram(gram_pass(ctx, v, Precision::F32)?)),
+        |ctx, v, r| {
+            let design = Design::Dense {
+                k: 2,
+                values: Arc::new(r.flat_map(|i| [1.0, i as f64 * 0.25]).collect()),
+            };
+            Ok(PassState::Regress(regress_pass(ctx, v, &design)?))
+        },
         |ctx, v, _| {
             let c = faer::Mat::from_fn(COLS, 2, |i, j| (i + j) as f64 * 0.1);
             Ok(PassState::Rows {
