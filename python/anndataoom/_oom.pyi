@@ -15,6 +15,7 @@ __all__ = [
     "Matrix",
     "PassState",
     "check_file",
+    "string_bytes",
     "col_group_sums",
     "concat_matrices",
     "count_above",
@@ -113,6 +114,7 @@ class Matrix:
 
 def matrix_from_plan(plan: bytes, path: str, key: str) -> Matrix: ...
 def check_file(path: str | os.PathLike[str]) -> None: ...
+def string_bytes(path: str | os.PathLike[str], key: str) -> bytes | None: ...
 def open(path: str | os.PathLike[str], key: str, layout: str = "anndata") -> Matrix: ...
 def write_h5ad_matrix(
     matrix: Matrix,

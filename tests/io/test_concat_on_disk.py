@@ -252,3 +252,54 @@ def test_inputs_opened_without_what_the_merge_drops(tmp_path, ext):
     _same(got, want)
     assert got.var.index.name == want.var.index.name
     assert got.raw.var_names.equals(want.raw.var_names)
+
+
+def test_inputs_sharing_a_var_index_read_it_once(tmp_path):
+    """Inputs whose var index holds the same strings share one read of it.
+
+    The index is reused by its stored bytes only: a name given to one
+    input's index does not reach the others, and indices that differ (in
+    one string, or in order) are read each on its own; the result equals
+    anndata.concat's.
+    """
+    from anndataoom import _oom
+    from anndataoom.io._any import open_any
+    from anndataoom.io._concat_on_disk import _unused
+
+    names = [f"g{k}" for k in range(20)]
+    var_sets = [names, names, names[:-1] + ["é"], names[::-1], names]
+    mems, paths = [], []
+    for i, v in enumerate(var_sets):
+        a = gen_adata((8, 20), sp.csr_matrix, random_state=np.random.default_rng(i))
+        a.var_names = v
+        if i == 1:
+            a.var.index.name = "symbol"  # stored under var/symbol
+        p = tmp_path / f"in{i}.h5ad"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a.write_h5ad(p)
+        paths.append(p)
+        mems.append(_read(p))
+    stored = [_oom.string_bytes(p, "var/" + ("symbol" if i == 1 else "_index"))
+              for i, p in enumerate(paths)]
+    assert stored[0] == stored[1] == stored[4] != stored[2] != stored[3]
+    assert _oom.string_bytes(paths[0], "obs") is None  # a group
+    assert _oom.string_bytes(paths[0], "X/data") is None  # numbers
+    assert _oom.string_bytes(paths[0], "nope") is None
+    seen: dict = {}
+    opened = [open_any(p, _unused(None, None, False), seen) for p in paths]
+    assert len(seen) == 3
+    assert [o.var.index.name for o in opened] == [None, "symbol", None, None, None]
+    for o, m in zip(opened, mems, strict=True):
+        assert o.var_names.equals(m.var_names)
+        o.close()
+    for join in ("inner", "outer"):
+        out = tmp_path / f"out_{join}.h5ad"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            oom.concat_on_disk(paths, out, join=join, label="batch", index_unique="-")
+            want = ad.concat(mems, join=join, label="batch", index_unique="-")
+            ref = tmp_path / f"ref_{join}.h5ad"
+            want.write_h5ad(ref, convert_strings_to_categoricals=False)
+            got, want = _read(out), _read(ref)
+        _same(got, want)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use numpy::PyReadonlyArray1;
 use oom_core::kernels::sums::axis_sums;
 use oom_core::plan::{wire, Op, View};
-use oom_core::storage::open_store;
 use oom_core::storage::origin::{Layout, Origin};
+use oom_core::storage::{open_store, H5File};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -28,6 +28,19 @@ pub struct Matrix {
 #[pyfunction]
 pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     enter(py, |_| open_store(&path)?.ensure_anndata())
+}
+
+/// The variable-length strings of dataset `key` of the HDF5 file at `path`
+/// as one `bytes` (each string's length, u64, then its bytes), or `None`
+/// when the dataset holds something else: equal values mean equal strings.
+#[pyfunction]
+pub fn string_bytes<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    key: &str,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let b = enter(py, |_| H5File::open(&path)?.string_bytes(key))?;
+    Ok(b.map(|b| PyBytes::new(py, &b)))
 }
 
 /// Open the matrix `key` of the file at `path`. `layout` says how it is

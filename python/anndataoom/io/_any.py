@@ -70,7 +70,8 @@ _READERS = {"zarr": read_zarr, "mtx-folder": read_10x_mtx, "mtx": read_mtx,
             "10x": read_10x_h5, "loom": read_loom, "h5ad": read_h5ad}
 
 
-def open_any(path: str | os.PathLike, lean: frozenset = frozenset()) -> AnnDataOOM:
+def open_any(path: str | os.PathLike, lean: frozenset = frozenset(),
+             seen: dict | None = None) -> AnnDataOOM:
     """Open an ``.h5ad``, a Zarr store, a Cell Ranger ``.h5``/mtx folder, ``.mtx`` or ``.loom``.
 
     Each is read lazily with its reader's defaults (:func:`~anndataoom.read_h5ad`,
@@ -78,11 +79,13 @@ def open_any(path: str | os.PathLike, lean: frozenset = frozenset()) -> AnnDataO
     :func:`~anndataoom.read_10x_mtx`, :func:`~anndataoom.read_mtx`,
     :func:`~anndataoom.read_loom`); see :func:`input_kind` for how the kind is chosen.
     ``lean`` names elements of an ``.h5ad``/Zarr input the caller will not use
-    (:data:`anndataoom.io._read.LEANABLE`), which are then not read.
+    (:data:`anndataoom.io._read.LEANABLE`), which are then not read; ``seen``
+    is shared by the calls for several ``.h5ad`` inputs, which then read one
+    var index once (see :func:`anndataoom.io._read._var_index_only`).
     """
     kind = input_kind(path)
     if lean and kind == "h5ad":
-        return _read_h5ad(_fspath(path), lean)
+        return _read_h5ad(_fspath(path), lean, seen)
     if lean and kind == "zarr":
         return _read_zarr(_store_path(path), lean)
     return _READERS[kind](path)

@@ -146,7 +146,8 @@ def concat_on_disk(
         raise TypeError("concat_on_disk takes paths or AnnDataOOM objects; write in-memory "
                         "AnnData to a file first, or use anndata.concat")
     lean = _unused(merge, uns_merge, pairwise)
-    opened = [x if isinstance(x, AnnDataOOM) else open_any(x, lean) for x in in_files]
+    seen: dict = {}  # var indices by their stored bytes: read once for inputs sharing them
+    opened = [x if isinstance(x, AnnDataOOM) else open_any(x, lean, seen) for x in in_files]
     try:
         _check_layers(opened, join)
         merged = concat(opened, join=join, merge=merge, uns_merge=uns_merge, label=label,

@@ -136,10 +136,13 @@ def _check_backed(backed) -> None:
         )
 
 
-def _var_index_only(f, path: str, key: str):
+def _var_index_only(f, path: str, key: str, seen: dict | None = None):
     """Read the dataframe at ``key`` with its index and no columns (anndata 0.2.0 layout).
 
-    Other layouts are read whole.
+    Other layouts are read whole.  ``seen`` (HDF5 files) maps the stored
+    bytes of indices read before to their index: an input whose index holds
+    the same strings (the usual atlas: one gene list) reuses it instead of
+    building tens of thousands of strings again.
     """
     try:
         g = f[key]
@@ -147,7 +150,16 @@ def _var_index_only(f, path: str, key: str):
         if attrs.get("encoding-type") != "dataframe" or attrs.get("encoding-version") != "0.2.0":
             return _read_elem(f, path, key)
         idx_key = attrs["_index"]
-        df = pd.DataFrame(index=read_elem(g[idx_key]))
+        stored = None
+        if seen is not None and isinstance(f, h5py.Group):
+            stored = _oom.string_bytes(path, f"{key}/{idx_key}")
+        index = seen.get(stored) if stored is not None else None
+        if index is None:
+            index = pd.Index(read_elem(g[idx_key]))
+            if stored is not None:
+                seen[stored] = index
+        # a copy: the name set below must not reach the other users of a reused index
+        df = pd.DataFrame(index=index.copy())
     except Exception as e:
         raise _corrupt(path, key, e) from e
     if idx_key != "_index":
@@ -160,15 +172,16 @@ def _var_index_only(f, path: str, key: str):
 LEANABLE = frozenset({"var", "uns", "varm", "varp", "obsp", "raw/var", "raw/varm"})
 
 
-def _elements(f, path: str, lean: frozenset = frozenset()) -> dict:
+def _elements(f, path: str, lean: frozenset = frozenset(), seen: dict | None = None) -> dict:
     """obs, var, uns, obsm, varm, obsp, varp and raw's var/varm of an open store.
 
     ``lean`` names elements the caller does not need (:data:`LEANABLE`):
-    those are not read (var and raw/var: their index only).
+    those are not read (var and raw/var: their index only, reused from
+    ``seen`` when the same strings were read before, see :func:`_var_index_only`).
     """
     def frame(key):
         if key in lean and key in f:
-            return _var_index_only(f, path, key)
+            return _var_index_only(f, path, key, seen)
         return _read_elem(f, path, key)
 
     def group(key):
@@ -231,7 +244,7 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
     return _read_h5ad(_fspath(path))
 
 
-def _read_h5ad(path: str, lean: frozenset = frozenset()) -> AnnDataOOM:
+def _read_h5ad(path: str, lean: frozenset = frozenset(), seen: dict | None = None) -> AnnDataOOM:
     """:func:`read_h5ad` leaving out the elements in ``lean`` (see :func:`_elements`)."""
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
@@ -245,7 +258,7 @@ def _read_h5ad(path: str, lean: frozenset = frozenset()) -> AnnDataOOM:
         except Exception as e:
             raise _corrupt(path, "/", e) from e
         if not legacy:
-            parts = _elements(f, path, lean)
+            parts = _elements(f, path, lean, seen)
     if legacy:
         try:
             parts = _legacy_obs_var(path)

@@ -23,6 +23,11 @@ impl Transform for Log1p {
         to_float(input, Dtype::F64)
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn apply(&self, block: Block, _row0: u64) -> Result<Block> {
         let dtype = self.out_dtype(block.dtype());
         Ok(match self.base {

@@ -189,17 +189,39 @@ impl View {
 
     /// Output rows `a..b` of the stored values (selection only, no ops).
     pub fn read_stored(&self, a: u64, b: u64) -> Result<Block> {
+        self.read_stored_as(a, b, None)
+    }
+
+    /// [`View::read_stored`], decoded into `dtype` where the source can
+    /// (a hint: the block may come in the stored dtype).
+    fn read_stored_as(&self, a: u64, b: u64, dtype: Option<Dtype>) -> Result<Block> {
         let rows: Vec<u64> = (a..b).map(|r| self.src_row(r)).collect();
-        let block = self.src.read_rows(&rows)?;
+        let block = self.src.read_rows_as(&rows, dtype)?;
         Ok(match &self.cols {
             Some(c) => c.apply(block),
             None => block,
         })
     }
 
+    /// The type the stored values can be decoded into without changing any
+    /// result: the cast when no transform comes before it, else the type
+    /// the first transform converts its input to first.
+    fn decode_dtype(&self) -> Option<Dtype> {
+        match self.ops.first() {
+            None => self.cast,
+            Some(op) => op.reads_as(self.src.dtype()),
+        }
+    }
+
     /// Output rows `a..b` as one block, transforms applied.
     pub fn read(&self, a: u64, b: u64) -> Result<Block> {
-        let mut block = self.read_stored(a, b)?;
+        let decode = self.decode_dtype();
+        let mut block = self.read_stored_as(a, b, decode)?;
+        if let Some(d) = decode {
+            // What the cast or the first op would do first (a no-op when
+            // the source decoded into `d`).
+            block = cast_block(block, d);
+        }
         crate::cpu::clear_upper_vector_state();
         for op in &self.ops {
             block = op.apply(block, a)?;

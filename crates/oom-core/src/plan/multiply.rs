@@ -33,6 +33,11 @@ impl Transform for Multiply {
         self.dtype
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn apply(&self, block: Block, row0: u64) -> Result<Block> {
         let r0 = usize::try_from(row0).expect("fits");
         let s = self.scalar;

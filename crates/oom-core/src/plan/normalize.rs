@@ -26,6 +26,11 @@ impl Transform for Normalize {
         to_float(input, Dtype::F32)
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn apply(&self, block: Block, row0: u64) -> Result<Block> {
         let r0 = usize::try_from(row0).expect("fits");
         let d = &self.divisor[r0..r0 + block.nrows()];

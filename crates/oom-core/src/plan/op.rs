@@ -26,6 +26,13 @@ pub trait Transform: Send + Sync {
     fn densifies(&self) -> bool {
         false
     }
+    /// A type `d` such that `apply(b)` equals `apply(cast_block(b, d))` for
+    /// every block `b` of type `input` (the op's first step is that cast),
+    /// so the storage may decode straight into `d`. `None` (the default):
+    /// the op needs its input as stored.
+    fn reads_as(&self, _input: Dtype) -> Option<Dtype> {
+        None
+    }
     /// Transform one block whose first row is output row `row0`.
     fn apply(&self, block: Block, row0: u64) -> Result<Block>;
     /// This op restricted to output `rows` / `cols` (`None` = all).

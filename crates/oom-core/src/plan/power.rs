@@ -24,6 +24,11 @@ impl Transform for Power {
         self.dtype
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn apply(&self, block: Block, _row0: u64) -> Result<Block> {
         let p = self.p;
         Ok(map_block(block, self.dtype, false, |_, _, x| x.powf(p)))

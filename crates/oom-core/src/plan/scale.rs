@@ -33,6 +33,11 @@ impl Transform for Scale {
         to_float(input, Dtype::F64)
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn densifies(&self) -> bool {
         self.zero_center
     }

@@ -83,8 +83,14 @@ impl Source {
 
     /// Rows `rows` (any order, repeats allowed) as one block.
     pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
+        self.read_rows_as(rows, None)
+    }
+
+    /// Rows `rows` as one block, in `dtype` when the source can decode
+    /// straight into it (a hint: the block may come in its own dtype).
+    pub fn read_rows_as(&self, rows: &[u64], dtype: Option<Dtype>) -> Result<Block> {
         match self {
-            Source::Stored(m) => m.read_rows(rows),
+            Source::Stored(m) => m.read_rows_as(rows, dtype),
             Source::Concat(c) => c.read_rows(rows),
         }
     }

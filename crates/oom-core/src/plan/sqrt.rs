@@ -25,6 +25,11 @@ impl Transform for Sqrt {
         }
     }
 
+    /// `apply` converts the block to its output type first (`map_block`).
+    fn reads_as(&self, input: Dtype) -> Option<Dtype> {
+        Some(self.out_dtype(input))
+    }
+
     fn apply(&self, block: Block, _row0: u64) -> Result<Block> {
         let dtype = self.out_dtype(block.dtype());
         Ok(map_block(block, dtype, false, |_, _, x| x.sqrt()))

@@ -59,6 +59,7 @@ struct Target<'a> {
     path: &'a Path,
     key: &'a str,
     opts: H5adWriteOptions,
+    writeback: Writeback,
 }
 
 impl Target<'_> {
@@ -124,6 +125,31 @@ fn open_rw(path: &Path) -> Result<hdf5::File> {
     r.map_err(|e| OomError::io(path, format!("cannot open HDF5 file for writing: {e}")))
 }
 
+/// Starts the kernel writing the file's dirty pages back while later
+/// blocks are still being produced: every file this sink writes is fsynced
+/// before its atomic rename, and that fsync then finds little left to write
+/// (0.2 s of a 0.5 GiB file at the end of a concatenation otherwise). A
+/// hint only: a file that cannot be opened or a failed call changes nothing.
+struct Writeback(Option<std::fs::File>);
+
+impl Writeback {
+    fn new(path: &Path) -> Self {
+        Writeback(std::fs::File::open(path).ok())
+    }
+
+    fn start(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(f) = &self.0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor; the call only schedules I/O of the
+            // file's pages (offset 0, length 0: the whole file).
+            unsafe {
+                libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+    }
+}
+
 /// Write `view` as element `key` (e.g. `X`, `raw/X`, `layers/counts`) of
 /// the HDF5 file at `path`, creating the file and missing parent groups.
 pub fn write_matrix(
@@ -142,15 +168,18 @@ pub fn write_matrix(
             opts.index32_limit
         )));
     }
-    let t = Target {
-        path,
-        key: key.trim_matches('/'),
-        opts: *opts,
-    };
-    if t.key.is_empty() {
+    let key = key.trim_matches('/');
+    if key.is_empty() {
         return Err(OomError::Value("an element key must not be empty".into()));
     }
     let file = open_rw(path)?;
+    let t = Target {
+        path,
+        key,
+        opts: *opts,
+        // after open_rw: the file exists now
+        writeback: Writeback::new(path),
+    };
     let (parent, name) = match t.key.rsplit_once('/') {
         Some((p, n)) => {
             let g = hdf5::sync::sync(|| match file.group(p) {
@@ -217,7 +246,11 @@ fn write_dense(ctx: &Ctx, t: &Target, view: &View, g: &hdf5::Group, name: &str) 
                 Block::Csr(c) => c.to_dense().data,
             })
         },
-        |_, _, values| out.push(values.bytes()),
+        |_, _, values| {
+            out.push(values.bytes())?;
+            t.writeback.start();
+            Ok(())
+        },
     )?;
     out.finish().map(drop)
 }
@@ -265,9 +298,11 @@ fn write_csr(ctx: &Ctx, t: &Target, view: &View, g: &hdf5::Group, name: &str) ->
             indptr.extend(b.indptr[1..].iter().map(|p| base + p));
             data.push(b.data.bytes())?;
             match &wide {
-                Some(w) => indices.push(as_bytes(w)),
-                None => indices.push(as_bytes(&b.indices)),
+                Some(w) => indices.push(as_bytes(w))?,
+                None => indices.push(as_bytes(&b.indices))?,
             }
+            t.writeback.start();
+            Ok(())
         },
     )?;
     data.finish()?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::convert::Target;
 use super::filters::{decode_chunk, Filter};
 use crate::block::{Dtype, Values};
 use crate::error::{OomError, Result};
@@ -27,6 +28,13 @@ pub trait Array1: Send + Sync {
 
     fn read_range(&self, range: Range<u64>) -> Result<Values> {
         self.read_ranges(std::slice::from_ref(&range))
+    }
+
+    /// [`Array1::read_ranges`] converted to `to`. Stores that decode
+    /// pieces themselves convert each piece as it arrives; this default
+    /// converts the whole read.
+    fn read_ranges_as(&self, ranges: &[Range<u64>], to: Target<'_>) -> Result<Values> {
+        to.convert_values(self.read_ranges(ranges)?)
     }
 }
 
@@ -70,86 +78,187 @@ impl H5Array1 {
         self.dtype.size() as u64
     }
 
-    /// Decode chunks `ids` (in parallel) and hand back their bytes in order.
-    fn chunks(
+    /// Where element `at` of chunk `id` comes from (`chunk` elements per chunk).
+    fn locate(
         &self,
-        ids: &[u64],
+        id: u64,
+        at: u64,
+        chunk: u64,
+        table: &[Option<ChunkLoc>],
+        filtered: bool,
+    ) -> Result<Src> {
+        let loc = table
+            .get(usize::try_from(id).unwrap_or(usize::MAX))
+            .copied()
+            .flatten();
+        let Some(loc) = loc else {
+            return Ok(Src::Zero);
+        };
+        if filtered {
+            return Ok(Src::Chunk { id, at });
+        }
+        let elem = self.elem();
+        if loc.size < chunk * elem {
+            return Err(self.err(format!(
+                "chunk {id} holds {} bytes, expected {}",
+                loc.size,
+                chunk * elem
+            )));
+        }
+        Ok(Src::File(loc.addr + at * elem))
+    }
+
+    /// Undo the filters of chunk `id` (present in `table`).
+    fn decode(
+        &self,
+        id: u64,
         chunk: u64,
         table: &[Option<ChunkLoc>],
         pipeline: &[Filter],
-    ) -> Result<Vec<Vec<u8>>> {
-        let elem = self.elem();
-        ids.par_iter()
-            .map(|&id| {
-                let expected = usize::try_from(chunk * elem).expect("chunk fits in memory");
-                let Some(loc) = table
-                    .get(usize::try_from(id).unwrap_or(usize::MAX))
-                    .copied()
-                    .flatten()
-                else {
-                    return Ok(vec![0u8; expected]);
-                };
-                let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
-                if pipeline.is_empty() {
-                    return Ok(raw);
-                }
-                decode_chunk(raw, pipeline, loc.mask, expected).map_err(|m| self.err(m))
-            })
-            .collect()
+    ) -> Result<Vec<u8>> {
+        let expected = usize::try_from(chunk * self.elem()).expect("chunk fits in memory");
+        let loc = table[to_usize(id)].expect("a chunk that was written");
+        let raw = pread(&self.file, &self.path, loc.addr, loc.size)?;
+        decode_chunk(raw, pipeline, loc.mask, expected).map_err(|m| self.err(m))
     }
-}
 
-impl H5Array1 {
-    /// Chunks stored as they are: each piece of a range is read straight
-    /// into its place in the result (in parallel), with no chunk buffer.
-    fn read_unfiltered(
+    /// Cut `ranges` into pieces of `out` (elements of `to`): at chunk
+    /// boundaries (`chunk` elements; `None` for one contiguous run at
+    /// `contiguous`), and stored runs further into [`PIECE`]s so that they
+    /// are read and converted on all cores.
+    fn plan<'o>(
         &self,
         ranges: &[Range<u64>],
-        total: u64,
+        out: &'o mut [u8],
+        to: Target<'_>,
+        locate: impl Fn(u64, u64) -> Result<Src>,
         chunk: u64,
-        table: &[Option<ChunkLoc>],
-    ) -> Result<Values> {
-        let elem = self.elem();
-        let mut values = Values::zeros(self.dtype, to_usize(total));
-        // (destination, file address or None for a chunk never written)
-        let mut pieces: Vec<(&mut [u8], Option<u64>)> = Vec::new();
-        let mut rest = values.bytes_mut();
+    ) -> Result<Vec<Piece<'o>>> {
+        let out_elem = to.dtype().size() as u64;
+        let mut pieces = Vec::new();
+        let mut rest = out;
         for r in ranges {
             let mut pos = r.start;
             while pos < r.end {
                 let id = pos / chunk;
-                let stop = r.end.min((id + 1) * chunk);
-                let (head, tail) =
-                    std::mem::take(&mut rest).split_at_mut(to_usize((stop - pos) * elem));
-                rest = tail;
-                let loc = table
-                    .get(usize::try_from(id).unwrap_or(usize::MAX))
-                    .copied()
-                    .flatten();
-                let addr = match loc {
-                    Some(loc) => {
-                        if loc.size < chunk * elem {
-                            return Err(self.err(format!(
-                                "chunk {id} holds {} bytes, expected {}",
-                                loc.size,
-                                chunk * elem
-                            )));
-                        }
-                        Some(loc.addr + (pos - id * chunk) * elem)
-                    }
-                    None => None,
+                let stop = r.end.min((id + 1).saturating_mul(chunk));
+                let src = locate(id, pos - id * chunk)?;
+                let step = match src {
+                    Src::File(_) => PIECE,
+                    Src::Zero | Src::Chunk { .. } => stop - pos,
                 };
-                pieces.push((head, addr));
+                let mut a = pos;
+                while a < stop {
+                    let b = stop.min(a + step);
+                    let (head, tail) =
+                        std::mem::take(&mut rest).split_at_mut(to_usize((b - a) * out_elem));
+                    rest = tail;
+                    pieces.push(Piece {
+                        dst: head,
+                        n: b - a,
+                        src: src.advance(a - pos, self.elem()),
+                    });
+                    a = b;
+                }
                 pos = stop;
             }
         }
-        pieces
-            .into_par_iter()
-            .try_for_each(|(buf, addr)| match addr {
-                Some(a) => pread_into(&self.file, &self.path, a, buf),
-                None => Ok(()),
-            })?;
-        Ok(values)
+        Ok(pieces)
+    }
+
+    /// Fill `pieces` from stored (unfiltered) runs, in parallel: straight
+    /// into place when no conversion is asked, else through a small
+    /// per-thread buffer converted while it is in cache.
+    fn read_stored(&self, pieces: Vec<Piece<'_>>, to: Target<'_>) -> Result<()> {
+        let from = self.dtype;
+        pieces.into_par_iter().try_for_each(|p| match p.src {
+            Src::File(addr) if to.is_copy(from) => pread_into(&self.file, &self.path, addr, p.dst),
+            Src::File(addr) => BOUNCE.with(|b| {
+                let mut b = b.borrow_mut();
+                let len = to_usize(p.n * self.elem());
+                if b.len() < len {
+                    b.resize(len, 0);
+                }
+                pread_into(&self.file, &self.path, addr, &mut b[..len])?;
+                to.convert(from, &b[..len], p.dst)
+            }),
+            Src::Zero => to.check_zeros(p.n),
+            Src::Chunk { .. } => unreachable!("filtered chunks are decoded"),
+        })
+    }
+
+    /// Fill `pieces` from filtered chunks: each chunk decoded once (chunks
+    /// in parallel) and its pieces converted straight into place.
+    fn read_filtered(
+        &self,
+        pieces: Vec<Piece<'_>>,
+        to: Target<'_>,
+        chunk: u64,
+        table: &[Option<ChunkLoc>],
+        pipeline: &[Filter],
+    ) -> Result<()> {
+        let elem = to_usize(self.elem());
+        // Ranges are sorted and disjoint: the pieces of one chunk are adjacent.
+        let mut groups: Vec<Vec<Piece<'_>>> = Vec::new();
+        for p in pieces {
+            match (groups.last_mut(), p.src) {
+                (Some(g), Src::Chunk { id, .. }) if matches!(g[0].src, Src::Chunk { id: prev, .. } if prev == id) =>
+                {
+                    g.push(p);
+                }
+                _ => groups.push(vec![p]),
+            }
+        }
+        let from = self.dtype;
+        groups.into_par_iter().try_for_each(|g| {
+            let Src::Chunk { id, .. } = g[0].src else {
+                return g.iter().try_for_each(|p| to.check_zeros(p.n));
+            };
+            let decoded = self.decode(id, chunk, table, pipeline)?;
+            g.into_iter().try_for_each(|p| {
+                let Src::Chunk { at, .. } = p.src else {
+                    unreachable!("one chunk per group")
+                };
+                let a = to_usize(at) * elem;
+                to.convert(from, &decoded[a..a + to_usize(p.n) * elem], p.dst)
+            })
+        })
+    }
+}
+
+/// Elements per piece of a stored run read on one thread (512 KiB of int64).
+const PIECE: u64 = 1 << 16;
+
+thread_local! {
+    /// Stored bytes waiting for conversion, one buffer per thread.
+    static BOUNCE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One run of a read: `n` elements for `dst`, from `src`.
+struct Piece<'a> {
+    dst: &'a mut [u8],
+    n: u64,
+    src: Src,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    /// Stored as they are, at this file address.
+    File(u64),
+    /// In a chunk never written: zeros.
+    Zero,
+    /// From element `at` of the filtered chunk `id`.
+    Chunk { id: u64, at: u64 },
+}
+
+impl Src {
+    /// `k` elements (of `elem` bytes) further on.
+    fn advance(self, k: u64, elem: u64) -> Src {
+        match self {
+            Src::File(a) => Src::File(a + k * elem),
+            Src::Zero => Src::Zero,
+            Src::Chunk { id, at } => Src::Chunk { id, at: at + k },
+        }
     }
 }
 
@@ -163,6 +272,10 @@ impl Array1 for H5Array1 {
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Values> {
+        self.read_ranges_as(ranges, Target::Values(self.dtype))
+    }
+
+    fn read_ranges_as(&self, ranges: &[Range<u64>], to: Target<'_>) -> Result<Values> {
         for r in ranges {
             if r.end > self.len || r.start > r.end {
                 return Err(self.err(format!(
@@ -171,68 +284,54 @@ impl Array1 for H5Array1 {
                 )));
             }
         }
-        let elem = self.elem();
         let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-        check_alloc(&self.path, total, elem)?;
+        check_alloc(&self.path, total, self.elem().max(to.dtype().size() as u64))?;
+        if let Layout::Library(ds) = &self.layout {
+            let mut out = Values::empty(self.dtype);
+            for r in ranges {
+                let (a, b) = (to_usize(r.start), to_usize(r.end));
+                let part = hdf5::sync::sync(|| -> hdf5::Result<Values> {
+                    Ok(values_of!(self.dtype, T => ds.read_slice_1d::<T, _>(a..b)?.to_vec()))
+                })
+                .map_err(|e| self.err(format!("HDF5 read failed: {e}")))?;
+                out.extend_from(&part);
+            }
+            return to.convert_values(out);
+        }
+        let mut values = Values::zeros(to.dtype(), to_usize(total));
+        let out = values.bytes_mut();
         match &self.layout {
             Layout::Contiguous { addr } => {
-                let mut out = Values::zeros(self.dtype, to_usize(total));
-                let mut rest = out.bytes_mut();
-                for r in ranges {
-                    let (head, tail) = rest.split_at_mut(to_usize((r.end - r.start) * elem));
-                    pread_into(&self.file, &self.path, addr + r.start * elem, head)?;
-                    rest = tail;
-                }
-                Ok(out)
+                let elem = self.elem();
+                let pieces = self.plan(
+                    ranges,
+                    out,
+                    to,
+                    |_, at| Ok(Src::File(addr + at * elem)),
+                    u64::MAX,
+                )?;
+                self.read_stored(pieces, to)?;
             }
             Layout::Chunked {
                 chunk,
                 table,
                 pipeline,
             } => {
-                let chunk = *chunk;
-                if pipeline.is_empty() {
-                    return self.read_unfiltered(ranges, total, chunk, table);
+                let (chunk, filtered) = (*chunk, !pipeline.is_empty());
+                if filtered {
+                    check_alloc(&self.path, chunk, self.elem())?;
                 }
-                let mut ids: Vec<u64> = ranges
-                    .iter()
-                    .filter(|r| r.end > r.start)
-                    .flat_map(|r| r.start / chunk..=(r.end - 1) / chunk)
-                    .collect();
-                ids.dedup();
-                check_alloc(&self.path, chunk, elem)?;
-                let decoded = self.chunks(&ids, chunk, table, pipeline)?;
-                let mut values = Values::zeros(self.dtype, to_usize(total));
-                let out = values.bytes_mut();
-                let mut at = 0usize;
-                for r in ranges {
-                    let mut pos = r.start;
-                    while pos < r.end {
-                        let id = pos / chunk;
-                        let k = ids.binary_search(&id).expect("chunk was decoded");
-                        let stop = r.end.min((id + 1) * chunk);
-                        let a = usize::try_from((pos - id * chunk) * elem).expect("fits");
-                        let b = usize::try_from((stop - id * chunk) * elem).expect("fits");
-                        out[at..at + (b - a)].copy_from_slice(&decoded[k][a..b]);
-                        at += b - a;
-                        pos = stop;
-                    }
+                let locate = |id, at| self.locate(id, at, chunk, table, filtered);
+                let pieces = self.plan(ranges, out, to, locate, chunk)?;
+                if filtered {
+                    self.read_filtered(pieces, to, chunk, table, pipeline)?;
+                } else {
+                    self.read_stored(pieces, to)?;
                 }
-                Ok(values)
             }
-            Layout::Library(ds) => {
-                let mut out = Values::empty(self.dtype);
-                for r in ranges {
-                    let (a, b) = (to_usize(r.start), to_usize(r.end));
-                    let part = hdf5::sync::sync(|| -> hdf5::Result<Values> {
-                        Ok(values_of!(self.dtype, T => ds.read_slice_1d::<T, _>(a..b)?.to_vec()))
-                    })
-                    .map_err(|e| self.err(format!("HDF5 read failed: {e}")))?;
-                    out.extend_from(&part);
-                }
-                Ok(out)
-            }
+            Layout::Library(_) => unreachable!("read above"),
         }
+        Ok(values)
     }
 }
 

@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use super::array::{to_usize, Array1};
+use super::convert::Target;
 use crate::block::{Csr, Dtype, Values};
 use crate::error::{OomError, Result};
 use crate::values_of;
@@ -72,11 +73,32 @@ impl CsrStore {
         *self.indptr.last().expect("indptr is never empty")
     }
 
-    /// The rows `r0..r1`.
-    pub fn read_range(&self, r0: u64, r1: u64) -> Result<Csr> {
+    /// What the column indices are read as (int32, range-checked).
+    fn index_target(&self) -> Target<'_> {
+        Target::Index {
+            ncols: self.ncols,
+            what: &self.what,
+        }
+    }
+
+    /// The block's values read as `dtype` (`None`: as stored).
+    fn read_data(&self, ranges: &[Range<u64>], dtype: Option<Dtype>) -> Result<Values> {
+        let to = Target::Values(dtype.unwrap_or(self.data.dtype()));
+        self.data.read_ranges_as(ranges, to)
+    }
+
+    fn read_indices(&self, ranges: &[Range<u64>]) -> Result<Vec<i32>> {
+        match self.indices.read_ranges_as(ranges, self.index_target())? {
+            Values::I32(v) => Ok(v),
+            _ => unreachable!("indices are read as int32"),
+        }
+    }
+
+    /// The rows `r0..r1`, values as `dtype` (`None`: as stored).
+    pub fn read_range(&self, r0: u64, r1: u64, dtype: Option<Dtype>) -> Result<Csr> {
         let (a, b) = (self.indptr[to_usize(r0)], self.indptr[to_usize(r1)]);
-        let indices = to_i32(self.indices.read_range(a..b)?, self.ncols, &self.what)?;
-        let data = self.data.read_range(a..b)?;
+        let indices = self.read_indices(std::slice::from_ref(&(a..b)))?;
+        let data = self.read_data(std::slice::from_ref(&(a..b)), dtype)?;
         let indptr = self.indptr[to_usize(r0)..=to_usize(r1)]
             .iter()
             .map(|&p| (p - a) as i64)
@@ -92,10 +114,12 @@ impl CsrStore {
         Ok(block)
     }
 
-    /// The rows `rows` (any order, repeats allowed), in that order.
-    pub fn read_rows(&self, rows: &[u64]) -> Result<Csr> {
+    /// The rows `rows` (any order, repeats allowed), in that order, values
+    /// as `dtype` (`None`: as stored; a conversion is made as each piece
+    /// is read, not as a pass over the block).
+    pub fn read_rows(&self, rows: &[u64], dtype: Option<Dtype>) -> Result<Csr> {
         if let Some((r0, r1)) = as_run(rows) {
-            return self.read_range(r0, r1);
+            return self.read_range(r0, r1, dtype);
         }
         let mut uniq = rows.to_vec();
         uniq.sort_unstable();
@@ -115,8 +139,8 @@ impl CsrStore {
                 _ => {}
             }
         }
-        let indices = to_i32(self.indices.read_ranges(&ranges)?, self.ncols, &self.what)?;
-        let data = self.data.read_ranges(&ranges)?;
+        let indices = self.read_indices(&ranges)?;
+        let data = self.read_data(&ranges, dtype)?;
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0i64);
         if uniq.len() == rows.len() && rows.windows(2).all(|w| w[0] < w[1]) {
@@ -164,54 +188,6 @@ pub(crate) fn as_run(rows: &[u64]) -> Option<(u64, u64)> {
         .then(|| (first, first + rows.len() as u64))
 }
 
-/// Stored indices of any integer type as scipy's `int32`; those that are
-/// int32 already are range-checked by the block's `canonicalize`. Others
-/// (Cell Ranger's int64) are checked and narrowed in two passes that
-/// vectorise, with no float detour.
-// Negative values wrap to huge unsigned ones, so one comparison checks both
-// ends; after the check every value fits an i32.
-#[allow(
-    clippy::cast_sign_loss,
-    clippy::cast_lossless,
-    clippy::cast_possible_wrap,
-    clippy::cast_possible_truncation
-)]
-fn to_i32(v: Values, ncols: u64, what: &str) -> Result<Vec<i32>> {
-    let limit = ncols.min(1 << 31);
-    macro_rules! narrow {
-        ($x:expr) => {{
-            let x = $x;
-            if x.iter().fold(false, |bad, &c| bad | (c as u64 >= limit)) {
-                let c = x
-                    .iter()
-                    .map(|&c| c as i64)
-                    .find(|&c| c < 0 || c as u64 >= limit);
-                return Err(out_of_range(c.expect("an index out of range"), ncols, what));
-            }
-            Ok(x.iter().map(|&c| c as i32).collect())
-        }};
-    }
-    match v {
-        Values::I32(x) => Ok(x),
-        Values::I64(x) => narrow!(x),
-        Values::U64(x) => narrow!(x),
-        Values::U32(x) => narrow!(x),
-        Values::I16(x) => narrow!(x),
-        Values::U16(x) => narrow!(x),
-        Values::I8(x) => narrow!(x),
-        Values::U8(x) => narrow!(x),
-        Values::F32(_) | Values::F64(_) => {
-            Err(OomError::Value(format!("{what}: indices must be integers")))
-        }
-    }
-}
-
-fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
-    OomError::Value(format!(
-        "{what}: stored index {c} is out of range for an axis of length {ncols}"
-    ))
-}
-
 /// Gather rows from a dense store: read each run of consecutive rows once.
 pub(crate) fn gather_dense_rows(
     rows: &[u64],
@@ -246,32 +222,4 @@ pub(crate) fn gather_dense_rows(
         }
         out
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wide_indices_are_narrowed_and_range_checked() {
-        assert_eq!(
-            to_i32(Values::I64(vec![0, 9, 3]), 10, "m").unwrap(),
-            [0, 9, 3]
-        );
-        assert_eq!(to_i32(Values::U16(vec![7]), 10, "m").unwrap(), [7]);
-        for bad in [
-            Values::I64(vec![0, 10]),
-            Values::I64(vec![-1]),
-            Values::I64(vec![1 << 33]),
-            Values::U64(vec![u64::MAX]),
-            Values::I8(vec![-3]),
-        ] {
-            let e = to_i32(bad, 10, "m").unwrap_err().to_string();
-            assert!(e.contains("out of range"), "{e}");
-        }
-        // more columns than int32 holds: values past 2^31 are refused, not wrapped
-        let e = to_i32(Values::U64(vec![(1 << 32) + 5]), 1 << 40, "m").unwrap_err();
-        assert!(e.to_string().contains("out of range"));
-        assert!(to_i32(Values::F32(vec![1.0]), 10, "m").is_err());
-    }
 }

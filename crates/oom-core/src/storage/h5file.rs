@@ -136,6 +136,42 @@ impl Container for H5File {
 }
 
 impl H5File {
+    /// The variable-length strings of the 1-D dataset `key`, as their
+    /// bytes, each preceded by its length (u64, little-endian): a value two
+    /// reads compare exactly, made without one Python object per string.
+    /// `None` when `key` is anything else (a group, fixed-length strings, …).
+    pub fn string_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        use hdf5::types::{VarLenAscii, VarLenUnicode};
+        let Ok(ds) = hdf5::sync::sync(|| self.h5.dataset(key)) else {
+            return Ok(None);
+        };
+        hdf5::sync::sync(|| -> hdf5::Result<Option<Vec<u8>>> {
+            if ds.ndim() != 1 {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            let mut put = |s: &[u8]| {
+                out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s);
+            };
+            match ds.dtype()?.to_descriptor()? {
+                TypeDescriptor::VarLenUnicode => {
+                    ds.read_raw::<VarLenUnicode>()?
+                        .iter()
+                        .for_each(|s| put(s.as_bytes()));
+                }
+                TypeDescriptor::VarLenAscii => {
+                    ds.read_raw::<VarLenAscii>()?
+                        .iter()
+                        .for_each(|s| put(s.as_bytes()));
+                }
+                _ => return Ok(None),
+            }
+            Ok(Some(out))
+        })
+        .map_err(|e| self.err(key, format!("cannot read strings: {e}")))
+    }
+
     /// Map a 2-D dataset for region reads (rows or column ranges).
     pub fn dense_h5(&self, key: &str) -> Result<H5Dense> {
         let ds = self.dataset(key)?;

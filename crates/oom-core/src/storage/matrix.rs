@@ -112,6 +112,12 @@ impl StoredMatrix {
 
     /// Rows `rows` (any order, repeats allowed) as one block.
     pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
+        self.read_rows_as(rows, None)
+    }
+
+    /// Rows `rows` as one block, sparse values decoded straight into
+    /// `dtype` where the store allows (`None`, and dense values: as stored).
+    pub fn read_rows_as(&self, rows: &[u64], dtype: Option<Dtype>) -> Result<Block> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.nrows) {
             return Err(OomError::Index(format!(
                 "row {r} out of range for {} rows",
@@ -119,9 +125,9 @@ impl StoredMatrix {
             )));
         }
         match &self.inner {
-            Inner::Csr(c) => Ok(Block::Csr(c.read_rows(rows)?)),
+            Inner::Csr(c) => Ok(Block::Csr(c.read_rows(rows, dtype)?)),
             Inner::Csc(c) => Ok(Block::Csr(
-                c.by_rows(self.nrows, self.ncols)?.read_rows(rows)?,
+                c.by_rows(self.nrows, self.ncols)?.read_rows(rows, dtype)?,
             )),
             Inner::Dense(d) => {
                 let data = gather_dense_rows(rows, to_usize(self.ncols), self.dtype, |a, b| {

@@ -4,6 +4,7 @@
 pub mod array;
 pub mod cellranger;
 pub mod container;
+pub mod convert;
 pub mod csr;
 pub mod dense;
 pub mod filters;
