@@ -258,3 +258,30 @@ def test_all_solvers_agree(gen, zero_center):
         np.testing.assert_allclose(r["variance"], ref["variance"], rtol=1e-6)
         np.testing.assert_allclose(r["variance_ratio"], ref["variance_ratio"], rtol=1e-6)
         np.testing.assert_allclose(r["scores"], ref["scores"], rtol=1e-3, atol=1e-4)
+
+
+def test_projection_from_the_gram_pass_spill_is_the_two_pass_result(pbmc_pair, monkeypatch,
+                                                                      tmp_path):
+    """HVG → scale → PCA on PBMC 3k: the projection reads the rows the Gram pass kept in a
+    temporary file; the scores equal a projection pass over the data, to the bit — also when
+    no temporary file can be made (the data is read again) — and nothing is left behind."""
+    a, _ = pbmc_pair
+    a = a.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oom.pp.highly_variable_genes(a, n_top_genes=2000)
+        a = a[:, a.var["highly_variable"].to_numpy()]
+        oom.pp.scale(a, max_value=10)
+    m = a.X.matrix
+    fit = _oom.pca_from_gram(_oom.gram_state(m, "float32"), 50, zero_center=True)
+    two_pass = _oom.pca_project(m, fit["components"], fit["mean"], dtype="float32").finalize()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    one = _oom.pca(m, 50, zero_center=True, solver="auto", precision="float32",
+                   dtype="float32")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    unspilled = _oom.pca(m, 50, zero_center=True, solver="auto", precision="float32",
+                         dtype="float32")
+    np.testing.assert_array_equal(one["components"], fit["components"])
+    np.testing.assert_array_equal(one["scores"], two_pass)
+    np.testing.assert_array_equal(unspilled["scores"], two_pass)

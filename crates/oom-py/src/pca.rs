@@ -9,7 +9,9 @@ use oom_core::block::Dtype;
 use oom_core::kernels::gram::Precision;
 use oom_core::kernels::regress::regress_pass;
 use oom_core::kernels::state::PassState as State;
-use oom_core::linalg::pca::{fit, fit_gram, gram_pass, project, PcaFit, PcaOptions, Solver};
+use oom_core::linalg::pca::{
+    fit_gram, fit_project, gram_pass, project, PcaFit, PcaOptions, Solver,
+};
 use oom_core::plan::{Design, Regress};
 use oom_core::OomError;
 use pyo3::prelude::*;
@@ -66,17 +68,7 @@ fn pca<'py>(
     };
     let out = Dtype::from_name(dtype).map_err(to_py)?;
     let view = &m.view;
-    let (f, scores) = enter(py, |ctx| {
-        let f = fit(ctx, view, &o)?;
-        let s = project(
-            ctx,
-            view,
-            &f.components,
-            f.zero_center.then_some(&f.mean[..]),
-            out,
-        )?;
-        Ok((f, s))
-    })?;
+    let (f, scores) = enter(py, |ctx| fit_project(ctx, view, &o, out))?;
     let n = usize::try_from(f.n_obs).expect("fits");
     let k = f.components.ncols();
     let d = fit_to_py(py, f)?;

@@ -17,11 +17,11 @@
 use faer::Mat;
 
 use super::gram::{GramState, Precision};
+use super::spill::RunSpill;
 use crate::block::{Block, Csr, Scalar, Values};
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::fold_runs;
-use crate::exec::BLOCK_TARGET;
+use crate::exec::{fold_runs, CACHE_BLOCK};
 use crate::kernels::merge;
 use crate::plan::View;
 use crate::with_values;
@@ -107,11 +107,7 @@ impl SparseScaled {
 
     /// `A` for one block of the inner view: CSR, f64, columns increasing
     /// within each row.
-    pub fn sparse_part(&self, block: Block) -> Csr {
-        let c = match block {
-            Block::Csr(c) => c,
-            Block::Dense(d) => dense_to_csr(&d),
-        };
+    pub fn sparse_part(&self, c: Csr) -> Csr {
         let mut vals: Vec<f64> = with_values!(&c.data, v => v.iter().map(|x| x.to_f64()).collect());
         let mut indices = c.indices;
         let mut indptr = c.indptr;
@@ -155,30 +151,89 @@ impl SparseScaled {
     /// corner that stays in cache instead of being spread over all p × p
     /// (32 MB for 2,000 genes). Each cell still adds the same products in
     /// the same row order, so the numbers do not change.
-    pub fn gram(&self, ctx: &Ctx) -> Result<GramState> {
+    ///
+    /// With `spill`, each run also writes the sparse blocks it read to a
+    /// temporary file (see [`super::spill`]) and returns them, one per run
+    /// in row order, for [`SparseScaled::project_spilled`]; `None` when one
+    /// could not be written.
+    pub fn gram(&self, ctx: &Ctx, spill: bool) -> Result<(GramState, Option<Vec<RunSpill>>)> {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let runs = ctx.runs();
         let rank = rank_by_decreasing(&self.mean);
         let (states, _) = fold_runs(
             ctx,
             &self.inner,
-            BLOCK_TARGET,
+            CACHE_BLOCK,
             runs,
-            || SparseGram::new(p),
-            |s, _, _, b| {
-                s.insert(&relabel(self.sparse_part(b), &rank));
+            || {
+                (
+                    SparseGram::new(p),
+                    spill.then(|| RunSpill::create(p)).flatten(),
+                )
+            },
+            |(s, out), a, b, block| {
+                let c = as_csr(block);
+                if let Some(o) = out {
+                    if o.push(a, b, &c).is_err() {
+                        *out = None;
+                    }
+                }
+                s.insert(&relabel(self.sparse_part(c), &rank));
                 Ok(())
             },
         )?;
+        let (states, spills): (Vec<SparseGram>, Vec<Option<RunSpill>>) = states.into_iter().unzip();
+        let spills = if spill {
+            spills.into_iter().collect::<Option<Vec<_>>>()
+        } else {
+            None
+        };
         // Each run finished to its (n, mean, M2), then merged as Gram states:
         // what a distributed pass does with its workers' states (one run
         // each), so both give the same numbers.
         let finish = |s: SparseGram| s.finish(&self.z0, &rank);
-        Ok(merge(
+        let state = merge(
             states.into_iter().map(finish),
             || finish(SparseGram::new(p)),
             GramState::combine,
-        ))
+        );
+        Ok((state, spills))
+    }
+
+    /// The scores `A·V + 1·shift` of the blocks a Gram pass spilled, in row
+    /// order: the numbers a projection pass over the view gives (each row
+    /// is projected alone), without reading the source again.
+    pub fn project_spilled(
+        &self,
+        ctx: &Ctx,
+        spills: &[RunSpill],
+        project: impl Fn(Csr) -> Values + Sync,
+    ) -> Result<Vec<Values>> {
+        use rayon::prelude::*;
+        ctx.start_pass(self.inner.nrows());
+        let blocks: Vec<(&RunSpill, usize)> = spills
+            .iter()
+            .flat_map(|s| (0..s.len()).map(move |i| (s, i)))
+            .collect();
+        blocks
+            .par_iter()
+            .map(|&(s, i)| {
+                ctx.check()?;
+                let c = s.read(i)?;
+                let n = c.nrows as u64;
+                let out = project(self.sparse_part(c));
+                ctx.advance(n);
+                Ok(out)
+            })
+            .collect()
+    }
+}
+
+/// A block of the inner view as CSR.
+pub fn as_csr(block: Block) -> Csr {
+    match block {
+        Block::Csr(c) => c,
+        Block::Dense(d) => dense_to_csr(&d),
     }
 }
 
@@ -374,7 +429,7 @@ mod tests {
     use super::*;
     use crate::block::Dtype;
     use crate::kernels::gram::gram;
-    use crate::linalg::pca::{fit, project, PcaOptions};
+    use crate::linalg::pca::{fit, fit_project, project, PcaOptions};
     use crate::plan::{Log1p, Scale};
     use crate::storage::{open_matrix, H5File};
 
@@ -485,8 +540,19 @@ mod tests {
         let sp = SparseScaled::detect(view).expect("the sparse route applies");
         assert!(sp.gram_pays());
         let dense = gram(&Ctx::new(), view, Precision::F64).unwrap();
-        let st = sp.gram(&Ctx::new()).unwrap();
+        let st = sp.gram(&Ctx::new(), false).unwrap().0;
         let p = st.ncols();
+        // The spilled blocks cover every row once, in order.
+        let (spilled, spills) = sp.gram(&Ctx::new().with_runs(2), true).unwrap();
+        assert_eq!(spilled.n(), st.n());
+        let rows: Vec<(u64, u64)> = spills
+            .expect("written")
+            .iter()
+            .flat_map(|s| s.rows().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(rows.first().map(|r| r.0), Some(0));
+        assert!(rows.windows(2).all(|w| w[0].1 == w[1].0));
+        assert_eq!(rows.last().map(|r| r.1), Some(view.nrows()));
         assert_eq!(st.n(), dense.n());
         for j in 0..p {
             assert!(close(st.mean()[j], dense.mean()[j], 1e-12, 1.0), "mean {j}");
@@ -526,6 +592,23 @@ mod tests {
             )
             .unwrap()
             .to_f64_vec();
+            // One pass less (the projection reads the Gram pass's spill):
+            // the same fit and scores to the bit, however the rows are split.
+            for runs in [1, 3] {
+                let ctx = Ctx::new().with_runs(runs);
+                let f = fit(&ctx, view, &o).unwrap();
+                let mean = f.zero_center.then_some(&f.mean[..]);
+                let scores = project(&ctx, view, &f.components, mean, Dtype::F64).unwrap();
+                let (g, s) = fit_project(&ctx, view, &o, Dtype::F64).unwrap();
+                assert_eq!(g.components, f.components);
+                let bits = |v: Values| {
+                    v.to_f64_vec()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(bits(s), bits(scores));
+            }
             let y = dense_of(view);
             for (r, row) in y.iter().enumerate() {
                 for c in 0..5 {

@@ -21,12 +21,13 @@ use faer::{Mat, MatRef};
 
 use super::eigh::{fix_signs, top_eigh};
 use super::krylov::{top_eigs, KrylovOptions, SymOp};
-use crate::block::{Block, Dtype, Values};
+use crate::block::{Block, Csr, Dtype, Scalar, Values};
 use crate::ctx::Ctx;
 use crate::error::{OomError, Result};
 use crate::exec::map_blocks;
 use crate::kernels::gram::{chunk_rows, dense_rows, gram, gram_times, GramState, Precision};
-use crate::kernels::sparse_gram::SparseScaled;
+use crate::kernels::sparse_gram::{as_csr, SparseScaled};
+use crate::kernels::spill::RunSpill;
 use crate::plan::View;
 use crate::with_values;
 
@@ -74,6 +75,17 @@ pub struct PcaOptions {
     pub full_eigh_max: usize,
     /// Krylov block size (0: n_comps + 10).
     pub block: usize,
+}
+
+impl PcaOptions {
+    /// Whether `p` features are fitted through the Gram matrix.
+    fn uses_gram(&self, p: usize) -> bool {
+        match self.solver {
+            Solver::Gram => true,
+            Solver::Krylov => false,
+            Solver::Auto => p <= GRAM_MAX_FEATURES,
+        }
+    }
 }
 
 impl Default for PcaOptions {
@@ -150,7 +162,7 @@ impl SymOp for StreamOp<'_> {
 /// of sparse data and that pays, else on the values as read.
 pub fn gram_pass(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
     match SparseScaled::detect(view).filter(SparseScaled::gram_pays) {
-        Some(sp) => sp.gram(ctx),
+        Some(sp) => Ok(sp.gram(ctx, false)?.0),
         None => gram(ctx, view, prec),
     }
 }
@@ -160,12 +172,7 @@ pub fn fit(ctx: &Ctx, view: &View, o: &PcaOptions) -> Result<PcaFit> {
     let n = view.nrows();
     let p = usize::try_from(view.ncols()).expect("fits");
     check_shape(n, p, o)?;
-    let use_gram = match o.solver {
-        Solver::Gram => true,
-        Solver::Krylov => false,
-        Solver::Auto => p <= GRAM_MAX_FEATURES,
-    };
-    if use_gram {
+    if o.uses_gram(p) {
         return fit_gram(&gram_pass(ctx, view, o.precision)?, o);
     }
     let nf = n as f64;
@@ -313,26 +320,54 @@ fn finish(n: u64, eig: Eig, o: &PcaOptions, solver: &'static str, passes: usize)
     })
 }
 
+/// `out` row r = `shift + Σ x_rj·V_j` over the stored entries of CSR row r.
+fn csr_scores<T: Scalar>(c: &Csr, vals: &[T], v: &[f64], k: usize, shift: &[f64], out: &mut [f64]) {
+    #[inline(always)]
+    fn rows<T: Scalar>(c: &Csr, vals: &[T], v: &[f64], k: usize, shift: &[f64], out: &mut [f64]) {
+        for r in 0..c.nrows {
+            let (lo, hi) = c.row_range(r);
+            let o = &mut out[r * k..(r + 1) * k];
+            o.copy_from_slice(shift);
+            for (&j, &val) in c.indices[lo..hi].iter().zip(&vals[lo..hi]) {
+                let j = j as usize;
+                let x = val.to_f64();
+                for (oi, vi) in o.iter_mut().zip(&v[j * k..(j + 1) * k]) {
+                    *oi += x * vi;
+                }
+            }
+        }
+    }
+    // Four lanes instead of SSE2's two; Rust never fuses the multiply and
+    // the add, so the numbers are the baseline build's.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn rows_avx2<T: Scalar>(
+        c: &Csr,
+        vals: &[T],
+        v: &[f64],
+        k: usize,
+        shift: &[f64],
+        out: &mut [f64],
+    ) {
+        rows(c, vals, v, k, shift, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked above).
+        unsafe { rows_avx2(c, vals, v, k, shift, out) };
+        crate::cpu::clear_upper_vector_state();
+        return;
+    }
+    rows(c, vals, v, k, shift, out);
+}
+
 /// Scores of one block: `(x − μ)·V` rows, row-major, as f64.
 fn project_block(block: &Block, v: &[f64], k: usize, shift: &[f64]) -> Vec<f64> {
     let p = block.ncols();
     let n = block.nrows();
     let mut out = vec![0.0f64; n * k];
     match block {
-        Block::Csr(c) => with_values!(&c.data, vals => {
-            for r in 0..n {
-                let (lo, hi) = c.row_range(r);
-                let o = &mut out[r * k..(r + 1) * k];
-                o.copy_from_slice(shift);
-                for (&j, &val) in c.indices[lo..hi].iter().zip(&vals[lo..hi]) {
-                    let j = j as usize;
-                    let x = crate::block::Scalar::to_f64(val);
-                    for (oi, vi) in o.iter_mut().zip(&v[j * k..(j + 1) * k]) {
-                        *oi += x * vi;
-                    }
-                }
-            }
-        }),
+        Block::Csr(c) => with_values!(&c.data, vals => csr_scores(c, vals, v, k, shift, &mut out)),
         Block::Dense(_) => {
             let step = chunk_rows(p);
             let vm = MatRef::from_row_major_slice(v, p, k);
@@ -364,6 +399,42 @@ pub fn project(
     mean: Option<&[f64]>,
     dtype: Dtype,
 ) -> Result<Values> {
+    project_from(ctx, view, components, mean, dtype, None)
+}
+
+/// [`fit`] and then [`project`], in one pass less when the Gram pass runs
+/// on sparse values: it keeps the blocks it read in a temporary file and
+/// the projection reads those (the same numbers; the source is read again
+/// only when the file cannot be written).
+pub fn fit_project(
+    ctx: &Ctx,
+    view: &View,
+    o: &PcaOptions,
+    dtype: Dtype,
+) -> Result<(PcaFit, Values)> {
+    let p = usize::try_from(view.ncols()).expect("fits");
+    check_shape(view.nrows(), p, o)?;
+    let sparse = SparseScaled::detect(view).filter(SparseScaled::gram_pays);
+    let (f, spills) = match sparse {
+        Some(sp) if o.uses_gram(p) => {
+            let (st, spills) = sp.gram(ctx, true)?;
+            (fit_gram(&st, o)?, spills)
+        }
+        _ => (fit(ctx, view, o)?, None),
+    };
+    let mean = f.zero_center.then_some(&f.mean[..]);
+    let scores = project_from(ctx, view, &f.components, mean, dtype, spills.as_deref())?;
+    Ok((f, scores))
+}
+
+fn project_from(
+    ctx: &Ctx,
+    view: &View,
+    components: &Mat<f64>,
+    mean: Option<&[f64]>,
+    dtype: Dtype,
+    spilled: Option<&[RunSpill]>,
+) -> Result<Values> {
     let p = components.nrows();
     let k = components.ncols();
     if mean.is_some_and(|mu| mu.len() != p) {
@@ -392,18 +463,25 @@ pub fn project(
             .collect(),
         None => shift,
     };
-    let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
-    let parts = map_blocks(ctx, src, crate::kernels::block_target(src), |_, _, b| {
-        let b = match &sparse {
-            Some(sp) => Block::Csr(sp.sparse_part(b)),
-            None => b,
-        };
-        let s = project_block(&b, &v, k, &shift);
-        Ok(match dtype {
+    let scores = |b: &Block| {
+        let s = project_block(b, &v, k, &shift);
+        match dtype {
             Dtype::F32 => Values::F32(s.into_iter().map(|x| x as f32).collect()),
             _ => Values::F64(s),
-        })
-    })?;
+        }
+    };
+    let parts = match (&sparse, spilled) {
+        (Some(sp), Some(spills)) => sp.project_spilled(ctx, spills, |a| scores(&Block::Csr(a)))?,
+        _ => {
+            let src = sparse.as_ref().map_or(view, |sp| &sp.inner);
+            map_blocks(ctx, src, crate::kernels::block_target(src), |_, _, b| {
+                Ok(match &sparse {
+                    Some(sp) => scores(&Block::Csr(sp.sparse_part(as_csr(b)))),
+                    None => scores(&b),
+                })
+            })?
+        }
+    };
     let mut out = Values::empty(if dtype == Dtype::F32 {
         Dtype::F32
     } else {
