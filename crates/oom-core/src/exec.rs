@@ -12,11 +12,6 @@ use crate::plan::View;
 
 /// Stored values per block: ~4M entries, a few tens of MB per block.
 pub const BLOCK_TARGET: u64 = 1 << 22;
-/// Stored values per block of a pass that handles them one by one (QC,
-/// moments, the sparse Gram pass, the projection): ~256K entries, so the
-/// block stays in the cache from decoding through every transform to the
-/// kernel instead of streaming through memory at each step.
-pub const CACHE_BLOCK: u64 = 1 << 18;
 
 /// Run `f(start, end, block)` over every block of `view`, in parallel
 /// (each block its own task), and return the results in row order.

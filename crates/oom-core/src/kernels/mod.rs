@@ -17,14 +17,14 @@ pub mod sums;
 use crate::block::Block;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::{fold_runs, CACHE_BLOCK};
+use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::plan::View;
 
 /// Block size for a pass over `view`: small enough that every thread gets
-/// several blocks, never more than [`CACHE_BLOCK`].
+/// several blocks, never more than [`BLOCK_TARGET`].
 pub fn block_target(view: &View) -> u64 {
     let threads = rayon::current_num_threads().max(1) as u64;
-    (view.approx_cost() / (threads * 4)).clamp(1 << 15, CACHE_BLOCK)
+    (view.approx_cost() / (threads * 4)).clamp(1 << 15, BLOCK_TARGET)
 }
 
 /// Run `f(state, start, end, block)` over every block of `view` in

@@ -21,7 +21,7 @@ use super::spill::RunSpill;
 use crate::block::{Block, Csr, Scalar, Values};
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::{fold_runs, CACHE_BLOCK};
+use crate::exec::{fold_runs, BLOCK_TARGET};
 use crate::kernels::merge;
 use crate::plan::View;
 use crate::with_values;
@@ -163,7 +163,7 @@ impl SparseScaled {
         let (states, _) = fold_runs(
             ctx,
             &self.inner,
-            CACHE_BLOCK,
+            BLOCK_TARGET,
             runs,
             || {
                 (
