@@ -275,11 +275,11 @@ def test_projection_from_the_gram_pass_spill_is_the_two_pass_result(pbmc_pair, m
     m = a.X.matrix
     fit = _oom.pca_from_gram(_oom.gram_state(m, "float32"), 50, zero_center=True)
     two_pass = _oom.pca_project(m, fit["components"], fit["mean"], dtype="float32").finalize()
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("OOM_TMPDIR", str(tmp_path))
     one = _oom.pca(m, 50, zero_center=True, solver="auto", precision="float32",
                    dtype="float32")
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    monkeypatch.setenv("OOM_TMPDIR", str(tmp_path / "missing"))
     unspilled = _oom.pca(m, 50, zero_center=True, solver="auto", precision="float32",
                          dtype="float32")
     np.testing.assert_array_equal(one["components"], fit["components"])

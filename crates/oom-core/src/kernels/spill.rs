@@ -17,6 +17,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::block::{Csr, Dtype, Values};
 use crate::error::{OomError, Result};
+use crate::storage::transpose::{spill_dir, spill_file};
 
 /// Blocks written by one run of a pass, in row order.
 pub struct RunSpill {
@@ -29,10 +30,11 @@ pub struct RunSpill {
 }
 
 impl RunSpill {
-    /// An empty spill in the system's temporary directory for blocks of
-    /// `ncols` columns; `None` when no temporary file can be made.
+    /// An empty spill in the spill directory (`OOM_TMPDIR`, else the
+    /// system's) for blocks of `ncols` columns; `None` when no temporary
+    /// file can be made.
     pub fn create(ncols: usize) -> Option<Self> {
-        let file = tempfile::tempfile().ok()?;
+        let file = spill_file().ok()?;
         Some(RunSpill {
             file,
             blocks: Vec::new(),
@@ -130,7 +132,7 @@ const DTYPES: [Dtype; 10] = [
 
 fn io_err(e: &std::io::Error) -> OomError {
     OomError::Io {
-        path: std::env::temp_dir().display().to_string(),
+        path: spill_dir().display().to_string(),
         msg: format!("reading back a temporary copy of the data: {e}"),
     }
 }
