@@ -13,6 +13,8 @@ pub trait Scalar: Copy + Send + Sync + Default + PartialEq + 'static {
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    /// The [`Values`] variant holding a vector of this type.
+    fn into_values(v: Vec<Self>) -> Values;
 }
 
 macro_rules! scalar {
@@ -26,6 +28,9 @@ macro_rules! scalar {
             #[inline]
             fn from_f64(v: f64) -> Self {
                 v as $t
+            }
+            fn into_values(v: Vec<Self>) -> Values {
+                Values::$d(v)
             }
         }
     };
@@ -136,52 +141,29 @@ macro_rules! with_values {
     };
 }
 
-/// Build a [`Values`] of `dtype` from a generic constructor `$make::<T>()`.
+/// Run `$body` with the type `$t` bound to the element type of `dtype`.
+#[macro_export]
+macro_rules! with_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        $crate::with_dtype!(@ $dtype, $t, $body;
+            F32 f32, F64 f64, I8 i8, I16 i16, I32 i32, I64 i64, U8 u8, U16 u16, U32 u32, U64 u64)
+    };
+    (@ $dtype:expr, $t:ident, $body:expr; $($v:ident $ty:ty),*) => {
+        match $dtype {
+            $($crate::block::Dtype::$v => {
+                type $t = $ty;
+                $body
+            })*
+        }
+    };
+}
+
+/// Build a [`Values`] of `dtype` from `$body`, a `Vec<$t>` for the element
+/// type `$t` of `dtype`.
 #[macro_export]
 macro_rules! values_of {
     ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            $crate::block::Dtype::F32 => {
-                type $t = f32;
-                $crate::block::Values::F32($body)
-            }
-            $crate::block::Dtype::F64 => {
-                type $t = f64;
-                $crate::block::Values::F64($body)
-            }
-            $crate::block::Dtype::I8 => {
-                type $t = i8;
-                $crate::block::Values::I8($body)
-            }
-            $crate::block::Dtype::I16 => {
-                type $t = i16;
-                $crate::block::Values::I16($body)
-            }
-            $crate::block::Dtype::I32 => {
-                type $t = i32;
-                $crate::block::Values::I32($body)
-            }
-            $crate::block::Dtype::I64 => {
-                type $t = i64;
-                $crate::block::Values::I64($body)
-            }
-            $crate::block::Dtype::U8 => {
-                type $t = u8;
-                $crate::block::Values::U8($body)
-            }
-            $crate::block::Dtype::U16 => {
-                type $t = u16;
-                $crate::block::Values::U16($body)
-            }
-            $crate::block::Dtype::U32 => {
-                type $t = u32;
-                $crate::block::Values::U32($body)
-            }
-            $crate::block::Dtype::U64 => {
-                type $t = u64;
-                $crate::block::Values::U64($body)
-            }
-        }
+        $crate::with_dtype!($dtype, $t => <$t as $crate::block::Scalar>::into_values($body))
     };
 }
 

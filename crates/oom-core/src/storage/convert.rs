@@ -7,22 +7,7 @@
 
 use crate::block::{Dtype, Scalar, Values};
 use crate::error::{OomError, Result};
-
-/// Run `$body` with the type alias `$t` for the element type of `$d`.
-macro_rules! typed {
-    ($d:expr, $t:ident => $body:expr) => {
-        typed!(@ $d, $t, $body; F32 f32, F64 f64, I8 i8, I16 i16, I32 i32, I64 i64,
-               U8 u8, U16 u16, U32 u32, U64 u64)
-    };
-    (@ $d:expr, $t:ident, $body:expr; $($v:ident $ty:ty),*) => {
-        match $d {
-            $(Dtype::$v => {
-                type $t = $ty;
-                $body
-            })*
-        }
-    };
-}
+use crate::with_dtype;
 
 /// What a read turns the stored values into.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +46,14 @@ impl Target<'_> {
         }
         match self {
             Target::Values(to) => {
-                typed!(from, S => typed!(to, T => values::<S, T>(src, dst)));
+                with_dtype!(from, S => with_dtype!(to, T => values::<S, T>(src, dst)));
                 Ok(())
             }
             Target::Index { ncols, what } => {
                 if from.is_float() {
                     return Err(OomError::Value(format!("{what}: indices must be integers")));
                 }
-                match typed!(from, S => index::<S>(src, dst, ncols.min(1 << 31))) {
+                match with_dtype!(from, S => index::<S>(src, dst, ncols.min(1 << 31))) {
                     None => Ok(()),
                     Some(c) => Err(out_of_range(c, ncols, what)),
                 }
