@@ -1,6 +1,6 @@
 """Each step of the README's QC → PCA as time per stored value, beside one read of X.
 
-    .venv/bin/python bench/passes.py FILE [--repeats N]
+    .venv/bin/python bench/passes.py FILE
 
 Runs ``anndataoom run``'s preprocessing (QC with MT genes, filter_cells 200,
 filter_genes 3, normalize_total 1e4, log1p, seurat HVG 2000, the HVG subset,
@@ -28,7 +28,7 @@ PASSES = {
     "log1p": "none (lazy)",
     "highly_variable_genes": "1 pass: expm1 moments + log moments",
     "scale": "none (HVG pass's log moments)",
-    "pca": "2 passes: Gram, projection",
+    "pca": "1 pass: Gram (spilling the HVG columns to a temporary file), then the projection from the spill",
 }
 
 
