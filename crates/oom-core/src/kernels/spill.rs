@@ -13,10 +13,10 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 
 use crate::block::{Csr, Dtype, Values};
 use crate::error::{OomError, Result};
+use crate::storage::array::read_exact_at;
 use crate::storage::transpose::{spill_dir, spill_file};
 
 /// Blocks written by one run of a pass, in row order.
@@ -73,9 +73,7 @@ impl RunSpill {
     pub fn read(&self, i: usize) -> Result<Csr> {
         let (a, b, at, len) = self.blocks[i];
         let mut buf = vec![0u8; usize::try_from(len).expect("a block fits in memory")];
-        self.file
-            .read_exact_at(&mut buf, at)
-            .map_err(|e| io_err(&e))?;
+        read_exact_at(&self.file, &mut buf, at).map_err(|e| io_err(&e))?;
         let nrows = usize::try_from(b - a).expect("fits");
         let word = |k: usize| u64::from_le_bytes(buf[k * 8..k * 8 + 8].try_into().expect("8"));
         let dtype = DTYPES[usize::try_from(word(0)).expect("fits")];

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hdf5::types::TypeDescriptor;
 
 use super::array::Array1;
-use super::array::{ChunkLoc, H5Array1, Layout};
+use super::array::{read_exact_at, ChunkLoc, H5Array1, Layout};
 use super::container::{Container, DenseRows};
 use super::dense::H5Dense;
 use super::filters::{
@@ -211,12 +211,11 @@ fn link_exists(f: &hdf5::File, key: &str) -> bool {
 
 /// HDF5's superblock signature sits at 0, 512, 1024, 2048, … bytes.
 fn has_hdf5_signature(file: &File, len: u64) -> bool {
-    use std::os::unix::fs::FileExt;
     const SIG: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
     let mut at = 0u64;
     let mut buf = [0u8; 8];
     while at + 8 <= len {
-        if file.read_exact_at(&mut buf, at).is_ok() && &buf == SIG {
+        if read_exact_at(file, &mut buf, at).is_ok() && &buf == SIG {
             return true;
         }
         at = if at == 0 { 512 } else { at * 2 };
