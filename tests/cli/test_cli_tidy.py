@@ -92,3 +92,18 @@ def test_read_rejects_unknown_keywords_as_anndata(make_h5ad):
     assert oom.read(path, backed="r", chunk_size=100).shape == (20, 10)
     with pytest.raises(NotImplementedError, match="as_sparse"):
         oom.read(path, as_sparse=["X"])
+
+
+def test_run_reports_peak_memory_in_mib_as_the_kernel_counts_it():
+    """The peak RSS `anndataoom run` prints is the kernel's high-water mark (VmHWM), in MiB."""
+    from pathlib import Path
+
+    from anndataoom.cli.run import _peak_mib
+
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("needs Linux's /proc/self/status")
+    _ = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB touched: the peak is at least that
+    line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM"))
+    assert abs(_peak_mib() - int(line.split()[1]) / 1024) < 1.0
+    assert _peak_mib() >= 64

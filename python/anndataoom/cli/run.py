@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +105,14 @@ class Timer:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Return the process's peak resident memory so far; NaN where the OS keeps none (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux counts KiB, macOS bytes.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _resolve_input(file: str) -> Path:
