@@ -32,15 +32,21 @@ pub struct RunSpill {
 impl RunSpill {
     /// An empty spill in the spill directory (`OOM_TMPDIR`, else the
     /// system's) for blocks of `ncols` columns; `None` when no temporary
-    /// file can be made.
+    /// file can be made, or when that directory is memory (tmpfs, as `/tmp`
+    /// is on many systems): a spill there would hold a tenth of the matrix
+    /// in RAM, so the data is read again instead.
     pub fn create(ncols: usize) -> Option<Self> {
         let file = spill_file().ok()?;
-        Some(RunSpill {
+        (!in_memory(&file)).then(|| Self::in_file(file, ncols))
+    }
+
+    fn in_file(file: File, ncols: usize) -> Self {
+        RunSpill {
             file,
             blocks: Vec::new(),
             end: 0,
             narrow: ncols <= usize::from(u16::MAX) + 1,
-        })
+        }
     }
 
     /// Append rows `a..b`; an error means the spill is incomplete.
@@ -128,6 +134,23 @@ const DTYPES: [Dtype; 10] = [
     Dtype::U64,
 ];
 
+/// Whether `file` lives on a memory file system (tmpfs, ramfs).
+#[cfg(target_os = "linux")]
+pub(crate) fn in_memory(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero statfs is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid open descriptor and a statfs to fill.
+    let ok = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } == 0;
+    // TMPFS_MAGIC, RAMFS_MAGIC (linux/magic.h); f_type's width varies by platform.
+    ok && matches!(st.f_type as u64 & 0xffff_ffff, 0x0102_1994 | 0x8584_58f6)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn in_memory(_: &File) -> bool {
+    false
+}
+
 fn io_err(e: &std::io::Error) -> OomError {
     OomError::Io {
         path: spill_dir().display().to_string(),
@@ -153,7 +176,8 @@ mod tests {
                     _ => Values::I16(vec![1, -7, 300]),
                 },
             };
-            let mut s = RunSpill::create(ncols).unwrap();
+            let dir = env!("CARGO_MANIFEST_DIR");
+            let mut s = RunSpill::in_file(tempfile::tempfile_in(dir).unwrap(), ncols);
             s.push(10, 13, &c).unwrap();
             s.push(13, 16, &c).unwrap();
             assert_eq!(s.len(), 2);
@@ -167,6 +191,16 @@ mod tests {
                 assert_eq!(back.data.bytes(), c.data.bytes());
                 assert_eq!(back.data.dtype(), dtype);
             }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn memory_file_systems_are_told_apart_from_disks() {
+        let disk = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert!(!in_memory(&disk));
+        if let Ok(shm) = tempfile::tempfile_in("/dev/shm") {
+            assert!(in_memory(&shm), "/dev/shm is tmpfs on Linux");
         }
     }
 }
