@@ -22,9 +22,9 @@ use crate::storage::transpose::{spill_dir, spill_file};
 /// Blocks written by one run of a pass, in row order.
 pub struct RunSpill {
     file: File,
-    /// `(first row, end row, byte offset, byte length)` of each block.
-    blocks: Vec<(u64, u64, u64, u64)>,
-    end: u64,
+    /// `(first row, end row, byte offset, byte length, dtype)` of each block.
+    blocks: Vec<(u64, u64, u64, u64, Dtype)>,
+    ncols: usize,
     /// Column indices fit in two bytes.
     narrow: bool,
 }
@@ -44,16 +44,15 @@ impl RunSpill {
         RunSpill {
             file,
             blocks: Vec::new(),
-            end: 0,
+            ncols,
             narrow: ncols <= usize::from(u16::MAX) + 1,
         }
     }
 
     /// Append rows `a..b`; an error means the spill is incomplete.
     pub fn push(&mut self, a: u64, b: u64, c: &Csr) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(16 + c.indptr.len() * 8 + c.nnz() * 6);
-        buf.extend_from_slice(&(c.data.dtype() as u8 as u64).to_le_bytes());
-        buf.extend_from_slice(&(c.ncols as u64).to_le_bytes());
+        debug_assert_eq!(c.ncols, self.ncols);
+        let mut buf = Vec::with_capacity(c.indptr.len() * 8 + c.nnz() * 6);
         for &p in &c.indptr {
             buf.extend_from_slice(&p.to_le_bytes());
         }
@@ -65,28 +64,27 @@ impl RunSpill {
         }
         buf.extend_from_slice(c.data.bytes());
         self.file.write_all(&buf)?;
-        self.blocks.push((a, b, self.end, buf.len() as u64));
-        self.end += buf.len() as u64;
+        let at = self.blocks.last().map_or(0, |&(_, _, at, len, _)| at + len);
+        self.blocks
+            .push((a, b, at, buf.len() as u64, c.data.dtype()));
         Ok(())
     }
 
     /// The blocks' row ranges, in order.
     pub fn rows(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.blocks.iter().map(|&(a, b, _, _)| (a, b))
+        self.blocks.iter().map(|&(a, b, ..)| (a, b))
     }
 
     /// Block `i` as it was pushed.
     pub fn read(&self, i: usize) -> Result<Csr> {
-        let (a, b, at, len) = self.blocks[i];
+        let (a, b, at, len, dtype) = self.blocks[i];
         let mut buf = vec![0u8; usize::try_from(len).expect("a block fits in memory")];
         read_exact_at(&self.file, &mut buf, at).map_err(|e| io_err(&e))?;
         let nrows = usize::try_from(b - a).expect("fits");
         let word = |k: usize| u64::from_le_bytes(buf[k * 8..k * 8 + 8].try_into().expect("8"));
-        let dtype = DTYPES[usize::try_from(word(0)).expect("fits")];
-        let ncols = usize::try_from(word(1)).expect("fits");
-        let indptr: Vec<i64> = (0..=nrows).map(|r| word(2 + r) as i64).collect();
+        let indptr: Vec<i64> = (0..=nrows).map(|r| word(r) as i64).collect();
         let nnz = usize::try_from(indptr[nrows]).expect("fits");
-        let rest = &buf[(3 + nrows) * 8..];
+        let rest = &buf[(1 + nrows) * 8..];
         let (indices, values): (Vec<i32>, &[u8]) = if self.narrow {
             let (ix, v) = rest.split_at(nnz * 2);
             let ix = ix
@@ -104,7 +102,7 @@ impl RunSpill {
         };
         Ok(Csr {
             nrows,
-            ncols,
+            ncols: self.ncols,
             indptr,
             indices,
             data: Values::from_le_bytes(dtype, values),
@@ -119,20 +117,6 @@ impl RunSpill {
         self.blocks.is_empty()
     }
 }
-
-/// [`Dtype`]s by their discriminant, as [`RunSpill::push`] writes them.
-const DTYPES: [Dtype; 10] = [
-    Dtype::F32,
-    Dtype::F64,
-    Dtype::I8,
-    Dtype::I16,
-    Dtype::I32,
-    Dtype::I64,
-    Dtype::U8,
-    Dtype::U16,
-    Dtype::U32,
-    Dtype::U64,
-];
 
 /// Whether `file` lives on a memory file system (tmpfs, ramfs).
 #[cfg(target_os = "linux")]
