@@ -1,4 +1,4 @@
-//! CPU state that outlives a call on the worker threads.
+//! CPU state that outlives a call on the worker threads, and cache hints.
 //!
 //! After AVX2 code (the Gram kernels, faer's decompositions) a worker could
 //! keep the upper halves of its vector registers dirty; every switch
@@ -24,4 +24,20 @@ pub fn clear_upper_vector_state() {
 pub fn clear_upper_vector_state_everywhere() {
     clear_upper_vector_state();
     rayon::broadcast(|_| clear_upper_vector_state());
+}
+
+/// Ask for the cache line holding `x` ahead of its use (a no-op off x86-64).
+/// The per-column passes use it for the next sparse row's columns: their
+/// state (sums and counts of ~20k genes) is larger than a core's L2 cache,
+/// and a value otherwise waits for its column's line.
+#[inline(always)]
+pub fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint to the cache; it never faults.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(x).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }

@@ -41,6 +41,18 @@ impl Block {
 
     /// Visit every stored value of row `r` as `(column, value)`.
     #[inline]
+    /// The stored columns of row `r` of a CSR block (`None` for a dense
+    /// block or a row past the end).
+    pub fn row_columns(&self, r: usize) -> Option<&[i32]> {
+        match self {
+            Block::Csr(c) if r < c.nrows => {
+                let (a, b) = c.row_range(r);
+                Some(&c.indices[a..b])
+            }
+            _ => None,
+        }
+    }
+
     pub fn for_row(&self, r: usize, mut f: impl FnMut(usize, f64)) {
         match self {
             Block::Csr(c) => {

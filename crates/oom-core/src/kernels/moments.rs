@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use crate::block::{is_whole, Block, Dtype};
+use crate::cpu::prefetch;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
@@ -168,35 +169,48 @@ impl Acc {
             let base = g * ncols;
             let cells = &mut self.cells[base..base + ncols];
             let mut rs = 0.0;
-            block.for_row(r, |c, x| {
-                if x < 0.0 || !is_whole(x) {
-                    non_integer = true;
+            for &j in block.row_columns(r + 1).unwrap_or_default() {
+                prefetch(&cells[j as usize]);
+                if let Some(u) = unmapped.get(j as usize) {
+                    prefetch(u);
                 }
-                let mut v = match p.map {
-                    ValueMap::Identity => x,
-                    ValueMap::Expm1 { factor } => {
-                        let y = factor.map_or(x, |f| if f32_vals { round32(x * f) } else { x * f });
-                        expm1.get(y)
+            }
+            // Inlined: called per value from each dtype's loop.
+            block.for_row(
+                r,
+                #[inline(always)]
+                |c, x| {
+                    // Checked until the first value that is not a count.
+                    if !non_integer && (x < 0.0 || !is_whole(x)) {
+                        non_integer = true;
                     }
-                };
-                if let Some(clip) = &p.clip {
-                    v = v.min(clip[base + c]);
-                }
-                rs += v;
-                let cell = &mut cells[c];
-                cell.sum += v;
-                cell.sumsq += if round_sq { round32(v * v) } else { v * v };
-                cell.n_pos += u64::from(x > 0.0);
-                cell.n_nonzero += u64::from(x != 0.0);
-                if let Some((sum, sumsq)) = unmapped.get_mut(c) {
-                    *sum += x;
-                    *sumsq += if round_sq_unmapped {
-                        round32(x * x)
-                    } else {
-                        x * x
+                    let mut v = match p.map {
+                        ValueMap::Identity => x,
+                        ValueMap::Expm1 { factor } => {
+                            let y =
+                                factor.map_or(x, |f| if f32_vals { round32(x * f) } else { x * f });
+                            expm1.get(y)
+                        }
                     };
-                }
-            });
+                    if let Some(clip) = &p.clip {
+                        v = v.min(clip[base + c]);
+                    }
+                    rs += v;
+                    let cell = &mut cells[c];
+                    cell.sum += v;
+                    cell.sumsq += if round_sq { round32(v * v) } else { v * v };
+                    cell.n_pos += u64::from(x > 0.0);
+                    cell.n_nonzero += u64::from(x != 0.0);
+                    if let Some((sum, sumsq)) = unmapped.get_mut(c) {
+                        *sum += x;
+                        *sumsq += if round_sq_unmapped {
+                            round32(x * x)
+                        } else {
+                            x * x
+                        };
+                    }
+                },
+            );
             row_sums[r] = rs;
         }
         self.non_integer |= non_integer;

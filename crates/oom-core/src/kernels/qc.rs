@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::block::{is_whole, Block};
+use crate::cpu::prefetch;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
@@ -195,24 +196,33 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
         vals.clear();
         msum.iter_mut().for_each(|m| *m = 0.0);
         let mut non_counts = 0u64;
-        block.for_row(r, |c, v| {
-            total += v;
-            cols.sum[c] += v;
-            non_counts += u64::from(!(v >= 0.0 && is_whole(v)));
-            if v != 0.0 {
-                nz += 1;
-                rare.note(c, cols.n_nonzero[c], row0 + r as u64, v);
-                cols.n_nonzero[c] += 1;
-            }
-            if !p.top.is_empty() && (dense || v != 0.0) {
-                vals.push(v);
-            }
-            for (m, mask) in msum.iter_mut().zip(&p.masks) {
-                if mask[c] {
-                    *m += v;
+        for &j in block.row_columns(r + 1).unwrap_or_default() {
+            prefetch(&cols.sum[j as usize]);
+            prefetch(&cols.n_nonzero[j as usize]);
+        }
+        // Inlined: called per value from each dtype's loop.
+        block.for_row(
+            r,
+            #[inline(always)]
+            |c, v| {
+                total += v;
+                cols.sum[c] += v;
+                non_counts += u64::from(!(v >= 0.0 && is_whole(v)));
+                if v != 0.0 {
+                    nz += 1;
+                    rare.note(c, cols.n_nonzero[c], row0 + r as u64, v);
+                    cols.n_nonzero[c] += 1;
                 }
-            }
-        });
+                if !p.top.is_empty() && (dense || v != 0.0) {
+                    vals.push(v);
+                }
+                for (m, mask) in msum.iter_mut().zip(&p.masks) {
+                    if mask[c] {
+                        *m += v;
+                    }
+                }
+            },
+        );
         cols.non_counts += non_counts;
         rows.total.push(total);
         rows.n_nonzero.push(nz);
