@@ -13,6 +13,13 @@ use crate::plan::View;
 /// Stored values per block: ~4M entries, a few tens of MB per block.
 pub const BLOCK_TARGET: u64 = 1 << 22;
 
+/// Stored values per slice of a sparse block in the per-value folds (see
+/// [`View::read_sliced`]): a slice's values, indices and each op's output
+/// stay within a core's L2 cache. Reads stay [`BLOCK_TARGET`]-sized; reading
+/// blocks this small made the read itself twice as slow. (The Gram passes
+/// keep whole blocks: their spill and sort per block measured slower in slices.)
+pub const SLICE: usize = 1 << 16;
+
 /// Run `f(start, end, block)` over every block of `view`, in parallel
 /// (each block its own task), and return the results in row order.
 pub fn map_blocks<R: Send>(
@@ -26,6 +33,7 @@ pub fn map_blocks<R: Send>(
         view,
         target,
         usize::MAX,
+        None,
         || (),
         |(), a, b, block| f(a, b, block),
     )?
@@ -34,7 +42,9 @@ pub fn map_blocks<R: Send>(
 
 /// Fold the blocks of `view` (about `target` values each) into about
 /// `groups` states: the rows are split into contiguous runs, each run is
-/// folded block by block in row order on the rayon pool, and states and
+/// folded block by block in row order on the rayon pool (with `slice`,
+/// sparse blocks slice by slice, see [`View::read_sliced`], each slice handed
+/// to `f` as a block of its own), and states and
 /// per-block results come back in row order, so floating-point results
 /// never depend on scheduling (the same numbers on every run) nor on
 /// `target`.
@@ -43,6 +53,7 @@ pub fn fold_runs<S: Send, R: Send>(
     view: &View,
     target: u64,
     groups: usize,
+    slice: Option<usize>,
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
@@ -65,8 +76,13 @@ pub fn fold_runs<S: Send, R: Send>(
             let mut out = Vec::with_capacity(run.len());
             for &(a, b) in run {
                 ctx.check()?;
-                let block = view.read(a, b)?;
-                out.push(f(&mut state, a, b, block)?);
+                match slice {
+                    None => out.push(f(&mut state, a, b, view.read(a, b)?)?),
+                    Some(n) => view.read_sliced(a, b, n, |sa, sb, block| {
+                        out.push(f(&mut state, sa, sb, block)?);
+                        Ok(())
+                    })?,
+                }
                 ctx.advance(b - a);
             }
             Ok((state, out))

@@ -193,3 +193,34 @@ fn qc_moments_residuals_match_direct() {
         }
     }
 }
+
+#[test]
+fn sliced_reads_are_reads_of_each_slice() {
+    let (_dir, views) = views();
+    let div: Vec<f64> = (0..R).map(|r| 1.0 + r as f64 / 10.0).collect();
+    for v in views {
+        let dense = !v.is_sparse();
+        let rows: Vec<u64> = (0..R as u64).rev().step_by(2).collect();
+        let v = v
+            .with_op(Normalize {
+                divisor: Arc::new(div.clone()),
+            })
+            .with_op(Log1p { base: None })
+            .subset(Some(&rows), Some(&[11, 2, 3, 7]))
+            .unwrap();
+        let n = v.nrows();
+        let mut seen = Vec::new();
+        // A slice of 3 stored entries: most rows of the selection alone.
+        v.read_sliced(2, n, 3, |a, b, block| {
+            assert_eq!(to_rows(&block), to_rows(&v.read(a, b).unwrap()));
+            seen.push((a, b));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.first().map(|s| s.0), Some(2));
+        assert_eq!(seen.last().map(|s| s.1), Some(n));
+        assert!(seen.windows(2).all(|w| w[0].1 == w[1].0));
+        // Sparse rows come in several slices; a dense block in one.
+        assert_eq!(seen.len() == 1, dense, "{seen:?}");
+    }
+}

@@ -34,6 +34,35 @@ impl Csr {
         self.indices.len()
     }
 
+    /// A copy of rows `r0..r1`.
+    pub fn slice_rows(&self, r0: usize, r1: usize) -> Csr {
+        let (a, b) = (self.indptr[r0], self.indptr[r1]);
+        let (ua, ub) = (a as usize, b as usize);
+        Csr {
+            nrows: r1 - r0,
+            ncols: self.ncols,
+            indptr: self.indptr[r0..=r1].iter().map(|p| p - a).collect(),
+            indices: self.indices[ua..ub].to_vec(),
+            data: self.data.slice(ua, ub),
+        }
+    }
+
+    /// Rows `(r0, r1)` cut into runs of about `target` entries (at least one row each).
+    pub fn row_slices(&self, target: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut r0 = 0;
+        while r0 < self.nrows {
+            let limit = self.indptr[r0] + target as i64;
+            let mut r1 = r0 + 1;
+            while r1 < self.nrows && self.indptr[r1 + 1] <= limit {
+                r1 += 1;
+            }
+            out.push((r0, r1));
+            r0 = r1;
+        }
+        out
+    }
+
     /// Append the rows of `other` below ours.
     pub fn append(&mut self, other: &Csr) {
         let base = *self.indptr.last().expect("indptr is never empty");

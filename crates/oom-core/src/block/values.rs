@@ -224,6 +224,11 @@ impl Values {
         })
     }
 
+    /// A copy of entries `a..b`.
+    pub fn slice(&self, a: usize, b: usize) -> Self {
+        with_values!(self, v => Scalar::into_values(v[a..b].to_vec()))
+    }
+
     /// The values as f64, whatever the dtype.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         with_values!(self, v => v.iter().map(|x| x.to_f64()).collect())

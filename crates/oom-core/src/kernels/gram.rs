@@ -346,6 +346,7 @@ pub fn gram(ctx: &Ctx, view: &View, prec: Precision) -> Result<GramState> {
         view,
         BLOCK_TARGET,
         groups,
+        None,
         || GramState::new(p, prec).with_par(par),
         |s, _, _, b| {
             s.insert_block(&b);
@@ -582,6 +583,7 @@ pub fn gram_times<'q>(ctx: &Ctx, view: &View, q: &'q [f64], b: usize) -> Result<
         view,
         BLOCK_TARGET,
         runs,
+        None,
         || GramTimes::new(q, p, b),
         |s, _, _, blk| {
             s.insert_block(&blk);

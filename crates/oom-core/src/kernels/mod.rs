@@ -17,7 +17,7 @@ pub mod sums;
 use crate::block::Block;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::exec::{fold_runs, BLOCK_TARGET};
+use crate::exec::{fold_runs, BLOCK_TARGET, SLICE};
 use crate::plan::View;
 
 /// Block size for a pass over `view`: small enough that every thread gets
@@ -28,15 +28,23 @@ pub fn block_target(view: &View) -> u64 {
 }
 
 /// Run `f(state, start, end, block)` over every block of `view` in
-/// parallel, one state per run of rows (`ctx.runs()`, see [`fold_runs`]);
-/// per-block results come back in row order.
+/// parallel, one state per run of rows (`ctx.runs()`, see [`fold_runs`]),
+/// sparse blocks in cache-sized slices; per-block results come back in row order.
 pub fn fold_blocks<S: Send, R: Send>(
     ctx: &Ctx,
     view: &View,
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, u64, u64, Block) -> Result<R> + Sync,
 ) -> Result<(Vec<S>, Vec<R>)> {
-    fold_runs(ctx, view, block_target(view), ctx.runs(), make, f)
+    fold_runs(
+        ctx,
+        view,
+        block_target(view),
+        ctx.runs(),
+        Some(SLICE),
+        make,
+        f,
+    )
 }
 
 /// Merge per-run states in row order into one (a fresh state when there

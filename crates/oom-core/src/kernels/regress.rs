@@ -102,6 +102,7 @@ pub fn regress_pass(ctx: &Ctx, view: &View, design: &Design) -> Result<RegressSt
         view,
         BLOCK_TARGET,
         ctx.runs(),
+        None,
         init,
         |acc, a, _, block| {
             let a = usize::try_from(a).expect("fits");

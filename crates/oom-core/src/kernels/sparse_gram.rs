@@ -165,6 +165,7 @@ impl SparseScaled {
             &self.inner,
             BLOCK_TARGET,
             runs,
+            None,
             || {
                 (
                     SparseGram::new(p),
