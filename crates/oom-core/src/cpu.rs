@@ -26,18 +26,19 @@ pub fn clear_upper_vector_state_everywhere() {
     rayon::broadcast(|_| clear_upper_vector_state());
 }
 
-/// Ask for the cache line holding `x` ahead of its use (a no-op off x86-64).
-/// The per-column passes use it for the next sparse row's columns: their
-/// state (sums and counts of ~20k genes) is larger than a core's L2 cache,
-/// and a value otherwise waits for its column's line.
+/// Ask for the cache line at `p` ahead of its use (a no-op off x86-64; any
+/// address is fine, a prefetch never faults). The per-column passes use it
+/// for the column of a stored value a few entries ahead: their state (sums
+/// and counts of ~20k genes) is larger than a core's L2 cache, and a value
+/// otherwise waits for its column's line.
 #[inline(always)]
-pub fn prefetch<T>(x: &T) {
+pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint to the cache; it never faults.
+    // SAFETY: a prefetch is a hint to the cache; it reads nothing and never faults.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(x).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    let _ = p;
 }

@@ -169,15 +169,17 @@ impl Acc {
             let base = g * ncols;
             let cells = &mut self.cells[base..base + ncols];
             let mut rs = 0.0;
-            for &j in block.row_columns(r + 1).unwrap_or_default() {
-                prefetch(&cells[j as usize]);
-                if let Some(u) = unmapped.get(j as usize) {
-                    prefetch(u);
-                }
-            }
+            let (cells_at, unmapped_at) = (cells.as_ptr(), unmapped.as_ptr());
+            let with_unmapped = !unmapped.is_empty();
             // Inlined: called per value from each dtype's loop.
-            block.for_row(
+            block.for_row_ahead(
                 r,
+                |j| {
+                    prefetch(cells_at.wrapping_add(j));
+                    if with_unmapped {
+                        prefetch(unmapped_at.wrapping_add(j));
+                    }
+                },
                 #[inline(always)]
                 |c, x| {
                     // Checked until the first value that is not a count.

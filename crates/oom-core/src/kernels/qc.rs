@@ -196,13 +196,14 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
         vals.clear();
         msum.iter_mut().for_each(|m| *m = 0.0);
         let mut non_counts = 0u64;
-        for &j in block.row_columns(r + 1).unwrap_or_default() {
-            prefetch(&cols.sum[j as usize]);
-            prefetch(&cols.n_nonzero[j as usize]);
-        }
+        let (sums, counts) = (cols.sum.as_ptr(), cols.n_nonzero.as_ptr());
         // Inlined: called per value from each dtype's loop.
-        block.for_row(
+        block.for_row_ahead(
             r,
+            |j| {
+                prefetch(sums.wrapping_add(j));
+                prefetch(counts.wrapping_add(j));
+            },
             #[inline(always)]
             |c, v| {
                 total += v;
