@@ -233,9 +233,12 @@ impl View {
         match self.src.read_rows_as(&rows, decode)? {
             Block::Csr(c) if c.nnz() > 2 * slice => {
                 for (r0, r1) in c.row_slices(slice) {
-                    let part = Block::Csr(c.slice_rows(r0, r1));
+                    let part = Block::Csr(match &self.cols {
+                        Some(sel) => sel.apply_csr_rows(&c, r0..r1),
+                        None => c.slice_rows(r0, r1),
+                    });
                     let (s0, s1) = (a + r0 as u64, a + r1 as u64);
-                    f(s0, s1, self.transform(self.select(part), s0, decode)?)?;
+                    f(s0, s1, self.transform(part, s0, decode)?)?;
                 }
                 Ok(())
             }

@@ -1,6 +1,8 @@
 //! Column selection applied to blocks: output column j is source column
 //! `cols[j]`; repeats and any order allowed, as numpy fancy indexing.
 
+use std::ops::Range;
+
 use crate::block::{Block, Csr, Dense};
 use crate::values_of;
 
@@ -68,15 +70,22 @@ impl ColSel {
     }
 
     fn apply_csr(&self, c: &Csr) -> Csr {
+        self.apply_csr_rows(c, 0..c.nrows)
+    }
+
+    /// The selected columns of rows `rows` of `c` (a slice of a block without
+    /// copying the slice first).
+    pub fn apply_csr_rows(&self, c: &Csr, rows: Range<usize>) -> Csr {
         if self.monotonic {
-            return self.apply_csr_increasing(c);
+            return self.apply_csr_increasing(c, rows);
         }
-        let mut indptr = Vec::with_capacity(c.nrows + 1);
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0i64);
         let mut indices: Vec<i32> = Vec::new();
         let mut take: Vec<usize> = Vec::new();
         let mut row: Vec<(i32, usize)> = Vec::new();
-        for r in 0..c.nrows {
+        let nrows = rows.len();
+        for r in rows {
             let (a, b) = c.row_range(r);
             row.clear();
             for k in a..b {
@@ -93,7 +102,7 @@ impl ColSel {
             indptr.push(indices.len() as i64);
         }
         Csr {
-            nrows: c.nrows,
+            nrows,
             ncols: self.len(),
             indptr,
             indices,
@@ -104,10 +113,11 @@ impl ColSel {
     /// Increasing columns (what `filter_genes` leaves): each source column
     /// maps to at most one output column, in order, so entries are kept or
     /// dropped in a single typed sweep.
-    fn apply_csr_increasing(&self, c: &Csr) -> Csr {
-        let mut indptr = Vec::with_capacity(c.nrows + 1);
+    fn apply_csr_increasing(&self, c: &Csr, rows: Range<usize>) -> Csr {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0i64);
-        let nnz = c.nnz();
+        let nnz = (c.indptr[rows.end] - c.indptr[rows.start]) as usize;
+        let nrows = rows.len();
         let mut indices: Vec<i32> = Vec::with_capacity(nnz);
         let data = values_of!(c.data.dtype(), T => {
             let src: &[T] = c.data.as_slice().expect("dtype");
@@ -117,7 +127,7 @@ impl ColSel {
             // only advances for a kept column (with a few thousand genes of
             // tens of thousands kept, a branch would mispredict often).
             let mut n = 0usize;
-            for r in 0..c.nrows {
+            for r in rows {
                 let (a, b) = c.row_range(r);
                 for (&s, &x) in c.indices[a..b].iter().zip(&src[a..b]) {
                     let t = self.target_of[s as usize];
@@ -135,7 +145,7 @@ impl ColSel {
             out
         });
         Csr {
-            nrows: c.nrows,
+            nrows,
             ncols: self.len(),
             indptr,
             indices,
@@ -183,6 +193,14 @@ mod tests {
         let sel = ColSel::new(cols, 6);
         let got = sel.apply_csr(&c).to_dense();
         assert_eq!(got, sel.apply_dense(&c.to_dense()), "cols {:?}", sel.cols);
+        for (a, b) in [(0, 1), (1, 3), (2, 3), (1, 1)] {
+            assert_eq!(
+                sel.apply_csr_rows(&c, a..b),
+                sel.apply_csr(&c.slice_rows(a, b)),
+                "rows {a}..{b} of cols {:?}",
+                sel.cols
+            );
+        }
     }
 
     #[test]
