@@ -195,8 +195,13 @@ impl View {
     /// [`View::read_stored`], decoded into `dtype` where the source can
     /// (a hint: the block may come in the stored dtype).
     fn read_stored_as(&self, a: u64, b: u64, dtype: Option<Dtype>) -> Result<Block> {
+        Ok(self.select(self.read_source(a, b, dtype)?))
+    }
+
+    /// The source rows under output rows `a..b`, before the column selection.
+    fn read_source(&self, a: u64, b: u64, dtype: Option<Dtype>) -> Result<Block> {
         let rows: Vec<u64> = (a..b).map(|r| self.src_row(r)).collect();
-        Ok(self.select(self.src.read_rows_as(&rows, dtype)?))
+        self.src.read_rows_as(&rows, dtype)
     }
 
     /// The type the stored values can be decoded into without changing any
@@ -229,8 +234,7 @@ impl View {
         mut f: impl FnMut(u64, u64, Block) -> Result<()>,
     ) -> Result<()> {
         let decode = self.decode_dtype();
-        let rows: Vec<u64> = (a..b).map(|r| self.src_row(r)).collect();
-        match self.src.read_rows_as(&rows, decode)? {
+        match self.read_source(a, b, decode)? {
             Block::Csr(c) if c.nnz() > 2 * slice => {
                 for (r0, r1) in c.row_slices(slice) {
                     let part = Block::Csr(match &self.cols {
