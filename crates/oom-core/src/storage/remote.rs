@@ -16,15 +16,15 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use object_store::aws::AmazonS3Builder;
+use object_store::http::HttpBuilder;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use tokio::runtime::Runtime;
 use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
 use zarrs::storage::ReadableStorageTraits;
-use zarrs_object_store::object_store::aws::AmazonS3Builder;
-use zarrs_object_store::object_store::http::HttpBuilder;
-use zarrs_object_store::object_store::prefix::PrefixStore;
-use zarrs_object_store::object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use zarrs_object_store::AsyncObjectStore;
 
 use crate::error::{OomError, Result};
@@ -137,6 +137,9 @@ fn http(url: &str) -> std::result::Result<Arc<dyn ObjectStore>, String> {
 
 /// A synchronous `zarrs` store reading the remote store at `url`.
 pub fn open(url: &str) -> Result<Arc<dyn ReadableStorageTraits>> {
+    // reqwest's rustls asks for the process-wide provider (built without
+    // aws-lc-rs, it has none of its own); Err means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = if url.starts_with("s3://") {
         s3(url)
     } else {
