@@ -12,6 +12,9 @@ test test-py test-rust test-wheel: EXTRAS = test,omicverse
 # WHEEL_DOCS=1 also builds the docs there, before the tests (CI does).
 WHEEL_VENV := .venv-wheel
 WHEEL_DOCS ?=
+# pytest-xdist: one test process per core (the tests are mostly single-threaded
+# Python around short multithreaded passes); PYTEST_WORKERS= runs them in one.
+PYTEST_WORKERS ?= -n auto
 
 .PHONY: help venv build-deps lint-deps dev release wheel test test-rust test-wheel test-py \
         test-slow demo bench docs lint lint-static fuzz clean
@@ -49,10 +52,10 @@ test-rust: build-deps  ## cargo tests of the core (Cargo.toml's `ci` profile, sh
 
 test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
 	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) WHEEL_DOCS=$(WHEEL_DOCS) \
-		scripts/test_wheel.sh dist/*.whl -q --durations=15
+		scripts/test_wheel.sh dist/*.whl -q --durations=15 $(PYTEST_WORKERS)
 
 test-py: release  ## pytest suite against the editable build in .venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 # lint-static first: it needs no build of the package, so CI fails fast on it.
 test: lint-static test-rust test-wheel  ## everything CI runs: lints, cargo tests, pytest on the installed wheel
