@@ -7,12 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{is_whole, Block};
+use crate::block::{is_whole, Block, Scalar, AHEAD};
 use crate::cpu::prefetch;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::kernels::{fold_blocks, merge};
 use crate::plan::View;
+use crate::with_values;
 
 /// What to compute per row besides totals and counts.
 #[derive(Debug, Clone, Default)]
@@ -177,10 +178,65 @@ impl QcState {
     }
 }
 
+/// One row's running totals.
+#[derive(Default)]
+struct RowAcc {
+    total: f64,
+    nz: u64,
+    non_counts: u64,
+}
+
+/// The per-column state as slices: held in registers through a row (behind
+/// `&mut QcState` every store could move the vectors, so each value would
+/// reload them).
+struct ColRefs<'a> {
+    sum: &'a mut [f64],
+    n_nonzero: &'a mut [u64],
+    rare: &'a mut Rare,
+}
+
+impl ColRefs<'_> {
+    /// Add the entry `(c, v)` of row `row` (called per stored value).
+    #[inline(always)]
+    fn visit(&mut self, acc: &mut RowAcc, c: usize, v: f64, row: u64) {
+        acc.total += v;
+        self.sum[c] += v;
+        acc.non_counts += u64::from(!(v >= 0.0 && is_whole(v)));
+        if v != 0.0 {
+            acc.nz += 1;
+            let seen = self.n_nonzero[c];
+            self.rare.note(c, seen, row, v);
+            self.n_nonzero[c] = seen + 1;
+        }
+    }
+
+    /// Entries `a..b` of a CSR block (row `row`), prefetching the state of
+    /// the column [`AHEAD`] entries on: its own typed loop, so the row's
+    /// totals stay in registers.
+    #[inline(always)]
+    fn csr_row<T: Scalar>(
+        &mut self,
+        idx: &[i32],
+        vals: &[T],
+        a: usize,
+        b: usize,
+        row: u64,
+    ) -> RowAcc {
+        let mut acc = RowAcc::default();
+        for k in a..b {
+            if let Some(&later) = idx.get(k + AHEAD) {
+                prefetch(self.sum.as_ptr().wrapping_add(later as usize));
+                prefetch(self.n_nonzero.as_ptr().wrapping_add(later as usize));
+            }
+            self.visit(&mut acc, idx[k] as usize, vals[k].to_f64(), row);
+        }
+        acc
+    }
+}
+
 /// QC of one block (its first row is `row0`): insert its columns into
 /// `state`, return its rows.
 pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> QcRows {
-    let QcState { cols, rare } = state;
     let n = block.nrows();
     let dense = matches!(block, Block::Dense(_));
     let mut rows = QcRows {
@@ -191,29 +247,32 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
     };
     let mut vals: Vec<f64> = Vec::new();
     let mut msum = vec![0.0; p.masks.len()];
+    let QcState { cols, rare } = state;
+    let mut refs = ColRefs {
+        sum: &mut cols.sum,
+        n_nonzero: &mut cols.n_nonzero,
+        rare,
+    };
     for r in 0..n {
-        let (mut total, mut nz) = (0.0, 0u64);
-        vals.clear();
-        msum.iter_mut().for_each(|m| *m = 0.0);
-        let mut non_counts = 0u64;
-        let (sums, counts) = (cols.sum.as_ptr(), cols.n_nonzero.as_ptr());
-        // Inlined: called per value from each dtype's loop.
-        block.for_row_ahead(
-            r,
-            |j| {
-                prefetch(sums.wrapping_add(j));
-                prefetch(counts.wrapping_add(j));
-            },
-            #[inline(always)]
-            |c, v| {
-                total += v;
-                cols.sum[c] += v;
-                non_counts += u64::from(!(v >= 0.0 && is_whole(v)));
-                if v != 0.0 {
-                    nz += 1;
-                    rare.note(c, cols.n_nonzero[c], row0 + r as u64, v);
-                    cols.n_nonzero[c] += 1;
-                }
+        let row = row0 + r as u64;
+        let acc = match block {
+            Block::Csr(c) => {
+                let (a, b) = c.row_range(r);
+                with_values!(&c.data, v => refs.csr_row(&c.indices, v, a, b, row))
+            }
+            Block::Dense(_) => {
+                let mut acc = RowAcc::default();
+                block.for_row(r, |c, v| refs.visit(&mut acc, c, v, row));
+                acc
+            }
+        };
+        cols.non_counts += acc.non_counts;
+        rows.total.push(acc.total);
+        rows.n_nonzero.push(acc.nz);
+        if !p.top.is_empty() || !p.masks.is_empty() {
+            vals.clear();
+            msum.iter_mut().for_each(|m| *m = 0.0);
+            block.for_row(r, |c, v| {
                 if !p.top.is_empty() && (dense || v != 0.0) {
                     vals.push(v);
                 }
@@ -222,13 +281,10 @@ pub fn qc_block(block: &Block, row0: u64, p: &QcParams, state: &mut QcState) -> 
                         *m += v;
                     }
                 }
-            },
-        );
-        cols.non_counts += non_counts;
-        rows.total.push(total);
-        rows.n_nonzero.push(nz);
-        top_cumsum(&mut vals, &p.top, &mut rows.top_cum);
-        rows.mask_sum.extend_from_slice(&msum);
+            });
+            top_cumsum(&mut vals, &p.top, &mut rows.top_cum);
+            rows.mask_sum.extend_from_slice(&msum);
+        }
     }
     rows
 }

@@ -225,7 +225,8 @@ impl View {
     /// about `slice` stored entries, each selected and transformed on its
     /// own: every op and the kernel then work on data that stays in the
     /// core's cache instead of streaming the whole block through memory
-    /// once per op. The same values as [`View::read`] of each slice.
+    /// once per op (a view with nothing to apply hands over the whole
+    /// block). The same values as [`View::read`] of each part.
     pub fn read_sliced(
         &self,
         a: u64,
@@ -234,8 +235,11 @@ impl View {
         mut f: impl FnMut(u64, u64, Block) -> Result<()>,
     ) -> Result<()> {
         let decode = self.decode_dtype();
+        // Without a selection, cast or op there is nothing to keep in cache.
+        let identity =
+            self.cols.is_none() && self.ops.is_empty() && decode.is_none() && self.cast.is_none();
         match self.read_source(a, b, decode)? {
-            Block::Csr(c) if c.nnz() > 2 * slice => {
+            Block::Csr(c) if c.nnz() > 2 * slice && !identity => {
                 for (r0, r1) in c.row_slices(slice) {
                     let part = Block::Csr(match &self.cols {
                         Some(sel) => sel.apply_csr_rows(&c, r0..r1),
