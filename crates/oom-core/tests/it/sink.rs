@@ -13,12 +13,14 @@ use oom_core::{Ctx, OomError};
 use crate::fixtures::{dense_matrix, write_dense, write_sparse, Opts};
 use crate::io::to_dense;
 
-fn source(dir: &Path, kind: &str, m: &[Vec<f64>]) -> View {
+/// A gzip source file with `chunk`-entry chunks (small ones put chunk
+/// boundaries everywhere in a small matrix).
+fn source(dir: &Path, kind: &str, m: &[Vec<f64>], chunk: usize) -> View {
     let path = dir.join(format!("src_{kind}.h5ad"));
     let o = Opts {
         csc: kind == "csc",
         gzip: true,
-        chunk: 9,
+        chunk,
         indptr64: false,
     };
     if kind == "dense" {
@@ -56,7 +58,7 @@ fn sink_round_trips_every_layout_and_compression() {
     let rows: Vec<u64> = vec![40, 0, 5, 5, 1, 17, 16, 2];
     let cols: Vec<u64> = vec![12, 0, 2, 7];
     for kind in ["csr", "csc", "dense"] {
-        let src = source(dir.path(), kind, &m);
+        let src = source(dir.path(), kind, &m, 9);
         let sub = src.subset(Some(&rows), Some(&cols)).unwrap();
         let want_sub: Vec<Vec<f64>> = rows
             .iter()
@@ -91,7 +93,7 @@ fn sink_writes_empty_matrices() {
     let dir = tempfile::tempdir().unwrap();
     let none: Vec<u64> = Vec::new();
     for kind in ["csr", "dense"] {
-        let src = source(dir.path(), kind, &dense_matrix(10, 10));
+        let src = source(dir.path(), kind, &dense_matrix(10, 10), 9);
         for (rows, cols) in [
             (Some(&none), None),
             (None, Some(&none)),
@@ -117,7 +119,7 @@ fn sink_writes_empty_matrices() {
     // stored values all zero: empty data and indices, a full indptr
     let m = vec![vec![0.0; 6]; 9];
     let out = dir.path().join("nnz0.h5ad");
-    let src = source(dir.path(), "csr", &m);
+    let src = source(dir.path(), "csr", &m, 9);
     write_h5ad_matrix(
         &Ctx::new(),
         &src,
@@ -146,7 +148,7 @@ fn index_widths(path: &Path, key: &str) -> (usize, usize) {
 fn sink_index_width_rule() {
     let m = dense_matrix(20, 11);
     let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path(), "csr", &m);
+    let src = source(dir.path(), "csr", &m, 9);
     for (limit, want) in [
         (1 << 31, (4, 4)),
         (20 * 11 + 1, (4, 4)),
@@ -170,7 +172,7 @@ fn sink_streams_many_blocks_in_order() {
     // about 4.5M stored values: more than one block of the driver
     let m = dense_matrix(4500, 3000);
     let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path(), "csr", &m);
+    let src = source(dir.path(), "csr", &m, 1 << 16);
     drop(m);
     assert!(src.blocks(oom_core::exec::BLOCK_TARGET).unwrap().len() > 1);
     // Whole chunks go straight from each block to the file, the rest through
@@ -204,7 +206,7 @@ fn sink_streams_many_blocks_in_order() {
 #[test]
 fn sink_bad_options_and_targets_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path(), "csr", &dense_matrix(4, 3));
+    let src = source(dir.path(), "csr", &dense_matrix(4, 3), 9);
     let out = dir.path().join("o.h5ad");
     for o in [
         options(Compression::None, 0),
@@ -252,7 +254,7 @@ fn sink_counts_progress_and_honours_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let o = H5adWriteOptions::default();
     for kind in ["csr", "dense"] {
-        let src = source(dir.path(), kind, &m);
+        let src = source(dir.path(), kind, &m, 9);
         let ctx = Ctx::new();
         write_h5ad_matrix(
             &ctx,
