@@ -47,8 +47,16 @@ wheel: build-deps  ## abi3 manylinux2014 wheel + sdist in dist/; size, auditwhee
 	$(BIN)/maturin sdist -o dist
 	$(BIN)/python scripts/wheel_report.py dist/*.whl
 
-test-rust: build-deps  ## cargo tests of the core (Cargo.toml's `ci` profile, shared with clippy)
-	cargo test -p oom-core --profile ci
+# clippy runs as the compiler of the workspace's own crates in the build the
+# tests need (Cargo.toml's `ci` profile): the dependencies are built once,
+# not checked for clippy and then built again for the tests. CLIPPY_ARGS is
+# how cargo-clippy hands `-- -D warnings` to clippy-driver.
+CLIPPY_BUILD := RUSTC_WORKSPACE_WRAPPER=clippy-driver \
+	CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+
+test-rust: build-deps  ## clippy -D warnings on the workspace while it builds, then the core's cargo tests
+	$(CLIPPY_BUILD) cargo build --workspace --profile ci
+	$(CLIPPY_BUILD) cargo test --workspace --profile ci
 
 test-wheel: wheel  ## the wheel as users get it: fresh venv, no cargo, pytest + `anndataoom run`
 	PY=$(PY) WHEEL_VENV=$(WHEEL_VENV) WHEEL_EXTRAS=$(EXTRAS) WHEEL_DOCS=$(WHEEL_DOCS) \
@@ -76,14 +84,13 @@ docs:  ## Sphinx site, tutorial executed, warnings as errors → docs/_build/htm
 	$(MAKE) release EXTRAS=docs
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-# clippy in the `ci` profile of `make test-rust`: the dependencies' build-script
-# outputs (HDF5's C build) are made once for both.
-lint-static: lint-deps  ## rustfmt --check, clippy -D warnings, ruff (no build of the package)
+# clippy is not here: it runs in `make test-rust`'s build.
+lint-static: lint-deps  ## rustfmt --check, ruff (no build of the package)
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --profile ci -- -D warnings
 	$(BIN)/ruff check python tests bench
 
-lint: lint-static release  ## lint-static + the extension stub checked against the dev build
+lint: lint-static release  ## lint-static, clippy -D warnings, the extension stub checked against the dev build
+	cargo clippy --workspace --all-targets -- -D warnings
 	$(BIN)/python -m mypy.stubtest anndataoom._oom
 
 clean:
