@@ -21,6 +21,27 @@ pub enum Block {
 /// per-value work, about one cache miss to L3.
 pub const AHEAD: usize = 16;
 
+/// The CSR entries `range` of `indices` and `vals` as `(column, value)`,
+/// calling `ahead(j)` before each with the column `j` of the entry
+/// [`AHEAD`] places later (in this row or a later one), for a kernel to
+/// prefetch that column's state. A typed loop: a kernel calling it per row
+/// keeps its row totals in registers.
+#[inline(always)]
+pub fn for_entries_ahead<T: Scalar>(
+    indices: &[i32],
+    vals: &[T],
+    range: std::ops::Range<usize>,
+    mut ahead: impl FnMut(usize),
+    mut f: impl FnMut(usize, f64),
+) {
+    for k in range {
+        if let Some(&later) = indices.get(k + AHEAD) {
+            ahead(later as usize);
+        }
+        f(indices[k] as usize, vals[k].to_f64());
+    }
+}
+
 impl Block {
     pub fn nrows(&self) -> usize {
         match self {
@@ -48,23 +69,11 @@ impl Block {
     /// block (in this row or a later one), for a kernel to prefetch that
     /// column's state while it works on this one.
     #[inline(always)]
-    pub fn for_row_ahead(
-        &self,
-        r: usize,
-        mut ahead: impl FnMut(usize),
-        mut f: impl FnMut(usize, f64),
-    ) {
+    pub fn for_row_ahead(&self, r: usize, ahead: impl FnMut(usize), f: impl FnMut(usize, f64)) {
         match self {
             Block::Csr(c) => {
                 let (a, b) = c.row_range(r);
-                with_values!(&c.data, v => {
-                    for (k, (&j, x)) in (a..b).zip(c.indices[a..b].iter().zip(&v[a..b])) {
-                        if let Some(&later) = c.indices.get(k + AHEAD) {
-                            ahead(later as usize);
-                        }
-                        f(j as usize, x.to_f64());
-                    }
-                });
+                with_values!(&c.data, v => for_entries_ahead(&c.indices, v, a..b, ahead, f));
             }
             Block::Dense(_) => self.for_row(r, f),
         }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{is_whole, Block, Scalar, AHEAD};
+use crate::block::{for_entries_ahead, is_whole, Block, Scalar};
 use crate::cpu::prefetch;
 use crate::ctx::Ctx;
 use crate::error::Result;
@@ -211,8 +211,7 @@ impl ColRefs<'_> {
     }
 
     /// Entries `a..b` of a CSR block (row `row`), prefetching the state of
-    /// the column [`AHEAD`] entries on: its own typed loop, so the row's
-    /// totals stay in registers.
+    /// the columns ahead ([`for_entries_ahead`]).
     #[inline(always)]
     fn csr_row<T: Scalar>(
         &mut self,
@@ -223,13 +222,14 @@ impl ColRefs<'_> {
         row: u64,
     ) -> RowAcc {
         let mut acc = RowAcc::default();
-        for k in a..b {
-            if let Some(&later) = idx.get(k + AHEAD) {
-                prefetch(self.sum.as_ptr().wrapping_add(later as usize));
-                prefetch(self.n_nonzero.as_ptr().wrapping_add(later as usize));
-            }
-            self.visit(&mut acc, idx[k] as usize, vals[k].to_f64(), row);
-        }
+        let (sum, nnz) = (self.sum.as_ptr(), self.n_nonzero.as_ptr());
+        let ahead = |j| {
+            prefetch(sum.wrapping_add(j));
+            prefetch(nnz.wrapping_add(j));
+        };
+        for_entries_ahead(idx, vals, a..b, ahead, |j, x| {
+            self.visit(&mut acc, j, x, row)
+        });
         acc
     }
 }
