@@ -26,7 +26,7 @@ use crate::kernels::merge;
 use crate::plan::View;
 use crate::with_values;
 
-/// Memory allowed for the per-worker p × p accumulators together.
+/// Memory allowed for the per-worker accumulators (p² / 2 f64) together.
 const SPARSE_GRAM_BUDGET: usize = 384 << 20;
 /// Above this fraction of stored entries the dense path is faster.
 pub const MAX_DENSITY: f64 = 0.2;
@@ -93,11 +93,7 @@ impl SparseScaled {
     pub fn gram_pays(&self) -> bool {
         let p = usize::try_from(self.inner.ncols()).expect("fits");
         let threads = rayon::current_num_threads().max(1);
-        if p.saturating_mul(p)
-            .saturating_mul(8)
-            .saturating_mul(threads)
-            > SPARSE_GRAM_BUDGET
-        {
+        if tri(p).saturating_mul(8).saturating_mul(threads) > SPARSE_GRAM_BUDGET {
             return false;
         }
         let cells = self.inner.nrows().saturating_mul(p as u64).max(1);
@@ -148,9 +144,10 @@ impl SparseScaled {
     /// The accumulator is laid out with the columns in decreasing order of
     /// their mean (a proxy for how many rows hold them): the pairs of
     /// common genes, which take most of the updates, then share a small
-    /// corner that stays in cache instead of being spread over all p × p
-    /// (32 MB for 2,000 genes). Each cell still adds the same products in
-    /// the same row order, so the numbers do not change.
+    /// corner that stays in cache instead of being spread over the whole
+    /// packed triangle (16 MB for 2,000 genes; a square layout's rows 16 KB
+    /// apart also fell on few cache sets). Each cell still adds the same
+    /// products in the same row order, so the numbers do not change.
     ///
     /// With `spill`, each run also writes the sparse blocks it read to a
     /// temporary file (see [`super::spill`]) and returns them, one per run
@@ -362,12 +359,17 @@ fn canonical_rows(indptr: &mut Vec<i64>, indices: &mut Vec<i32>, vals: &mut Vec<
     *vals = nv;
 }
 
-/// `AᵀA` (lower triangle, row-major) and column sums of sparse rows.
+/// Start of row `i` of a packed lower triangle.
+fn tri(i: usize) -> usize {
+    i * (i + 1) / 2
+}
+
+/// `AᵀA` (packed lower triangle) and column sums of sparse rows.
 struct SparseGram {
     p: usize,
     n: u64,
     sum: Vec<f64>,
-    /// `acc[i·p + j]`, `i ≥ j`.
+    /// `acc[tri(i) + j]`, `i ≥ j`.
     acc: Vec<f64>,
 }
 
@@ -377,7 +379,7 @@ impl SparseGram {
             p,
             n: 0,
             sum: vec![0.0; p],
-            acc: vec![0.0; p * p],
+            acc: vec![0.0; tri(p)],
         }
     }
 
@@ -401,7 +403,7 @@ impl SparseGram {
         let m2 = Mat::from_fn(p, p, |i, j| {
             if i >= j {
                 let (a, b) = (at(i).max(at(j)), at(i).min(at(j)));
-                self.acc[a * p + b] - sum[i] * mean_a[j]
+                self.acc[tri(a) + b] - sum[i] * mean_a[j]
             } else {
                 0.0
             }
@@ -413,7 +415,7 @@ impl SparseGram {
 
 #[inline(always)]
 fn insert_rows_impl(acc: &mut [f64], sum: &mut [f64], p: usize, c: &Csr, v: &[f64]) {
-    assert_eq!(acc.len(), p * p);
+    assert_eq!(acc.len(), tri(p));
     assert_eq!(sum.len(), p);
     for r in 0..c.nrows {
         let (lo, hi) = c.row_range(r);
@@ -424,7 +426,7 @@ fn insert_rows_impl(acc: &mut [f64], sum: &mut [f64], p: usize, c: &Csr, v: &[f6
             let va = val[a];
             assert!(ja < p);
             sum[ja] += va;
-            let row = &mut acc[ja * p..ja * p + ja + 1];
+            let row = &mut acc[tri(ja)..tri(ja) + ja + 1];
             for (&jb, &vb) in idx[..=a].iter().zip(&val[..=a]) {
                 let jb = jb as usize;
                 // SAFETY: columns increase within the row, so jb ≤ ja < row.len().
