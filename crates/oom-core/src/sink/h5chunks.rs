@@ -60,16 +60,16 @@ impl Compression {
         match self {
             Self::None => (Cow::Borrowed(raw), 0),
             Self::Gzip(level) => {
-                use std::io::Write;
-                let mut z = flate2::write::ZlibEncoder::new(
-                    Vec::with_capacity(raw.len() / 2),
-                    flate2::Compression::new(u32::from(level)),
-                );
-                z.write_all(raw).expect("writing to a Vec cannot fail");
-                (
-                    Cow::Owned(z.finish().expect("writing to a Vec cannot fail")),
-                    0,
-                )
+                // libdeflate: ~0.7× zlib-rs's time at level 4 on h5ad chunks.
+                let level = libdeflater::CompressionLvl::new(i32::from(level))
+                    .expect("gzip levels 0-9 are libdeflate levels");
+                let mut z = libdeflater::Compressor::new(level);
+                let mut out = vec![0u8; z.zlib_compress_bound(raw.len())];
+                let n = z
+                    .zlib_compress(raw, &mut out)
+                    .expect("the compress bound always fits");
+                out.truncate(n);
+                (Cow::Owned(out), 0)
             }
             Self::Lzf => match lzf::compress(raw) {
                 Ok(c) => (Cow::Owned(c), 0),

