@@ -22,7 +22,7 @@ def _label(compression) -> str | None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
-@pytest.mark.parametrize("compression", [None, ("gzip", None), ("gzip", np.int64(9)), ("lzf", None)])
+@pytest.mark.parametrize("compression", [None, ("gzip", None), ("gzip", 0), ("gzip", np.int64(9)), ("lzf", None)])
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
 def test_dtypes_and_compressions(make_h5ad, tmp_path, fmt, dtype, compression):
     src, mem = make_h5ad(n_obs=70, n_vars=23, fmt=fmt, dtype=dtype, density=0.3)
