@@ -177,6 +177,40 @@ def test_run_everything_filtered_is_an_error(make_h5ad, tmp_path, capsys):
     assert not (tmp_path / "x.h5ad").exists()
 
 
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--target-sum", "-1", "must be > 0"), ("--n-top-genes", "0", "must be ≥ 1"),
+    ("--n-comps", "ten", "not a number"), ("--n-neighbors", "1", "must be ≥ 2"),
+    ("--resolution", "0", "must be > 0"), ("--min-genes", "-3", "must be ≥ 0"),
+    ("--max-value", "nan", "must be > 0")])
+def test_run_refuses_bad_numbers_at_the_command_line(make_h5ad, tmp_path, capsys, option,
+                                                     value, says):
+    path, _ = make_h5ad(n_obs=50, n_vars=30, density=0.1)
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(path), "-o", str(tmp_path / "x.h5ad"), option, value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {says}" in err
+    assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_convert_refuses_zero_shards(make_h5ad, tmp_path, capsys):
+    path, _ = make_h5ad(n_obs=20, n_vars=10)
+    with pytest.raises(SystemExit):
+        main(["convert", str(path), str(tmp_path / "x.zarr"), "--zarr-format", "3",
+              "--shards", "0"])
+    assert "argument --shards: must be ≥ 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_run_unknown_batch_key_names_the_column(make_h5ad, tmp_path, capsys):
+    path, _ = make_h5ad(n_obs=50, n_vars=30, density=0.3)
+    assert main(["run", str(path), "-o", str(tmp_path / "x.h5ad"), "--min-genes", "0",
+                 "--min-cells", "0", "--batch-key", "donor", "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert "anndataoom: error: batch_key='donor' is not a column of adata.obs" in err
+    assert not (tmp_path / "x.h5ad").exists()
+
+
 @pytest.mark.parametrize("flavor", ["seurat", "cell_ranger", "pearson_residuals"])
 def test_run_hvg_flavors(make_h5ad, tmp_path, capsys, flavor):
     path, _ = make_h5ad(n_obs=200, n_vars=300, density=0.25, seed=9)

@@ -3,6 +3,8 @@ PBMC 3k and generated data. Gene sets identical, var columns within 1e-5."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,6 +136,30 @@ def test_hvg_cell_ranger_raises_on_unfiltered(pair, make_h5ad):
         sc.pp.highly_variable_genes(b, flavor="cell_ranger", n_top_genes=10)
     with pytest.raises(ValueError, match="(?s)Bin edges must be unique.*filter_genes"):
         pp.highly_variable_genes(a, flavor="cell_ranger", n_top_genes=10)
+
+
+def test_hvg_unknown_batch_key_names_it(pair, gen_files):
+    a, b = pair(gen_files["csr_f32"])
+    with pytest.raises(KeyError):
+        sc.pp.highly_variable_genes(b, n_top_genes=10, batch_key="donor")
+    for flavor in ("seurat", "seurat_v3", "pearson_residuals"):
+        with pytest.raises(KeyError, match="batch_key='donor' is not a column of adata.obs"):
+            pp.highly_variable_genes(a, n_top_genes=10, flavor=flavor, batch_key="donor")
+    assert "highly_variable" not in a.var
+
+
+def test_hvg_without_finite_dispersions_says_why(pair, gen_files):
+    """Negative size factors leave log1p's NaN everywhere; scanpy fails on an empty index."""
+    a, b = pair(gen_files["csr_f32"])
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore")  # zero counts, NaN from log1p
+        for x, p in ((b, sc.pp), (a, pp)):
+            p.normalize_total(x, target_sum=-1.0)
+            p.log1p(x)
+        with pytest.raises(IndexError):
+            sc.pp.highly_variable_genes(b, n_top_genes=10)
+        with pytest.raises(ValueError, match="no gene has a finite normalized dispersion"):
+            pp.highly_variable_genes(a, n_top_genes=10)
 
 
 def test_pearson_empty_cell_nan_like_scanpy(pair, make_h5ad):

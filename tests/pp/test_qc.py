@@ -67,3 +67,12 @@ def test_qc_bad_percent_top(pair, gen_files):
     a, _ = pair(gen_files["csr_f32"])
     with pytest.raises(IndexError, match="Positions outside range"):
         pp.calculate_qc_metrics(a, percent_top=(10_000,))
+
+
+def test_qc_unknown_qc_var_names_it(pair, gen_files):
+    a, b = pair(gen_files["csr_f32"])
+    with pytest.raises(KeyError):
+        sc.pp.calculate_qc_metrics(b, qc_vars=["ribo"])
+    with pytest.raises(KeyError, match="qc_vars: 'ribo' is not a column of adata.var"):
+        pp.calculate_qc_metrics(a, qc_vars=["ribo"], inplace=True)
+    assert "total_counts" not in a.obs

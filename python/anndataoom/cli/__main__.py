@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (OSError, ValueError, KeyError, IndexError) as e:
-        print(f"anndataoom: error: {e}", file=sys.stderr)
+        # str() of a KeyError is its repr: quoted, escaped.
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"anndataoom: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("anndataoom: interrupted", file=sys.stderr)

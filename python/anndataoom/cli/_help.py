@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-__all__ = ["DefaultsHelpFormatter"]
+__all__ = ["DefaultsHelpFormatter", "number_above"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -20,3 +21,24 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 or isinstance(action, argparse._StoreFalseAction)):
             return action.help
         return super()._get_help_string(action)
+
+
+def number_above(kind: type, low: float, *, inclusive: bool = False) -> Callable[[str], float]:
+    """Return an argparse ``type``: ``kind(text)``, refused unless above ``low`` (or equal).
+
+    A bad value then stops at the command line with the option's name,
+    not deep in a step with an unrelated error.
+    """
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value >= low if inclusive else value > low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'≥' if inclusive else '>'} {low:g}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

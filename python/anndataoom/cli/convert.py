@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anndataoom.cli._help import DefaultsHelpFormatter
+from anndataoom.cli._help import DefaultsHelpFormatter, number_above
 from anndataoom.io import write_zarr
 from anndataoom.io._any import open_any
 
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=".h5ad output only: HDF5 compression (default: none)")
     p.add_argument("--zarr-format", type=int, choices=[2, 3], default=None,
                    help=".zarr output only: Zarr format (default: anndata's setting)")
-    p.add_argument("--shards", type=int, default=None,
+    p.add_argument("--shards", type=number_above(int, 1, inclusive=True), default=None,
                    help=".zarr output, --zarr-format 3 only: chunks per shard "
                    "(default: no sharding)")
     p.set_defaults(func=main)

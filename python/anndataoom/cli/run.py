@@ -21,9 +21,13 @@ import pandas as pd
 import anndataoom as oom
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
-from anndataoom.cli._help import DefaultsHelpFormatter
+from anndataoom.cli._help import DefaultsHelpFormatter, number_above
 from anndataoom.io import start_write_h5ad
 from anndataoom.io._any import open_any
+
+COUNT = number_above(int, 0, inclusive=True)
+AT_LEAST_1 = number_above(int, 1, inclusive=True)
+POSITIVE = number_above(float, 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,11 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", help="an .h5ad file, or 'pbmc3k' for the bundled demo dataset")
     p.add_argument("-o", "--output", required=True, help="where to write the processed .h5ad")
-    p.add_argument("--min-genes", type=int, default=200, help="filter_cells(min_genes=)")
-    p.add_argument("--min-cells", type=int, default=3, help="filter_genes(min_cells=)")
+    p.add_argument("--min-genes", type=COUNT, default=200, help="filter_cells(min_genes=)")
+    p.add_argument("--min-cells", type=COUNT, default=3, help="filter_genes(min_cells=)")
     p.add_argument("--max-pct-mt", type=float, default=20.0, help="drop cells above this %% MT")
-    p.add_argument("--target-sum", type=float, default=1e4, help="normalize_total(target_sum=)")
-    p.add_argument("--n-top-genes", type=int, default=2000, help="highly variable genes kept")
+    p.add_argument("--target-sum", type=POSITIVE, default=1e4, help="normalize_total(target_sum=)")
+    p.add_argument("--n-top-genes", type=AT_LEAST_1, default=2000,
+                   help="highly variable genes kept")
     p.add_argument(
         "--flavor",
         default="seurat",
@@ -49,19 +54,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="highly_variable_genes(flavor=); seurat_v3/pearson_residuals use the counts",
     )
     p.add_argument("--batch-key", default=None, help="obs column for batch-aware HVG")
-    p.add_argument("--n-comps", type=int, default=50, help="principal components")
-    p.add_argument("--max-value", type=float, default=10.0, help="scale(max_value=)")
+    p.add_argument("--n-comps", type=AT_LEAST_1, default=50, help="principal components")
+    p.add_argument("--max-value", type=POSITIVE, default=10.0, help="scale(max_value=)")
     p.add_argument("--embedding", choices=["anndataoom", "scanpy"], default="anndataoom",
                    help="whose neighbors/UMAP/Leiden run on the PCA: ours (multithreaded, "
                    "for atlases) or scanpy's (same result layout)")
     p.add_argument("--neighbors", action=argparse.BooleanOptionalAction, default=True,
                    help="kNN graph on the PCA; --no-neighbors also skips UMAP/Leiden")
-    p.add_argument("--n-neighbors", type=int, default=15, help="neighbors(n_neighbors=)")
+    p.add_argument("--n-neighbors", type=number_above(int, 2, inclusive=True), default=15,
+                   help="neighbors(n_neighbors=)")
     p.add_argument("--umap", action=argparse.BooleanOptionalAction, default=True,
                    help="UMAP embedding")
     p.add_argument("--leiden", action=argparse.BooleanOptionalAction, default=True,
                    help="Leiden clustering")
-    p.add_argument("--resolution", type=float, default=1.0, help="leiden(resolution=)")
+    p.add_argument("--resolution", type=POSITIVE, default=1.0, help="leiden(resolution=)")
     p.add_argument("--markers", choices=["wilcoxon", "t-test", "t-test_overestim_var", "none"],
                    default="wilcoxon",
                    help="marker genes of the Leiden clusters (oom.tl.rank_genes_groups on raw)")

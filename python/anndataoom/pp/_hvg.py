@@ -90,6 +90,10 @@ def _disp_stats(df, flavor):
 
 def _nth_highest(x, n):
     x = x[~np.isnan(x)]
+    if x.size == 0:
+        raise ValueError(
+            "no gene has a finite normalized dispersion: are the values log-normalized "
+            "counts (no NaN, no negative values)?")
     if n > x.size:
         warnings.warn(
             "`n_top_genes` > number of normalized dispersions, returning all genes with "
@@ -247,6 +251,8 @@ def highly_variable_genes(
             "`pp.highly_variable_genes` expects an `AnnData` argument, "
             "pass `inplace=False` if you want to return a `pd.DataFrame`."
         )
+    if batch_key is not None and batch_key not in adata.obs:
+        raise KeyError(f"batch_key={batch_key!r} is not a column of adata.obs")
     x = get_array(adata, layer)
     if flavor == "pearson_residuals":
         from anndataoom.pp._hvg_pearson import hvg_pearson_residuals

@@ -99,6 +99,8 @@ def calculate_qc_metrics(
         raise IndexError("Positions outside range of features.")
     masks = np.zeros((len(qc_vars), n_vars), dtype=bool)
     for i, q in enumerate(qc_vars):
+        if q not in adata.var:
+            raise KeyError(f"qc_vars: {q!r} is not a column of adata.var")
         masks[i] = np.asarray(adata.var[q].to_numpy(), dtype=bool)
 
     total, nnz, top_cum, mask_sum, col_sum, col_nnz = passes.qc_metrics(x, top, masks)
