@@ -64,11 +64,21 @@ def _covers(colmap: np.ndarray, n_vars: int) -> bool:
 
 
 def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill_value,
-           key: str) -> BackedArray:
-    """Stack ``mats`` by rows, columns remapped, into a lazy :class:`BackedArray`."""
+           key: str, absent: list[bool] | None = None) -> BackedArray:
+    """Stack ``mats`` by rows, columns remapped, into a lazy :class:`BackedArray`.
+
+    A part marked ``absent`` lacks this element: its matrix only gives the row
+    count, every cell is ``fill_value``, and it counts in the result's type as
+    anndata's stand-in (a float64 sparse matrix, or ``np.full`` of the fill).
+    """
+    absent = absent or [False] * len(mats)
+    present = [m for m, gone in zip(mats, absent, strict=True) if not gone]
     missing = not all(_covers(cm, n_vars) for cm in colmaps)
-    sparse = any(m.is_sparse for m in mats)
-    dtype = np.result_type(*[m.dtype for m in mats])
+    sparse = any(m.is_sparse for m in present)
+    dtype = np.result_type(*[m.dtype for m in present])
+    if any(absent):
+        stand_in = np.nan if fill_value is None else fill_value
+        dtype = np.result_type(dtype, np.float64 if sparse else np.asarray(stand_in).dtype)
     if sparse:
         # stored explicitly where a part lacks a column, in the type anndata
         # promotes to (e.g. float32 and 7 → float64)
@@ -82,6 +92,29 @@ def _stack(mats: list[BackedArray], colmaps: list[np.ndarray], n_vars: int, fill
     key = f"{key} (concat of {len(mats)})"
     return BackedArray(_oom.concat_matrices([x.matrix for x in mats], colmaps, int(n_vars),
                                             np.dtype(dtype).name, bool(sparse), fill, key))
+
+
+def _layer_keys(objs: list, join: str) -> list[str]:
+    """Return the layers anndata keeps: those of every input, or (outer) of any input."""
+    if join == "outer":
+        return list(dict.fromkeys(k for o in objs for k in o.layers))
+    return [k for k in objs[0].layers if all(k in o.layers for o in objs[1:])]
+
+
+def _stand_ins(objs: list, vals: list, colmaps: list[np.ndarray], key: str):
+    """Give each input without layer ``key`` a matrix of its rows whose columns all drop."""
+    vals, colmaps = list(vals), list(colmaps)
+    for i, o in enumerate(objs):
+        if vals[i] is not None:
+            continue
+        rows = next((m for m in (o.X, *o.layers.values()) if isinstance(m, BackedArray)), None)
+        if rows is None:
+            raise NotImplementedError(
+                f"layer {key!r} is missing from input {i}, which has no lazy matrix to take "
+                "its rows from; use join='inner' (which drops the layer)")
+        vals[i] = rows
+        colmaps[i] = np.full(rows.shape[1], -1, dtype=np.int64)
+    return vals, colmaps
 
 
 def concat(
@@ -138,8 +171,9 @@ def concat(
     Returns
     -------
     AnnDataOOM
-        A lazy object; ``write_h5ad`` streams the concatenated X.  Layers
-        not present in every input are dropped; ``raw`` is concatenated
+        A lazy object; ``write_h5ad`` streams the concatenated X.  A layer
+        missing from some inputs is dropped (inner join) or filled with
+        ``fill_value`` for their cells (outer join), as anndata; ``raw`` is concatenated
         (lazily, with the same join) when every input has one, as anndata.
 
     Examples
@@ -182,15 +216,19 @@ def concat(
     X = None
     if all(o.X is not None for o in objs):
         X = _stack([o.X for o in objs], colmaps, len(var_names), fill_value, "X")
-    layer_keys = [k for k in objs[0].layers if all(k in o.layers for o in objs[1:])]
     layers = {}
-    for k in layer_keys:
-        vals = [o.layers[k] for o in objs]
-        if not all(isinstance(v, BackedArray) for v in vals):
+    for k in _layer_keys(objs, join):
+        vals = [o.layers[k] if k in o.layers else None for o in objs]
+        if not all(isinstance(v, BackedArray) for v in vals if v is not None):
             warnings.warn(f"layer {k!r} is in memory in some inputs; not concatenated",
                           stacklevel=2)
             continue
-        layers[k] = _stack(vals, colmaps, len(var_names), fill_value, f"layers/{k}")
+        absent = [v is None for v in vals]
+        if any(absent):
+            vals, colmaps_k = _stand_ins(objs, vals, colmaps, k)
+        else:
+            colmaps_k = colmaps
+        layers[k] = _stack(vals, colmaps_k, len(var_names), fill_value, f"layers/{k}", absent)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SKIP)
         out = AnnDataOOM(

@@ -82,6 +82,8 @@ check("sc.pl.highest_expr_genes", lambda: sc.pl.highest_expr_genes(a, show=False
 check("normalize_pearson_residuals",
       lambda: sc.experimental.pp.normalize_pearson_residuals(a))
 check("X + 1", lambda: X + 1)
+check("X == 0", lambda: X == 0)
+check("X != 0", lambda: X != 0)
 check("oom.read(bogus=1)", lambda: oom.read(path, bogus=1))
 os.environ["ANNDATAOOM_MAX_DENSE_BYTES"] = str(50 << 20)
 check("a.to_df() above the cap", lambda: a.to_df())
@@ -107,6 +109,7 @@ EXPECTED = {
     "a.T.X.sum(axis=0)": "ndarray", "ad.concat": "AnnDataOOM/BackedArray",
     "ad.concat.X.sum": "ndarray", "a.concatenate(b)": "AnnDataOOM/BackedArray",
     "X + 1": "raised InMemoryRequiredError",
+    "X == 0": "raised InMemoryRequiredError", "X != 0": "raised InMemoryRequiredError",
     "oom.read(bogus=1)": "raised TypeError",
 }
 

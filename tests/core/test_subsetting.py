@@ -302,3 +302,20 @@ def test_pbmc3k_subsets(pbmc3k_path):
     assert_adata_equal(a[::-7, genes], mem[::-7, genes])
     X = a[:, "LYZ"].X.to_memory()
     assert_x_equal(X, mem[:, "LYZ"].X)
+
+
+def test_obsm_dataframe_categories_follow_anndata(tmp_path):
+    """anndata's DataFrame views drop unused categories in obsm/varm as in obs."""
+    n = 6
+    mem = ad.AnnData(np.ones((n, 3), np.float32))
+    mem.obs_names = [f"c{i}" for i in range(n)]
+    mem.obsm["df"] = pd.DataFrame(
+        {"kind": pd.Categorical(list("aaabbb")), "kind2": pd.Categorical(list("xyxyxy")),
+         "n": np.arange(n)}, index=mem.obs_names)
+    mem.write_h5ad(tmp_path / "c.h5ad")
+    mem = ad.read_h5ad(tmp_path / "c.h5ad")
+    a = oom.read(tmp_path / "c.h5ad")
+    for idx in (slice(0, 2), np.array([4, 3]), slice(None)):
+        for ours in (a[idx].obsm["df"], a[idx].copy().obsm["df"],
+                     a[idx].to_memory().obsm["df"]):
+            pd.testing.assert_frame_equal(ours, pd.DataFrame(mem[idx].obsm["df"]))

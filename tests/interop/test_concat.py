@@ -84,6 +84,29 @@ def test_concat_matches_anndata(tmp_path, join, fmts):
     assert got.obs["batch"].tolist() == want.obs["batch"].tolist()
 
 
+@pytest.mark.parametrize("fill_value", [None, 0, 7])
+@pytest.mark.parametrize("fmts", [("csr", "csr", "dense"), ("dense", "csc", "dense")])
+def test_concat_layers_missing_from_some_inputs(tmp_path, fmts, fill_value):
+    """Outer join keeps a layer some inputs lack, their cells filled, in anndata's type."""
+    paths, mems = _parts(tmp_path, fmts, with_layer=False)
+    for i, (p, m) in enumerate(zip(paths, mems, strict=True)):
+        if i != 1:
+            m.layers["counts"] = m.X.copy()
+        if i == 2:
+            m.layers["ints"] = np.ones(m.shape, dtype=np.int32)
+        m.write_h5ad(p)
+    for join in ("inner", "outer"):
+        got = oom.concat([oom.read(p) for p in paths], join=join, fill_value=fill_value)
+        want = _expected(mems, join=join, fill_value=fill_value)
+        _check(got, want, layers=False)
+        assert list(got.layers) == list(want.layers)
+        for k, w in want.layers.items():
+            g = _dense(got.layers[k])
+            assert got.layers[k].is_sparse == sp.issparse(w), k
+            assert g.dtype == _dense(w).dtype, (k, g.dtype, _dense(w).dtype)
+            np.testing.assert_array_equal(g, _dense(w))
+
+
 def test_concat_paths_mapping_and_merge(tmp_path):
     paths, mems = _parts(tmp_path, ("csr", "csr"))
     got = oom.concat({"x": paths[0], "y": paths[1]}, label="src", merge="same",

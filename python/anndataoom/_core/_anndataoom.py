@@ -49,7 +49,13 @@ def _take(v, idx: np.ndarray | None):
     if idx is None:
         return _copy_value(v)
     if isinstance(v, pd.DataFrame):
-        return v.iloc[idx]
+        sub = v.iloc[idx].copy()
+        # As anndata's DataFrame views of obsm/varm.
+        if anndata.settings.remove_unused_categories:
+            for i, dtype in enumerate(sub.dtypes):
+                if isinstance(dtype, pd.CategoricalDtype):
+                    sub.isetitem(i, sub.iloc[:, i].cat.remove_unused_categories())
+        return sub
     return v[idx]
 
 
@@ -465,7 +471,6 @@ class AnnDataOOM(anndata.AnnData):
 
         if as_dense:
             raise NotImplementedError("as_dense is not supported by AnnDataOOM.write_h5ad")
-        self._check_writable()
         write_h5ad(self, filename, compression=compression, compression_opts=compression_opts,
                    convert_strings_to_categoricals=convert_strings_to_categoricals)
 
@@ -486,7 +491,6 @@ class AnnDataOOM(anndata.AnnData):
                 "chunks= is not supported by AnnDataOOM.write_zarr; "
                 "use anndataoom.io.write_zarr(adata, store, chunk_size=...)"
             )
-        self._check_writable()
         write_zarr(self, store, zarr_format=zarr_format, shards=shards,
                    convert_strings_to_categoricals=convert_strings_to_categoricals)
 

@@ -132,6 +132,15 @@ class LazyMatrix:
     def __neg__(self):
         self._refuse(op="'-'")
 
+    # Without these, object identity answers `X == 0` with a silent False.
+    def __eq__(self, other):
+        self._refuse(op="'=='")
+
+    def __ne__(self, other):
+        self._refuse(op="'!='")
+
+    __hash__ = object.__hash__
+
     __radd__ = __iadd__ = __add__
     __rsub__ = __isub__ = __sub__
     __rmul__ = __imul__ = __mul__

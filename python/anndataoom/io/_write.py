@@ -188,6 +188,7 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     a Zarr store may replace a store, a file must not replace a directory.
     """
     adata._check_open()
+    adata._check_writable()
     target = os.path.abspath(os.fspath(filename))
     if os.path.exists(target):
         for src in _source_paths(adata):
@@ -427,7 +428,6 @@ def start_write_h5ad(adata, filename, *, compression: str | None = None,
     """
     dkw = _dataset_kwargs(compression, compression_opts)  # bad values raise before any work
     target = _prepare(adata, filename, convert_strings_to_categoricals=False, file_target=True)
-    adata._check_writable()
     return PendingWrite(adata, target, dkw)
 
 
