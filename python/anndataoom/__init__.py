@@ -34,12 +34,14 @@ from anndataoom.io import (
     read_zarr,
     write_zarr,
 )
+from anndataoom.io._anndata_elems import install_writers
 
 # One source of truth: the workspace Cargo.toml version, which maturin writes
 # into the installed package's metadata (wheel, sdist and editable installs).
 __version__ = _version("anndataoom")
 
 install_anndata_hook()  # anndata.concat / AnnData.concatenate stay lazy on AnnDataOOM inputs
+install_writers()  # anndata.io.write_h5ad/write_zarr/write_elem stream lazy matrices
 
 __all__ = [
     "AnnDataFormatError",

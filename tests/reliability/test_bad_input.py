@@ -143,7 +143,7 @@ def test_indptr_decreasing(sandbox, tmp_path):
         ip = f["X/indptr"][()]
     ip[2] = ip[3] + 1
     patch_x(p, indptr=ip)
-    expect_error(sandbox, ValueError, p, "dec.h5ad", "indptr decreases")
+    expect_error(sandbox, AnnDataFormatError, p, "dec.h5ad", "indptr decreases")
 
 
 def test_indptr_not_starting_at_zero(sandbox, tmp_path):
@@ -152,7 +152,7 @@ def test_indptr_not_starting_at_zero(sandbox, tmp_path):
         ip = f["X/indptr"][()]
     ip[0] = 1
     patch_x(p, indptr=ip)
-    expect_error(sandbox, ValueError, p, "start.h5ad", "indptr must start at 0")
+    expect_error(sandbox, AnnDataFormatError, p, "start.h5ad", "indptr must start at 0")
 
 
 def test_indptr_past_end(sandbox, tmp_path):
@@ -161,7 +161,7 @@ def test_indptr_past_end(sandbox, tmp_path):
         ip = f["X/indptr"][()]
     ip[-1] += 1000
     patch_x(p, indptr=ip)
-    expect_error(sandbox, ValueError, p, "past.h5ad", "indptr ends at")
+    expect_error(sandbox, AnnDataFormatError, p, "past.h5ad", "indptr ends at")
 
 
 def test_indptr_negative(sandbox, tmp_path):
@@ -186,7 +186,7 @@ def test_indices_float(sandbox, tmp_path):
     with h5py.File(p, "r") as f:
         idx = f["X/indices"][()].astype(np.float32)
     patch_x(p, indices=idx)
-    expect_error(sandbox, ValueError, p, "fidx.h5ad", "indices must be integers")
+    expect_error(sandbox, AnnDataFormatError, p, "fidx.h5ad", "indices must be integers")
 
 
 @pytest.mark.parametrize("bad", [5, 1000, -1, 2**40])
@@ -196,7 +196,7 @@ def test_indices_out_of_range(sandbox, tmp_path, bad):
         idx = f["X/indices"][()].astype(np.int64)
     idx[len(idx) // 2] = bad
     patch_x(p, indices=idx)
-    expect_error(sandbox, ValueError, p, "oor.h5ad", f"stored index {bad} is out of range")
+    expect_error(sandbox, AnnDataFormatError, p, "oor.h5ad", f"stored index {bad} is out of range")
 
 
 def test_csc_row_index_out_of_range(sandbox, tmp_path):
@@ -206,7 +206,7 @@ def test_csc_row_index_out_of_range(sandbox, tmp_path):
         idx = f["X/indices"][()]
     idx[1] = 99
     patch_x(p, indices=idx)
-    expect_error(sandbox, ValueError, p, "csc_oor.h5ad", "99", "out of range")
+    expect_error(sandbox, AnnDataFormatError, p, "csc_oor.h5ad", "99", "out of range")
 
 
 def test_shape_attr_missing_or_bad(sandbox, tmp_path):

@@ -47,6 +47,22 @@ def test_lazy_transforms_are_applied(tmp_path):
     assert back.uns["log1p"] == expected.uns["log1p"]
 
 
+@pytest.mark.parametrize(("zarr_format", "shards"), WRITE_KINDS)
+@pytest.mark.parametrize("fmt_x", ["csr", "dense"])
+def test_empty_axes(tmp_path, zarr_format, shards, fmt_x):
+    """No columns or no rows: Zarr forbids zero-length chunk sides, anndata writes these."""
+    mem = small_anndata(fmt_x)
+    h5 = tmp_path / "in.h5ad"
+    mem.write_h5ad(h5)
+    a = oom.read(h5)
+    for name, sub, want in (("cols", a[:, []], mem[:, []]), ("rows", a[[]], mem[[]])):
+        out = tmp_path / f"no_{name}.zarr"
+        oom.io.write_zarr(sub, out, zarr_format=zarr_format, shards=shards)
+        back = ad.read_zarr(out)
+        assert back.shape == want.shape
+        assert_adata_equal(back, want.copy())
+
+
 def test_round_trip_cli(tmp_path):
     """h5ad → zarr (v2, v3 sharded) → h5ad with ``anndataoom convert``: nothing changes."""
     mem = small_anndata("csr")

@@ -18,6 +18,11 @@ pub enum OomError {
         key: String,
         msg: String,
     },
+    /// Stored data that breaks its element's format (an index past the
+    /// axis, a decreasing `indptr`), found while reading it. The message
+    /// names the file and element.
+    #[error("{0}")]
+    Corrupt(String),
     /// A bad argument or a value the operation cannot accept.
     #[error("{0}")]
     Value(String),

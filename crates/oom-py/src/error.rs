@@ -24,7 +24,7 @@ pub fn to_py(e: OomError) -> PyErr {
     match e {
         OomError::NotFound(_) => PyFileNotFoundError::new_err(msg),
         OomError::Io { .. } => AnnDataReadError::new_err(msg),
-        OomError::Format { .. } => AnnDataFormatError::new_err(msg),
+        OomError::Format { .. } | OomError::Corrupt(_) => AnnDataFormatError::new_err(msg),
         OomError::Value(_) => PyValueError::new_err(msg),
         OomError::Index(_) => PyIndexError::new_err(msg),
         OomError::Key(_) => PyKeyError::new_err(msg),

@@ -79,7 +79,7 @@ impl Csr {
     pub fn canonicalize(&mut self, what: &str) -> Result<()> {
         let ncols = i64::try_from(self.ncols).unwrap_or(i64::MAX);
         let out_of_range = |c: i32| {
-            OomError::Value(format!(
+            OomError::Corrupt(format!(
                 "{what}: column index {c} out of range for {} columns",
                 self.ncols
             ))

@@ -258,6 +258,12 @@ pub fn write_matrix(
         write_csr(ctx, &w, view, key, dtype)
     } else {
         let rows = (opts.chunk / m.max(1)).clamp(1, n.max(1));
+        if m == 0 {
+            // No values to append rows by; Zarr forbids a chunk side of 0.
+            return w
+                .array(key, &[n, 0], &[rows, 1], dtype, enc("array", "0.2.0"))?
+                .finish();
+        }
         let mut out = w.array(key, &[0, m], &[rows, m], dtype, enc("array", "0.2.0"))?;
         for_each_block_in_order(ctx, view, BLOCK_TARGET, |_, _, block| match block {
             Block::Dense(d) => out.push(d.data.bytes()),

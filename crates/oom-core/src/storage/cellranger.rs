@@ -52,7 +52,7 @@ pub fn open_10x(f: &H5File, group: &str) -> Result<StoredMatrix> {
         what,
     )
     .map_err(|e| match e {
-        OomError::Value(m) => c.err(group, m),
+        OomError::Corrupt(m) => c.err(group, m),
         e => e,
     })?;
     check_shape(c, group, StoredMatrix::from_csr(store))

@@ -51,7 +51,9 @@ impl Target<'_> {
             }
             Target::Index { ncols, what } => {
                 if from.is_float() {
-                    return Err(OomError::Value(format!("{what}: indices must be integers")));
+                    return Err(OomError::Corrupt(format!(
+                        "{what}: indices must be integers"
+                    )));
                 }
                 match with_dtype!(from, S => index::<S>(src, dst, ncols.min(1 << 31))) {
                     None => Ok(()),
@@ -83,7 +85,7 @@ impl Target<'_> {
 }
 
 pub(crate) fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
-    OomError::Value(format!(
+    OomError::Corrupt(format!(
         "{what}: stored index {c} is out of range for an axis of length {ncols}"
     ))
 }

@@ -29,7 +29,7 @@ impl CsrStore {
         data: Box<dyn Array1>,
         what: String,
     ) -> Result<Self> {
-        let bad = |m: String| Err(OomError::Value(format!("{what}: {m}")));
+        let bad = |m: String| Err(OomError::Corrupt(format!("{what}: {m}")));
         if indptr.len() as u64 != nrows + 1 {
             return bad(format!(
                 "indptr has {} entries for {nrows} rows (expected {})",

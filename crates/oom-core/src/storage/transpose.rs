@@ -41,7 +41,7 @@ pub fn csc_to_csr(
     let row_of = |v: &Values| -> Result<Vec<u64>> {
         let rows: Vec<u64> = with_values!(v, x => x.iter().map(|r| crate::block::Scalar::to_f64(*r) as u64).collect());
         if let Some(&r) = rows.iter().find(|&&r| r >= nrows) {
-            return Err(OomError::Value(format!(
+            return Err(OomError::Corrupt(format!(
                 "{what}: stored row index {r} out of range for {nrows} rows"
             )));
         }

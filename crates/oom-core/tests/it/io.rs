@@ -227,21 +227,21 @@ fn malformed_structure_gives_typed_errors() {
     // indptr too short for the shape.
     assert!(matches!(
         f("short.h5ad", &[0, 1], &[0], &[1.0]),
-        Err(OomError::Value(_))
+        Err(OomError::Corrupt(_))
     ));
     // indptr decreasing.
     assert!(matches!(
         f("dec.h5ad", &[0, 2, 1], &[0, 1], &[1.0, 1.0]),
-        Err(OomError::Value(_))
+        Err(OomError::Corrupt(_))
     ));
     // indptr beyond the data.
     assert!(matches!(
         f("long.h5ad", &[0, 1, 5], &[0], &[1.0]),
-        Err(OomError::Value(_))
+        Err(OomError::Corrupt(_))
     ));
     // A column index out of range fails when the block is read.
     let v = f("oob.h5ad", &[0, 1, 2], &[0, 7], &[1.0, 1.0]).unwrap();
-    assert!(matches!(v.read(0, 2), Err(OomError::Value(_))));
+    assert!(matches!(v.read(0, 2), Err(OomError::Corrupt(_))));
 }
 
 #[test]
