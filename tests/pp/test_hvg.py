@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import scanpy as sc
 
+import anndataoom as oom
 from anndataoom import pp
 from anndataoom.testing import assert_frame_close
 
@@ -172,3 +173,33 @@ def test_pearson_empty_cell_nan_like_scanpy(pair, make_h5ad):
                                       inplace=False)
     assert df["residual_variances"].isna().all() and ref["residual_variances"].isna().all()
     np.testing.assert_array_equal(df["highly_variable"], ref["highly_variable"])
+
+
+@pytest.mark.parametrize("flavor", ["seurat_v3", "seurat_v3_paper"])
+def test_seurat_v3_batch_of_one_cell_is_refused_not_a_crash(make_h5ad, flavor):
+    """skmisc's loess segfaults on < 4 points (scanpy crashes the process here)."""
+    path, _ = make_h5ad(n_obs=60, n_vars=80, density=0.3, seed=5)
+    a = oom.read(path)
+    a.obs["batch"] = ["solo"] + ["many"] * 59
+    with pytest.raises(ValueError, match="batch 'solo' of 'batch' has 1 cell"):
+        pp.highly_variable_genes(a, flavor=flavor, n_top_genes=10, batch_key="batch")
+    with pytest.raises(ValueError, match="the data has 1 cell"):
+        pp.highly_variable_genes(a[:1], flavor=flavor, n_top_genes=10)
+    assert "highly_variable" not in a.var
+
+
+@pytest.mark.parametrize("flavor", ["seurat", "cell_ranger", "seurat_v3", "pearson_residuals"])
+def test_hvg_refuses_nan_values_and_names_the_genes(tmp_path, flavor):
+    import anndata as ad
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, (80, 30)).astype(np.float32)
+    x[5, 7] = np.nan
+    x[9, 3] = np.inf
+    ad.AnnData(sp.csr_matrix(x)).write_h5ad(tmp_path / "nan.h5ad")
+    a = oom.read(tmp_path / "nan.h5ad")
+    if flavor in ("seurat", "cell_ranger"):
+        pp.log1p(a)
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 2 gene\(s\), e.g. \['3', '7'\]"):
+        pp.highly_variable_genes(a, flavor=flavor, n_top_genes=10, check_values=False)

@@ -205,6 +205,7 @@ def test_in_memory_goes_to_scanpy(pbmc):
     # are ValueErrors with a message that are also of scanpy's types
     (dict(groups=["0", "x"]), IndexError),
     (dict(groupby="number"), AttributeError),
+    (dict(groups=["0"], reference="0"), AttributeError),
 ], ids=str)
 def test_bad_input_errors_like_scanpy(pbmc, kw, err):
     for a in pbmc:
@@ -224,5 +225,7 @@ def test_unknown_group_and_logreg(pbmc):
         oom.tl.rank_genes_groups(lazy, "km", groups=["0", "x"])
     with pytest.raises(ValueError, match="must be categorical"):
         oom.tl.rank_genes_groups(lazy, "number")
+    with pytest.raises(ValueError, match="only the reference '0'"):
+        oom.tl.rank_genes_groups(lazy, "km", groups=["0"], reference="0")
     with pytest.raises(NotImplementedError, match="scanpy"):
         oom.tl.rank_genes_groups(lazy, "km", method="logreg")

@@ -93,7 +93,7 @@ def _nth_highest(x, n):
     if x.size == 0:
         raise ValueError(
             "no gene has a finite normalized dispersion: are the values log-normalized "
-            "counts (no NaN, no negative values)?")
+            "counts (no negative values), and has every batch more than one cell?")
     if n > x.size:
         warnings.warn(
             "`n_top_genes` > number of normalized dispersions, returning all genes with "
@@ -129,12 +129,26 @@ def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
     return df
 
 
+def check_finite(r: dict, names) -> None:
+    """Refuse NaN or infinite values, which scanpy's ``log1p`` refuses too.
+
+    Our ``log1p`` is lazy, so the first pass to see them is this one; their
+    sums are not finite.
+    """
+    bad = ~np.isfinite(np.asarray(r["sum"])).all(axis=0)
+    if bad.any():
+        raise ValueError(
+            f"X has NaN or infinite values in {int(bad.sum())} gene(s), e.g. "
+            f"{list(names[bad][:5])}; highly variable genes need finite values")
+
+
 def _stats(x, adata, flavor, groups=None, n_groups=1):
     base = adata.uns.get("log1p", {}).get("base")
     factor = None if base is None else float(np.log(base))
     # seurat's pass also sums the log values as stored: scale's numbers
     unmapped = flavor == "seurat" and groups is None
     r = passes.moments(x, groups, n_groups, flavor == "seurat", factor, unmapped=unmapped)
+    check_finite(r, adata.var_names)
     if "unmapped_mean" in r:
         x._col_moments = ColMoments(r["unmapped_mean"], r["unmapped_var"])
     return r

@@ -18,7 +18,7 @@ import pandas as pd
 from anndataoom import _oom
 from anndataoom._distributed import run_pass
 from anndataoom.pp._backed import sum_dtype
-from anndataoom.pp._hvg import SKIP, batch_groups
+from anndataoom.pp._hvg import SKIP, batch_groups, check_finite
 from anndataoom.pp._hvg_seurat_v3 import rank_across_batches
 
 __all__ = ["hvg_pearson_residuals"]
@@ -36,6 +36,7 @@ def hvg_pearson_residuals(adata, m, *, theta, clip, n_top_genes, batch_key, chec
         levels = np.unique(values)
         groups, n_groups = batch_groups(values, levels), len(levels)
     r = run_pass(m, _oom.moments, groups, n_groups, row_args=(0,)).finalize()
+    check_finite(r, adata.var_names)
     if check_values and r["non_integer"]:
         warnings.warn("`flavor='pearson_residuals'` expects raw count data, but non-integers "
                       "were found.", UserWarning, stacklevel=3)

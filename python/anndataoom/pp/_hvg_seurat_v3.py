@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _distributed as passes
-from anndataoom.pp._hvg import batch_groups
+from anndataoom.pp._hvg import batch_groups, check_finite
 
 __all__ = ["hvg_seurat_v3", "rank_across_batches"]
 
@@ -28,12 +28,16 @@ def rank_across_batches(values, n_top_genes):
     return median, nbatches
 
 
+#: Fewer non-constant genes than this make skmisc's loess segfault.
+MIN_LOESS_GENES = 4
+
+
 def _groups(adata, batch_key):
     if batch_key is None:
-        return None, 1
+        return None, np.array([None])
     values = adata.obs[batch_key].to_numpy()
     levels = np.unique(values)
-    return batch_groups(values, levels), len(levels)
+    return batch_groups(values, levels), levels
 
 
 def hvg_seurat_v3(adata, x, *, flavor, n_top_genes, batch_key, check_values, span, subset,
@@ -46,8 +50,10 @@ def hvg_seurat_v3(adata, x, *, flavor, n_top_genes, batch_key, check_values, spa
             from e
     if flavor not in ("seurat_v3", "seurat_v3_paper"):
         raise ValueError(f"Did not recognize flavor {flavor}")
-    groups, n_groups = _groups(adata, batch_key)
+    groups, levels = _groups(adata, batch_key)
+    n_groups = len(levels)
     r = passes.moments(x, groups, n_groups)
+    check_finite(r, adata.var_names)
     if check_values and r["non_integer"]:
         warnings.warn(f"`flavor={flavor!r}` expects raw count data, but non-integers were found.",
                       UserWarning, stacklevel=3)
@@ -65,6 +71,14 @@ def hvg_seurat_v3(adata, x, *, flavor, n_top_genes, batch_key, check_values, spa
     for g in range(n_groups):
         mean, var = r["mean"][g], r["var"][g]
         not_const = var > 0
+        if not_const.sum() < MIN_LOESS_GENES:
+            # skmisc's loess crashes the process on fewer points (as in scanpy).
+            where = "the data" if batch_key is None else f"batch {levels[g]!r} of {batch_key!r}"
+            raise ValueError(
+                f"flavor={flavor!r}: {where} has {int(r['n'][g])} cell(s) and "
+                f"{int(not_const.sum())} gene(s) with non-zero variance; the mean-variance "
+                f"loess fit needs at least {MIN_LOESS_GENES} such genes"
+                + ("" if batch_key is None else " (merge or drop batches this small)"))
         estimat_var = np.zeros(n_vars, dtype=np.float64)
         model = loess(np.log10(mean[not_const]), np.log10(var[not_const]), span=span, degree=2)
         model.fit()

@@ -45,6 +45,10 @@ class NotCategoricalError(ValueError, AttributeError):
     """A ``groupby`` column that is not categorical (scanpy fails with an AttributeError)."""
 
 
+class OnlyReferenceError(ValueError, AttributeError):
+    """``groups`` that hold only the reference (scanpy fails with an AttributeError)."""
+
+
 class _Groups:
     """The compared groups and each cell's group id.
 
@@ -326,6 +330,9 @@ def rank_genes_groups(  # noqa: PLR0913
         groups = [str(x) if isinstance(x, int) else x for x in groups]
         if reference != "rest" and reference not in groups:
             groups.append(reference)
+        if reference != "rest" and all(x == reference for x in groups):
+            raise OnlyReferenceError(f"groups={groups!r} holds only the reference {reference!r}: "
+                             "give at least one other group to compare with it")
 
     adata = adata.copy() if copy else adata
     adata.strings_to_categoricals()
