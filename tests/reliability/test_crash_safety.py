@@ -197,3 +197,21 @@ def test_reader_while_h5py_holds_file_for_writing(tmp_path):
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_reader_while_this_process_has_the_file_open_in_h5py(tmp_path):
+    """h5py (or anndata's backed mode) holding the file in this process, with
+    HDF5 locking on: our metadata reader opens it with the same flags."""
+    import anndata as ad
+    import h5py
+
+    p = tmp_path / "mine.h5ad"
+    mem = gen_h5ad(p, 50, 20, density=0.3)
+    for holder in (lambda: h5py.File(p, "r"), lambda: ad.read_h5ad(p, backed="r").file):
+        h = holder()
+        try:
+            a = oom.read(p)
+            np.testing.assert_allclose(a.X.sum(), mem.X.sum(), rtol=1e-6)
+            assert list(a.obs_names) == list(mem.obs_names)
+        finally:
+            h.close()

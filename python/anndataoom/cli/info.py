@@ -11,6 +11,7 @@ import h5py
 from anndataoom import _oom
 from anndataoom._core._repr import _disk_size
 from anndataoom.io._any import input_kind, open_any
+from anndataoom.io._read import open_ro
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def _open(path: str):
 
         yield zarr.open_group(path, mode="r")
     else:
-        with h5py.File(path, "r", locking=False) as f:
+        with open_ro(path) as f:
             yield f
 
 

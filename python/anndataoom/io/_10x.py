@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
-from anndataoom.io._read import _fspath, _open_ro
+from anndataoom.io._read import _fspath, open_ro
 
 __all__ = ["read_10x_h5"]
 
@@ -36,7 +36,7 @@ def _open_h5(path: str) -> h5py.File:
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not a Cell Ranger .h5 file")
     try:
-        return _open_ro(path)
+        return open_ro(path)
     except OSError as e:
         raise _oom.AnnDataReadError(
             f"cannot read '{path}' as HDF5 (truncated or not HDF5?): {e}"

@@ -13,10 +13,10 @@ from anndataoom.io._mtx import read_10x_mtx, read_mtx
 from anndataoom.io._read import (
     _fspath,
     _is_url,
-    _open_ro,
     _read_h5ad,
     _read_zarr,
     _store_path,
+    open_ro,
     read_h5ad,
     read_zarr,
 )
@@ -31,7 +31,7 @@ def _mtx_folder(path: str) -> bool:
 def _hdf5_kind(path: str) -> str:
     """``"10x"``, ``"loom"`` or ``"h5ad"`` from the file's top-level names."""
     try:
-        with _open_ro(path) as f:
+        with open_ro(path) as f:
             keys = set(f.keys())
             if "X" in keys or "obs" in keys:
                 return "h5ad"

@@ -24,10 +24,20 @@ _ELEMS = ("obsm", "varm", "obsp", "varp")
 _URL_SCHEMES = ("s3://", "http://", "https://")
 
 
-def _open_ro(path: str) -> h5py.File:
+def open_ro(path: str) -> h5py.File:
+    """Open ``path`` read-only with h5py, without HDF5 file locking.
+
+    If this process already has the file open through h5py with locking (the
+    user's ``h5py.File``, anndata's ``backed="r"``), HDF5 refuses different
+    flags: then it is opened as that handle was.
+    """
     try:
         return h5py.File(path, "r", locking=False)
     except TypeError:  # pragma: no cover - very old h5py
+        return h5py.File(path, "r")
+    except OSError as e:
+        if "locking flag values don't match" not in str(e):
+            raise
         return h5py.File(path, "r")
 
 
@@ -249,7 +259,7 @@ def _read_h5ad(path: str, lean: frozenset = frozenset(), seen: dict | None = Non
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
     _oom.check_file(path)
-    with _open_ro(path) as f:
+    with open_ro(path) as f:
         try:
             legacy = "obs" in f and isinstance(f["obs"], h5py.Dataset)
             has_x = "X" in f
