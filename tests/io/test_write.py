@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 import anndata as ad
@@ -186,6 +187,35 @@ def test_directory_target_is_refused(small_file, tmp_path):
         oom.read(small_file).write_h5ad(target)
     assert os.listdir(target) == ["inside"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(_write.TMP_PREFIX)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_special_file_target_is_refused(small_file, tmp_path):
+    fifo = tmp_path / "pipe.h5ad"
+    os.mkfifo(fifo)
+    a = oom.read(small_file)
+    for write in (a.write_h5ad, lambda p: oom.write_zarr(a, p)):
+        with pytest.raises(ValueError, match="not a regular file"):
+            write(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(_write.TMP_PREFIX)]
+
+
+def test_writes_through_a_symlink_and_keeps_the_mode(small_file, tmp_path):
+    """As anndata: the link stays and its file gets the data; a replaced file keeps its mode."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "t.h5ad").write_text("old")
+    os.chmod(real / "t.h5ad", 0o640)
+    link = tmp_path / "link.h5ad"
+    link.symlink_to(real / "t.h5ad")
+    a = oom.read(small_file)
+    a.write_h5ad(link)
+    assert link.is_symlink()
+    assert stat.S_IMODE(os.stat(real / "t.h5ad").st_mode) == 0o640
+    assert_adata_equal(ad.read_h5ad(real / "t.h5ad"), a)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(_write.TMP_PREFIX)]
+    assert os.listdir(real) == ["t.h5ad"]
 
 
 def test_failure_in_metadata(make_h5ad, tmp_path, monkeypatch):

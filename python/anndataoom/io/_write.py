@@ -16,6 +16,8 @@ import contextlib
 import operator
 import os
 import shutil
+import signal
+import stat
 import threading
 import time
 import uuid
@@ -112,11 +114,14 @@ def _matrices(adata) -> dict[str, object]:
     return out
 
 
-def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix) -> None:
-    _set_enc(f, "anndata", "0.1.0")
-    if adata.raw is not None:
-        _set_enc(f.require_group("raw"), "raw", "0.1.0")
-    _set_enc(f.require_group("layers"), "dict", "0.1.0")
+def _write_matrices(f, adata, dkw: dict, write_matrix: WriteMatrix,
+                    setup=contextlib.nullcontext) -> None:
+    """Write every matrix with ``write_matrix``; their groups are made inside ``setup()``."""
+    with setup():
+        _set_enc(f, "anndata", "0.1.0")
+        if adata.raw is not None:
+            _set_enc(f.require_group("raw"), "raw", "0.1.0")
+        _set_enc(f.require_group("layers"), "dict", "0.1.0")
     for path, X in _matrices(adata).items():
         group, _, key = path.rpartition("/")
         write_matrix(f[group] if group else f, key, X, dkw)
@@ -189,7 +194,11 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     """
     adata._check_open()
     adata._check_writable()
-    target = os.path.abspath(os.fspath(filename))
+    # Through a symlink, as anndata writes: the link stays, its file is replaced.
+    target = os.path.realpath(os.path.abspath(os.fspath(filename)))
+    if os.path.exists(target) and not (os.path.isfile(target) or os.path.isdir(target)):
+        raise ValueError(f"'{target}' is not a regular file (a device, pipe or socket); "
+                         "write to a file path")
     if os.path.exists(target):
         for src in _source_paths(adata):
             with contextlib.suppress(OSError):
@@ -245,21 +254,49 @@ def _atomic(target: str, ext: str, write: Callable[[str], None],
             _fsync_tree(tmp)
         else:
             _fsync_path(tmp)
-        if os.path.isdir(tmp) or os.path.isdir(target):
-            old = None
-            if os.path.lexists(target):
-                old = f"{tmp}-old"
-                os.rename(target, old)
-            os.rename(tmp, target)
-            if old is not None:
-                _remove(old)
-        else:
-            os.replace(tmp, target)
+        with _ctrl_c_deferred():
+            _move_into_place(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
+        with _ctrl_c_deferred(), contextlib.suppress(OSError):
             _remove(tmp)
         raise
     _fsync_path(directory, directory=True)
+
+
+def _move_into_place(tmp: str, target: str) -> None:
+    """Rename ``tmp`` to ``target``, keeping a replaced file's permissions."""
+    if os.path.isdir(tmp) or os.path.isdir(target):
+        old = None
+        if os.path.lexists(target):
+            old = f"{tmp}-old"
+            os.rename(target, old)
+        os.rename(tmp, target)
+        if old is not None:
+            _remove(old)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold Ctrl-C until the block ends, so renames and clean-up are never cut halfway.
+
+    Only the main thread receives signals; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        # None: a handler Python did not install, which it cannot restore either
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _dataset_kwargs(compression: str | None, compression_opts) -> dict:
@@ -484,7 +521,12 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
     target = _prepare(adata, store, convert_strings_to_categoricals)
 
     def write(tmp: str) -> None:
-        root = zarr.open_group(tmp, mode="w-", zarr_format=fmt)
+        # zarr-python writes from its own IO thread: a Ctrl-C in this thread
+        # would leave it writing into the temp store after its removal, so the
+        # encoders' short writes run with Ctrl-C held (the Rust writes of the
+        # matrices stop on it themselves).
+        with _ctrl_c_deferred():
+            root = zarr.open_group(tmp, mode="w-", zarr_format=fmt)
 
         def write_matrix_zarr(group, key: str, X, dkw: dict) -> None:
             if isinstance(X, BackedArray):
@@ -492,12 +534,15 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
                 with pass_bars(f"write {path}"):
                     _oom.write_zarr_matrix(X.matrix, tmp, path, fmt, chunk_size, shards)
             else:
-                write_elem(group, key, X, dataset_kwargs=dkw)
+                with _ctrl_c_deferred():
+                    write_elem(group, key, X, dataset_kwargs=dkw)
 
         # an explicit shards=None tells anndata's v3 encoders "unsharded" (without it
         # they warn that auto-sharding will become the default)
-        _write_all(root, adata, {"shards": None} if fmt == 3 else {}, write_matrix_zarr)
-        with warnings.catch_warnings():
+        dkw = {"shards": None} if fmt == 3 else {}
+        _write_matrices(root, adata, dkw, write_matrix_zarr, setup=_ctrl_c_deferred)
+        with _ctrl_c_deferred(), warnings.catch_warnings():
+            _write_rest(root, adata, dkw)
             # consolidating v3 metadata is what anndata does too; zarr flags it as an extension
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
             zarr.consolidate_metadata(tmp, zarr_format=fmt)
