@@ -41,6 +41,7 @@ CALLS = {
         lambda a: sc.experimental.pp.normalize_pearson_residuals_pca(a, n_comps=5),
     "experimental.pp.recipe_pearson_residuals":
         lambda a: sc.experimental.pp.recipe_pearson_residuals(a, n_top_genes=10, n_comps=5),
+    "pp.filter_genes_dispersion": lambda a: sc.pp.filter_genes_dispersion(a),
     "pp.recipe_zheng17": lambda a: sc.pp.recipe_zheng17(a, n_top_genes=10),
     "pp.recipe_seurat": lambda a: sc.pp.recipe_seurat(a),
     "pp.recipe_weinreb17": lambda a: sc.pp.recipe_weinreb17(a),

@@ -360,6 +360,20 @@ class BackedArray(StreamedReads, LazyMatrix):
                 return (col_sum / n_rows if n_rows else np.full(n_cols, np.nan)).astype(out_dtype)
             return (row_sum / n_cols if n_cols else np.full(n_rows, np.nan)).astype(out_dtype)
 
+    def __array_function__(self, func, types, args, kwargs):
+        """``np.nanmean(X, axis)`` streams (scanpy's ``score_genes`` calls it on all of X).
+
+        Other numpy functions run numpy's own code on the object: reductions
+        call the streamed methods, the rest convert through ``__array__``.
+        """
+        if func is np.nanmean and args and args[0] is self:
+            params = dict(zip(("axis", "dtype"), args[1:], strict=False)) | kwargs
+            if set(params) <= {"axis", "dtype"}:
+                r = self.mean(params.get("axis"), dtype=params.get("dtype"))
+                if not np.isnan(r).any():  # else NaNs are stored: numpy skips them
+                    return r
+        return func._implementation(*args, **kwargs)
+
     # -- reading --------------------------------------------------------------
 
     def _read(self, start: int, end: int):

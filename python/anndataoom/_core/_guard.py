@@ -119,6 +119,7 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("experimental.pp.normalize_pearson_residuals"),
     _refused("experimental.pp.normalize_pearson_residuals_pca"),
     _refused("experimental.pp.recipe_pearson_residuals"),
+    _refused("pp.filter_genes_dispersion", "oom.pp.highly_variable_genes(adata)"),
     _refused("pp.recipe_zheng17"),
     _refused("pp.recipe_seurat"),
     _refused("pp.recipe_weinreb17"),
