@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import anndata as ad
@@ -450,3 +451,14 @@ def test_reopen_after_in_place_rewrite(make_h5ad):
     assert new.shape == (5, 3)
     assert_x_equal(new.X, mem.X)
     del old
+
+
+def test_backed_mode_and_loom_writes_are_refused_before_touching_disk(small_file, tmp_path):
+    a = oom.read(small_file)
+    before = sorted(os.listdir(tmp_path))
+    assert a.filename is None and not a.isbacked
+    with pytest.raises(NotImplementedError, match="backed mode"):
+        a.filename = tmp_path / "x.h5ad"
+    with pytest.raises(oom.InMemoryRequiredError, match=r"\.loom"):
+        a.write_loom(tmp_path / "x.loom")
+    assert sorted(os.listdir(tmp_path)) == before

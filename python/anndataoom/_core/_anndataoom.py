@@ -476,6 +476,22 @@ class AnnDataOOM(anndata.AnnData):
 
     write = write_h5ad
 
+    def write_loom(self, filename, write_obsm_varm: bool = False) -> None:
+        """Refused: loompy writes X from memory (checked before it creates the file)."""
+        raise unsupported("writing a .loom file (loompy takes X in memory)",
+                          hint="Write .h5ad or .zarr, or call adata.to_memory().write_loom(path).")
+
+    @property
+    def filename(self):
+        """Always ``None``: X is on disk already, but not in anndata's backed mode."""
+        return None
+
+    @filename.setter
+    def filename(self, filename) -> None:
+        raise NotImplementedError(
+            "setting .filename switches anndata to its backed mode, which AnnDataOOM does not "
+            "use (X stays on disk already); to save the object, call adata.write_h5ad(path)")
+
     def write_zarr(self, store, chunks=None, *, zarr_format: int | None = None,
                    shards: int | None = None, convert_strings_to_categoricals: bool = True) -> None:
         """Write to the Zarr store ``store`` (v2 or v3), streaming X and layers (atomic).
