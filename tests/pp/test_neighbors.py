@@ -195,7 +195,6 @@ def test_missing_pca_runs_pca_first_on_a_copy(make_h5ad):
     ("kwargs", "exc", "match"),
     [
         (dict(n_neighbors=1), ValueError, "at least 2"),
-        (dict(n_neighbors=501), ValueError, "larger than the number of cells"),
         (dict(use_rep="X_nope"), KeyError, "X_nope"),
         (dict(n_pcs=40), ValueError, "n_pcs"),
         (dict(metric="cosine"), NotImplementedError, "sc.pp.neighbors"),
@@ -209,6 +208,19 @@ def test_bad_inputs(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         oom.pp.neighbors(a, **{"use_rep": "X_pca", **kwargs})
     assert "neighbors" not in a.uns and "distances" not in a.obsp
+
+
+def test_more_neighbors_than_cells_adjusted_as_scanpy():
+    x = _cloud(40, seed=8)
+    a, mem = _adata(x), _adata(x)
+    with pytest.warns(UserWarning, match="adjusting to `n_neighbors = 21`"):
+        oom.pp.neighbors(a, n_neighbors=60, use_rep="X_pca")
+    sc.pp.neighbors(mem, n_neighbors=60, use_rep="X_pca")
+    assert a.uns["neighbors"]["params"]["n_neighbors"] == 21
+    assert a.uns["neighbors"]["params"] == mem.uns["neighbors"]["params"]
+    d_o, d_s = a.obsp["distances"], mem.obsp["distances"]
+    np.testing.assert_array_equal(d_o.indices, d_s.indices)
+    np.testing.assert_allclose(d_o.data, d_s.data, rtol=1e-6)
 
 
 def test_nan_in_representation():

@@ -13,6 +13,7 @@ scanpy stores them, so ``sc.tl.leiden``, ``sc.tl.paga``, ``sc.tl.umap`` and
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -95,6 +96,13 @@ def _check_n_neighbors(n_neighbors: Any, n_obs: int) -> int:
             "n_neighbors must be at least 2 (the cell itself and one neighbour), "
             f"got {n_neighbors}"
         )
+    if n_neighbors > n_obs >= 2:
+        # scanpy's adjustment for very small data
+        adjusted = 1 + n_obs // 2
+        warnings.warn(f"n_obs too small: adjusting to `n_neighbors = {adjusted}` "
+                      f"(asked for {n_neighbors}, there are {n_obs} cells)",
+                      UserWarning, stacklevel=3)
+        return adjusted
     if n_neighbors > n_obs:
         raise ValueError(
             f"n_neighbors ({n_neighbors}) is larger than the number of cells ({n_obs})"
