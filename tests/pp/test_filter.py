@@ -164,3 +164,24 @@ def test_normalize_after_removing_rare_genes(tmp_path, monkeypatch, dropped_cell
     assert_frame_close(a.var, b.var, rtol=0)
     assert_x_close(a.X, b.X, rtol=0)
     a.close()
+
+
+def test_a_file_without_x_says_so(tmp_path):
+    import warnings
+
+    import anndata as ad
+
+    mem = ad.AnnData(np.ones((20, 5), np.float32))
+    mem.layers["counts"] = mem.X.copy()
+    mem.X = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem.write_h5ad(tmp_path / "nox.h5ad")
+    a = oom_read(tmp_path / "nox.h5ad")
+    for step in (lambda: pp.calculate_qc_metrics(a), lambda: pp.filter_cells(a, min_genes=1),
+                 lambda: pp.normalize_total(a), lambda: pp.highly_variable_genes(a),
+                 lambda: pp.pca(a)):
+        with pytest.raises(ValueError, match="adata.X is None"):
+            step()
+    pp.normalize_total(a, layer="counts", target_sum=10)
+    np.testing.assert_allclose(a.layers["counts"].sum(axis=1), 10)

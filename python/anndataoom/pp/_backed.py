@@ -27,6 +27,8 @@ def _rep(adata, layer=None, use_raw=False):
         if adata.raw is None:
             raise ValueError("use_raw=True but adata.raw is None")
         return adata.raw.X
+    if adata.X is None:
+        raise ValueError("adata.X is None (the file has no X): give layer= to use a layer")
     return adata.X
 
 
