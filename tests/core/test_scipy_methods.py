@@ -168,3 +168,42 @@ def test_anndata_transpose_is_lazy(small_file):
         with pytest.raises(oom.InMemoryRequiredError, match="transposed"):
             write("never.h5ad")
     assert not os.path.exists("never.h5ad")
+
+
+def test_numpy_refusals_and_empty_extremes(tmp_path):
+    """What numpy/scipy refuse is refused; max/min of empty views as numpy and scipy."""
+    import anndata as ad
+
+    x = np.array([[2, 0, 1], [0, 4, -1]], dtype=np.int32)
+    for fmt, mat in (("csr", sp.csr_matrix(x)), ("dense", x)):
+        ad.AnnData(mat).write_h5ad(tmp_path / f"{fmt}.h5ad")
+        X = oom.read(tmp_path / f"{fmt}.h5ad").X
+        with pytest.raises(ValueError, match="negative integer powers"):
+            x ** -1
+        with pytest.raises(ValueError, match="negative integer powers"):
+            X.power(-1)
+        with np.errstate(divide="ignore"):
+            want = (x.astype(float) ** -1.0 if fmt == "dense"
+                    else sp.csr_matrix(x).power(-1.0).toarray())
+            np.testing.assert_array_equal(X.power(-1.0).toarray(), want)
+        with pytest.raises(NotImplementedError, match="astype\\(bool\\)"):
+            X.astype(bool)
+        for key in (1.0, [1.0, 0.0], (slice(None), np.array([0.0]))):
+            with pytest.raises(IndexError):
+                x[key]
+            with pytest.raises(IndexError):
+                X[key]
+        with pytest.raises(IndexError, match="1-D"):  # numpy: a 3-D result
+            X[[[1, 0]]]
+        assert X[[]].shape == (0, 3)
+        for sub, ref in ((X[:0], x[:0]), (X[:, :0], x[:, :0])):
+            for axis in (None, 0, 1):
+                for f in ("max", "min"):
+                    try:
+                        want = getattr(ref, f)(axis=axis)
+                    except ValueError:
+                        with pytest.raises(ValueError, match="zero-size array"):
+                            getattr(sub, f)(axis=axis)
+                        continue
+                    got = getattr(sub, f)(axis=axis)
+                    assert (got.toarray() if sp.issparse(got) else got).size == want.size == 0

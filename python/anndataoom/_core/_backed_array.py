@@ -72,7 +72,24 @@ def _split_key(key) -> tuple:
         key = (key[0], slice(None))
     if len(key) != 2:
         raise IndexError(f"too many indices for a 2-D array: {len(key)} were given")
+    for k in key:
+        _check_key_part(k)
     return key
+
+
+def _check_key_part(k) -> None:
+    """Refuse what numpy refuses: float positions (even whole ones), index arrays of 2-D."""
+    if isinstance(k, slice) or isinstance(k, (int, np.integer)):
+        return
+    if isinstance(k, (float, np.floating)):
+        raise IndexError("only integers, slices (`:`), ellipsis (`...`), and integer or "
+                         f"boolean arrays are valid indices, got {k!r}")
+    arr = np.asarray(k.to_numpy() if hasattr(k, "to_numpy") else k)
+    if np.issubdtype(arr.dtype, np.floating) and arr.size:  # `[]` is float64 too
+        raise IndexError(f"arrays used as indices must be of integer (or boolean) type, "
+                         f"got {arr.dtype}")
+    if arr.ndim > 1:
+        raise IndexError(f"index arrays of a lazy matrix must be 1-D, got shape {arr.shape}")
 
 
 class BackedArray(StreamedReads, LazyMatrix):
@@ -177,6 +194,11 @@ class BackedArray(StreamedReads, LazyMatrix):
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
+        if dtype == np.bool_:
+            # The core has no boolean type; a cast to uint8 would truncate 0.5 to 0.
+            raise NotImplementedError(
+                "astype(bool) is not supported on a lazy matrix: count non-zeros with "
+                "X.getnnz(axis) or X.count_nonzero(), or cast the blocks of X.chunked(n)")
         return self._derive(_oom.lazy_cast(self.matrix, dtype.name))
 
     def _lazy_op(self, op, out_dtype: np.dtype, *args, **kwargs) -> BackedArray:
@@ -229,6 +251,8 @@ class BackedArray(StreamedReads, LazyMatrix):
             raise NotImplementedError("zero power is not supported as it would densify the matrix.")
         base = self if dtype is None else self.astype(dtype)
         out_dtype = np.result_type(base.dtype, n)
+        if np.issubdtype(out_dtype, np.integer) and n < 0:
+            raise ValueError("Integers to negative integer powers are not allowed.")
         return base._lazy_op(_oom.lazy_power, out_dtype, float(n))
 
     @property
@@ -452,8 +476,10 @@ class BackedArray(StreamedReads, LazyMatrix):
         -------
         dask.array.Array
             Same shape and dtype; chunks are ``scipy.sparse.csr_matrix``
-            (sparse view; a subclass whose ``sum``/``mean`` accept
-            ``keepdims``, so dask's ``.sum()`` and ``.mean()`` work) or
+            (sparse view; a subclass whose reductions accept ``keepdims``
+            and whose ``size`` is numpy's, so dask's ``.sum()``, ``.mean()``,
+            ``.max()`` and ``.min()`` work; not ``.var()``: ``**`` of a scipy
+            matrix is a matrix power) or
             ``numpy.ndarray``, with the lazy transforms applied.  The graph
             holds a small description (path, key, selection and transform
             parameters), never data or file handles, so it can run on

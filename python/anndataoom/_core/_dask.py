@@ -33,6 +33,15 @@ class CsrChunk(sp.csr_matrix):
     of numpy's shape.
     """
 
+    @property
+    def size(self) -> int:
+        """Rows × columns, as numpy: dask's ``max``/``min`` skip a chunk of size 0.
+
+        scipy's ``size`` is the stored count, so a chunk without stored values
+        would be dropped from the reduction.
+        """
+        return self.shape[0] * self.shape[1]
+
     def _reduce(self, name: str, axis, keepdims: bool, **kw):
         axis = _axis(axis)
         r = getattr(sp.csr_matrix, name)(self, axis=axis, **kw)
@@ -57,6 +66,22 @@ class CsrChunk(sp.csr_matrix):
     def min(self, axis=None, out=None, keepdims=False, **kw):
         """Minimum as numpy (implicit zeros count; ``keepdims`` supported)."""
         return self._reduce("min", axis, keepdims, out=out)
+
+
+def _register_concatenate() -> None:
+    """Concatenated chunks stay :class:`CsrChunk` (dask's mean/var combine them, then reduce).
+
+    Registered on first use of :func:`to_dask`, so importing anndataoom does not import dask.
+    """
+    from dask.array.dispatch import concatenate_lookup
+
+    def concatenate(chunks, axis=0):
+        if axis not in (0, 1):
+            raise ValueError(f"Can only concatenate sparse chunks for axis in {{0, 1}}, got {axis}")
+        stack = sp.vstack if axis == 0 else sp.hstack
+        return CsrChunk(stack(chunks, format="csr"))
+
+    concatenate_lookup.register(CsrChunk, concatenate)
 
 
 def matrix_token(m) -> str:
@@ -99,6 +124,7 @@ def to_dask(x: BackedArray, chunks: int | None = None):
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
+    _register_concatenate()
     token = matrix_token(x.matrix)
     bounds = _row_bounds(x, chunks)
     name = f"anndataoom-read-{tokenize(token, bounds)}"

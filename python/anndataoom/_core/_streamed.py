@@ -42,8 +42,15 @@ class StreamedReads:
     def _extreme(self, name: str, axis):
         ax = norm_axis(axis)
         n_rows, n_cols = self.shape
-        if n_rows * n_cols == 0:
-            raise ValueError("zero-size array to reduction operation not supported")
+        reduced = n_rows * n_cols if ax is None else (n_rows, n_cols)[ax]
+        if reduced == 0:
+            raise ValueError(f"zero-size array to reduction operation {name}imum which has "
+                             "no identity")
+        if n_rows * n_cols == 0:  # nothing to compare along a non-empty axis: an empty result
+            res = np.empty(0, dtype=self.dtype)
+            if not self.is_sparse:
+                return res
+            return sp.coo_matrix((1, 0) if ax == 0 else (0, 1), dtype=self.dtype)
         pick = np.maximum if name == "max" else np.minimum
         acc, rows = None, np.empty(n_rows, dtype=self.dtype) if ax == 1 else None
         for a, b, blk in self._blocks():
