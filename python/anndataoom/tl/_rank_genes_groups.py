@@ -62,8 +62,10 @@ class _Groups:
             raise KeyError(f"groupby={groupby!r} is not a column of adata.obs")
         col = adata.obs[groupby]
         if not isinstance(col.dtype, pd.CategoricalDtype):
-            raise NotCategoricalError(f"adata.obs[{groupby!r}] must be categorical (or "
-                                      f"strings), not {col.dtype}")
+            raise NotCategoricalError(
+                f"adata.obs[{groupby!r}] must be categorical, not {col.dtype} (strings become "
+                "categories when some repeat; every cell in a group of its own cannot be "
+                "tested)")
         cats = col.cat.categories
         if reference != "rest" and reference not in cats:
             raise ValueError(f"reference = {reference} needs to be one of groupby = "
