@@ -123,3 +123,13 @@ def test_refused_above_the_memory_cap(pair, monkeypatch):
     with pytest.raises(oom.InMemoryRequiredError), oom.oom_guard(a):
         pass
     assert list(a.obs.columns) == obs_before and isinstance(a.X, oom.BackedArray)
+
+
+@pytest.mark.parametrize("value", ["1GB", "-5", "nan"])
+def test_a_bad_memory_cap_is_an_error_not_the_default(pair, monkeypatch, value):
+    a, _ = pair
+    monkeypatch.setenv("ANNDATAOOM_MAX_DENSE_BYTES", value)
+    with pytest.raises(ValueError, match="ANNDATAOOM_MAX_DENSE_BYTES must be a number of bytes"):
+        np.asarray(a.X)
+    monkeypatch.setenv("ANNDATAOOM_MAX_DENSE_BYTES", "1e9")
+    assert np.asarray(a.X).shape == a.shape

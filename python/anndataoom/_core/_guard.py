@@ -147,10 +147,15 @@ def is_oom(obj) -> bool:
 def max_dense_bytes() -> int:
     """Largest in-memory copy allowed on request (``ANNDATAOOM_MAX_DENSE_BYTES``, 1 GiB)."""
     v = os.environ.get("ANNDATAOOM_MAX_DENSE_BYTES")
-    try:
-        return int(float(v)) if v else _DEFAULT_MAX
-    except ValueError:
+    if not v:
         return _DEFAULT_MAX
+    try:
+        limit = float(v)
+    except ValueError:
+        limit = float("nan")
+    if not limit >= 0:  # a typo must not quietly restore the default (or lift the cap)
+        raise ValueError(f"ANNDATAOOM_MAX_DENSE_BYTES must be a number of bytes, got {v!r}")
+    return int(min(limit, 2**63 - 1))
 
 
 def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
