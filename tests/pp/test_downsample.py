@@ -59,6 +59,31 @@ def test_counts_per_cell_like_scanpy(counts, replace):
     assert (block.data != 0).all()
 
 
+@pytest.mark.parametrize("kw", [dict(counts_per_cell=60), dict(counts_per_cell=60, replace=True),
+                                dict(total_counts=3000)])
+def test_gene_subsets_slice_the_downsampled_matrix(counts, kw, tmp_path):
+    """A row's draws see all its genes: selecting genes afterwards must not redraw them."""
+    lazy, _ = counts
+    oom.pp.downsample_counts(lazy, random_state=4, **kw)
+    full = _dense(lazy.X)
+    cols = np.array([40, 3, 3, 17, 0, 49])
+    rows = np.array([150, 2, 2, 99])
+    np.testing.assert_array_equal(_dense(lazy[:, :20].X), full[:, :20])
+    np.testing.assert_array_equal(_dense(lazy.X[:, cols]), full[:, cols])
+    np.testing.assert_array_equal(_dense(lazy[rows, cols].X), full[np.ix_(rows, cols)])
+    np.testing.assert_array_equal(_dense(lazy[rows][:, cols].X), full[np.ix_(rows, cols)])
+    sub = lazy[:, cols]
+    with pytest.warns(UserWarning, match="zero counts"):  # cells without these genes
+        oom.pp.normalize_total(sub, target_sum=10)  # ops on top of the selection still apply
+    want = full[:, cols] / np.maximum(full[:, cols].sum(1, keepdims=True), 1) * 10
+    np.testing.assert_allclose(_dense(sub.X), want, rtol=1e-6)
+    lazy[:, 5:30].write_h5ad(tmp_path / "s.h5ad")
+    np.testing.assert_array_equal(_dense(ad.read_h5ad(tmp_path / "s.h5ad").X), full[:, 5:30])
+    kept = full.astype(bool).sum(0) >= 150
+    oom.pp.filter_genes(lazy, min_cells=150)
+    np.testing.assert_array_equal(_dense(lazy.X), full[:, kept])
+
+
 def test_distribution_and_determinism(counts):
     lazy, x = counts
     copy1 = oom.pp.downsample_counts(lazy, counts_per_cell=20, random_state=7, copy=True)

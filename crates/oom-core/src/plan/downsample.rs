@@ -149,9 +149,14 @@ impl Transform for Downsample {
         }
     }
 
+    /// A row's draws walk all its counts.
+    fn needs_whole_rows(&self) -> bool {
+        true
+    }
+
+    /// Rows only: [`View::subset`](crate::plan::View::subset) selects columns
+    /// after this op.
     fn subset(&self, rows: Option<&[u64]>, _cols: Option<&[u64]>) -> Op {
-        // Column selection after the op changes which counts a row kept,
-        // not how they were drawn: the draws still see the whole row.
         Op::from(Downsample {
             target: gather(&self.target, rows),
             key: gather(&self.key, rows),

@@ -165,6 +165,12 @@ impl View {
             }
             Ok(())
         };
+        if let Some(c) = cols {
+            if self.ops.iter().any(|op| op.needs_whole_rows()) {
+                check(c, self.ncols(), "column")?;
+                return self.subset(rows, None)?.rooted().subset(None, cols);
+            }
+        }
         let mut out = self.clone();
         if let Some(rows) = rows {
             check(rows, self.nrows(), "row")?;
@@ -185,6 +191,19 @@ impl View {
             out.ops = self.ops.iter().map(|op| op.subset(rows, cols)).collect();
         }
         Ok(out)
+    }
+
+    /// This view as the source of a new one (a one-part stack), so a later
+    /// selection applies to its output rather than before its ops.
+    fn rooted(&self) -> View {
+        let n = self.ncols();
+        let part = ConcatPart {
+            view: self.clone(),
+            colmap: (0..i64::try_from(n).expect("fits")).collect(),
+        };
+        let src = Concat::new(vec![part], n, self.dtype(), self.is_sparse(), 0.0)
+            .expect("an identity column map is valid");
+        View::new(src)
     }
 
     /// Output rows `a..b` of the stored values (selection only, no ops).

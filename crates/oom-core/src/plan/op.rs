@@ -33,6 +33,12 @@ pub trait Transform: Send + Sync {
     fn reads_as(&self, _input: Dtype) -> Option<Dtype> {
         None
     }
+    /// True when an output value depends on the whole source row (its other
+    /// columns), not only on per-row/per-column parameters: a column
+    /// selection must then come after the op, not before it.
+    fn needs_whole_rows(&self) -> bool {
+        false
+    }
     /// Transform one block whose first row is output row `row0`.
     fn apply(&self, block: Block, row0: u64) -> Result<Block>;
     /// This op restricted to output `rows` / `cols` (`None` = all).
