@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 
@@ -62,6 +65,18 @@ def test_counts_and_covariates(counts, covariates):
     # rows and columns picked after the op carry their own batch and parameters
     rows, cols = np.array([5, 0, 200, 5]), np.array([17, 3, 59])
     _close(ours[rows][:, cols], theirs[rows][:, cols])
+
+
+def test_rank_deficient_design_is_refused(counts):
+    _, lazy = counts
+    lazy.obs["grp"] = pd.Categorical(np.array(["g1", "g2"])[(np.arange(lazy.n_obs) // 7) % 2])
+    with pytest.raises(ValueError, match=r"has (\d+) columns but rank (?!\1)\d+"):
+        oom.pp.combat(lazy, "batch", covariates=["grp"], inplace=False)
+    assert not lazy.X.transforms
+    lazy.obs["g2"] = (lazy.obs["grp"] == "g2").astype(float)  # the advice: one indicator
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        oom.pp.combat(lazy, "batch", covariates=["g2"], inplace=False)
 
 
 def test_in_memory_goes_to_scanpy(counts):

@@ -95,8 +95,10 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     key
         Categorical column of ``adata.obs`` holding the batch.
     covariates
-        Further ``obs`` columns kept in the model (numerical or categorical),
-        as scanpy's ``covariates``.
+        Further ``obs`` columns kept in the model, as scanpy's ``covariates``.
+        A categorical one is coded with all its levels (scanpy's design), which
+        is rank-deficient next to the batches and refused: give it as numeric
+        indicator columns without one level.
     inplace
         Replace ``adata.X``; otherwise return the corrected matrix.
 
@@ -111,7 +113,8 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     ------
     ValueError
         As scanpy: unknown ``key`` or covariates, overlapping or repeated
-        covariates; also when a cell has no batch.
+        covariates; also when a cell has no batch, or the design of batches
+        and covariates is rank-deficient (scanpy returns round-off there).
 
     {lazy}
     The corrected matrix is dense (every value shifts), like scanpy's.
@@ -135,6 +138,16 @@ def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = No
     for i, lv in enumerate(levels):
         codes[groups[lv]] = i
     design = np.ascontiguousarray(_design_matrix(model, key, levels).to_numpy(np.float64))
+    rank = np.linalg.matrix_rank(design)
+    if rank < design.shape[1]:
+        # scanpy's design codes a categorical covariate with every level next to the
+        # batches: its fit is then singular or round-off (scanpy returns that noise).
+        raise ValueError(
+            f"combat: the design of {key!r} and covariates {list(covariates or [])} has "
+            f"{design.shape[1]} columns but rank {rank} (a categorical covariate coded with "
+            "all its levels beside the batches, or a covariate that follows the batches), so "
+            "no correction can be fitted. Give the covariate as numeric indicator columns "
+            "without one of its levels.")
 
     # pass 1: least squares of X on the design
     dtx = np.asarray(passes.regress_stats(x.matrix, design=design)[0])
