@@ -17,9 +17,10 @@ from anndataoom.io._read import open_ro
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
-        "info", help="describe an .h5ad file or .zarr store (shape, storage, columns)"
+        "info", help="describe an .h5ad file, a .zarr store, a 10x .h5 or .mtx directory, an "
+        ".mtx or a .loom file (shape, storage, columns)"
     )
-    p.add_argument("file", help="path to an .h5ad file or a .zarr store")
+    p.add_argument("file", help="path to the file or store")
     p.set_defaults(func=main)
 
 

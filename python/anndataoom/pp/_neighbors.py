@@ -208,7 +208,10 @@ def neighbors(  # noqa: PLR0913
     Examples
     --------
     >>> import anndataoom as oom
-    >>> a = oom.datasets.pbmc3k()
+    >>> from anndataoom.datasets import pbmc3k
+    >>> a = oom.read(pbmc3k())  # the path of the cached PBMC 3k counts
+    >>> oom.pp.normalize_total(a, target_sum=1e4)
+    >>> oom.pp.log1p(a)
     >>> oom.pp.pca(a)
     >>> oom.pp.neighbors(a, n_neighbors=15)
     >>> sorted(a.obsp.keys())
