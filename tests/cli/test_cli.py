@@ -202,6 +202,35 @@ def test_convert_refuses_zero_shards(make_h5ad, tmp_path, capsys):
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_cellranger_options(tmp_path, capsys):
+    """--genome picks a genome of a v2 .h5, --prefix reads a prefixed mtx folder."""
+    import shutil
+
+    import scanpy as sc
+
+    data = Path(__file__).parent.parent / "data" / "10x"
+    multi = data / "1.2.0" / "multiple_genomes.h5"
+    assert main(["convert", str(multi), str(tmp_path / "x.h5ad")]) == 1
+    assert "more than one genome" in capsys.readouterr().err
+    assert main(["convert", str(multi), str(tmp_path / "x.h5ad"), "--genome", "hg19_chr21"]) == 0
+    want = sc.read_10x_h5(multi, genome="hg19_chr21")
+    got = _read_plain(tmp_path / "x.h5ad")
+    assert got.shape == want.shape and list(got.var_names) == list(want.var_names)
+    assert main(["info", str(multi), "--genome", "hg19_chr21"]) == 0
+    assert f"{want.n_obs:,} cells × {want.n_vars:,} genes" in capsys.readouterr().out
+    folder = tmp_path / "star"
+    folder.mkdir()
+    for name in ("matrix.mtx", "features.tsv", "barcodes.tsv"):
+        shutil.copy(data / "3.0.0" / "filtered_feature_bc_matrix" / f"{name}.gz",
+                    folder / f"p_{name}.gz")
+    assert main(["convert", str(folder), str(tmp_path / "m.h5ad"), "--prefix", "p_",
+                 "--all-features"]) == 0
+    want = sc.read_10x_mtx(folder, prefix="p_", gex_only=False)
+    got = _read_plain(tmp_path / "m.h5ad")
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.X.toarray(), want.X.toarray())
+
+
 def test_run_unknown_batch_key_names_the_column(make_h5ad, tmp_path, capsys):
     path, _ = make_h5ad(n_obs=50, n_vars=30, density=0.3)
     assert main(["run", str(path), "-o", str(tmp_path / "x.h5ad"), "--min-genes", "0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["DefaultsHelpFormatter", "number_above"]
+__all__ = ["DefaultsHelpFormatter", "add_cellranger_options", "cellranger_options", "number_above"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -42,3 +42,19 @@ def number_above(kind: type, low: float, *, inclusive: bool = False) -> Callable
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def add_cellranger_options(p: argparse.ArgumentParser) -> None:
+    """``--genome``, ``--all-features`` and ``--prefix``: how a Cell Ranger input is read."""
+    g = p.add_argument_group("Cell Ranger input (.h5 or mtx folder)")
+    g.add_argument("--genome", default=None,
+                   help="genome of a multi-genome Cell Ranger v2 .h5 (read_10x_h5(genome=))")
+    g.add_argument("--all-features", dest="gex_only", action="store_false",
+                   help="keep every feature type, not only Gene Expression (gex_only=False)")
+    g.add_argument("--prefix", default=None,
+                   help="file name prefix in an mtx folder (read_10x_mtx(prefix=))")
+
+
+def cellranger_options(args: argparse.Namespace) -> dict:
+    """Return the reader keywords :func:`add_cellranger_options` collected."""
+    return {"genome": args.genome, "gex_only": args.gex_only, "prefix": args.prefix}

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from anndataoom.cli._help import DefaultsHelpFormatter, number_above
+from anndataoom.cli._help import (
+    DefaultsHelpFormatter,
+    add_cellranger_options,
+    cellranger_options,
+    number_above,
+)
 from anndataoom.io import write_zarr
 from anndataoom.io._any import open_any
 
@@ -31,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=number_above(int, 1, inclusive=True), default=None,
                    help=".zarr output, --zarr-format 3 only: chunks per shard "
                    "(default: no sharding)")
+    add_cellranger_options(p)
     p.set_defaults(func=main)
 
 
@@ -58,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     """Stream ``input`` into ``output``."""
     out = _kind("output", args.output)
     _check_options(args, out)
-    with open_any(args.input) as a:
+    with open_any(args.input, **cellranger_options(args)) as a:
         if out == "zarr":
             write_zarr(a, args.output, zarr_format=args.zarr_format, shards=args.shards)
         else:

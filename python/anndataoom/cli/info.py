@@ -10,6 +10,7 @@ import h5py
 
 from anndataoom import _oom
 from anndataoom._core._repr import _disk_size
+from anndataoom.cli._help import add_cellranger_options, cellranger_options
 from anndataoom.io._any import input_kind, open_any
 from anndataoom.io._read import open_ro
 
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ".mtx or a .loom file (shape, storage, columns)"
     )
     p.add_argument("file", help="path to the file or store")
+    add_cellranger_options(p)
     p.set_defaults(func=main)
 
 
@@ -52,9 +54,9 @@ def _open(path: str):
             yield f
 
 
-def _describe_input(path: str, kind: str) -> list[tuple[str, str]]:
+def _describe_input(path: str, kind: str, reader: dict) -> list[tuple[str, str]]:
     """Rows for inputs that are not AnnData stores (Cell Ranger, MTX, loom), opened lazily."""
-    with open_any(path) as a:
+    with open_any(path, **reader) as a:
         X = a.X
         rows = [("file", f"{path} ({_disk_size(path) / 2**20:,.1f} MiB, {kind})"),
                 ("shape", f"{a.n_obs:,} cells × {a.n_vars:,} genes"),
@@ -66,11 +68,15 @@ def _describe_input(path: str, kind: str) -> list[tuple[str, str]]:
     return rows
 
 
-def describe(path: str) -> list[tuple[str, str]]:
-    """Rows of ``(field, value)`` describing the file at ``path``."""
-    kind = input_kind(path)
+def describe(path: str, reader: dict | None = None) -> list[tuple[str, str]]:
+    """Rows of ``(field, value)`` describing the file at ``path``.
+
+    ``reader``: the Cell Ranger reader options (see ``cellranger_options``).
+    """
+    reader = reader or {}
+    kind = "mtx-folder" if reader.get("prefix") is not None else input_kind(path)
     if kind not in ("h5ad", "zarr"):
-        return _describe_input(path, kind)
+        return _describe_input(path, kind, reader)
     m = _oom.open(path, "X")
     n_obs, n_vars = m.shape
     rows = [
@@ -101,7 +107,7 @@ def describe(path: str) -> list[tuple[str, str]]:
 
 def main(args: argparse.Namespace) -> int:
     """Print the description."""
-    rows = describe(args.file)
+    rows = describe(args.file, cellranger_options(args))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

@@ -21,7 +21,12 @@ import pandas as pd
 import anndataoom as oom
 from anndataoom._progress import pass_bars
 from anndataoom.cli import _plots
-from anndataoom.cli._help import DefaultsHelpFormatter, number_above
+from anndataoom.cli._help import (
+    DefaultsHelpFormatter,
+    add_cellranger_options,
+    cellranger_options,
+    number_above,
+)
 from anndataoom.io import start_write_h5ad
 from anndataoom.io._any import open_any
 
@@ -78,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="skip the PNGs (default: write them)")
     p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bars: auto = only when stderr is a terminal")
+    add_cellranger_options(p)
     p.set_defaults(func=main)
 
 
@@ -271,7 +277,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     t = Timer(progress={"auto": None, "always": True, "never": False}[args.progress])
     with t.step("read"):
-        a = open_any(path)
+        a = open_any(path, **cellranger_options(args))
     print(a, flush=True)
     n_in = a.shape
     a, qc_obs = pipeline(a, args, t)

@@ -71,7 +71,8 @@ _READERS = {"zarr": read_zarr, "mtx-folder": read_10x_mtx, "mtx": read_mtx,
 
 
 def open_any(path: str | os.PathLike, lean: frozenset = frozenset(),
-             seen: dict | None = None) -> AnnDataOOM:
+             seen: dict | None = None, *, genome: str | None = None, gex_only: bool = True,
+             prefix: str | None = None) -> AnnDataOOM:
     """Open an ``.h5ad``, a Zarr store, a Cell Ranger ``.h5``/mtx folder, ``.mtx`` or ``.loom``.
 
     Each is read lazily with its reader's defaults (:func:`~anndataoom.read_h5ad`,
@@ -82,8 +83,14 @@ def open_any(path: str | os.PathLike, lean: frozenset = frozenset(),
     (:data:`anndataoom.io._read.LEANABLE`), which are then not read; ``seen``
     is shared by the calls for several ``.h5ad`` inputs, which then read one
     var index once (see :func:`anndataoom.io._read._var_index_only`).
+    ``genome``, ``gex_only`` and ``prefix`` go to the Cell Ranger readers that
+    take them (a ``prefix`` makes a directory an mtx folder).
     """
-    kind = input_kind(path)
+    kind = "mtx-folder" if prefix is not None else input_kind(path)
+    if kind == "10x":
+        return read_10x_h5(path, genome=genome, gex_only=gex_only)
+    if kind == "mtx-folder":
+        return read_10x_mtx(path, gex_only=gex_only, prefix=prefix)
     if lean and kind == "h5ad":
         return _read_h5ad(_fspath(path), lean, seen)
     if lean and kind == "zarr":
