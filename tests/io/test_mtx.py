@@ -71,6 +71,11 @@ def test_prefix_and_uncompressed(tmp_path):
 def test_read_mtx_like_scanpy():
     path = V3 / "matrix.mtx.gz"
     assert_same(oom.read_mtx(path), sc.read_mtx(path))
+    for dtype in ("float64", "int32"):
+        ours, ref = oom.read_mtx(path, dtype=dtype), sc.read_mtx(path, dtype=dtype)
+        assert ours.X.dtype == ref.X.dtype
+        np.testing.assert_array_equal(ours.X.toarray(), ref.X.toarray())
+        ours.close()
 
 
 def _write_mtx(path: Path, rows, cols, vals, shape, field="integer", gz=False, banner=None):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import anndata
+import numpy as np
 import pandas as pd
 
 from anndataoom import _oom
@@ -69,10 +70,11 @@ def _parse(path: Path, transpose: bool) -> BackedArray:
     return BackedArray(_oom.read_mtx(path, transpose))
 
 
-def read_mtx(filename: str | os.PathLike, *, out: str | os.PathLike | None = None) -> AnnDataOOM:
+def read_mtx(filename: str | os.PathLike, dtype: str | np.dtype = "float32", *,
+             out: str | os.PathLike | None = None) -> AnnDataOOM:
     """Read a MatrixMarket file (``.mtx`` or ``.mtx.gz``) as :func:`scanpy.read_mtx` does.
 
-    Rows of the file are observations; values are float32; duplicate
+    Rows of the file are observations; values are ``dtype``; duplicate
     entries are summed (as scipy).  Coordinate format, ``integer``, ``real``
     or ``pattern`` field, ``general`` symmetry.
 
@@ -80,6 +82,8 @@ def read_mtx(filename: str | os.PathLike, *, out: str | os.PathLike | None = Non
     ----------
     filename
         The file; gzip is recognised by its content.
+    dtype
+        Type of the values, as anndata's ``read_mtx`` (a lazy cast from float32).
     out
         Keep the result in this ``.h5ad`` file or ``.zarr`` store.  Default:
         a temp store removed with the returned object.
@@ -100,6 +104,8 @@ def read_mtx(filename: str | os.PathLike, *, out: str | os.PathLike | None = Non
         (an ``OSError``) a truncated or corrupt gzip stream.
     """
     X = _parse(Path(_fspath(filename)), transpose=False)
+    if np.dtype(dtype) != X.dtype:
+        X = X.astype(dtype)
     adata = anndata.AnnData(shape=X.shape)
     return _keep(AnnDataOOM(X=X, obs=adata.obs, var=adata.var), out)
 
