@@ -38,8 +38,12 @@ def _write_lazy(f, k: str, elem, *, _writer, dataset_kwargs=MappingProxyType({})
     if elem.is_sparse:
         from anndata.io import sparse_dataset
 
-        _writer.write_elem(f, k, sp.csr_matrix((0, m), dtype=elem.dtype),
-                           dataset_kwargs=dataset_kwargs)
+        nnz = elem._known_nnz()
+        kw = dict(dataset_kwargs)
+        if nnz is None or nnz > np.iinfo(np.int32).max:
+            # appends to a 32-bit indptr stop with OverflowError past 2^31 entries
+            kw.setdefault("indptr_dtype", np.int64)
+        _writer.write_elem(f, k, sp.csr_matrix((0, m), dtype=elem.dtype), dataset_kwargs=kw)
         out = sparse_dataset(f[k])
         for _, _, block in elem._iter_ranges(elem.blocks(), True):
             out.append(block)
