@@ -102,7 +102,10 @@ def _layer_keys(objs: list, join: str) -> list[str]:
 
 
 def _stand_ins(objs: list, vals: list, colmaps: list[np.ndarray], key: str):
-    """Give each input without layer ``key`` a matrix of its rows whose columns all drop."""
+    """Give each input without layer ``key`` a matrix of its rows whose columns all drop.
+
+    The core never reads a part that keeps no column; it only counts its rows.
+    """
     vals, colmaps = list(vals), list(colmaps)
     for i, o in enumerate(objs):
         if vals[i] is not None:

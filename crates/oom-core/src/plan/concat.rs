@@ -6,14 +6,16 @@
 //! part's column `j`, or `-1` when the column is dropped (inner join).
 //! Output columns that no part column maps to are missing for that part:
 //! `fill` (outer join), stored explicitly in CSR output unless it is zero,
-//! as `anndata.concat` does.
+//! as `anndata.concat` does. A part that keeps no column (the stand-in for
+//! an element an input lacks in an outer join) is never read: it only gives
+//! its row count, and its rows are all `fill`.
 //! Blocks are read part by part and their columns remapped, so memory stays
 //! bounded by one block, as for a single file.
 
 use std::sync::Arc;
 
 use super::{cast_block, View};
-use crate::block::{Block, Csr, Dense, Dtype, Scalar};
+use crate::block::{Block, Csr, Dense, Dtype, Scalar, Values};
 use crate::error::{OomError, Result};
 use crate::storage::matrix::RowCost;
 use crate::values_of;
@@ -39,6 +41,8 @@ pub struct Concat {
     missing: Vec<Vec<i32>>,
     /// Parts whose columns are exactly the output's, in order (read as they are).
     identity: Vec<bool>,
+    /// Parts that keep no column: all fill, not read.
+    blank: Vec<bool>,
     /// Exact stored nnz when every part is a whole, untransformed, sparse
     /// source with no dropped column.
     nnz: Option<u64>,
@@ -108,6 +112,10 @@ impl Concat {
                 p.colmap.len() as u64 == ncols && p.colmap.iter().zip(0i64..).all(|(&c, j)| c == j)
             })
             .collect();
+        let blank = parts
+            .iter()
+            .map(|p| p.colmap.iter().all(|&c| c < 0))
+            .collect();
         Ok(Concat {
             parts,
             offsets,
@@ -118,6 +126,7 @@ impl Concat {
             monotonic,
             missing,
             identity,
+            blank,
             nnz,
         })
     }
@@ -167,8 +176,10 @@ impl Concat {
         let mut ptr = Vec::with_capacity(usize::try_from(self.nrows()).expect("fits") + 1);
         ptr.push(0u64);
         let mut acc = 0u64;
-        for p in &self.parts {
-            let cost = if p.view.is_sparse() {
+        for (i, p) in self.parts.iter().enumerate() {
+            let cost = if self.blank[i] {
+                RowCost::Width(self.missing[i].len() as u64)
+            } else if p.view.is_sparse() {
                 p.view.src.row_cost()?
             } else {
                 RowCost::Width(p.view.ncols())
@@ -212,6 +223,9 @@ impl Concat {
 
     fn read_part(&self, part: usize, local: &[u64]) -> Result<Block> {
         let p = &self.parts[part];
+        if self.blank[part] {
+            return Ok(self.blank_rows(part, local.len()));
+        }
         let run = local.windows(2).all(|w| w[1] == w[0] + 1);
         let block = if run {
             let a = local.first().copied().unwrap_or(0);
@@ -243,6 +257,35 @@ impl Concat {
             }
             (Block::Dense(d), false) => Block::Dense(remap_dense(&d, &p.colmap, ncols, self.fill)),
         })
+    }
+
+    /// `n` rows of a part that keeps no column: `fill` everywhere (stored in
+    /// CSR output only when non-zero).
+    fn blank_rows(&self, part: usize, n: usize) -> Block {
+        let ncols = usize::try_from(self.ncols).expect("fits");
+        if !self.sparse {
+            let data = values_of!(self.dtype, T => vec![T::from_f64(self.fill); n * ncols]);
+            return Block::Dense(Dense {
+                nrows: n,
+                ncols,
+                data,
+            });
+        }
+        let none = Csr {
+            nrows: n,
+            ncols: self.parts[part].colmap.len(),
+            indptr: vec![0; n + 1],
+            indices: Vec::new(),
+            data: Values::empty(self.dtype),
+        };
+        let fill = (&self.missing[part][..], self.fill);
+        Block::Csr(remap_csr(
+            &none,
+            &self.parts[part].colmap,
+            ncols,
+            true,
+            fill,
+        ))
     }
 }
 
@@ -358,7 +401,6 @@ fn dense_to_csr(d: &Dense) -> Csr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::Values;
 
     fn csr() -> Csr {
         // [[1, 0, 2], [0, 3, 0]]

@@ -1,6 +1,7 @@
 //! Integration tests of the core: one binary, one module per area.
 
 mod calls;
+mod concat;
 mod corrupt;
 mod fixtures;
 mod graph;
