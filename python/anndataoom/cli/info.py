@@ -74,7 +74,7 @@ def describe(path: str, reader: dict | None = None) -> list[tuple[str, str]]:
     ``reader``: the Cell Ranger reader options (see ``cellranger_options``).
     """
     reader = reader or {}
-    kind = "mtx-folder" if reader.get("prefix") is not None else input_kind(path)
+    kind = input_kind(path, reader.get("prefix"))
     if kind not in ("h5ad", "zarr"):
         return _describe_input(path, kind, reader)
     m = _oom.open(path, "X")

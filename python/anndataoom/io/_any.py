@@ -45,13 +45,17 @@ def _hdf5_kind(path: str) -> str:
     return "h5ad"
 
 
-def input_kind(path: str | os.PathLike) -> str:
+def input_kind(path: str | os.PathLike, prefix: str | None = None) -> str:
     """Tell what ``path`` holds.
+
+    A file-name ``prefix`` (Cell Ranger's ``prefix=``) makes ``path`` an mtx folder.
 
     Returns
     -------
     ``"zarr"``, ``"mtx-folder"``, ``"mtx"``, ``"10x"``, ``"loom"`` or ``"h5ad"``.
     """
+    if prefix is not None:
+        return "mtx-folder"
     if _is_url(path):
         return "zarr"
     p = _fspath(path)
@@ -84,9 +88,9 @@ def open_any(path: str | os.PathLike, lean: frozenset = frozenset(),
     is shared by the calls for several ``.h5ad`` inputs, which then read one
     var index once (see :func:`anndataoom.io._read._var_index_only`).
     ``genome``, ``gex_only`` and ``prefix`` go to the Cell Ranger readers that
-    take them (a ``prefix`` makes a directory an mtx folder).
+    take them.
     """
-    kind = "mtx-folder" if prefix is not None else input_kind(path)
+    kind = input_kind(path, prefix)
     if kind == "10x":
         return read_10x_h5(path, genome=genome, gex_only=gex_only)
     if kind == "mtx-folder":
