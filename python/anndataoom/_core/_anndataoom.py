@@ -390,11 +390,10 @@ class AnnDataOOM(anndata.AnnData):
     T = property(transpose)
 
     def _check_writable(self) -> None:
-        from anndataoom._core._transpose import TransposedArray
+        from anndataoom._core._transpose import TransposedArray, write_refused
 
         if any(isinstance(v, TransposedArray) for v in (self._X, *self.layers.values())):
-            raise unsupported("writing a lazily transposed matrix",
-                              hint="Write the untransposed object and transpose after reading.")
+            raise write_refused()
 
     # -- copies ---------------------------------------------------------------
 

@@ -12,10 +12,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from anndataoom._core._backed_array import BLOCK_VALUES, BackedArray, _split_key
+from anndataoom._core._guard import InMemoryRequiredError, unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int, norm_axis
 
-__all__ = ["TransposedArray"]
+__all__ = ["TransposedArray", "write_refused"]
+
+
+def write_refused() -> InMemoryRequiredError:
+    """Return the error for writing a lazy transpose (writers stream the stored rows)."""
+    return unsupported("writing a lazily transposed matrix",
+                       hint="Write the untransposed object and transpose after reading.")
 
 
 def _swap(axis):

@@ -21,9 +21,8 @@ import scipy.sparse as sp
 
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray, ScaledBackedArray, TransformedBackedArray
-from anndataoom._core._guard import unsupported
 from anndataoom._core._raw import BackedRaw
-from anndataoom._core._transpose import TransposedArray
+from anndataoom._core._transpose import TransposedArray, write_refused
 
 __all__ = ["install_writers"]
 
@@ -66,8 +65,7 @@ def _write_lazy(f, k: str, elem, *, _writer, dataset_kwargs=MappingProxyType({})
 
 
 def _refuse_transposed(f, k: str, elem, *, _writer, dataset_kwargs=MappingProxyType({})):
-    raise unsupported("writing a lazily transposed matrix",
-                      hint="Write the untransposed object and transpose after reading.")
+    raise write_refused()
 
 
 def install_writers() -> None:
