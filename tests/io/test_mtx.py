@@ -125,6 +125,60 @@ def test_out_keeps_h5ad_and_zarr(tmp_path):
         assert out.exists()
 
 
+@pytest.fixture
+def cachedir(tmp_path):
+    """scanpy's cache directory, in the test's temp dir."""
+    before = sc.settings.cachedir
+    sc.settings.cachedir = tmp_path / "cache"
+    yield sc.settings.cachedir
+    sc.settings.cachedir = before
+
+
+def test_cache_like_scanpy(tmp_path, cachedir):
+    """cache=True keeps the result in scanpy's cache dir and reads it back; a newer folder re-parses."""
+    import h5py
+
+    folder = tmp_path / "v3"
+    shutil.copytree(V3, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ref = sc.read_10x_mtx(folder, cache=True)
+    scanpy_files = set(cachedir.rglob("*"))
+    first = oom.read_10x_mtx(folder, cache=True)
+    cached = Path(first.X.path)
+    assert cached.parent == cachedir
+    with h5py.File(cached) as f:  # scanpy's default cache compression
+        assert f["X/data"].compression == sc.settings.cache_compression == "lzf"
+    assert_same(first, ref)
+    made = cached.stat().st_mtime_ns
+    again = oom.read_10x_mtx(folder, cache=True)
+    assert again.X.path == str(cached) and cached.stat().st_mtime_ns == made
+    assert_same(again, ref)
+    # other options → another cached file; gzip on request
+    ids = oom.read_10x_mtx(folder, cache=True, var_names="gene_ids", cache_compression="gzip")
+    by_ids = Path(ids.X.path)
+    assert by_ids != cached
+    with h5py.File(by_ids) as f:
+        assert f["X/data"].compression == "gzip"
+    assert_same(ids, sc.read_10x_mtx(folder, var_names="gene_ids"))
+    # a folder changed after caching is read again
+    genes = pd.read_csv(folder / "features.tsv.gz", header=None, sep="\t")
+    genes[1] = "g" + genes[1].astype(str)
+    genes.to_csv(folder / "features.tsv.gz", header=False, index=False, sep="\t")
+    for a in (first, again, ids):
+        a.close()
+    fresh = oom.read_10x_mtx(folder, cache=True)
+    assert fresh.var_names[0] == "g" + ref.var_names[0]
+    assert set(cachedir.rglob("*")) - scanpy_files == {cached, by_ids}
+    fresh.close()
+
+
+def test_cache_and_out_refused(tmp_path):
+    with pytest.raises(ValueError, match="either `out` or `cache=True`"):
+        oom.read_10x_mtx(V3, cache=True, out=tmp_path / "x.h5ad")
+    assert not (tmp_path / "x.h5ad").exists()
+
+
 def test_temp_store_removed_on_close_and_gc(spill_dir):
     a = oom.read_10x_mtx(V3)
     assert len(list(spill_dir.iterdir())) == 1

@@ -9,11 +9,13 @@ the returned object (removed when the last lazy matrix reading it is gone:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from types import EllipsisType
 from typing import Literal
 
 import anndata
@@ -44,7 +46,8 @@ class TempStore:
         self._finalizer()
 
 
-def _keep(adata: AnnDataOOM, out: str | os.PathLike | None) -> AnnDataOOM:
+def _keep(adata: AnnDataOOM, out: str | os.PathLike | None,
+          compression: str | None = None) -> AnnDataOOM:
     """Stream ``adata`` into ``out`` (or a temp store owned by the result) and open it."""
     if out is not None:
         out = _fspath(out)
@@ -52,7 +55,8 @@ def _keep(adata: AnnDataOOM, out: str | os.PathLike | None) -> AnnDataOOM:
         if zarr:
             adata.write_zarr(out, convert_strings_to_categoricals=False)
         else:
-            adata.write_h5ad(out, convert_strings_to_categoricals=False)
+            adata.write_h5ad(out, compression=compression,
+                             convert_strings_to_categoricals=False)
         return read_zarr(out) if zarr else read_h5ad(out)
     store = TempStore()
     try:
@@ -110,6 +114,23 @@ def read_mtx(filename: str | os.PathLike, dtype: str | np.dtype = "float32", *,
     return _keep(AnnDataOOM(X=X, obs=adata.obs, var=adata.var), out)
 
 
+def _cache_file(matrix: Path, options: tuple) -> Path:
+    """Where ``cache=True`` keeps the folder read with ``options`` (in scanpy's cache dir)."""
+    import scanpy as sc
+
+    tag = hashlib.sha1(repr(options).encode()).hexdigest()[:12]
+    name = str(matrix.resolve().parent).strip(os.sep).replace(os.sep, "-")
+    return Path(sc.settings.cachedir) / f"{name}-{tag}.h5ad"
+
+
+def _fresh(cached: Path, sources: list[Path]) -> bool:
+    """Whether ``cached`` exists and is newer than every file it was made from (ties: stale)."""
+    if not cached.is_file():
+        return False
+    made = cached.stat().st_mtime
+    return all(p.stat().st_mtime < made for p in sources)
+
+
 def _need(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: '{path}'")
@@ -125,6 +146,8 @@ def read_10x_mtx(
     prefix: str | None = None,
     compressed: bool = True,
     out: str | os.PathLike | None = None,
+    cache: bool = False,
+    cache_compression: Literal["gzip", "lzf"] | None | EllipsisType = ...,
 ) -> AnnDataOOM:
     """Read a Cell Ranger mtx folder as :func:`scanpy.read_10x_mtx` does, in bounded memory.
 
@@ -151,6 +174,13 @@ def read_10x_mtx(
         Whether v3+ files end in ``.gz`` (``False`` for STARsolo output).
     out
         Keep the result in this ``.h5ad`` file or ``.zarr`` store.
+    cache
+        Keep the result in scanpy's cache directory (``scanpy.settings.cachedir``)
+        and read it from there next time, as scanpy does; the folder is parsed
+        again when one of its files is newer than the cached ``.h5ad``.
+    cache_compression
+        h5py compression of the cached file (default:
+        ``scanpy.settings.cache_compression``).
 
     Returns
     -------
@@ -164,18 +194,33 @@ def read_10x_mtx(
         A malformed matrix file (see :func:`read_mtx`), or a matrix whose
         shape disagrees with the number of barcodes or features.
     ValueError
-        ``var_names`` is neither ``"gene_symbols"`` nor ``"gene_ids"``.
+        ``var_names`` is neither ``"gene_symbols"`` nor ``"gene_ids"``, or
+        both ``out`` and ``cache=True`` are given.
     """
     if var_names not in ("gene_symbols", "gene_ids"):
         raise ValueError("`var_names` needs to be 'gene_symbols' or 'gene_ids'")
+    if cache and out is not None:
+        raise ValueError("give either `out` or `cache=True`, not both")
     path = Path(_fspath(path))
     prefix = prefix or ""
     legacy = (path / f"{prefix}genes.tsv").is_file()
     suffix = "" if legacy else (".gz" if compressed else "")
     matrix = _need(path / f"{prefix}matrix.mtx{suffix}")
-    genes = pd.read_csv(_need(path / f"{prefix}{'genes' if legacy else 'features'}.tsv{suffix}"),
-                        header=None, sep="\t")
-    barcodes = pd.read_csv(_need(path / f"{prefix}barcodes.tsv{suffix}"), header=None)
+    features = _need(path / f"{prefix}{'genes' if legacy else 'features'}.tsv{suffix}")
+    barcode_file = _need(path / f"{prefix}barcodes.tsv{suffix}")
+    compression = None
+    if cache:
+        out = _cache_file(matrix, (prefix, suffix, var_names, make_unique, gex_only))
+        if _fresh(out, [matrix, features, barcode_file]):
+            return read_h5ad(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if cache_compression is ...:
+            import scanpy as sc
+
+            cache_compression = sc.settings.cache_compression
+        compression = cache_compression
+    genes = pd.read_csv(features, header=None, sep="\t")
+    barcodes = pd.read_csv(barcode_file, header=None)
     X = _parse(matrix, transpose=True)
     if X.shape != (len(barcodes), len(genes)):
         raise _oom.AnnDataFormatError(
@@ -199,4 +244,4 @@ def read_10x_mtx(
     adata = AnnDataOOM(X=X, obs=shell.obs, var=shell.var)
     if not legacy and gex_only:
         adata = adata[:, (adata.var["feature_types"] == "Gene Expression").to_numpy()]
-    return _keep(adata, out)
+    return _keep(adata, out, compression)
