@@ -212,3 +212,53 @@ def test_rebuilt_from_its_plan():
     assert rebuilt.shape == ref.shape
     assert (rebuilt.to_memory() != ref.X).nnz == 0
     assert float(a.X.to_dask(chunks=300).sum().compute()) == float(ref.X.sum())
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server: ``/v3.h5`` is the v3 file, ``/cut.h5`` announces more bytes than it sends."""
+    import http.server
+    import threading
+
+    body = V3.read_bytes()
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            if self.path not in ("/v3.h5", "/cut.h5"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body if self.path == "/v3.h5" else body[: len(body) // 2])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_backup_url_downloads_a_missing_file_once(tmp_path, server):
+    url, hits = server
+    path = tmp_path / "sub" / "pbmc.h5"
+    assert_same(oom.read_10x_h5(path, backup_url=f"{url}/v3.h5"), sc.read_10x_h5(V3))
+    assert path.read_bytes() == V3.read_bytes()
+    oom.read_10x_h5(path, backup_url=f"{url}/v3.h5")
+    assert hits == ["/v3.h5"]
+
+
+@pytest.mark.parametrize(("name", "error"), [("cut.h5", oom.AnnDataReadError),
+                                             ("gone.h5", OSError)])
+def test_failed_download_leaves_nothing(tmp_path, server, name, error):
+    url, _ = server
+    path = tmp_path / "pbmc.h5"
+    with pytest.raises(error):
+        oom.read_10x_h5(path, backup_url=f"{url}/{name}")
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
+from anndataoom.io._download import fetch_missing
 from anndataoom.io._read import _fspath, open_ro
 
 __all__ = ["read_10x_h5"]
@@ -127,7 +128,7 @@ def _keep_features(adata: AnnDataOOM, mask: np.ndarray) -> AnnDataOOM:
 
 
 def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
-                gex_only: bool = True) -> AnnDataOOM:
+                gex_only: bool = True, backup_url: str | None = None) -> AnnDataOOM:
     """Open a Cell Ranger ``.h5`` matrix lazily, as :func:`scanpy.read_10x_h5` reads it.
 
     Reads Cell Ranger v2 files (one group per genome) and v3+ files
@@ -147,6 +148,8 @@ def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
         group (v2; required when the file holds several).
     gex_only
         Keep only ``'Gene Expression'`` features (v3+); a lazy column subset.
+    backup_url
+        Where to download ``filename`` from when it does not exist (once, as scanpy).
 
     Returns
     -------
@@ -166,6 +169,7 @@ def read_10x_h5(filename: str | os.PathLike, genome: str | None = None,
         and none was chosen.
     """
     path = _fspath(filename)
+    fetch_missing(path, backup_url)
     with _open_h5(path) as f:
         v3 = "matrix" in f
         group = "matrix" if v3 else _legacy_group(f, genome)
