@@ -108,3 +108,26 @@ def test_scanpy_write_through_anndata(tmp_path):
     a, mem = _prepared(src)
     sc.write(tmp_path / "sc.h5ad", a)
     assert_adata_equal(_quiet_read(tmp_path / "sc.h5ad"), mem)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_writing_onto_a_source_is_refused_and_leaves_it_intact(tmp_path, fmt):
+    """anndata truncates its target before reading X: a source of the object must be refused."""
+    src = tmp_path / f"in.{fmt}"
+    other = tmp_path / "other.h5ad"
+    gen_h5ad(tmp_path / "g.h5ad", 40, 12, seed=6)
+    gen_h5ad(other, 30, 12, seed=7)
+    mem = ad.read_h5ad(tmp_path / "g.h5ad")
+    if fmt == "zarr":
+        mem.write_zarr(src)
+    else:
+        mem.write_h5ad(src)
+    write = ad.io.write_zarr if fmt == "zarr" else ad.io.write_h5ad
+    a = oom.read(src)
+    lazy = [a, a[:10], oom.concat([oom.read(other), a])]
+    for obj in lazy:
+        with pytest.raises(ValueError, match="reads its data from it"):
+            write(src, obj)
+    assert_adata_equal(_quiet_read(src), mem)
+    write(tmp_path / f"copy.{fmt}", a)  # another target is written
+    assert_adata_equal(_quiet_read(tmp_path / f"copy.{fmt}"), mem)

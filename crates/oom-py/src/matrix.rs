@@ -142,6 +142,12 @@ impl Matrix {
         self.view.is_sparse()
     }
 
+    /// The files or stores the rows are read from (several for a concatenation).
+    #[getter]
+    fn source_paths(&self) -> Vec<String> {
+        self.view.src.origin_paths()
+    }
+
     /// Entries stored in the whole source (not the view); `None` for dense.
     #[getter]
     fn stored_nnz(&self) -> Option<u64> {

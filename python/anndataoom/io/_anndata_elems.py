@@ -13,6 +13,8 @@ anndata writes AnnData/Raw. Such writes are not atomic, as anndata's are not;
 
 from __future__ import annotations
 
+import functools
+import os
 from types import MappingProxyType
 
 import h5py
@@ -68,8 +70,38 @@ def _refuse_transposed(f, k: str, elem, *, _writer, dataset_kwargs=MappingProxyT
     raise write_refused()
 
 
+def _guard_sources(original):
+    """Wrap anndata's ``write_h5ad``/``write_zarr``: refuse a target an AnnDataOOM reads from.
+
+    anndata truncates the target before it reads X, which would destroy the
+    data being written (``oom.read(p)`` then ``anndata.io.write_h5ad(p, a)``).
+    """
+
+    @functools.wraps(original)
+    def write(store, adata, *args, **kwargs):
+        if isinstance(adata, AnnDataOOM) and isinstance(store, (str, os.PathLike)):
+            from anndataoom.io._write import refuse_overwriting_sources
+
+            refuse_overwriting_sources(adata, os.path.realpath(os.fspath(store)))
+        return original(store, adata, *args, **kwargs)
+
+    write._anndataoom_original = original
+    return write
+
+
+def _install_source_guards() -> None:
+    import anndata.io
+    from anndata._io import h5ad, zarr
+
+    for mod, name in ((anndata.io, "write_h5ad"), (h5ad, "write_h5ad"),
+                      (anndata.io, "write_zarr"), (zarr, "write_zarr")):
+        fn = getattr(mod, name)
+        if getattr(fn, "_anndataoom_original", None) is None:
+            setattr(mod, name, _guard_sources(fn))
+
+
 def install_writers() -> None:
-    """Register the writers with anndata's IO registry (idempotent)."""
+    """Register the writers with anndata's IO registry and guard its file writers (idempotent)."""
     from anndata._io.specs.methods import write_anndata, write_raw
     from anndata._io.specs.registry import _REGISTRY, IOSpec
     from zarr import Group as ZarrGroup
@@ -85,3 +117,4 @@ def install_writers() -> None:
         ):
             if (group, cls, frozenset()) not in _REGISTRY.write:
                 _REGISTRY.register_write(group, cls, spec)(func)
+    _install_source_guards()

@@ -94,7 +94,20 @@ def _source_paths(adata) -> set[str]:
     vals = [adata._X, *adata.layers.values()]
     if adata.raw is not None:
         vals.append(adata.raw.X)
-    return {v.path for v in vals if isinstance(v, BackedArray)}
+    return {p for v in vals if isinstance(v, BackedArray) for p in v.matrix.source_paths}
+
+
+def refuse_overwriting_sources(adata, target: str) -> None:
+    """Raise ``ValueError`` if ``target`` is the same file or store as one ``adata`` reads."""
+    if not os.path.exists(target):
+        return
+    for src in _source_paths(adata):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(src, target):
+                raise ValueError(
+                    f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
+                    "from it; write to another path"
+                )
 
 
 def _set_enc(obj, kind: str, version: str) -> None:
@@ -199,14 +212,7 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     if os.path.exists(target) and not (os.path.isfile(target) or os.path.isdir(target)):
         raise ValueError(f"'{target}' is not a regular file (a device, pipe or socket); "
                          "write to a file path")
-    if os.path.exists(target):
-        for src in _source_paths(adata):
-            with contextlib.suppress(OSError):
-                if os.path.samefile(src, target):
-                    raise ValueError(
-                        f"refusing to overwrite '{target}': this AnnDataOOM reads its data "
-                        "from it; write to another path"
-                    )
+    refuse_overwriting_sources(adata, target)
     if file_target and os.path.isdir(target):
         raise IsADirectoryError(f"'{target}' is a directory; an .h5ad target must be a file path")
     directory = os.path.dirname(target)

@@ -81,6 +81,25 @@ impl Source {
         }
     }
 
+    /// The files or stores the rows are read from (each once, in order).
+    pub fn origin_paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |p: &str| {
+            if !out.iter().any(|q| q == p) {
+                out.push(p.to_owned());
+            }
+        };
+        match self {
+            Source::Stored(m) => m.origin.iter().for_each(|o| add(&o.path)),
+            Source::Concat(c) => c
+                .parts()
+                .iter()
+                .flat_map(|p| p.view.src.origin_paths())
+                .for_each(|p| add(&p)),
+        }
+        out
+    }
+
     /// Rows `rows` (any order, repeats allowed) as one block.
     pub fn read_rows(&self, rows: &[u64]) -> Result<Block> {
         self.read_rows_as(rows, None)
