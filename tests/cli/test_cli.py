@@ -193,6 +193,21 @@ def test_run_refuses_bad_numbers_at_the_command_line(make_h5ad, tmp_path, capsys
     assert not (tmp_path / "x.h5ad").exists()
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["-o", "{d}/x.zarr"], "run writes an .h5ad file"),  # was an HDF5 file named x.zarr
+    (["-o", "{d}/x"], "run writes an .h5ad file"),
+    (["-o", "{d}/x.h5ad", "--plots", "{d}/plotfile"], "--plots needs a directory")])
+def test_run_refuses_bad_outputs_before_any_work(make_h5ad, tmp_path, capsys, args, says):
+    path, _ = make_h5ad(n_obs=50, n_vars=30, density=0.1)
+    (tmp_path / "plotfile").write_text("keep")
+    args = [a.format(d=tmp_path) for a in args]
+    assert main(["run", str(path), *args]) == 1
+    captured = capsys.readouterr()
+    assert says in captured.err and captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "plotfile"])
+    assert (tmp_path / "plotfile").read_text() == "keep"
+
+
 def test_convert_refuses_zero_shards(make_h5ad, tmp_path, capsys):
     path, _ = make_h5ad(n_obs=20, n_vars=10)
     with pytest.raises(SystemExit):

@@ -101,11 +101,35 @@ def test_refuses_to_overwrite_its_source(tmp_path):
     assert_adata_equal(oom.read(tmp_path / "a.zarr"), mem)
 
 
+@pytest.mark.parametrize("existing", ["folder", "file"])
+def test_a_store_replaces_only_a_store(tmp_path, existing):
+    """A folder of other files (``-o .``) or a plain file is not wiped by a Zarr write."""
+    mem = small_anndata("csr")
+    mem.write_h5ad(tmp_path / "in.h5ad")
+    target = tmp_path / "out.zarr"
+    if existing == "folder":
+        target.mkdir()
+        (target / "plot.png").write_bytes(b"keep")
+    else:
+        target.write_bytes(b"keep")
+    a = oom.read(tmp_path / "in.h5ad")
+    with pytest.raises(FileExistsError, match="not a Zarr store"):
+        a.write_zarr(target)
+    kept = target / "plot.png" if existing == "folder" else target
+    assert kept.read_bytes() == b"keep"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a.write_zarr(empty)  # an empty directory may become the store
+    assert_adata_equal(oom.read(empty), mem)
+
+
 @pytest.mark.parametrize(("kw", "match"), [
     ({"zarr_format": 4}, "zarr_format"),
     ({"zarr_format": 2, "shards": 2}, "shards"),
     ({"zarr_format": 3, "shards": 0}, "shards"),
     ({"chunk_size": 0}, "chunk_size"),
+    ({"chunk_size": 10**10}, "GiB in memory"),  # was an uncatchable allocation abort
+    ({"zarr_format": 3, "shards": 10_000}, "GiB in memory"),
 ])
 def test_bad_write_arguments(tmp_path, kw, match):
     mem = small_anndata("csr")

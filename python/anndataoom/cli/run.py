@@ -272,8 +272,13 @@ def main(args: argparse.Namespace) -> int:
     """Run the pipeline on ``args.file`` and write ``args.output``."""
     path = _resolve_input(args.file)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix != ".h5ad":
+        raise ValueError(f"output '{out}': run writes an .h5ad file; name it *.h5ad "
+                         "(then `anndataoom convert` makes a .zarr store of it)")
     plots = Path(args.plots) if args.plots else out.parent / f"{out.stem}_plots"
+    if args.make_plots and plots.exists() and not plots.is_dir():
+        raise ValueError(f"plots '{plots}' is a file; --plots needs a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     t = Timer(progress={"auto": None, "always": True, "never": False}[args.progress])
     with t.step("read"):

@@ -29,6 +29,7 @@ from anndata.io import write_elem
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BackedArray
+from anndataoom._core._guard import max_dense_bytes
 from anndataoom._progress import pass_bars
 
 __all__ = ["write_h5ad", "write_zarr", "start_write_h5ad", "PendingWrite", "TMP_PREFIX"]
@@ -203,7 +204,8 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     """Run the checks shared by both writers; return the absolute target path.
 
     With ``file_target`` (``.h5ad``) an existing directory there is refused:
-    a Zarr store may replace a store, a file must not replace a directory.
+    a file must not replace a directory. A Zarr store replaces only a store
+    or an empty directory (never a folder of other files, nor a file).
     """
     adata._check_open()
     adata._check_writable()
@@ -215,6 +217,10 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     refuse_overwriting_sources(adata, target)
     if file_target and os.path.isdir(target):
         raise IsADirectoryError(f"'{target}' is a directory; an .h5ad target must be a file path")
+    if not file_target and os.path.lexists(target) and not _replaceable_store(target):
+        raise FileExistsError(
+            f"'{target}' exists and is not a Zarr store; a store replaces only a store "
+            "(or an empty directory): write to a new path")
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"directory '{directory}' does not exist")
@@ -222,6 +228,14 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
     if convert_strings_to_categoricals:
         _categoricals(adata)
     return target
+
+
+def _replaceable_store(path: str) -> bool:
+    """Whether a Zarr write may replace ``path``: a Zarr v2/v3 store or an empty directory."""
+    if not os.path.isdir(path):
+        return False
+    names = os.listdir(path)
+    return not names or any(n in names for n in (".zgroup", ".zarray", "zarr.json"))
 
 
 def _categoricals(adata) -> None:
@@ -493,8 +507,8 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
     adata
         An :class:`~anndataoom.AnnDataOOM`.
     store
-        Target directory (e.g. ``"out.zarr"``).  An existing store or file
-        there is replaced; it must not be one ``adata`` reads from.
+        Target directory (e.g. ``"out.zarr"``).  An existing store there is
+        replaced; it must not be one ``adata`` reads from.
     zarr_format
         2 or 3; default ``anndata.settings.zarr_write_format``.
     chunk_size
@@ -509,8 +523,11 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
     Raises
     ------
     ValueError
-        Bad ``zarr_format``, ``chunk_size`` or ``shards``, or ``store`` is
-        one ``adata`` reads from.
+        Bad ``zarr_format``, ``chunk_size`` or ``shards`` (also: a shard of
+        ``chunk_size × shards`` values over ``ANNDATAOOM_MAX_DENSE_BYTES``),
+        or ``store`` is one ``adata`` reads from.
+    FileExistsError
+        ``store`` exists and is neither a Zarr store nor an empty directory.
     """
     import anndata
     import zarr
@@ -524,6 +541,12 @@ def write_zarr(adata, store, *, zarr_format: int | None = None, chunk_size: int 
         raise ValueError(
             f"shards must be a positive integer and needs zarr_format=3, got {shards!r}"
         )
+    held = chunk_size * (shards or 1) * 8  # a shard is built in memory, up to 8 bytes a value
+    if held > max_dense_bytes():
+        raise ValueError(
+            f"chunk_size={chunk_size:,} × shards={shards or 1:,} values would hold "
+            f"{held / 2**30:.2f} GiB in memory per array written (cap: "
+            f"ANNDATAOOM_MAX_DENSE_BYTES={max_dense_bytes() / 2**30:.2f} GiB); use fewer")
     target = _prepare(adata, store, convert_strings_to_categoricals)
 
     def write(tmp: str) -> None:
