@@ -10,18 +10,21 @@ a pass has started, and only on a terminal unless forced.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from anndataoom import _oom
 
 _POLL_SECONDS = 0.1
 
-__all__ = ["pass_bars", "progress_enabled"]
+__all__ = ["pass_bars", "progress_enabled", "with_pass_bars"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def progress_enabled() -> bool:
@@ -32,9 +35,16 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+#: Whether a ``pass_bars`` block is open on this thread: it decides for the calls inside.
+_open = threading.local()
+
+
 @contextmanager
 def pass_bars(desc: str, enabled: bool | None = None) -> Iterator[None]:
     """Draw one bar per streaming pass made inside the ``with`` block.
+
+    Inside another ``pass_bars`` block (a library step run by the CLI's
+    ``run``, whose bars follow ``--progress``), this one does nothing.
 
     Parameters
     ----------
@@ -44,13 +54,34 @@ def pass_bars(desc: str, enabled: bool | None = None) -> Iterator[None]:
         ``True``/``False`` force bars on/off; ``None`` shows them only when
         stderr is a terminal (or ``ANNDATAOOM_PROGRESS=1``).
     """
-    if not (progress_enabled() if enabled is None else enabled):
+    if getattr(_open, "active", False):
         yield
         return
-    from tqdm.auto import tqdm
+    _open.active = True
+    try:
+        if not (progress_enabled() if enabled is None else enabled):
+            yield
+            return
+        from tqdm.auto import tqdm
 
-    with _oom.CallContext() as ctx:
-        yield from _bars(desc, ctx, tqdm)
+        with _oom.CallContext() as ctx:
+            yield from _bars(desc, ctx, tqdm)
+    finally:
+        _open.active = False
+
+
+def with_pass_bars(desc: str) -> Callable[[F], F]:
+    """Decorate a library step: its passes get bars named ``desc`` (see :func:`pass_bars`)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def step(*args, **kwargs):
+            with pass_bars(desc):
+                return fn(*args, **kwargs)
+
+        return step  # type: ignore[return-value]
+
+    return decorate
 
 
 def _bars(desc: str, ctx: _oom.CallContext, tqdm: Any) -> Iterator[None]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
 
@@ -83,6 +84,7 @@ def _priors(delta_hat):
 
 
 @doc_params(lazy=doc_lazy)
+@with_pass_bars("combat")
 def combat(adata, key: str = "batch", *, covariates: Collection[str] | None = None,
            inplace: bool = True):
     """ComBat batch-effect correction (scanpy's ``combat``), out of core.

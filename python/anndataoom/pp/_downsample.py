@@ -17,6 +17,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
+from anndataoom._progress import with_pass_bars
 from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
@@ -59,6 +60,7 @@ def _total_targets(x, total_counts: int, seed: int, replace: bool) -> np.ndarray
 
 
 @doc_params(lazy=doc_lazy)
+@with_pass_bars("downsample_counts")
 def downsample_counts(
     adata,
     counts_per_cell: int | Collection[int] | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, sum_dtype
 
 __all__ = ["filter_cells", "filter_genes"]
@@ -54,6 +55,7 @@ def _filter_axis(data, axis: int, counts, number_key, lo_hi, inplace, copy, scan
     return adata if copy else None
 
 
+@with_pass_bars("filter_cells")
 def filter_cells(
     data,
     *,
@@ -92,6 +94,7 @@ def filter_cells(
                         inplace, copy, "filter_cells", kw)
 
 
+@with_pass_bars("filter_genes")
 def filter_genes(
     data,
     *,

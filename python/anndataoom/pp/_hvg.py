@@ -17,6 +17,7 @@ import pandas as pd
 
 from anndataoom import _distributed as passes
 from anndataoom._core._col_moments import ColMoments
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_adata, doc_params
 
@@ -196,6 +197,7 @@ def _seurat_cell_ranger(adata, x, *, flavor, n_bins, cutoff, batch_key):
 
 
 @doc_params(adata=doc_adata)
+@with_pass_bars("highly_variable_genes")
 def highly_variable_genes(
     adata,
     *,

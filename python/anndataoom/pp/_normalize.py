@@ -8,6 +8,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, is_float, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
@@ -40,6 +41,7 @@ def _size_factors(x, *, exclude_highly_expressed, max_fraction, target_sum):
 
 
 @doc_params(adata=doc_adata, layer=doc_layer, lazy=doc_lazy)
+@with_pass_bars("normalize_total")
 def normalize_total(
     adata,
     *,

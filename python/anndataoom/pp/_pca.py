@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from anndataoom import _distributed as passes
+from anndataoom._progress import with_pass_bars
 from anndataoom._random import seed_of
 from anndataoom.pp._backed import get_array
 from anndataoom.pp._docs import doc_copy, doc_layer, doc_params
@@ -129,6 +130,7 @@ def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):
 
 
 @doc_params(layer=doc_layer, copy=doc_copy)
+@with_pass_bars("pca")
 def pca(  # noqa: PLR0913
     data,
     n_comps: int | None = None,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from anndataoom import _distributed as passes
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, sum_dtype
 from anndataoom.pp._docs import doc_adata, doc_params
 
@@ -26,6 +27,7 @@ def _nnz_dtypes(matrix):
 
 
 @doc_params(adata=doc_adata)
+@with_pass_bars("calculate_qc_metrics")
 def calculate_qc_metrics(
     adata,
     *,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, get_matrix, set_matrix, transform
 from anndataoom.pp._docs import doc_lazy, doc_params
 
@@ -84,6 +85,7 @@ def _numeric(matrix, adata, keys):
 
 
 @doc_params(lazy=doc_lazy)
+@with_pass_bars("regress_out")
 def regress_out(adata, keys, *, layer=None, n_jobs=None, copy=False):
     """Regress out (mostly) unwanted sources of variation (scanpy's ``regress_out``).
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from anndataoom import _distributed as passes
 from anndataoom import _oom
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, set_matrix, transform
 from anndataoom.pp._docs import doc_adata, doc_layer, doc_lazy, doc_params
 
@@ -44,6 +45,7 @@ def _obs_mask(adata, mask_obs):
 
 
 @doc_params(adata=doc_adata, layer=doc_layer, lazy=doc_lazy)
+@with_pass_bars("scale")
 def scale(
     data,
     *,

@@ -444,6 +444,7 @@ pub fn residual_variances(ctx: &Ctx, view: &View, p: &ResidualParams) -> Result<
             .map(|_| vec![0.0; p.n_groups * ncols])
             .collect();
         let mut a = 0u64;
+        ctx.start_pass(nrows);
         while a < nrows {
             ctx.check()?;
             let b = (a + step).min(nrows);
@@ -459,6 +460,7 @@ pub fn residual_variances(ctx: &Ctx, view: &View, p: &ResidualParams) -> Result<
                 let cols = i * chunk..((i + 1) * chunk).min(ncols);
                 residual_block(vals, rows, row0, p, mean, acc, cols, ncols);
             });
+            ctx.advance(b - a);
             a = b;
         }
         let mut out = vec![0.0; p.n_groups * ncols];
