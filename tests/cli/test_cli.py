@@ -159,6 +159,17 @@ def test_run_options_small(make_h5ad, tmp_path, capsys):
     assert sorted(os.listdir(path.parent)) == listing + ["o", "pl"]
 
 
+def test_run_with_at_most_50_genes_uses_the_pca(make_h5ad, tmp_path, capsys):
+    """scanpy's rule (≤ 50 variables: the graph on X) must not make the run load X."""
+    path, _ = make_h5ad("in.h5ad", n_obs=300, n_vars=400, density=0.2, seed=7)
+    out = tmp_path / "res.h5ad"
+    assert main(["run", str(path), "-o", str(out), "--min-genes", "5", "--n-top-genes", "30",
+                 "--n-comps", "10", "--no-plots"]) == 0
+    r = _check_output(out, 30, 10)
+    assert r.uns["neighbors"]["params"]["use_rep"] == "X_pca"
+    capsys.readouterr()
+
+
 def test_run_no_neighbors_no_plots(make_h5ad, tmp_path, capsys):
     path, _ = make_h5ad(n_obs=120, n_vars=200, density=0.2, seed=8)
     out = tmp_path / "r.h5ad"
@@ -178,7 +189,7 @@ def test_run_everything_filtered_is_an_error(make_h5ad, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("option", "value", "says"), [
-    ("--target-sum", "-1", "must be > 0"), ("--n-top-genes", "0", "must be ≥ 1"),
+    ("--target-sum", "-1", "must be > 0"), ("--n-top-genes", "1", "must be ≥ 2"),
     ("--n-comps", "ten", "not a number"), ("--n-neighbors", "1", "must be ≥ 2"),
     ("--resolution", "0", "must be > 0"), ("--min-genes", "-3", "must be ≥ 0"),
     ("--max-value", "nan", "must be > 0")])

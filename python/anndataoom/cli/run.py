@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-cells", type=COUNT, default=3, help="filter_genes(min_cells=)")
     p.add_argument("--max-pct-mt", type=float, default=20.0, help="drop cells above this %% MT")
     p.add_argument("--target-sum", type=POSITIVE, default=1e4, help="normalize_total(target_sum=)")
-    p.add_argument("--n-top-genes", type=AT_LEAST_1, default=2000,
+    p.add_argument("--n-top-genes", type=number_above(int, 2, inclusive=True), default=2000,
                    help="highly variable genes kept")
     p.add_argument(
         "--flavor",
@@ -222,7 +222,7 @@ def embed(a: oom.AnnDataOOM, args: argparse.Namespace, t: Timer) -> None:
         neighbors, umap, leiden = oom.pp.neighbors, oom.tl.umap, oom.tl.leiden
     with t.step("neighbors"):
         neighbors(a, n_neighbors=args.n_neighbors, n_pcs=a.obsm["X_pca"].shape[1],
-                  random_state=args.seed)
+                  use_rep="X_pca", random_state=args.seed)
     if args.umap:
         with t.step("umap"):
             umap(a, random_state=args.seed)
