@@ -207,3 +207,23 @@ def test_numpy_refusals_and_empty_extremes(tmp_path):
                         continue
                     got = getattr(sub, f)(axis=axis)
                     assert (got.toarray() if sp.issparse(got) else got).size == want.size == 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_todense_and_tolist_equal_scipy_and_numpy(make_h5ad, fmt):
+    for lazy, X in _views(make_h5ad, fmt):
+        dense = X.toarray() if sp.issparse(X) else X
+        got = lazy.todense()
+        assert isinstance(got, np.matrix)
+        np.testing.assert_allclose(np.asarray(got), dense, rtol=1e-6)
+        np.testing.assert_allclose(np.array(lazy.tolist()), dense, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(lazy.T.todense()), dense.T, rtol=1e-6)
+
+
+def test_toarray_larger_than_ram_is_refused_before_reading(small_file, monkeypatch):
+    a = oom.read(small_file)
+    page = os.sysconf("SC_PAGE_SIZE")
+    monkeypatch.setattr(os, "sysconf", lambda name: page if name == "SC_PAGE_SIZE" else 1)
+    monkeypatch.setattr(type(a.X), "to_memory", lambda self: pytest.fail("read the matrix"))
+    with pytest.raises(MemoryError, match="more than this machine's"):
+        a.X.toarray()

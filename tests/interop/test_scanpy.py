@@ -9,6 +9,8 @@ anndataoom function to use instead.
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -295,3 +297,21 @@ def test_plots_and_obs_df_from_lazy_raw(pbmc_clustered, no_full_load):
                            return_fig=True) for a in (lazy, mem)]
     pd.testing.assert_frame_equal(plots[0].dot_color_df, plots[1].dot_color_df)
     plt.close("all")
+
+
+def test_paga_path_on_a_gene_reads_only_that_gene(pbmc_clustered, no_full_load):
+    """scanpy's paga_path calls ``tolist`` on a gene's column (it failed on a lazy matrix)."""
+    lazy, mem = pbmc_clustered
+    drawn = []
+    for a in (lazy.copy(), mem.copy()):
+        sc.tl.paga(a, groups="leiden")
+        a.uns["iroot"] = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sc.tl.diffmap(a)
+            sc.tl.dpt(a)
+            sc.pl.paga_path(a, nodes=["0", "1"], keys=["CD3E", "LYZ"], show=False)
+        drawn.append([np.asarray(im.get_array()) for im in plt.gcf().axes[0].images])
+        plt.close("all")
+    assert len(drawn[0]) == len(drawn[1]) == 1
+    np.testing.assert_array_equal(drawn[0][0], drawn[1][0])

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from anndataoom import _oom
 from anndataoom._core._col_moments import ColMoments
 from anndataoom._core._counts import AfterRowFilter, Counts, after_cols, after_rows
-from anndataoom._core._guard import unsupported
+from anndataoom._core._guard import check_fits_in_ram, unsupported
 from anndataoom._core._index import positions
 from anndataoom._core._lazy import LazyMatrix, is_int
 from anndataoom._core._streamed import StreamedReads
@@ -497,7 +497,10 @@ class BackedArray(StreamedReads, LazyMatrix):
         return to_dask(self, chunks)
 
     def toarray(self) -> np.ndarray:
-        """Return the whole view as a dense ``ndarray``."""
+        """Return the whole view as a dense ``ndarray`` (refused if it cannot fit in RAM)."""
+        n, m = self.shape
+        check_fits_in_ram(n * m * self.dtype.itemsize,
+                          f"a dense {n:,} × {m:,} {self.dtype} array (toarray)")
         m = self.to_memory()
         return m.toarray() if sp.issparse(m) else np.asarray(m)
 

@@ -228,14 +228,33 @@ def check_dense_size(shape: tuple[int, int], dtype, what: str = "a dense numpy a
                          f"matrix to {what}")
 
 
+def size_text(nbytes: float) -> str:
+    """``nbytes`` in the largest binary unit that keeps it ≥ 1 (``"3.2 MiB"``)."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
 def check_memory(nbytes: int, what: str) -> None:
     """Raise :class:`InMemoryRequiredError` if ``what`` needs more than the cap."""
     limit = max_dense_bytes()
     if nbytes > limit:
         raise unsupported(
-            f"{what} ({nbytes / 2**30:.2f} GiB > ANNDATAOOM_MAX_DENSE_BYTES="
-            f"{limit / 2**30:.2f} GiB)"
+            f"{what} ({size_text(nbytes)} > ANNDATAOOM_MAX_DENSE_BYTES={size_text(limit)})"
         )
+
+
+def check_fits_in_ram(nbytes: int, what: str) -> None:
+    """Raise ``MemoryError`` before any reading if ``what`` needs more than this machine's RAM."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy will tell
+        return
+    if nbytes > ram:
+        raise MemoryError(f"{what} needs {size_text(nbytes)}, more than this machine's "
+                          f"{size_text(ram)} of memory; work on a subset, or stream it "
+                          "(chunked, blocks)")
 
 
 def what_works_table() -> str:

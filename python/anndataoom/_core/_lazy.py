@@ -74,6 +74,14 @@ class LazyMatrix:
         """Return the whole matrix as a dense ``ndarray``."""
         raise NotImplementedError
 
+    def todense(self) -> np.matrix:
+        """Return the whole matrix as a dense ``np.matrix``, as scipy's ``todense``."""
+        return self.toarray().view(np.matrix)  # as scipy: a view, without numpy's warning
+
+    def tolist(self) -> list:
+        """Return nested lists of the values, as numpy's ``tolist`` (dense-size limited)."""
+        return np.asarray(self).tolist()
+
     def __array__(self, dtype=None, copy=None):
         """Dense ndarray (numpy protocol); refused above ``ANNDATAOOM_MAX_DENSE_BYTES``."""
         guard_scanpy("loading the whole matrix")
