@@ -195,11 +195,13 @@ def test_missing_pca_runs_pca_first_on_a_copy(make_h5ad):
     ("kwargs", "exc", "match"),
     [
         (dict(n_neighbors=1), ValueError, "at least 2"),
-        (dict(use_rep="X_nope"), KeyError, "X_nope"),
+        (dict(use_rep="X_nope"), ValueError, "X_nope"),  # as scanpy
         (dict(n_pcs=40), ValueError, "n_pcs"),
         (dict(metric="cosine"), NotImplementedError, "sc.pp.neighbors"),
         (dict(method="gauss"), NotImplementedError, "method='gauss'"),
         (dict(knn=False), NotImplementedError, "knn=False"),
+        (dict(method="bogus"), ValueError, "needs to be one of"),
+        (dict(metric="bogus"), ValueError, "unknown metric 'bogus'"),
         (dict(random_state="seed"), TypeError, "random_state"),
     ],
 )

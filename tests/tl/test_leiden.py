@@ -232,6 +232,7 @@ def test_bad_inputs_are_typed_errors():
     _bad(a, ValueError, "sc.tl.leiden", initial_membership=[0] * 40)
     _bad(a, ValueError, "objective_function", objective_function="surprise")
     _bad(a, TypeError, "random_state", random_state="seed")
+    _bad(a, TypeError, "n_iterations must be an integer", n_iterations=2.5)
     _bad(a, TypeError, "sparse", adjacency=[[0, 1], [1, 0]])
     dense = oom.tl.leiden(a, adjacency=adj.toarray(), copy=True).obs["leiden"]
     assert dense.equals(oom.tl.leiden(a, copy=True).obs["leiden"])

@@ -12,6 +12,7 @@ scanpy stores them, so ``sc.tl.leiden``, ``sc.tl.paga``, ``sc.tl.umap`` and
 
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -33,6 +34,21 @@ __all__ = ["KnnTransformer", "neighbors"]
 _SCANPY_BRUTE_MAX = 8192
 #: Default size up to which the search is exact.
 EXACT_MAX = 20_000
+
+
+@functools.cache
+def _known_metrics() -> frozenset[str]:
+    """Metric names scanpy's kNN search accepts (sklearn's, and pynndescent's when installed)."""
+    from sklearn.neighbors import VALID_METRICS
+
+    names = set(VALID_METRICS["brute"])
+    try:
+        from pynndescent.distances import named_distances
+    except ImportError:
+        pass
+    else:
+        names |= set(named_distances)
+    return frozenset(names)
 
 
 def _check_rep(x: Any, what: str) -> np.ndarray:
@@ -77,7 +93,8 @@ def _representation(adata, use_rep: str | None, n_pcs: int | None) -> tuple[np.n
     elif use_rep in adata.obsm:
         x = adata.obsm[use_rep]
     else:
-        raise KeyError(f"Did not find {use_rep!r} in `.obsm.keys()`. You need to compute it first.")
+        raise ValueError(
+            f"Did not find {use_rep!r} in `.obsm.keys()`. You need to compute it first.")
     if n_pcs is not None and use_rep != "X":
         if n_pcs > x.shape[1]:
             raise ValueError(
@@ -225,6 +242,11 @@ def neighbors(  # noqa: PLR0913
             transformer=transformer, metric=metric, metric_kwds=metric_kwds,
             random_state=random_state, key_added=key_added, copy=copy,
         )
+    if method not in ("umap", "gauss"):
+        raise ValueError(f"`method` needs to be one of ['umap', 'gauss'], got {method!r}")
+    if isinstance(metric, str) and metric not in _known_metrics():
+        raise ValueError(f"unknown metric {metric!r}; scanpy's kNN search knows "
+                         f"{', '.join(sorted(_known_metrics()))}")
     if method != "umap":
         raise NotImplementedError(
             f"method={method!r} is not supported by oom.pp.neighbors (only 'umap'); "

@@ -10,6 +10,7 @@ the result where scanpy writes it.
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -120,6 +121,9 @@ def leiden(
     from scanpy.tools._utils_clustering import rename_groups, restrict_adjacency
 
     objective, beta = _check_args(resolution, directed, partition_type, flavor, clustering_args)
+    if not isinstance(n_iterations, numbers.Integral) or isinstance(n_iterations, bool):
+        msg = f"n_iterations must be an integer (negative: until stable), got {n_iterations!r}"
+        raise TypeError(msg)
     adata = adata.copy() if copy else adata
     if adjacency is None:
         adjacency = _choose_graph(adata, obsp, neighbors_key)
