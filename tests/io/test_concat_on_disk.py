@@ -303,3 +303,30 @@ def test_inputs_sharing_a_var_index_read_it_once(tmp_path):
             want.write_h5ad(ref, convert_strings_to_categoricals=False)
             got, want = _read(out), _read(ref)
         _same(got, want)
+
+
+@pytest.mark.parametrize("ext", ["h5ad", "zarr"])
+def test_outer_join_of_a_string_column_some_inputs_lack(tmp_path, ext):
+    """Cells of an input without the column get NaN in a categorical, as anndata writes it.
+
+    (h5ad output raised TypeError; zarr stored the string 'nan'.)
+    """
+    mems = []
+    for i, with_col in enumerate([True, False]):
+        a = ad.AnnData(sp.random(30, 8, density=0.3, format="csr", dtype=np.float32,
+                                 random_state=i))
+        a.obs_names = [f"c{i}_{j}" for j in range(30)]
+        if with_col:
+            a.obs["barcode"] = [f"b{j % 7}" for j in range(30)]
+        a.write_h5ad(tmp_path / f"in{i}.h5ad")
+        mems.append(a)
+    out = tmp_path / f"out.{ext}"
+    oom.concat_on_disk([tmp_path / "in0.h5ad", tmp_path / "in1.h5ad"], out, join="outer")
+    ref = tmp_path / f"ref.{ext}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(ad.concat(mems, join="outer"), f"write_{ext}")(ref)
+        got, want = _read(out), _read(ref)
+    assert got.obs["barcode"].dtype == "category"
+    assert got.obs["barcode"].isna().sum() == 30
+    assert_equal(got, want)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import anndata
+import pandas as pd
 
 from anndataoom._concat import concat
 from anndataoom._core._anndataoom import AnnDataOOM
@@ -68,6 +69,16 @@ def _unused(merge, uns_merge, pairwise: bool) -> frozenset:
     if not pairwise:
         lean.add("obsp")
     return frozenset(lean)
+
+
+def _gaps_to_categoricals(adata: AnnDataOOM) -> None:
+    """Make obs/var string columns with missing values categorical (NaN kept)."""
+    for df in (adata.obs, adata.var):
+        for col in df.columns:
+            c = df[col]
+            if c.dtype == object and c.isna().any() and \
+                    pd.api.types.infer_dtype(c, skipna=True) == "string":
+                df[col] = pd.Categorical(c)
 
 
 def concat_on_disk(
@@ -153,7 +164,10 @@ def concat_on_disk(
         merged = concat(opened, join=join, merge=merge, uns_merge=uns_merge, label=label,
                         keys=keys, index_unique=index_unique, fill_value=fill_value,
                         pairwise=pairwise)
-        # anndata.concat keeps string columns as strings; so does the file
+        # anndata.concat keeps string columns as strings; so does the file, but
+        # strings with gaps (a column some inputs lack) can only be stored as
+        # categoricals, as anndata's writers store them by default
+        _gaps_to_categoricals(merged)
         if kind == "zarr":
             write_zarr(merged, out, zarr_format=zarr_format, shards=shards,
                        convert_strings_to_categoricals=False)
