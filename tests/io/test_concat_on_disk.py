@@ -318,7 +318,7 @@ def test_outer_join_of_a_string_column_some_inputs_lack(tmp_path, ext):
         a.obs_names = [f"c{i}_{j}" for j in range(30)]
         if with_col:
             a.obs["barcode"] = [f"b{j % 7}" for j in range(30)]
-        a.write_h5ad(tmp_path / f"in{i}.h5ad")
+        a.write_h5ad(tmp_path / f"in{i}.h5ad", convert_strings_to_categoricals=False)
         mems.append(a)
     out = tmp_path / f"out.{ext}"
     oom.concat_on_disk([tmp_path / "in0.h5ad", tmp_path / "in1.h5ad"], out, join="outer")
