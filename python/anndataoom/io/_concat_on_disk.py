@@ -72,13 +72,17 @@ def _unused(merge, uns_merge, pairwise: bool) -> frozenset:
 
 
 def _gaps_to_categoricals(adata: AnnDataOOM) -> None:
-    """Make obs/var string columns with missing values categorical (NaN kept)."""
-    for df in (adata.obs, adata.var):
-        for col in df.columns:
-            c = df[col]
-            if c.dtype == object and c.isna().any() and \
-                    pd.api.types.infer_dtype(c, skipna=True) == "string":
-                df[col] = pd.Categorical(c)
+    """Make obs string columns with NaN gaps (from inputs without them) categorical.
+
+    h5py cannot store such a column as strings; anndata's writers store it as
+    a categorical by default, which is what the file then holds.
+    """
+    obs = adata.obs
+    for col in obs.columns:
+        c = obs[col]
+        if c.dtype == object and pd.api.types.infer_dtype(c, skipna=True) == "string" \
+                and c.map(lambda v: isinstance(v, float)).any():
+            obs[col] = pd.Categorical(c)
 
 
 def concat_on_disk(
@@ -164,9 +168,7 @@ def concat_on_disk(
         merged = concat(opened, join=join, merge=merge, uns_merge=uns_merge, label=label,
                         keys=keys, index_unique=index_unique, fill_value=fill_value,
                         pairwise=pairwise)
-        # anndata.concat keeps string columns as strings; so does the file, but
-        # strings with gaps (a column some inputs lack) can only be stored as
-        # categoricals, as anndata's writers store them by default
+        # anndata.concat keeps string columns as strings; so does the file
         _gaps_to_categoricals(merged)
         if kind == "zarr":
             write_zarr(merged, out, zarr_format=zarr_format, shards=shards,
