@@ -101,6 +101,23 @@ def test_refuses_to_overwrite_its_source(tmp_path):
     assert_adata_equal(oom.read(tmp_path / "a.zarr"), mem)
 
 
+def test_a_replaced_store_is_an_error_not_other_data(tmp_path):
+    """A store replaced at its path must not feed its chunks to objects opened on the old one."""
+    mem = small_anndata("csr")
+    mem.write_h5ad(tmp_path / "in.h5ad")
+    src = oom.read(tmp_path / "in.h5ad")
+    src.write_zarr(tmp_path / "s.zarr")
+    a = oom.read(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(a.X[:3].toarray(), mem.X[:3].toarray())
+    src[100:200].write_zarr(tmp_path / "s.zarr")
+    with pytest.raises(oom.AnnDataReadError, match="replaced"):
+        a.X[:3].toarray()
+    with pytest.raises(oom.AnnDataReadError, match="replaced"):
+        a.write_h5ad(tmp_path / "mixed.h5ad")
+    assert not (tmp_path / "mixed.h5ad").exists()
+    assert oom.read(tmp_path / "s.zarr").n_obs == 100
+
+
 @pytest.mark.parametrize("existing", ["folder", "file"])
 def test_a_store_replaces_only_a_store(tmp_path, existing):
     """A folder of other files (``-o .``) or a plain file is not wiped by a Zarr write."""

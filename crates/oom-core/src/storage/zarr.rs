@@ -25,6 +25,26 @@ type Store = dyn ReadableStorageTraits;
 pub struct ZarrStore {
     path: PathBuf,
     store: Arc<Store>,
+    /// The local store directory's identity when opened (see [`identity`]).
+    identity: Option<(u64, u64)>,
+}
+
+/// Device and inode of a local directory. A store is read by path, chunk
+/// after chunk: one replaced by another at that path (an atomic write
+/// renames a new store into place) would silently feed the new store's
+/// chunks to matrices opened on the old one; comparing identities turns
+/// that into an error.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The metadata files that make a directory a Zarr node.
@@ -50,6 +70,7 @@ impl ZarrStore {
         let s = ZarrStore {
             path: path.to_path_buf(),
             store: Arc::new(store),
+            identity: identity(path),
         };
         s.group("")?;
         Ok(s)
@@ -60,6 +81,7 @@ impl ZarrStore {
         let s = ZarrStore {
             path: PathBuf::from(url),
             store: super::remote::open(url)?,
+            identity: None,
         };
         // Ask for the root metadata first: an unreachable server or a
         // missing store gets its own error instead of a metadata one.
@@ -142,6 +164,7 @@ impl ZarrStore {
             key: key.to_string(),
             array,
             dtype,
+            identity: self.identity,
         })
     }
 }
@@ -223,6 +246,7 @@ struct ZArray {
     key: String,
     array: Array<Store>,
     dtype: Dtype,
+    identity: Option<(u64, u64)>,
 }
 
 impl ZArray {
@@ -236,6 +260,12 @@ impl ZArray {
 
     /// Decode `subset` (zarrs decodes its chunks in parallel).
     fn retrieve(&self, subset: &ArraySubset) -> Result<Values> {
+        if self.identity.is_some() && identity(&self.path) != self.identity {
+            return Err(OomError::io(
+                &self.path,
+                "the Zarr store was replaced (or removed) after it was opened; open it again",
+            ));
+        }
         let elems: u64 = subset.shape().iter().product();
         check_alloc(&self.path, elems, self.dtype.size() as u64)?;
         let bytes: ArrayBytes<'static> = self
