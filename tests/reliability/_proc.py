@@ -59,11 +59,25 @@ def interrupt_pass(path: str, what: str) -> None:
     """Start a long pass; the parent sends SIGINT. Report how it ended and
     whether the object is still usable afterwards.
     """
+    import signal
+
+    # A pytest-xdist worker's state reaches this child through exec: a SIGINT
+    # ignored or blocked there stays so here (seen once the suite had grown).
+    # Report it, then start as a shell would, before importing anndataoom.
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print(f"inherited SIGINT handler {signal.getsignal(signal.SIGINT)!r}, blocked {blocked}",
+          file=sys.stderr, flush=True)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     import numpy as np
 
     import anndataoom as oom
 
     a = oom.read(path)
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler or \
+            signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        print("anndataoom changed SIGINT", file=sys.stderr, flush=True)
     print("start", flush=True)
     t0 = time.time()
     try:
