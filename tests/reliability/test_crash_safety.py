@@ -215,3 +215,46 @@ def test_reader_while_this_process_has_the_file_open_in_h5py(tmp_path):
             assert list(a.obs_names) == list(mem.obs_names)
         finally:
             h.close()
+
+
+def _replace_before_matrices_open(monkeypatch, path, replacements) -> list:
+    """Make the core's opens see ``path`` replaced (atomically, as a writer does) after
+    obs/var were read: the next file of ``replacements`` each time, for as many as given."""
+    from anndataoom.io import _read
+
+    real, pending = _read._assemble, list(replacements)
+
+    def assemble(*args, **kwargs):
+        if pending:
+            os.replace(pending.pop(0), path)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_read, "_assemble", assemble)
+    return pending
+
+
+def test_file_replaced_while_opening_is_opened_again(tmp_path, monkeypatch):
+    """A writer renaming a new file onto the path between our opens: obs and X both come
+    from the new file (before, the old obs were paired with the new X: same shape, wrong data)."""
+    path, new = tmp_path / "f.h5ad", tmp_path / "new.h5ad"
+    gen_h5ad(path, 40, 10, seed=1)
+    fresh = gen_h5ad(new, 40, 10, seed=2)
+    fresh_names = list(fresh.obs_names)
+    pending = _replace_before_matrices_open(monkeypatch, path, [new])
+    a = oom.read(path)
+    assert not pending
+    assert list(a.obs_names) == fresh_names
+    np.testing.assert_array_equal(a.X.to_memory().toarray(), fresh.X.toarray())
+    np.testing.assert_array_equal(a.obs.to_numpy(), fresh.obs.to_numpy())
+
+
+def test_file_replaced_at_every_open_gives_up_with_a_read_error(tmp_path, monkeypatch):
+    path = tmp_path / "f.h5ad"
+    gen_h5ad(path, 10, 5, seed=1)
+    copies = []
+    for k in range(8):
+        copies.append(tmp_path / f"copy{k}.h5ad")
+        gen_h5ad(copies[-1], 10, 5, seed=k + 2)
+    _replace_before_matrices_open(monkeypatch, path, copies)
+    with pytest.raises(oom.AnnDataReadError, match="replaced 5 times while being opened"):
+        oom.read(path)

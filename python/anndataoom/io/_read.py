@@ -254,12 +254,36 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
     return _read_h5ad(_fspath(path))
 
 
+#: How often an open is retried when the file is replaced while it is being opened.
+_REPLACED_RETRIES = 5
+
+
 def _read_h5ad(path: str, lean: frozenset = frozenset(), seen: dict | None = None) -> AnnDataOOM:
     """:func:`read_h5ad` leaving out the elements in ``lean`` (see :func:`_elements`)."""
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
+    for _ in range(_REPLACED_RETRIES):
+        adata = _read_h5ad_once(path, lean, seen)
+        if adata is not None:
+            return adata
+    raise _oom.AnnDataReadError(
+        f"'{path}' was replaced {_REPLACED_RETRIES} times while being opened; "
+        "open it once its writer has finished")
+
+
+def _read_h5ad_once(path: str, lean: frozenset, seen: dict | None) -> AnnDataOOM | None:
+    """One open; ``None`` when the file at ``path`` was replaced meanwhile.
+
+    obs/var come through h5py and the matrices through separate opens in the
+    core, so a writer renaming a new file onto ``path`` in between would pair
+    the old obs with the new X. The h5py handle stays open until the core's
+    opens are done: the old file cannot vanish (nor its inode be reused), so
+    ``path`` still naming that same inode afterwards proves that every open
+    saw one file.
+    """
     _oom.check_file(path)
     with open_ro(path) as f:
+        opened = _identity(os.fstat(f.id.get_vfd_handle()))
         try:
             legacy = "obs" in f and isinstance(f["obs"], h5py.Dataset)
             has_x = "X" in f
@@ -267,15 +291,27 @@ def _read_h5ad(path: str, lean: frozenset = frozenset(), seen: dict | None = Non
             raw_x = next((k for k in ("raw/X", "raw.X") if k in f), None)
         except Exception as e:
             raise _corrupt(path, "/", e) from e
-        if not legacy:
+        if legacy:
+            try:
+                parts = _legacy_obs_var(path)
+            except Exception as e:
+                raise _corrupt(path, "obs", e) from e
+            parts["raw_varm"] = {}
+        else:
             parts = _elements(f, path, lean, seen)
-    if legacy:
+        adata = _assemble(path, parts, has_x, layer_keys, raw_x)
         try:
-            parts = _legacy_obs_var(path)
-        except Exception as e:
-            raise _corrupt(path, "obs", e) from e
-        parts["raw_varm"] = {}
-    return _assemble(path, parts, has_x, layer_keys, raw_x)
+            same = _identity(os.stat(path)) == opened
+        except FileNotFoundError:
+            same = False
+    if not same:
+        adata.close()
+        return None
+    return adata
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def read_zarr(store: str | os.PathLike, backed: str | bool | None = "r") -> AnnDataOOM:
