@@ -57,6 +57,7 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<matrix::Matrix>()?;
     m.add_function(wrap_pyfunction!(matrix::open, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_file, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::is_zarr_node, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::string_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::matrix_from_plan, m)?)?;
     m.add_class::<enter::CallContext>()?;

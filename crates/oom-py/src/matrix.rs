@@ -30,6 +30,12 @@ pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     enter(py, |_| open_store(&path)?.ensure_anndata())
 }
 
+/// Whether `path` is a Zarr store (a directory holding a v2 or v3 node).
+#[pyfunction]
+pub fn is_zarr_node(path: PathBuf) -> bool {
+    oom_core::storage::zarr::is_zarr_node(&path)
+}
+
 /// The variable-length strings of dataset `key` of the HDF5 file at `path`
 /// as one `bytes` (each string's length, u64, then its bytes), or `None`
 /// when the dataset holds something else: equal values mean equal strings.

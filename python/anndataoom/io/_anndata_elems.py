@@ -9,6 +9,11 @@ own encoders (a first empty block, then ``sparse_dataset(...).append`` for
 sparse, row slices for dense), and an AnnDataOOM or its raw is written as
 anndata writes AnnData/Raw. Such writes are not atomic, as anndata's are not;
 ``a.write_h5ad`` / :func:`anndataoom.io.write_zarr` remain the fast, atomic way.
+
+anndata's file writers (``write_h5ad``, ``write_zarr``) are also wrapped: they
+truncate the target before reading X, so writing an AnnDataOOM onto a file it
+reads from would destroy its own source. That raises ``ValueError`` before
+anything is touched.
 """
 
 from __future__ import annotations

@@ -234,8 +234,7 @@ def _replaceable_store(path: str) -> bool:
     """Whether a Zarr write may replace ``path``: a Zarr v2/v3 store or an empty directory."""
     if not os.path.isdir(path):
         return False
-    names = os.listdir(path)
-    return not names or any(n in names for n in (".zgroup", ".zarray", "zarr.json"))
+    return not os.listdir(path) or _oom.is_zarr_node(path)
 
 
 def _categoricals(adata) -> None:

@@ -50,6 +50,11 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 /// The metadata files that make a directory a Zarr node.
 const NODE_FILES: [&str; 3] = ["zarr.json", ".zgroup", ".zarray"];
 
+/// Whether `path` is a directory holding a Zarr node (v2 or v3, group or array).
+pub fn is_zarr_node(path: &Path) -> bool {
+    NODE_FILES.iter().any(|f| path.join(f).is_file())
+}
+
 impl ZarrStore {
     fn err(&self, key: &str, msg: impl Into<String>) -> OomError {
         OomError::format(&self.path, key, msg)
