@@ -8,6 +8,7 @@ import warnings
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 
@@ -163,6 +164,32 @@ def test_use_raw(pbmc):
         del a.raw
     both(tuple(subsets), method="wilcoxon", key_added="raw")
     assert subsets[0].uns["raw"]["names"].shape[0] == lazy.n_vars
+
+
+def test_t_test_genes_constant_within_a_group_as_scipy(tmp_path):
+    """A gene constant within a group: Σx²/n − mean² rounds to ±1e-17. The negative
+    ones gave NaN, reported as score 0 and p-value 1 (scanpy does the same on the genes
+    where its own rounding goes negative); the scores must be scipy's Welch test."""
+    import anndata as ad
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    n_obs, n_vars, n_group = 400, 300, 13
+    x = rng.normal(0.0, 1.0, (n_obs, n_vars)).astype(np.float32)
+    x[:n_group] = rng.normal(0.5, 1.0, n_vars).astype(np.float32)  # each gene: one value
+    path = tmp_path / "const.h5ad"
+    obs = pd.DataFrame({"g": pd.Categorical(np.where(np.arange(n_obs) < n_group, "a", "b"))},
+                       index=[f"c{i}" for i in range(n_obs)])
+    ad.AnnData(x, obs=obs).write_h5ad(path)
+    lazy = oom.read(path)
+    oom.tl.rank_genes_groups(lazy, "g", method="t-test", groups=["a"])
+    r = lazy.uns["rank_genes_groups"]
+    genes = [int(n) for n in r["names"]["a"]]
+    with warnings.catch_warnings():  # scipy warns that the group's values are identical
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = stats.ttest_ind(x[:n_group, genes], x[n_group:, genes], equal_var=False)
+    np.testing.assert_allclose(r["scores"]["a"], want.statistic, rtol=1e-5)
+    np.testing.assert_allclose(r["pvals"]["a"], want.pvalue, rtol=1e-4, atol=1e-12)
 
 
 @pytest.mark.parametrize("reference", ["rest", "b"])

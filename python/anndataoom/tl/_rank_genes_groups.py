@@ -97,10 +97,16 @@ class _Groups:
 
 
 def _mean_var(s, sq, n):
-    """Mean and variance (ddof 1 unless ``n == 1``) from Σx, Σx² over ``n`` rows (as scanpy)."""
+    """Mean and variance (ddof 1 unless ``n == 1``) from Σx, Σx² over ``n`` rows.
+
+    A gene constant within the rows can round to a variance of -1e-17, whose
+    square root is NaN; scanpy then reports score 0 and p-value 1 for a gene
+    that may differ strongly. The variance is clipped at 0 instead, which
+    gives scipy's ``ttest_ind`` on the values.
+    """
     n = np.asarray(n, dtype=np.float64)[:, None]
     mean = s / n
-    var = sq / n - mean**2
+    var = np.maximum(sq / n - mean**2, 0.0)
     return mean, np.where(n != 1, var * n / np.where(n != 1, n - 1, 1), var)
 
 
