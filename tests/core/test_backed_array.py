@@ -79,6 +79,28 @@ def test_to_memory_and_array(small_file):
     np.testing.assert_array_equal(X.toarray(), dense(mem.X))
     assert np.asarray(X, dtype=np.float64).dtype == np.float64
 
+@pytest.mark.parametrize("dtype", ["float32", "int32", "float64"])
+def test_to_memory_of_many_blocks_equals_anndata(make_h5ad, fmt, dtype, monkeypatch):
+    """Blocks of a few rows (every block boundary, selection and empty block): the
+    block-by-block fill gives anndata's matrix exactly."""
+    path, mem = make_h5ad(n_obs=97, n_vars=23, fmt=fmt, density=0.3, dtype=dtype, seed=4,
+                          empty_rows=range(20, 45))
+    real = oom.BackedArray.blocks
+    monkeypatch.setattr(oom.BackedArray, "blocks", lambda self: real(self, 40))
+    X = _open(path)
+    rows = np.r_[0:10, 50:97:3]
+    cols = [5, 0, 22, 7]
+    for view, want in ((X, mem.X), (X[rows], mem.X[rows]), (X[rows][:, cols], mem.X[rows][:, cols]),
+                       (X[60:60], mem.X[60:60])):
+        assert len(view.blocks()) > 1 or view.shape[0] == 0
+        got = view.to_memory()
+        assert got.dtype == mem.X.dtype
+        if X.format == "csr":
+            assert isinstance(got, sp.csr_matrix) and got.has_canonical_format
+            got.check_format(full_check=True)
+        assert_x_equal(got, want)
+
+
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 60, 1000, None])
 def test_chunked(small_file, chunk_size):

@@ -141,3 +141,38 @@ def test_million_rows_bounded_memory(tmp_path, fmt):
     np.testing.assert_allclose(np.load(tmp_path / "c.npy"), expect_c, rtol=1e-6)
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), X[rows].toarray())
     assert peak < 1.0 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
+
+
+@pytest.mark.parametrize("fmt", ["csr", "dense"])
+def test_to_memory_peak_near_one_copy(tmp_path, fmt):
+    """``X.to_memory()`` of many blocks: the peak above the open object stays near the
+    result's size (stacking all blocks into a new matrix took twice that).
+
+    The child reads its own high-water mark (VmHWM, reset by exec); ``ru_maxrss``
+    would carry over this process's peak from the fork.
+    """
+    from anndataoom.testing import gen_h5ad
+
+    path = tmp_path / f"x_{fmt}.h5ad"
+    n_obs, n_vars, density = (150_000, 1000, 0.1) if fmt == "csr" else (40_000, 1000, 1.0)
+    mem = gen_h5ad(path, n_obs, n_vars, fmt=fmt, density=density, obs_extra=False)
+    want = float(mem.X.sum(dtype=np.float64))
+    del mem
+    code = (
+        "import anndataoom as oom, numpy as np, scipy.sparse as sp\n"
+        "def hwm():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        return next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM'))\n"
+        f"a = oom.read({str(path)!r})\n"
+        "assert len(a.X.blocks()) >= 4\n"
+        "before = hwm()\n"
+        "m = a.X.to_memory()\n"
+        "size = sum(x.nbytes for x in (m.data, m.indices, m.indptr)) if sp.issparse(m) else m.nbytes\n"
+        "print(hwm() - before, size, float(m.sum(dtype=np.float64)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    grew, size, total = r.stdout.split()
+    np.testing.assert_allclose(float(total), want, rtol=1e-9)
+    assert int(grew) < 1.4 * int(size), \
+        f"peak grew {int(grew) / 2**20:.0f} MiB for a {int(size) / 2**20:.0f} MiB result"

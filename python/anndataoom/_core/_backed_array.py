@@ -52,16 +52,39 @@ def block_from_raw(raw: tuple):
     return raw[1]
 
 
-def _stack(blocks: list):
-    if len(blocks) == 1:
-        return blocks[0]
-    if sp.issparse(blocks[0]):
-        out = sp.vstack(blocks, format="csr")
-        out.has_canonical_format = True
+def _fill(blocks, n_rows: int, n_cols: int, dtype, nnz: int | None):
+    """One matrix from an iterator of row blocks, each copied into place and dropped.
+
+    ``nnz`` is the stored entries of a sparse result (``None``: dense). The
+    output's pages are touched only as they are written, so the peak stays
+    near one copy of the result plus a block (scipy's vstack and
+    np.concatenate hold every block and the whole output).
+    """
+    if nnz is None:
+        out = np.empty((n_rows, n_cols), dtype)
+        for a, b, block in blocks:
+            out[a:b] = block
         return out
-    return np.concatenate(blocks, axis=0)
+    idx = np.int64 if max(nnz, n_cols) > np.iinfo(np.int32).max else np.int32
+    data, indices = np.empty(nnz, dtype), np.empty(nnz, idx)
+    indptr = np.empty(n_rows + 1, idx)
+    indptr[0] = at = 0
+    for a, b, block in blocks:
+        k = int(block.indptr[-1])
+        data[at:at + k] = block.data[:k]
+        indices[at:at + k] = block.indices[:k]
+        indptr[a + 1:b + 1] = block.indptr[1:] + at
+        at += k
+    m = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+    m.has_canonical_format = True
+    return m
 
 
+def _draining(blocks: list, ranges: list):
+    """``(start, end, block)`` of blocks read ahead, each released once yielded."""
+    blocks.reverse()
+    for a, b in ranges:
+        yield a, b, blocks.pop()
 
 
 def _split_key(key) -> tuple:
@@ -458,9 +481,18 @@ class BackedArray(StreamedReads, LazyMatrix):
     def to_memory(self):
         """Load the whole view into memory: ``csr_matrix`` (sparse) or ``ndarray``."""
         ranges = self.blocks()
-        if not ranges:
-            return self._read(0, 0)
-        return _stack([self._read(a, b) for a, b in ranges])
+        if len(ranges) <= 1:
+            return self._read(*(ranges[0] if ranges else (0, 0)))
+        n, m = self.shape
+        if not self.is_sparse:
+            return _fill(self._iter_ranges(ranges, prefetch=True), n, m, self.dtype, None)
+        nnz = self._known_nnz()
+        if nnz is not None:
+            return _fill(self._iter_ranges(ranges, prefetch=True), n, m, self.dtype, nnz)
+        # the size of a selection is known once read: all blocks first, freed as copied
+        blocks = [self._read(a, b) for a, b in ranges]
+        nnz = sum(int(b.indptr[-1]) for b in blocks)
+        return _fill(_draining(blocks, ranges), n, m, self.dtype, nnz)
 
     def to_dask(self, chunks: int | None = None):
         """Return a ``dask.array.Array`` of the view, blocks read by the Rust reader.
