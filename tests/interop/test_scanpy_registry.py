@@ -16,7 +16,7 @@ import pytest
 import scanpy as sc
 
 import anndataoom as oom
-from anndataoom._core._guard import SCANPY, _available, what_works_table
+from anndataoom._core._guard import SCANPY, _available, _kind, what_works_table
 
 #: how to call each registered scanpy function on a small object
 CALLS = {
@@ -32,6 +32,11 @@ CALLS = {
     "pp.regress_out": lambda a: sc.pp.regress_out(a, ["n"]),
     "pp.combat": lambda a: sc.pp.combat(a, key="g"),
     "pp.downsample_counts": lambda a: sc.pp.downsample_counts(a, counts_per_cell=5),
+    "pp.normalize_per_cell": lambda a: sc.pp.normalize_per_cell(a),
+    "pp.scrublet": lambda a: sc.pp.scrublet(a, threshold=0.2),
+    "pp.scrublet_simulate_doublets": lambda a: sc.pp.scrublet_simulate_doublets(a),
+    "experimental.pp.highly_variable_genes": lambda a: sc.experimental.pp.highly_variable_genes(
+        a, flavor="pearson_residuals", n_top_genes=10),
     "tl.rank_genes_groups": lambda a: sc.tl.rank_genes_groups(a, "g"),
     "get.aggregate": lambda a: sc.get.aggregate(a, by="g", func="sum"),
     "pl.highest_expr_genes": lambda a: sc.pl.highest_expr_genes(a, n_top=5, show=False),
@@ -73,7 +78,7 @@ def lazy(make_h5ad):
 def test_every_entry_is_exercised():
     assert set(CALLS) == {e.name for e in SCANPY}
     # functions are recognised on the stack by name: one entry per scanpy function
-    assert len({(e.section == "pl", e.function) for e in SCANPY}) == len(SCANPY)
+    assert len({(_kind(e.section), e.function) for e in SCANPY}) == len(SCANPY)
 
 
 @pytest.mark.parametrize("entry", [e for e in SCANPY if not e.works], ids=lambda e: e.name)
@@ -90,6 +95,20 @@ def test_refused_before_changing_the_object(lazy, entry):
         assert entry.alternative in msg
     else:
         assert "no out-of-core version of it yet" in msg
+
+
+def test_a_refused_step_is_named_with_the_users_call(lazy):
+    """neighbors without X_pca runs scanpy's pca: the message says so, and what to run first."""
+    del lazy.obsm["X_pca"]
+    with pytest.raises(oom.InMemoryRequiredError) as e, \
+            pytest.warns(UserWarning, match="Falling back to preprocessing with `sc.pp.pca`"):
+        sc.pp.neighbors(lazy)
+    msg = str(e.value)
+    assert msg.startswith("scanpy.pp.neighbors runs scanpy.pp.pca, which needs X in memory")
+    assert "Run oom.pp.pca(adata) first" in msg
+    oom.pp.pca(lazy, n_comps=5)
+    sc.pp.neighbors(lazy, n_neighbors=5)  # the advice works
+    assert "connectivities" in lazy.obsp
 
 
 def test_rank_genes_groups_leaves_no_half_written_uns(lazy):

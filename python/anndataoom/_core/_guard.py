@@ -113,9 +113,14 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("pp.regress_out", "oom.pp.regress_out(adata, keys)"),
     _refused("pp.combat", "oom.pp.combat(adata, key)"),
     _refused("pp.downsample_counts", "oom.pp.downsample_counts(adata, ...)"),
+    _refused("pp.normalize_per_cell", "oom.pp.normalize_total(adata)"),
+    _refused("pp.scrublet"),
+    _refused("pp.scrublet_simulate_doublets"),
     _refused("tl.rank_genes_groups", "oom.tl.rank_genes_groups(adata, groupby)"),
     _refused("get.aggregate", "oom.get.aggregate(adata, by, func)"),
     _refused("pl.highest_expr_genes", "oom.pl.highest_expr_genes(adata)"),
+    _refused("experimental.pp.highly_variable_genes",
+             "oom.pp.highly_variable_genes(adata, flavor='pearson_residuals')"),
     _refused("experimental.pp.normalize_pearson_residuals"),
     _refused("experimental.pp.normalize_pearson_residuals_pca"),
     _refused("experimental.pp.recipe_pearson_residuals"),
@@ -130,9 +135,17 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _works("pl.violin"),
 )
 
-#: Refused scanpy function name → entry (found by name on the call stack;
-#: ``pl.*`` names only count inside ``scanpy.plotting``, the rest only outside it).
-_REFUSED = {(e.section == "pl", e.function): e for e in SCANPY if not e.works}
+def _kind(section: str) -> str:
+    """Which part of scanpy a section (``pl``) or module (``scanpy.plotting._x``) is in.
+
+    The same function name can be in two parts (``highly_variable_genes``).
+    """
+    part = section.removeprefix("scanpy.").split(".", 1)[0]
+    return {"pl": "pl", "plotting": "pl", "experimental": "experimental"}.get(part, "")
+
+
+#: Refused scanpy function (its part of scanpy, its name) → entry, found on the call stack.
+_REFUSED = {(_kind(e.section), e.function): e for e in SCANPY if not e.works}
 #: scanpy-internal implementations → their public name.
 _ALIASES = {"scale_anndata": "scale", "log1p_anndata": "log1p"}
 
@@ -158,11 +171,25 @@ def max_dense_bytes() -> int:
     return int(min(limit, 2**63 - 1))
 
 
-def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
-    """Return the outermost scanpy function on the stack, and its refused entry if any.
+#: scanpy's modules → the namespace users call their functions from.
+_SECTIONS = (("scanpy.preprocessing", "pp"), ("scanpy.neighbors", "pp"), ("scanpy.tools", "tl"),
+             ("scanpy.plotting", "pl"), ("scanpy.get", "get"),
+             ("scanpy.experimental.pp", "experimental.pp"))
 
-    A refused entry anywhere on the stack wins (the user's call may be a
-    working function that calls a refused one, e.g. neighbors → pca).
+
+def _public_name(module: str, name: str) -> str:
+    """``pp.pca`` for ``pca`` defined in ``scanpy.preprocessing._pca``."""
+    for prefix, section in _SECTIONS:
+        if module == prefix or module.startswith(prefix + "."):
+            return f"{section}.{name}"
+    return name
+
+
+def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
+    """Return the outermost scanpy function on the stack, and the outermost refused entry.
+
+    The refused one may be a step of the user's call (neighbors → pca, a
+    dotplot's dendrogram → pca), which the message then names as such.
     """
     f: FrameType | None = sys._getframe(1)
     found, known = None, None
@@ -171,12 +198,12 @@ def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
         if mod == "scanpy" or mod.startswith("scanpy."):
             name = _ALIASES.get(f.f_code.co_name, f.f_code.co_name)
             if not name.startswith("_") and name not in ("wrapper", "wrapped", "inner"):
-                found = name
-                entry = _REFUSED.get((mod.startswith("scanpy.plotting"), name))
+                found = _public_name(mod, name)
+                entry = _REFUSED.get((_kind(mod), name))
                 if entry is not None:
                     known = entry
         f = f.f_back
-    return (known.name if known else found), known
+    return found, known
 
 
 def guard_scanpy(what: str) -> None:
@@ -206,12 +233,17 @@ def unsupported(what: str, hint: str = "") -> InMemoryRequiredError:
     ``hint`` (a sentence) is added before the general advice.
     """
     caller, entry = _scanpy_caller()
-    msg = f"{what} is not possible on a lazy, read-only anndataoom matrix (X stays on disk)."
+    msg = f"{what} was refused: X is lazy and read-only here (it stays on disk)."
     if caller is not None:
-        name = entry.name if entry is not None else caller
-        msg = f"scanpy.{name} needs X in memory: " + msg
+        step = entry is not None and entry.name != caller
+        if step:
+            msg = f"scanpy.{caller} runs scanpy.{entry.name}, which needs X in memory: " + msg
+        else:
+            msg = f"scanpy.{caller} needs X in memory: " + msg
         if entry is not None and entry.alternative and _available(entry.alternative):
-            msg += f" Use {entry.alternative} instead (import anndataoom as oom), which streams X."
+            how = (f"Run {entry.alternative} first" if step else f"Use {entry.alternative} instead")
+            msg += f" {how} (import anndataoom as oom), which streams X"
+            msg += f" and stores what scanpy.{caller} looks for." if step else "."
         elif entry is not None:
             msg += " anndataoom has no out-of-core version of it yet."
     if hint:
