@@ -35,6 +35,10 @@ pub enum OomError {
     /// The user interrupted a long pass (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+    /// The operating system refused a write (disk full, permission denied);
+    /// `errno` is its error number, so Python raises the matching `OSError`.
+    #[error("{msg}")]
+    Os { errno: i32, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, OomError>;
@@ -47,6 +51,34 @@ impl OomError {
         }
     }
 
+    /// The OS error behind the HDF5 failure `e`, described after `context`.
+    /// HDF5 reports a failed system call only deep in its stack (`errno = 28`
+    /// under "direct chunk write failed"), so a full disk would otherwise not
+    /// say "No space left on device". `None` when no system call failed.
+    pub fn os_cause(e: &hdf5::Error, context: &str) -> Option<Self> {
+        let frames = e.stack()?;
+        frames
+            .iter()
+            .find_map(|f| errno_in(f.desc(), "errno = "))
+            .map(|errno| Self::os(errno, context))
+    }
+
+    /// The OS error named in `e`'s text, described after `context`. Zarr's
+    /// errors wrap the store's `io::Error` transparently, which hides it from
+    /// `source()`, but its text always ends in "(os error N)".
+    pub fn os_source(e: &dyn std::error::Error, context: &str) -> Option<Self> {
+        errno_in(&e.to_string(), "(os error ").map(|errno| Self::os(errno, context))
+    }
+
+    fn os(errno: i32, context: &str) -> Self {
+        let os = std::io::Error::from_raw_os_error(errno).to_string();
+        let reason = os.split(" (os error").next().unwrap_or(&os);
+        Self::Os {
+            errno,
+            msg: format!("{context}: {reason}"),
+        }
+    }
+
     pub fn format(path: &Path, key: &str, msg: impl Into<String>) -> Self {
         Self::Format {
             path: path.display().to_string(),
@@ -54,6 +86,13 @@ impl OomError {
             msg: msg.into(),
         }
     }
+}
+
+/// The positive number that follows `marker` in `text`.
+fn errno_in(text: &str, marker: &str) -> Option<i32> {
+    let (_, rest) = text.split_once(marker)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&n| n > 0)
 }
 
 #[macro_export]

@@ -29,5 +29,7 @@ pub fn to_py(e: OomError) -> PyErr {
         OomError::Index(_) => PyIndexError::new_err(msg),
         OomError::Key(_) => PyKeyError::new_err(msg),
         OomError::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
+        // OSError(errno, text) picks the subclass (PermissionError for EACCES)
+        OomError::Os { errno, msg } => PyOSError::new_err((errno, msg)),
     }
 }

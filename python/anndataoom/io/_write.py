@@ -13,6 +13,7 @@ a partial file at the target.
 from __future__ import annotations
 
 import contextlib
+import errno
 import operator
 import os
 import shutil
@@ -222,12 +223,26 @@ def _prepare(adata, filename, convert_strings_to_categoricals: bool,
             f"'{target}' exists and is not a Zarr store; a store replaces only a store "
             "(or an empty directory): write to a new path")
     directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory '{directory}' does not exist")
+    _check_writable_directory(directory)
     remove_stale_tmp(directory)
     if convert_strings_to_categoricals:
         _categoricals(adata)
     return target
+
+
+def _check_writable_directory(directory: str) -> None:
+    """Refuse a target directory we cannot write in, naming it (not our temp file in it)."""
+    try:
+        is_dir = stat.S_ISDIR(os.stat(directory).st_mode)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"directory '{directory}' does not exist") from None
+    except OSError as e:  # EACCES on a parent, ENOTDIR for a file on the way
+        raise type(e)(e.errno, f"cannot write in '{directory}': {e.strerror}") from None
+    if not is_dir:
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write in '{directory}': it is a file")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"cannot write in '{directory}': "
+                              f"{os.strerror(errno.EACCES)}")
 
 
 def _replaceable_store(path: str) -> bool:

@@ -63,15 +63,16 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn err(&self, msg: impl std::fmt::Display) -> OomError {
-        OomError::io(
-            self.path,
-            format!("cannot write HDF5 element '{}': {msg}", self.key),
-        )
+    fn err(&self, e: hdf5::Error) -> OomError {
+        let context = format!("cannot write HDF5 element '{}'", self.key);
+        OomError::os_cause(&e, &context)
+            .unwrap_or_else(|| OomError::io(self.path, format!("{context}: {e}")))
     }
 
     fn str_attr(&self, loc: &hdf5::Location, name: &str, value: &str) -> Result<()> {
-        let v: VarLenUnicode = value.parse().map_err(|e| self.err(e))?;
+        let v: VarLenUnicode = value
+            .parse()
+            .map_err(|e| OomError::Value(format!("attribute '{name}' of '{}': {e}", self.key)))?;
         loc.new_attr::<VarLenUnicode>()
             .create(name)
             .and_then(|a| a.write_scalar(&v))
@@ -122,7 +123,13 @@ fn open_rw(path: &Path) -> Result<hdf5::File> {
             b.create_excl(path)
         }
     });
-    r.map_err(|e| OomError::io(path, format!("cannot open HDF5 file for writing: {e}")))
+    r.map_err(|e| {
+        // the file is a temp name the user never gave: the directory is what to fix
+        let dir = path.parent().unwrap_or(path).display();
+        OomError::os_cause(&e, &format!("cannot write in '{dir}'")).unwrap_or_else(|| {
+            OomError::io(path, format!("cannot open HDF5 file for writing: {e}"))
+        })
+    })
 }
 
 /// Starts the kernel writing the file's dirty pages back while later

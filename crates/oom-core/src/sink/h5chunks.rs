@@ -125,8 +125,10 @@ impl ChunkAppender {
         usize::try_from(self.chunk_rows).expect("chunk fits in memory") * self.row_bytes
     }
 
-    fn err(&self, msg: impl std::fmt::Display) -> OomError {
-        OomError::Value(format!("cannot write HDF5 dataset '{}': {msg}", self.name))
+    fn err(&self, e: &hdf5::Error, at: &str) -> OomError {
+        let context = format!("cannot write HDF5 dataset '{}'{at}", self.name);
+        OomError::os_cause(e, &context)
+            .unwrap_or_else(|| OomError::Value(format!("{context}: {e}")))
     }
 
     /// Append `bytes`. Whole chunks are written straight from `bytes` when
@@ -197,7 +199,7 @@ impl ChunkAppender {
             if self.grows {
                 self.ds
                     .resize(usize::try_from(end).expect("fits"))
-                    .map_err(|e| self.err(e))?;
+                    .map_err(|e| self.err(&e, ""))?;
             }
             let rank = self.ds.ndim();
             for (i, (bytes, mask)) in encoded.iter().enumerate() {
@@ -216,7 +218,11 @@ impl ChunkAppender {
                     )
                 };
                 if status < 0 {
-                    return Err(self.err(format!("direct chunk write failed at row {}", offset[0])));
+                    let at = format!(" at row {}", offset[0]);
+                    return Err(match hdf5::Error::query() {
+                        Ok(e) => self.err(&e, &at),
+                        Err(e) => OomError::Value(format!("{}{at}: {e}", self.name)),
+                    });
                 }
             }
             Ok(())

@@ -107,11 +107,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn err(&self, key: &str, msg: impl std::fmt::Display) -> OomError {
-        OomError::io(
-            &self.root.join(key),
-            format!("cannot write Zarr element: {msg}"),
-        )
+    fn err(&self, key: &str, e: impl std::error::Error) -> OomError {
+        let path = self.root.join(key);
+        let context = format!("cannot write Zarr element '{}'", path.display());
+        OomError::os_source(&e, &context)
+            .unwrap_or_else(|| OomError::io(&path, format!("cannot write Zarr element: {e}")))
     }
 
     fn group(&self, key: &str, attrs: Value) -> Result<()> {
@@ -175,8 +175,10 @@ struct Appender {
 }
 
 impl Appender {
-    fn err(&self, msg: impl std::fmt::Display) -> OomError {
-        OomError::Value(format!("cannot write Zarr array '{}': {msg}", self.key))
+    fn err(&self, e: impl std::error::Error) -> OomError {
+        let context = format!("cannot write Zarr array '{}'", self.key);
+        OomError::os_source(&e, &context)
+            .unwrap_or_else(|| OomError::Value(format!("{context}: {e}")))
     }
 
     fn buffered_rows(&self) -> u64 {
