@@ -46,6 +46,9 @@ def _write_lazy(f, k: str, elem, *, _writer, dataset_kwargs=MappingProxyType({})
 
         nnz = elem._known_nnz()
         kw = dict(dataset_kwargs)
+        # created empty, the arrays would get chunks sized for 0 values: Zarr's are of
+        # one value (a file each), h5py's of 1024
+        kw.setdefault("chunks", (CHUNK_VALUES,))
         if nnz is None or nnz > np.iinfo(np.int32).max:
             # appends to a 32-bit indptr stop with OverflowError past 2^31 entries
             kw.setdefault("indptr_dtype", np.int64)
