@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -116,6 +117,23 @@ def test_a_replaced_store_is_an_error_not_other_data(tmp_path):
         a.write_h5ad(tmp_path / "mixed.h5ad")
     assert not (tmp_path / "mixed.h5ad").exists()
     assert oom.read(tmp_path / "s.zarr").n_obs == 100
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_store_rewritten_in_its_directory_is_an_error(tmp_path, zarr_format):
+    """anndata's write_zarr empties the same directory and writes anew (same directory
+    inode): a lazy object opened before must refuse, not mix its cached layout with new data."""
+    mem = small_anndata("csr")
+    with ad.settings.override(zarr_write_format=zarr_format), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's own: v3 autosharding ahead
+        mem.write_zarr(tmp_path / "s.zarr")
+        a = oom.read(tmp_path / "s.zarr")
+        np.testing.assert_array_equal(a.X[:3].toarray(), mem.X[:3].toarray())
+        inode = os.stat(tmp_path / "s.zarr").st_ino
+        mem[::-1].copy().write_zarr(tmp_path / "s.zarr")
+    assert os.stat(tmp_path / "s.zarr").st_ino == inode
+    with pytest.raises(oom.AnnDataReadError, match="rewritten"):
+        a.X.to_memory()
 
 
 @pytest.mark.parametrize("existing", ["folder", "file"])

@@ -58,11 +58,52 @@ pub(crate) struct ChunkLoc {
     pub mask: u32,
 }
 
+/// An HDF5 file open for positioned reads, with the size and modification
+/// time it had when opened. Its datasets are read at offsets found then, so
+/// a file rewritten in place (the same inode, as `h5py.File(path, "w")`
+/// does) would hand them another file's bytes: every read checks first.
+pub struct OpenFile {
+    file: File,
+    stamp: Option<(u64, std::time::SystemTime)>,
+}
+
+impl OpenFile {
+    pub fn new(file: File) -> Self {
+        let stamp = stamp_of(&file);
+        OpenFile { file, stamp }
+    }
+
+    /// `AnnDataReadError` (an `Io` error) when the file changed since it was opened.
+    pub fn check_unchanged(&self, path: &Path) -> Result<()> {
+        if self.stamp.is_some() && stamp_of(&self.file) != self.stamp {
+            return Err(OomError::io(
+                path,
+                "the file was changed on disk after it was opened (rewritten by another \
+                 program?); open it again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn stamp_of(file: &File) -> Option<(u64, std::time::SystemTime)> {
+    let m = file.metadata().ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+impl std::ops::Deref for OpenFile {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        &self.file
+    }
+}
+
 /// A 1-D dataset in an HDF5 file.
 pub struct H5Array1 {
     pub(crate) path: PathBuf,
     pub(crate) key: String,
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<OpenFile>,
     pub(crate) len: u64,
     pub(crate) dtype: Dtype,
     pub(crate) layout: Layout,
@@ -275,6 +316,7 @@ impl Array1 for H5Array1 {
     }
 
     fn read_ranges_as(&self, ranges: &[Range<u64>], to: Target<'_>) -> Result<Values> {
+        self.file.check_unchanged(&self.path)?;
         for r in ranges {
             if r.end > self.len || r.start > r.end {
                 return Err(self.err(format!(

@@ -1,12 +1,11 @@
 //! Dense 2-D datasets read by row ranges, decoding chunks on all cores.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::array::{pread, to_usize, Layout};
+use super::array::{pread, to_usize, Layout, OpenFile};
 use super::container::DenseRows;
 use super::filters::decode_chunk;
 use crate::block::{Dtype, Values};
@@ -16,7 +15,7 @@ use crate::values_of;
 pub struct H5Dense {
     pub(crate) path: PathBuf,
     pub(crate) key: String,
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<OpenFile>,
     pub nrows: u64,
     pub ncols: u64,
     pub dtype: Dtype,
@@ -52,6 +51,7 @@ impl H5Dense {
     /// Rows `r0..r1` × columns `c0..c1` as row-major values; chunks are
     /// decoded on all cores.
     pub fn read_region(&self, r0: u64, r1: u64, c0: u64, c1: u64) -> Result<Values> {
+        self.file.check_unchanged(&self.path)?;
         if r1 > self.nrows || r0 > r1 || c1 > self.ncols || c0 > c1 {
             return Err(self.err(format!(
                 "region {r0}..{r1} × {c0}..{c1} outside the {} × {} array",

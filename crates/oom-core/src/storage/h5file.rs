@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hdf5::types::TypeDescriptor;
 
 use super::array::Array1;
-use super::array::{read_exact_at, ChunkLoc, H5Array1, Layout};
+use super::array::{read_exact_at, ChunkLoc, H5Array1, Layout, OpenFile};
 use super::container::{Container, DenseRows};
 use super::dense::H5Dense;
 use super::filters::{
@@ -22,7 +22,7 @@ use crate::error::{OomError, Result};
 pub struct H5File {
     pub path: PathBuf,
     pub(crate) h5: hdf5::File,
-    pub(crate) raw: Arc<File>,
+    pub(crate) raw: Arc<OpenFile>,
 }
 
 impl H5File {
@@ -63,7 +63,7 @@ impl H5File {
         Ok(H5File {
             path: path.to_path_buf(),
             h5,
-            raw: Arc::new(raw),
+            raw: Arc::new(OpenFile::new(raw)),
         })
     }
 

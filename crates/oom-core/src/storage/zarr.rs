@@ -26,19 +26,28 @@ pub struct ZarrStore {
     path: PathBuf,
     store: Arc<Store>,
     /// The local store directory's identity when opened (see [`identity`]).
-    identity: Option<(u64, u64)>,
+    identity: Option<Identity>,
 }
 
-/// Device and inode of a local directory. A store is read by path, chunk
-/// after chunk: one replaced by another at that path (an atomic write
-/// renames a new store into place) would silently feed the new store's
-/// chunks to matrices opened on the old one; comparing identities turns
-/// that into an error.
-fn identity(path: &Path) -> Option<(u64, u64)> {
+/// What identifies a local store: its directory's device and inode, and
+/// its root metadata file's inode and modification time (ns).
+type Identity = (u64, u64, u64, i64);
+
+/// A store is read by path, chunk after chunk: one replaced at that path
+/// (an atomic write renames a new store into place) or rewritten inside the
+/// same directory (zarr's mode "w" empties it first) would silently feed the
+/// new store's chunks to matrices opened on the old one; comparing
+/// identities turns that into an error.
+fn identity(path: &Path) -> Option<Identity> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        let dir = std::fs::metadata(path).ok()?;
+        let node = NODE_FILES[..2]
+            .iter()
+            .find_map(|f| std::fs::metadata(path.join(f)).ok())?;
+        let mtime = node.mtime().saturating_mul(1_000_000_000) + node.mtime_nsec();
+        Some((dir.dev(), dir.ino(), node.ino(), mtime))
     }
     #[cfg(not(unix))]
     {
@@ -251,7 +260,7 @@ struct ZArray {
     key: String,
     array: Array<Store>,
     dtype: Dtype,
-    identity: Option<(u64, u64)>,
+    identity: Option<Identity>,
 }
 
 impl ZArray {
@@ -268,7 +277,8 @@ impl ZArray {
         if self.identity.is_some() && identity(&self.path) != self.identity {
             return Err(OomError::io(
                 &self.path,
-                "the Zarr store was replaced (or removed) after it was opened; open it again",
+                "the Zarr store was replaced, rewritten or removed after it was opened; \
+                 open it again",
             ));
         }
         let elems: u64 = subset.shape().iter().product();
