@@ -77,9 +77,10 @@ __all__ = [
 # (after the classes above, which they use)
 from anndataoom import pp, tl  # noqa: E402
 
-# --- get / pl sub-packages; omicverse sees a sparse lazy X as sparse -----------
+# --- get / pl / datasets sub-packages (oom.datasets.pbmc3k(), as sc.datasets) ---
+# omicverse sees a sparse lazy X as sparse
 # isort: split
-from anndataoom import _omicverse, get, pl  # noqa: E402,F401
+from anndataoom import _omicverse, datasets, get, pl  # noqa: E402,F401
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403
