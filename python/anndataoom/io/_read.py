@@ -276,34 +276,37 @@ def _read_h5ad_once(path: str, lean: frozenset, seen: dict | None) -> AnnDataOOM
 
     obs/var come through h5py and the matrices through separate opens in the
     core, so a writer renaming a new file onto ``path`` in between would pair
-    the old obs with the new X. The h5py handle stays open until the core's
-    opens are done: the old file cannot vanish (nor its inode be reused), so
-    ``path`` still naming that same inode afterwards proves that every open
-    saw one file.
+    the old obs with the new X. A descriptor held from the start keeps the
+    first file (and its inode number) alive, so ``path`` still naming that
+    inode once every open is done proves that they all saw one file.
     """
     _oom.check_file(path)
-    with open_ro(path) as f:
-        opened = _identity(os.fstat(f.id.get_vfd_handle()))
-        try:
-            legacy = "obs" in f and isinstance(f["obs"], h5py.Dataset)
-            has_x = "X" in f
-            layer_keys = list(f["layers"].keys()) if "layers" in f else []
-            raw_x = next((k for k in ("raw/X", "raw.X") if k in f), None)
-        except Exception as e:
-            raise _corrupt(path, "/", e) from e
-        if legacy:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        opened = _identity(os.fstat(fd))
+        with open_ro(path) as f:
+            try:
+                legacy = "obs" in f and isinstance(f["obs"], h5py.Dataset)
+                has_x = "X" in f
+                layer_keys = list(f["layers"].keys()) if "layers" in f else []
+                raw_x = next((k for k in ("raw/X", "raw.X") if k in f), None)
+            except Exception as e:
+                raise _corrupt(path, "/", e) from e
+            if not legacy:
+                parts = _elements(f, path, lean, seen)
+        if legacy:  # anndata opens it with other locking flags than ours: after closing
             try:
                 parts = _legacy_obs_var(path)
             except Exception as e:
                 raise _corrupt(path, "obs", e) from e
             parts["raw_varm"] = {}
-        else:
-            parts = _elements(f, path, lean, seen)
         adata = _assemble(path, parts, has_x, layer_keys, raw_x)
         try:
             same = _identity(os.stat(path)) == opened
         except FileNotFoundError:
             same = False
+    finally:
+        os.close(fd)
     if not same:
         adata.close()
         return None
