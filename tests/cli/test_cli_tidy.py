@@ -89,9 +89,12 @@ def test_read_rejects_unknown_keywords_as_anndata(make_h5ad):
         ad.read_h5ad(path, bogus=1)  # the behaviour we match
     with pytest.raises(TypeError, match="bogus"):
         oom.read(path, bogus=1)
-    assert oom.read(path, backed="r", chunk_size=100).shape == (20, 10)
-    with pytest.raises(NotImplementedError, match="as_sparse"):
-        oom.read(path, as_sparse=["X"])
+    for read in (oom.read, oom.read_h5ad):  # both take anndata.read_h5ad's keywords
+        assert read(path, backed="r", chunk_size=100).shape == (20, 10)
+        with pytest.raises(NotImplementedError, match="as_sparse"):
+            read(path, as_sparse=["X"])
+    with pytest.raises(TypeError, match="bogus"):
+        oom.read_h5ad(path, bogus=1)
 
 
 def test_run_reports_peak_memory_in_mib_as_the_kernel_counts_it():

@@ -226,7 +226,15 @@ def _assemble(path: str, parts: dict, has_x: bool, layer_keys: list, raw_x) -> A
     return adata
 
 
-def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDataOOM:
+def _refuse_as_sparse(as_sparse) -> None:
+    if as_sparse:
+        raise NotImplementedError(
+            "anndataoom does not convert dense elements to sparse while reading (as_sparse); "
+            "read the file, then write it with the matrices you want")
+
+
+def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r", *, as_sparse=(),
+              as_sparse_fmt=None, chunk_size: int | None = None) -> AnnDataOOM:
     """Open an ``.h5ad`` file as a lazy :class:`~anndataoom.AnnDataOOM`.
 
     obs, var, obsm, varm, obsp, varp and uns are loaded into memory with
@@ -240,6 +248,10 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
     backed
         Accepted for compatibility: ``"r"`` (default), ``True`` or ``None``.
         ``"r+"`` is refused (the object never writes to its source).
+    as_sparse, as_sparse_fmt, chunk_size
+        :func:`anndata.read_h5ad`'s: ``chunk_size`` is accepted and unused
+        (nothing is read up front); a non-empty ``as_sparse`` raises
+        ``NotImplementedError``.
 
     Raises
     ------
@@ -251,6 +263,7 @@ def read_h5ad(path: str | os.PathLike, backed: str | bool | None = "r") -> AnnDa
         (a ``ValueError``) an HDF5 file that is not AnnData.
     """
     _check_backed(backed)
+    _refuse_as_sparse(as_sparse)
     return _read_h5ad(_fspath(path))
 
 
@@ -382,10 +395,7 @@ def read(path: str | os.PathLike, backed: str | bool | None = "r", *, as_sparse=
     sparse while reading) is not supported.  Unknown keywords raise
     ``TypeError``, as anndata does.
     """
-    if as_sparse:
-        raise NotImplementedError(
-            "anndataoom.read does not convert dense elements to sparse (as_sparse); "
-            "read the file, then write it with the matrices you want")
+    _refuse_as_sparse(as_sparse)
     if _is_url(path) or os.path.isdir(_fspath(path)):
         return read_zarr(path, backed=backed)
     return read_h5ad(path, backed=backed)
