@@ -186,6 +186,16 @@ def test_getitem_errors(small_file):
         X[1, 2, 3]
 
 
+def test_assignment_is_refused_naming_any_lazy_matrix(small_file):
+    """A layer's refusal must not speak of X only."""
+    a = oom.read(small_file)
+    a.layers["counts"] = a.X
+    for m in (a.X, a.layers["counts"]):
+        with pytest.raises(oom.InMemoryRequiredError, match=r"assigning into a lazy matrix \(X, a layer"):
+            m[0, 0] = 5
+    assert a.X[0, 0] == a.layers["counts"][0, 0]
+
+
 def test_subset_keeps_class_and_transforms(small_file):
     m = _oom.open(str(small_file), "X")
     for cls in (oom.BackedArray, oom.TransformedBackedArray, oom.ScaledBackedArray):

@@ -108,7 +108,7 @@ class LazyMatrix:
         raise unsupported(f"the {op} operator", hint=hint)
 
     def __setitem__(self, key, value):
-        raise unsupported("assigning into X")
+        raise unsupported("assigning into a lazy matrix (X, a layer or raw.X)")
 
     def __add__(self, other):
         self._refuse(op="'+'")
