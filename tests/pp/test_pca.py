@@ -158,10 +158,20 @@ def test_errors(pair, gen):
     a, _ = pair(gen["csr"])
     with pytest.raises(ValueError, match="n_comps"):
         oom.pp.pca(a, n_comps=500)
-    with pytest.raises(ValueError, match="svd_solver"):
-        oom.pp.pca(a, n_comps=5, svd_solver="magic")
     with pytest.raises(ValueError, match="mask_var"):
         oom.pp.pca(a, n_comps=5, mask_var=np.zeros(3, dtype=bool))
+    with pytest.raises(ValueError, match=r"Did not find `adata.var\['nope'\]`"):  # as scanpy
+        oom.pp.pca(a, n_comps=5, mask_var="nope")
+    assert "X_pca" not in a.obsm
+
+
+def test_unknown_solver_warns_and_uses_the_default_as_scanpy(pair, gen):
+    a, _ = pair(gen["csr"])
+    oom.pp.pca(a, n_comps=5)
+    want = a.obsm["X_pca"].copy()
+    with pytest.warns(UserWarning, match="Ignoring svd_solver='magic'"):
+        oom.pp.pca(a, n_comps=5, svd_solver="magic")
+    np.testing.assert_array_equal(a.obsm["X_pca"], want)
 
 
 def test_gram_kernel_is_the_covariance(gen):

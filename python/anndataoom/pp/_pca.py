@@ -81,8 +81,10 @@ def _handle_mask_var(adata, mask_var, use_highly_variable):
     if not _given(mask_var) or mask_var is None:
         return None, None
     if isinstance(mask_var, str):
-        if mask_var not in adata.var.columns:
-            raise KeyError(f"Did not find `adata.var[{mask_var!r}]`.")
+        if mask_var not in adata.var.columns:  # scanpy's error and words
+            raise ValueError(
+                f"Did not find `adata.var[{mask_var!r}]`. Either add the mask first to "
+                "`adata.var` or consider using the mask argument with an array.")
         mask = np.asarray(adata.var[mask_var])
     else:
         mask = np.asarray(mask_var)
@@ -94,11 +96,12 @@ def _handle_mask_var(adata, mask_var, use_highly_variable):
 
 
 def _run(x, n_comps, zero_center, svd_solver, random_state, dtype):
-    if svd_solver not in _SOLVERS:
-        raise ValueError(
-            f"svd_solver={svd_solver!r} is not supported; use one of "
-            f"{sorted(k for k in _SOLVERS if k is not None)} or None"
-        )
+    if svd_solver not in _SOLVERS:  # scanpy warns and uses its default, so do we
+        warnings.warn(
+            f"Ignoring svd_solver={svd_solver!r} and using the exact solver; known solvers: "
+            f"{sorted(k for k in _SOLVERS if k is not None)}",
+            UserWarning, stacklevel=3)
+        svd_solver = None
     n_obs, n_vars = x.shape
     if n_comps is None:
         min_dim = min(n_obs, n_vars)
