@@ -167,7 +167,8 @@ def pca(  # noqa: PLR0913
     svd_solver
         Accepted for compatibility; every scanpy solver name selects the
         exact solver (covariance + eigendecomposition up to 10,000 features,
-        block Krylov above). ``"gram"`` or ``"krylov"`` force one.
+        block Krylov above). ``"gram"`` or ``"krylov"`` force one. Another
+        name warns and uses the default, as scanpy does.
     chunked, chunk_size
         Accepted for compatibility: the data is always streamed in blocks
         and the result is the exact PCA (not an incremental approximation).
