@@ -186,6 +186,16 @@ def test_getitem_errors(small_file):
         X[1, 2, 3]
 
 
+def test_zero_d_integer_array_indexes_as_its_integer(small_file):
+    X = _open(small_file)
+    mem = ad.read_h5ad(small_file).X
+    for key in ((np.array(3),), (np.array(3), slice(None)), (slice(None), np.int64(2)),
+                (np.array(-1), np.array(4))):
+        got, want = X[key], mem[key]
+        assert got.shape == want.shape, key
+        np.testing.assert_array_equal(dense(got), dense(want))
+
+
 def test_assignment_is_refused_naming_any_lazy_matrix(small_file):
     """A layer's refusal must not speak of X only."""
     a = oom.read(small_file)

@@ -90,7 +90,10 @@ def _draining(blocks: list, ranges: list):
 def _split_key(key) -> tuple:
     if not isinstance(key, tuple):
         key = (key,)
-    key = tuple(slice(None) if k is Ellipsis else k for k in key)
+    # a 0-d integer array indexes as its integer does (numpy drops that axis)
+    key = tuple(slice(None) if k is Ellipsis else
+                k.item() if isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu"
+                else k for k in key)
     if len(key) == 1:
         key = (key[0], slice(None))
     if len(key) != 2:
