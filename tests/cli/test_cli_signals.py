@@ -31,8 +31,9 @@ def _temp_files(directory) -> list[str]:
 def _convert_until_writing(source, out_dir, ignore=()) -> subprocess.Popen:
     """Start ``convert``; return once its temp file exists (it is writing)."""
     def preexec():
-        for s in ignore:
-            signal.signal(s, signal.SIG_IGN)
+        # as a shell starts it, whatever this run inherited (`nohup` ignores SIGHUP)
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN if s in ignore else signal.SIG_DFL)
 
     env = dict(os.environ, ANNDATAOOM_PROGRESS="0")
     p = subprocess.Popen([*CLI, "convert", str(source), str(out_dir / "out.h5ad"),
