@@ -38,6 +38,7 @@ CALLS = {
     "experimental.pp.highly_variable_genes": lambda a: sc.experimental.pp.highly_variable_genes(
         a, flavor="pearson_residuals", n_top_genes=10),
     "tl.rank_genes_groups": lambda a: sc.tl.rank_genes_groups(a, "g"),
+    "tl.filter_rank_genes_groups": lambda a: sc.tl.filter_rank_genes_groups(a, key="ranked"),
     "get.aggregate": lambda a: sc.get.aggregate(a, by="g", func="sum"),
     "pl.highest_expr_genes": lambda a: sc.pl.highest_expr_genes(a, n_top=5, show=False),
     "experimental.pp.normalize_pearson_residuals":
@@ -72,6 +73,7 @@ def lazy(make_h5ad):
     a.obs["g"] = pd.Categorical(np.arange(a.n_obs) % 3).astype(str)
     a.obs["n"] = np.arange(a.n_obs, dtype=float)
     a.obsm["X_pca"] = np.random.default_rng(0).normal(size=(a.n_obs, 10)).astype(np.float32)
+    oom.tl.rank_genes_groups(a, "g", key_added="ranked")  # without pts: filtering reads X
     return a
 
 

@@ -66,11 +66,17 @@ class ScanpyEntry:
     alternative
         The anndataoom call that does it out of core (for a refused one), or
         faster with the same result layout (for a working one).
+    reads_x_before_uns
+        True when a refused function reads X before it writes anything to
+        ``uns``: refusing the read is enough, and its ``uns`` write is let
+        through when it needed no X (``filter_rank_genes_groups`` when
+        ``rank_genes_groups`` stored ``pts``).
     """
 
     name: str
     works: bool = False
     alternative: str | None = None
+    reads_x_before_uns: bool = False
 
     @property
     def section(self) -> str:
@@ -90,8 +96,10 @@ class ScanpyEntry:
         return "out-of-core alternative" if self.alternative else "refused"
 
 
-def _refused(name: str, alternative: str | None = None) -> ScanpyEntry:
-    return ScanpyEntry(name, works=False, alternative=alternative)
+def _refused(name: str, alternative: str | None = None, *,
+             reads_x_before_uns: bool = False) -> ScanpyEntry:
+    return ScanpyEntry(name, works=False, alternative=alternative,
+                       reads_x_before_uns=reads_x_before_uns)
 
 
 def _works(name: str, faster: str | None = None) -> ScanpyEntry:
@@ -117,6 +125,8 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("pp.scrublet"),
     _refused("pp.scrublet_simulate_doublets"),
     _refused("tl.rank_genes_groups", "oom.tl.rank_genes_groups(adata, groupby)"),
+    _refused("tl.filter_rank_genes_groups", "oom.tl.filter_rank_genes_groups(adata)",
+             reads_x_before_uns=True),
     _refused("get.aggregate", "oom.get.aggregate(adata, by, func)"),
     _refused("pl.highest_expr_genes", "oom.pl.highest_expr_genes(adata)"),
     _refused("experimental.pp.highly_variable_genes",
@@ -206,14 +216,15 @@ def _scanpy_caller() -> tuple[str | None, ScanpyEntry | None]:
     return found, known
 
 
-def guard_scanpy(what: str) -> None:
+def guard_scanpy(what: str, *, uns_write: bool = False) -> None:
     """Refuse ``what`` inside a scanpy function that does not work out of core.
 
     Such functions would load (and usually densify) all of X, replace the
     lazy matrix with an in-memory one, or half-fill ``uns``; the error names
-    the streamed alternative.
+    the streamed alternative.  ``uns_write`` marks a write into ``uns``.
     """
-    if _scanpy_caller()[1] is not None:
+    entry = _scanpy_caller()[1]
+    if entry is not None and not (uns_write and entry.reads_x_before_uns):
         raise unsupported(what)
 
 
@@ -311,7 +322,7 @@ class GuardedUns(dict):
     """
 
     def __setitem__(self, key, value) -> None:
-        guard_scanpy(f"writing uns[{key!r}]")
+        guard_scanpy(f"writing uns[{key!r}]", uns_write=True)
         super().__setitem__(key, value)
 
     def copy(self) -> dict:
