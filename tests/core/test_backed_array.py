@@ -196,6 +196,19 @@ def test_zero_d_integer_array_indexes_as_its_integer(small_file):
         np.testing.assert_array_equal(dense(got), dense(want))
 
 
+def test_newaxis_gives_a_row_as_numpy_and_scipy_do(small_file):
+    X = _open(small_file)
+    mem = ad.read_h5ad(small_file).X
+    for key in ((None, 3), (-2, None)):
+        got, want = X[key], mem[key]
+        assert got.shape == want.shape == (1, 40), key
+        assert sp.issparse(got) == sp.issparse(want)
+        np.testing.assert_array_equal(dense(got), dense(want))
+    for key in (None, (None,), (slice(None), None), (None, slice(1, 3)), (None, 1, 2)):
+        with pytest.raises(IndexError, match="would make a 3-D array"):
+            X[key]
+
+
 def test_assignment_is_refused_naming_any_lazy_matrix(small_file):
     """A layer's refusal must not speak of X only."""
     a = oom.read(small_file)

@@ -552,6 +552,8 @@ class BackedArray(StreamedReads, LazyMatrix):
     # -- indexing -----------------------------------------------------------
 
     def __getitem__(self, key):
+        if key is None or isinstance(key, tuple) and any(k is None for k in key):
+            return self._getitem_newaxis(key if isinstance(key, tuple) else (key,))
         rk, ck = _split_key(key)
         n_rows, n_cols = self.shape
         rows = positions(rk, n_rows)
@@ -568,6 +570,15 @@ class BackedArray(StreamedReads, LazyMatrix):
         if r_int and c_int:
             return block[0, 0]
         return block[0, :] if r_int else block[:, 0]
+
+    def _getitem_newaxis(self, key: tuple):
+        """``X[None, i]`` or ``X[i, None]``: row ``i`` as a 1 × n matrix, as numpy gives."""
+        rest = [k for k in key if k is not None]
+        if len(key) == 2 and len(rest) == 1 and is_int(rest[0]):
+            row = self[rest[0]]
+            return row if sp.issparse(row) else row[None, :]
+        raise IndexError(f"np.newaxis (None) in {key!r} would make a 3-D array; a lazy matrix "
+                         "is 2-D (X[None, i] and X[i, None] give row i as 1 × n)")
 
     # -- display ------------------------------------------------------------
 
