@@ -201,6 +201,12 @@ def concat(
         return _original_concat()(objs, axis=0, join=join, merge=merge, uns_merge=uns_merge,
                               label=label, keys=keys, index_unique=index_unique,
                               fill_value=fill_value, pairwise=pairwise)
+    has_x = [o.X is not None for o in objs]
+    if any(has_x) and not all(has_x):  # anndata refuses this too; dropping X would lose data
+        raise NotImplementedError(
+            "Some (but not all) of the AnnData's to be concatenated had no .X value: inputs "
+            f"{[i for i, h in enumerate(has_x) if not h]} have none. Concatenation is only "
+            "implemented for cases where all or none of the AnnData's have .X assigned.")
     lazy = [isinstance(o.X, BackedArray) or o.X is None for o in objs]
     if not all(lazy):
         raise TypeError(
@@ -217,7 +223,7 @@ def concat(
     colmaps = [np.ascontiguousarray(var_names.get_indexer(o.var_names), dtype=np.int64)
                for o in objs]
     X = None
-    if all(o.X is not None for o in objs):
+    if all(has_x):
         X = _stack([o.X for o in objs], colmaps, len(var_names), fill_value, "X")
     layers = {}
     for k in _layer_keys(objs, join):

@@ -190,6 +190,35 @@ def test_concat_errors(tmp_path):
     assert type(oom.concat(mems)) is ad.AnnData
 
 
+def test_concat_with_an_input_without_x_is_refused_as_anndata_does(tmp_path, capsys):
+    """Dropping X because one input has none would lose every other input's data."""
+    paths, mems = _parts(tmp_path, ("csr", "csr"), with_layer=False)
+    no_x = mems[0].copy()
+    no_x.X = None
+    p = tmp_path / "no_x.h5ad"
+    no_x.write_h5ad(p)
+    with pytest.raises(NotImplementedError, match="had no .X value") as want:
+        ad.concat([no_x, mems[1]])
+    for inputs in ([p, paths[1]], [oom.read(p), oom.read(paths[1])]):
+        with pytest.raises(NotImplementedError, match=r"had no \.X value: inputs \[0\]"):
+            oom.concat(inputs)
+    with pytest.raises(NotImplementedError, match="had no .X value"):
+        ad.concat([oom.read(p), oom.read(paths[1])])
+    out = tmp_path / "out.h5ad"
+    with pytest.raises(NotImplementedError, match="had no .X value"):
+        oom.concat_on_disk([p, paths[1]], out)
+    assert not out.exists()
+    assert "had no .X value" in str(want.value)
+    from anndataoom.cli.__main__ import main as cli_main
+
+    assert cli_main(["concat", str(paths[1]), str(p), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("anndataoom: error: Some (but not all)") and "Traceback" not in err
+    assert not out.exists()
+    # none with X: the result has none either, as anndata
+    assert oom.concat([p, p]).X is None
+
+
 def test_concat_raw(tmp_path):
     paths, mems = _parts(tmp_path, ("csr", "csc"))
     for p, m in zip(paths, mems, strict=True):

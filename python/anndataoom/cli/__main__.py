@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         # when Python flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except (OSError, ValueError, KeyError, IndexError) as e:
+    except (OSError, ValueError, KeyError, IndexError, NotImplementedError) as e:
         # str() of a KeyError is its repr: quoted, escaped; an OSError's starts "[Errno N]"
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         if isinstance(e, OSError) and e.strerror:
