@@ -77,6 +77,29 @@ def test_convert(make_h5ad, tmp_path, capsys):
     assert ".h5ad file or a .zarr store" in capsys.readouterr().err
 
 
+def test_commands_write_back_nullable_string_columns(make_h5ad, tmp_path):
+    """anndata reads them but will not write them by default; a command that read one
+    must not fail at its end (run: after the whole pipeline)."""
+    import pandas as pd
+
+    path, mem = make_h5ad(n_obs=120, n_vars=200, density=0.2, seed=8)
+    mem.obs["barcode"] = pd.array([f"b{i}" for i in range(mem.n_obs)], dtype="string")
+    src = tmp_path / "nullable.h5ad"
+    with ad.settings.override(allow_write_nullable_strings=True):
+        mem.write_h5ad(src)
+    with pytest.raises(RuntimeError, match="allow_write_nullable_strings"):
+        _read_plain(src).write_h5ad(tmp_path / "anndata_refuses.h5ad")
+    conv, out = tmp_path / "conv.h5ad", tmp_path / "run.h5ad"
+    assert main(["convert", str(src), str(conv)]) == 0
+    assert main(["run", str(src), "-o", str(out), "--min-genes", "1", "--min-cells", "1",
+                 "--n-top-genes", "50", "--n-comps", "5", "--no-neighbors", "--no-plots"]) == 0
+    for p in (conv, out):
+        back = _read_plain(p).obs["barcode"]
+        assert back.dtype == "string"
+        pd.testing.assert_series_equal(back, mem.obs["barcode"][back.index], check_names=False)
+    assert not ad.settings.allow_write_nullable_strings  # the setting is the user's again
+
+
 def _check_output(out: Path, n_hvg: int, n_comps: int, *, umap: bool = True) -> ad.AnnData:
     r = _read_plain(out)
     assert r.n_vars == n_hvg

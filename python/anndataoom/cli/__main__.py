@@ -55,12 +55,24 @@ def _stop_signals_as_ctrl_c(received: list[int]):
             signal.signal(s, signal.SIG_DFL if h is None else h)
 
 
+def _writes_what_it_read():
+    """Let the commands write pandas' nullable string columns, as they read them.
+
+    anndata reads such columns (written with ``allow_write_nullable_strings``)
+    but refuses to write them back by default; a command whose input has
+    them would otherwise fail at its very end.
+    """
+    import anndata
+
+    return anndata.settings.override(allow_write_nullable_strings=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     received: list[int] = []
     try:
-        with _stop_signals_as_ctrl_c(received):
+        with _stop_signals_as_ctrl_c(received), _writes_what_it_read():
             code = int(args.func(args) or 0)
             sys.stdout.flush()  # a closed pipe shows here, not in Python's exit flush
             return code
