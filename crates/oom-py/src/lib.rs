@@ -58,6 +58,8 @@ fn _oom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matrix::open, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_file, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::is_zarr_node, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::add_filter_plugin_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::missing_filter_message, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::string_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::matrix_from_plan, m)?)?;
     m.add_class::<enter::CallContext>()?;

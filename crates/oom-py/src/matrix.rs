@@ -30,6 +30,21 @@ pub fn check_file(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     enter(py, |_| open_store(&path)?.ensure_anndata())
 }
 
+/// Also look for HDF5 filter plugins (blosc, zstd, ...) in `dir`, first.
+#[pyfunction]
+pub fn add_filter_plugin_dir(py: Python<'_>, dir: PathBuf) -> PyResult<()> {
+    enter(py, |_| {
+        oom_core::storage::h5file::add_filter_plugin_dir(&dir)
+    })
+}
+
+/// The start of the error message for data compressed with an HDF5 filter
+/// that cannot be loaded.
+#[pyfunction]
+pub fn missing_filter_message() -> &'static str {
+    oom_core::storage::h5file::MISSING_FILTER
+}
+
 /// Whether `path` is a Zarr store (a directory holding a v2 or v3 node).
 #[pyfunction]
 pub fn is_zarr_node(path: PathBuf) -> bool {

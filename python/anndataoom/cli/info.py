@@ -12,6 +12,7 @@ from anndataoom import _oom
 from anndataoom._core._repr import _disk_size
 from anndataoom.cli._help import add_cellranger_options, cellranger_options
 from anndataoom.io._any import input_kind, open_any
+from anndataoom.io._h5plugins import with_filter_plugins
 from anndataoom.io._read import open_ro
 
 
@@ -77,7 +78,7 @@ def describe(path: str, reader: dict | None = None) -> list[tuple[str, str]]:
     kind = input_kind(path, reader.get("prefix"))
     if kind not in ("h5ad", "zarr"):
         return _describe_input(path, kind, reader)
-    m = _oom.open(path, "X")
+    m = with_filter_plugins(lambda: _oom.open(path, "X"))
     n_obs, n_vars = m.shape
     rows = [
         ("file", f"{path} ({_disk_size(path) / 2**20:,.1f} MiB)"),

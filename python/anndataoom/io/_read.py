@@ -16,6 +16,7 @@ from anndata.io import read_elem
 from anndataoom import _oom
 from anndataoom._core._anndataoom import AnnDataOOM
 from anndataoom._core._backed_array import BackedArray
+from anndataoom.io._h5plugins import with_filter_plugins
 
 __all__ = ["read", "read_h5ad", "read_zarr"]
 
@@ -276,7 +277,7 @@ def _read_h5ad(path: str, lean: frozenset = frozenset(), seen: dict | None = Non
     if os.path.isdir(path):
         raise _oom.AnnDataReadError(f"'{path}' is a directory, not an .h5ad file (use read_zarr)")
     for _ in range(_REPLACED_RETRIES):
-        adata = _read_h5ad_once(path, lean, seen)
+        adata = with_filter_plugins(lambda: _read_h5ad_once(path, lean, seen))
         if adata is not None:
             return adata
     raise _oom.AnnDataReadError(

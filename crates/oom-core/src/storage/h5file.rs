@@ -178,8 +178,7 @@ impl H5File {
         let info = hdf5::sync::sync(|| DatasetInfo::read(&ds)).map_err(|m| self.err(key, m))?;
         let (nrows, ncols) = match info.shape.as_slice() {
             [r, c] => (*r, *c),
-            [n] => (*n, 1),
-            s => return Err(self.err(key, format!("expected a 2-D matrix, found shape {s:?}"))),
+            s => return Err(self.err(key, not_2d(s))),
         };
         let layout = info.layout(&ds);
         Ok(H5Dense {
@@ -193,6 +192,11 @@ impl H5File {
             layout,
         })
     }
+}
+
+/// The error for a dense matrix that is not 2-D (anndata refuses 1-D X too).
+pub fn not_2d(shape: &[u64]) -> String {
+    format!("a dense matrix must be 2-dimensional, found shape {shape:?}")
 }
 
 fn link_exists(f: &hdf5::File, key: &str) -> bool {
@@ -260,9 +264,13 @@ struct DatasetInfo {
 impl DatasetInfo {
     fn read(ds: &hdf5::Dataset) -> std::result::Result<Self, String> {
         let dt = ds.dtype().map_err(|e| e.to_string())?;
-        let desc = dt
-            .to_descriptor()
-            .map_err(|e| format!("unsupported element type: {e}"))?;
+        let desc = dt.to_descriptor().map_err(|e| {
+            format!(
+                "unsupported element type ({e}; {} bytes per value): matrix values must be \
+                 8- to 64-bit integers, float32 or float64 (store float16 as float32)",
+                dt.size()
+            )
+        })?;
         use hdf5::types::{FloatSize, IntSize};
         let dtype = match desc {
             TypeDescriptor::Float(FloatSize::U4) => Dtype::F32,
@@ -284,6 +292,9 @@ impl DatasetInfo {
             .chunk()
             .map(|c| c.into_iter().map(|x| x as u64).collect());
         let pipeline = pipeline_of(ds, dtype.size());
+        if pipeline.is_none() {
+            check_filters_available(ds)?;
+        }
         // Our chunk table maps never-written chunks to zeros; any other fill
         // value is left to HDF5.
         let zero_fill = ds
@@ -347,6 +358,62 @@ fn pipeline_of(ds: &hdf5::Dataset, elem_size: usize) -> Option<Vec<Filter>> {
         });
     }
     Some(out)
+}
+
+/// Names of the registered HDF5 filters users meet in `.h5ad` files
+/// (<https://portal.hdfgroup.org/documentation/hdf5-docs/registered_filter_plugins.html>).
+fn filter_name(id: i32) -> &'static str {
+    match id {
+        4 => "szip",
+        307 => "bzip2",
+        32001 => "blosc",
+        32004 => "lz4",
+        32008 => "bitshuffle",
+        32013 => "zfp",
+        32015 => "zstd",
+        32017 => "sz",
+        32024 => "sz3",
+        32026 => "blosc2",
+        _ => "an unregistered filter",
+    }
+}
+
+/// Fail, naming the filter, when HDF5 cannot decode the dataset's chunks.
+///
+/// Filters we do not decode ourselves are left to HDF5, which loads them as
+/// plugins; a missing one would fail at the first read with HDF5's error
+/// stack (the plugin directory of the machine that built the library).
+fn check_filters_available(ds: &hdf5::Dataset) -> std::result::Result<(), String> {
+    let Ok(dcpl) = ds.dcpl() else { return Ok(()) };
+    for f in dcpl.filters() {
+        let id = f.id();
+        // SAFETY: a plain query of HDF5's filter table (loads a plugin if
+        // one is found), under the caller's HDF5 lock.
+        if unsafe { hdf5_sys::h5z::H5Zfilter_avail(id) } <= 0 {
+            return Err(format!(
+                "{MISSING_FILTER} {id} ({}), which this build of HDF5 cannot decode: \
+                 `pip install hdf5plugin` (anndataoom then loads its filters), or rewrite the \
+                 file with gzip compression",
+                filter_name(id)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Start of the error for a dataset compressed with a filter HDF5 cannot load.
+pub const MISSING_FILTER: &str = "the data is compressed with HDF5 filter";
+
+/// Also look for HDF5 filter plugins in `dir` (e.g. hdf5plugin's), first.
+pub fn add_filter_plugin_dir(dir: &Path) -> Result<()> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| OomError::Value("plugin directory contains a NUL byte".into()))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
+    let rc = hdf5::sync::sync(|| unsafe { hdf5_sys::h5pl::H5PLprepend(c.as_ptr()) });
+    if rc < 0 {
+        return Err(OomError::io(dir, "HDF5 could not add the plugin directory"));
+    }
+    Ok(())
 }
 
 /// Chunk locations in row-major chunk-grid order; `None` if HDF5 cannot

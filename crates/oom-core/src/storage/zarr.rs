@@ -248,8 +248,8 @@ impl Container for ZarrStore {
     fn dense(&self, key: &str) -> Result<Box<dyn DenseRows>> {
         let a = self.typed(key)?;
         match a.array.shape() {
-            [_] | [_, _] => Ok(Box::new(a)),
-            s => Err(self.err(key, format!("expected a 2-D matrix, found shape {s:?}"))),
+            [_, _] => Ok(Box::new(a)),
+            s => Err(self.err(key, super::h5file::not_2d(s))),
         }
     }
 }
