@@ -57,6 +57,12 @@ impl Target<'_> {
                 }
                 match with_dtype!(from, S => index::<S>(src, dst, ncols.min(1 << 31))) {
                     None => Ok(()),
+                    // a u64 index past i64::MAX was widened to a negative one
+                    Some(c) if from == Dtype::U64 => Err(out_of_range(
+                        u64::from_ne_bytes(c.to_ne_bytes()),
+                        ncols,
+                        what,
+                    )),
                     Some(c) => Err(out_of_range(c, ncols, what)),
                 }
             }
@@ -84,7 +90,7 @@ impl Target<'_> {
     }
 }
 
-pub(crate) fn out_of_range(c: i64, ncols: u64, what: &str) -> OomError {
+pub(crate) fn out_of_range(c: impl std::fmt::Display, ncols: u64, what: &str) -> OomError {
     OomError::Corrupt(format!(
         "{what}: stored index {c} is out of range for an axis of length {ncols}"
     ))
@@ -192,6 +198,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("index 12 "), "{e}");
+        // a u64 past i64::MAX is named as stored, not as the i64 it widened to
+        let e = idx(Values::U64(vec![(1 << 63) + 5]), 10).unwrap_err();
+        assert!(e.to_string().contains("index 9223372036854775813 "), "{e}");
         // more columns than int32 holds: values past 2^31 are refused, not wrapped
         let e = idx(Values::U64(vec![(1 << 32) + 5]), 1 << 40).unwrap_err();
         assert!(e.to_string().contains("out of range"));
