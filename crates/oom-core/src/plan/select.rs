@@ -142,8 +142,17 @@ impl ColSel {
                 indices.set_len(n);
                 out.set_len(n);
             }
+            // A block kept whole (`to_memory`, a gene read over all cells)
+            // must not hold the source block's room: a few columns kept
+            // would otherwise cost every source value's bytes.
+            if n < nnz / 2 {
+                out.shrink_to_fit();
+            }
             out
         });
+        if indices.len() < nnz / 2 {
+            indices.shrink_to_fit();
+        }
         Csr {
             nrows,
             ncols: self.len(),
