@@ -51,6 +51,8 @@ CALLS = {
     "pp.recipe_zheng17": lambda a: sc.pp.recipe_zheng17(a, n_top_genes=10),
     "pp.recipe_seurat": lambda a: sc.pp.recipe_seurat(a),
     "pp.recipe_weinreb17": lambda a: sc.pp.recipe_weinreb17(a),
+    "metrics.morans_i": lambda a: sc.metrics.morans_i(a),
+    "metrics.gearys_c": lambda a: sc.metrics.gearys_c(a, layer="counts"),
     "pp.neighbors": lambda a: sc.pp.neighbors(a, n_neighbors=5),
     "tl.umap": lambda a: (sc.pp.neighbors(a, n_neighbors=5), sc.tl.umap(a, maxiter=5)),
     "tl.leiden": lambda a: (sc.pp.neighbors(a, n_neighbors=5),
@@ -74,6 +76,8 @@ def lazy(make_h5ad):
     a.obs["n"] = np.arange(a.n_obs, dtype=float)
     a.obsm["X_pca"] = np.random.default_rng(0).normal(size=(a.n_obs, 10)).astype(np.float32)
     oom.tl.rank_genes_groups(a, "g", key_added="ranked")  # without pts: filtering reads X
+    a.layers["counts"] = a.X
+    sc.pp.neighbors(a, n_neighbors=5)  # the graph the metrics read
     return a
 
 
@@ -111,6 +115,18 @@ def test_a_refused_step_is_named_with_the_users_call(lazy):
     oom.pp.pca(lazy, n_comps=5)
     sc.pp.neighbors(lazy, n_neighbors=5)  # the advice works
     assert "connectivities" in lazy.obsp
+
+
+def test_a_lazy_layer_or_raw_is_refused_as_x_is(lazy):
+    """scanpy's metrics transposed the lazy matrix and failed with a bare TypeError."""
+    lazy.raw = lazy
+    for kw in ({"layer": "counts"}, {"use_raw": True}):
+        with pytest.raises(oom.InMemoryRequiredError,
+                           match=r"scanpy.metrics.morans_i needs X in memory: reading adata"):
+            sc.metrics.morans_i(lazy, **kw)
+    g = np.asarray(lazy.obs["n"])[None, :]
+    np.testing.assert_allclose(sc.metrics.morans_i(lazy, vals=g),
+                               sc.metrics.morans_i(lazy.obsp["connectivities"], g))
 
 
 def test_rank_genes_groups_leaves_no_half_written_uns(lazy):

@@ -7,8 +7,8 @@ module first:
   (``np.asarray(X)``, ``a.to_df()``, :func:`~anndataoom.oom_guard`) is
   allowed up to :func:`max_dense_bytes` (``ANNDATAOOM_MAX_DENSE_BYTES``).
 - :func:`guard_scanpy` — a scanpy function listed in :data:`SCANPY` as not
-  working out of core is refused as soon as it touches ``X``, ``uns`` or
-  the numpy protocols of a lazy matrix, **before** it writes anything into
+  working out of core is refused as soon as it touches ``X``, a lazy layer,
+  ``raw.X``, ``uns`` or the numpy protocols of a lazy matrix, **before** it writes anything into
   the object, with :class:`InMemoryRequiredError` naming the out-of-core
   alternative.
 - :func:`unsupported` builds that error for any other refused operation
@@ -58,7 +58,8 @@ class ScanpyEntry:
     Parameters
     ----------
     name
-        ``section.function`` under ``scanpy`` (``pp.sqrt``, ``pl.umap``).
+        ``section.function`` under ``scanpy`` (``pp.sqrt``, ``pl.umap``,
+        ``metrics.morans_i``).
     works
         True when scanpy's own function runs on the lazy object (it only
         reads obs/obsm/obsp or a few columns); False when it needs X in
@@ -80,7 +81,7 @@ class ScanpyEntry:
 
     @property
     def section(self) -> str:
-        """``pp``, ``tl``, ``pl``, ``get`` or ``experimental.pp``."""
+        """``pp``, ``tl``, ``pl``, ``get``, ``metrics`` or ``experimental.pp``."""
         return self.name.rpartition(".")[0]
 
     @property
@@ -138,6 +139,8 @@ SCANPY: tuple[ScanpyEntry, ...] = (
     _refused("pp.recipe_zheng17"),
     _refused("pp.recipe_seurat"),
     _refused("pp.recipe_weinreb17"),
+    _refused("metrics.morans_i"),
+    _refused("metrics.gearys_c"),
     _works("pp.neighbors", "oom.pp.neighbors(adata)"),
     _works("tl.umap", "oom.tl.umap(adata)"),
     _works("tl.leiden", "oom.tl.leiden(adata)"),
@@ -183,7 +186,7 @@ def max_dense_bytes() -> int:
 
 #: scanpy's modules → the namespace users call their functions from.
 _SECTIONS = (("scanpy.preprocessing", "pp"), ("scanpy.neighbors", "pp"), ("scanpy.tools", "tl"),
-             ("scanpy.plotting", "pl"), ("scanpy.get", "get"),
+             ("scanpy.plotting", "pl"), ("scanpy.get", "get"), ("scanpy.metrics", "metrics"),
              ("scanpy.experimental.pp", "experimental.pp"))
 
 

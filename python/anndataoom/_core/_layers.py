@@ -9,7 +9,7 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._core._backed_array import BackedArray
-from anndataoom._core._guard import for_anndata_merge
+from anndataoom._core._guard import for_anndata_merge, guard_scanpy
 from anndataoom._core._lazy import LazyMatrix
 
 __all__ = ["BackedLayers", "as_matrix_value", "subset_value"]
@@ -83,6 +83,8 @@ class BackedLayers(MutableMapping):
             value = self._data[key]
         except KeyError:
             raise KeyError(f"no layer {key!r}; layers are {list(self._data)}") from None
+        if isinstance(value, LazyMatrix):
+            guard_scanpy(f"reading adata.layers[{key!r}]")
         return for_anndata_merge(value, f"layers[{key!r}]")
 
     def __setitem__(self, key: str, value) -> None:

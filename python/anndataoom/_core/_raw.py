@@ -8,8 +8,10 @@ from anndata import AnnData
 from anndata._core.raw import Raw
 
 from anndataoom._core._backed_array import BackedArray
+from anndataoom._core._guard import guard_scanpy
 from anndataoom._core._index import normalize_obs_var
 from anndataoom._core._layers import as_matrix_value, subset_value
+from anndataoom._core._lazy import LazyMatrix
 
 __all__ = ["BackedRaw"]
 
@@ -70,6 +72,8 @@ class BackedRaw(Raw):
     @property
     def X(self):
         """The raw matrix (lazy)."""
+        if isinstance(self._X, LazyMatrix):
+            guard_scanpy("reading adata.raw.X")
         return self._X
 
     def _rebind(self, adata, rows: np.ndarray | None = None) -> BackedRaw:
