@@ -247,7 +247,7 @@ def unsupported(what: str, hint: str = "") -> InMemoryRequiredError:
     ``hint`` (a sentence) is added before the general advice.
     """
     caller, entry = _scanpy_caller()
-    msg = f"{what} was refused: X is lazy and read-only here (it stays on disk)."
+    msg = f"{what} was refused: the matrix is lazy and read-only here (it stays on disk)."
     if caller is not None:
         step = entry is not None and entry.name != caller
         if step:
