@@ -79,8 +79,8 @@ def filter_rank_genes_groups(  # noqa: PLR0913
     Returns
     -------
     ``None``; ``uns[key_added]`` is a copy of ``uns[key]`` whose ``names``
-    hold NaN for the filtered genes (``sc.pl.rank_genes_groups_dotplot(adata,
-    key=key_added)`` plots the rest).
+    hold NaN for the filtered genes; scanpy's rank_genes_groups plots take
+    it with ``key=key_added``.
     """
     kw = dict(key=key, groupby=groupby, use_raw=use_raw, key_added=key_added,
               min_in_group_fraction=min_in_group_fraction, min_fold_change=min_fold_change,
