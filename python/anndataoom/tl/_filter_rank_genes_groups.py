@@ -11,27 +11,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anndataoom import _oom
 from anndataoom._core._guard import is_oom
-from anndataoom._distributed import run_pass
 from anndataoom._progress import pass_bars
 from anndataoom.pp._backed import get_matrix
+from anndataoom.tl._rank_genes_groups import _Stats
 
 __all__ = ["filter_rank_genes_groups"]
 
 
-def _group_stats(m, in_group: list[np.ndarray]):
-    """Per group: fraction of cells with a non-zero value, mean, for cells in and out of it."""
-    ids = np.full(m.shape[0], len(in_group), dtype=np.uint32)  # cells in no group: last id
-    for i, mask in enumerate(in_group):
-        ids[mask] = i
-    r = run_pass(m, _oom.moments, ids, len(in_group) + 1, row_args=(0,)).finalize()
-    n = r["n"][:-1, None]
-    n_out = r["n"].sum() - n
-    s, nnz = r["sum"], r["n_nonzero"]
-    with np.errstate(divide="ignore", invalid="ignore"):  # an empty group: NaN, as scanpy
-        return (nnz[:-1] / n, (nnz.sum(0) - nnz[:-1]) / n_out,
-                s[:-1] / n, (s.sum(0) - s[:-1]) / n_out)
+class _Masks:
+    """Groups given as cell masks, in the form :class:`_Stats` takes (``ids``, ``n``).
+
+    Cells in no group get the last id, so the rest of each group is every other cell.
+    """
+
+    def __init__(self, n_obs: int, in_group: list[np.ndarray]):
+        self.n = len(in_group)
+        self.ids = np.full(n_obs, self.n, dtype=np.uint32)
+        for i, mask in enumerate(in_group):
+            self.ids[mask] = i
 
 
 def filter_rank_genes_groups(  # noqa: PLR0913
@@ -137,7 +135,9 @@ def _from_pass(adata, names: pd.DataFrame, ranked: dict, groupby: str, use_raw: 
     col = adata.obs[groupby]
     in_group = [(col == c).to_numpy() for c in names.columns]
     with pass_bars("filter_rank_genes_groups"):
-        pts, pts_out, mean, mean_out = _group_stats(m, in_group)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty group: NaN, as scanpy
+            st = _Stats(m, _Masks(m.shape[0], in_group))
+    pts, pts_out, mean, mean_out = st.pts, st.pts_rest, st.mean, st.mean_rest
     pick = np.arange(names.shape[1])
     frac_in, frac_out = pts[pick, cols], pts_out[pick, cols]
     if same and "logfoldchanges" in ranked:
