@@ -49,7 +49,7 @@ nb_output_stderr = "remove"  # library warnings (e.g. tqdm without ipywidgets), 
 # module appears without editing the docs; modules another branch adds
 # (``get``, ``pl``) are listed as soon as they exist.
 API_MODULES = ["anndataoom", "anndataoom.io", "anndataoom.pp", "anndataoom.tl",
-               "anndataoom.get", "anndataoom.pl"]
+               "anndataoom.get", "anndataoom.pl", "anndataoom.experimental.pp"]
 HERE = Path(__file__).parent
 logger = logging.getLogger("anndataoom.docs")
 GENERATED = HERE / "generated"

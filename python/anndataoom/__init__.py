@@ -57,6 +57,7 @@ __all__ = [
     "concat",
     "concat_on_disk",
     "distributed",
+    "experimental",
     "get",
     "is_oom",
     "oom_guard",
@@ -80,7 +81,7 @@ from anndataoom import pp, tl  # noqa: E402
 # --- get / pl / datasets sub-packages (oom.datasets.pbmc3k(), as sc.datasets) ---
 # omicverse sees a sparse lazy X as sparse
 # isort: split
-from anndataoom import _omicverse, datasets, get, pl  # noqa: E402,F401
+from anndataoom import _omicverse, datasets, experimental, get, pl  # noqa: E402,F401
 
 # --- anndataoom 0.1.8 / omicverse names (chunked_*, CenteredSparseArray) -------
 from anndataoom._seed import *  # noqa: E402,F401,F403

@@ -10,13 +10,12 @@ plan ops (``lazy_normalize``, ``lazy_log1p``) plus the lazy Pearson-residual op
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from anndataoom import _oom
 from anndataoom._distributed import run_pass
 from anndataoom._seed._common import cast_float32, lazy_matrix, rep, store
+from anndataoom.experimental.pp._normalization import pearson_matrix
 
 __all__ = ["chunked_normalize_total", "chunked_log1p", "chunked_normalize_pearson_residuals"]
 
@@ -138,23 +137,12 @@ def chunked_normalize_pearson_residuals(
     -------
     ``None`` or the dict described under ``inplace``.
     """
-    if theta <= 0:
-        raise ValueError("Pearson residuals require theta > 0")
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in adata.layers")
     m = lazy_matrix(rep(adata, layer), "X" if layer is None else f"layers[{layer!r}]")
     if clip is None:
         clip = float(np.sqrt(int(m.shape[0])))
-    if clip < 0:
-        raise ValueError("Pearson residuals require `clip>=0` or `clip=None`.")
-    r = run_pass(m, _oom.moments).finalize()
-    if check_values and r["non_integer"]:
-        warnings.warn("`normalize_pearson_residuals()` expects raw count data, but non-integers "
-                      "were found.", UserWarning, stacklevel=2)
-    col_sum = np.ascontiguousarray(r["sum"][0], dtype=np.float64)
-    row_sum = np.ascontiguousarray(r["row_sum"], dtype=np.float64)
-    out = _oom.lazy_pearson_residuals(m, row_sum, col_sum, float(col_sum.sum()), float(theta),
-                                    float(clip), "float64")
+    out = pearson_matrix(m, theta=theta, clip=clip, check_values=check_values)
     computed_on = layer if layer else "adata.X"
     if not inplace:
         from anndataoom.pp._backed import wrap
