@@ -323,6 +323,27 @@ def test_pbmc3k(pbmc3k_path):
     assert_x_equal(X.to_memory(), mem)
 
 
+def test_a_transform_after_astype_sees_the_new_type(tmp_path):
+    path = tmp_path / "ints.h5ad"
+    counts = np.random.default_rng(5).poisson(2.0, (40, 30)).astype(np.int32)
+    ad.AnnData(counts).write_h5ad(path)
+    a = oom.read(path)
+    totals = counts.sum(axis=1)
+    # normalize_total of float64 values divides in float64 (integers alone give float32)
+    a.X = a.X.astype(np.float64)
+    oom.pp.normalize_total(a, target_sum=1.0)
+    assert a.X.dtype == np.float64
+    np.testing.assert_array_equal(a.X.toarray(), counts / totals[:, None])
+    # a cast to integers truncates before the next transform
+    b = oom.read(path)
+    b.X = b.X.multiply(0.5).astype(np.int32)
+    oom.pp.log1p(b)
+    np.testing.assert_allclose(b.X.toarray(), np.log1p((counts * 0.5).astype(np.int32)),
+                               rtol=1e-6)
+    a.close()
+    b.close()
+
+
 def test_astype(small_file):
     X = _open(small_file)
     full = dense(ad.read_h5ad(small_file).X)

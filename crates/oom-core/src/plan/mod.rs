@@ -11,6 +11,7 @@
 //! [`View::with_op`]. A view is data: [`wire`] writes it as bytes that
 //! another process turns back into the same view.
 
+mod cast;
 mod combat;
 mod concat;
 mod downsample;
@@ -30,6 +31,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+pub use cast::Cast;
 pub use combat::Combat;
 pub use concat::{Concat, ConcatPart};
 pub use downsample::Downsample;
@@ -107,8 +109,12 @@ impl View {
     }
 
     /// This view with `op` appended (parameters in this view's output coordinates).
+    /// A pending cast comes first, so `op` sees the values in the cast type.
     pub fn with_op(&self, op: impl Into<Op>) -> View {
         let mut out = self.clone();
+        if let Some(dtype) = out.cast.take() {
+            out.ops.push(Cast { dtype }.into());
+        }
         out.ops.push(op.into());
         out
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Combat, Downsample, Log1p, Multiply, Normalize, Pearson, Power, Regress, Scale, Sqrt};
+use super::{
+    Cast, Combat, Downsample, Log1p, Multiply, Normalize, Pearson, Power, Regress, Scale, Sqrt,
+};
 use crate::block::{Block, Dtype};
 use crate::error::Result;
 
@@ -71,4 +73,6 @@ macro_rules! op_enum {
     };
 }
 
-op_enum!(Normalize, Log1p, Scale, Pearson, Regress, Combat, Downsample, Multiply, Power, Sqrt);
+op_enum!(
+    Normalize, Log1p, Scale, Pearson, Regress, Combat, Downsample, Multiply, Power, Sqrt, Cast
+);

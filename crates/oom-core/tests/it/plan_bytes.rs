@@ -154,6 +154,17 @@ fn every_op_and_selection_round_trips() {
             same(&sub, &round_trip(&sub), "subset after every op");
             let cast = sub.with_cast(Some(Dtype::F32));
             same(&cast, &round_trip(&cast), "cast");
+            let cast_then_op = cast.with_op(Multiply {
+                scalar: 3.0,
+                row: None,
+                col: None,
+                dtype: Dtype::F64,
+            });
+            same(
+                &cast_then_op,
+                &round_trip(&cast_then_op),
+                "cast, then an op",
+            );
         }
     }
 }
@@ -195,6 +206,30 @@ fn concat_sources_round_trip() {
             same(&v, &back, &format!("concat sparse={sparse} fill={fill}"));
         }
     }
+}
+
+#[test]
+fn an_op_after_a_cast_sees_the_cast_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let halves = stored(&dir.path().join("m.h5ad"), true)
+        .with_op(Multiply {
+            scalar: 0.5,
+            row: None,
+            col: None,
+            dtype: Dtype::F64,
+        })
+        .with_cast(Some(Dtype::I32));
+    let v = halves.with_op(Normalize {
+        divisor: per_row(ROWS, |_| 4.0),
+    });
+    // integers normalize to float32; the cast's truncation comes first
+    assert_eq!(v.dtype(), Dtype::F32);
+    let got = to_dense(&v.read(0, v.nrows()).unwrap());
+    let want: Vec<Vec<f64>> = dense_matrix(ROWS, COLS)
+        .iter()
+        .map(|row| row.iter().map(|x| (x * 0.5).trunc() / 4.0).collect())
+        .collect();
+    assert_eq!(got, want);
 }
 
 fn value_error(r: Result<View, OomError>) -> String {
