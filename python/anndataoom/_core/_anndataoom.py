@@ -131,7 +131,7 @@ class AnnDataOOM(anndata.AnnData):
             X=None, obs=obs, var=var, uns=None, obsm=obsm, varm=varm,
             obsp=obsp, varp=varp, shape=shape,
         )
-        self._uns = GuardedUns(uns if uns is not None else {})
+        self._uns = GuardedUns(uns if uns is not None else {}, owner=self)
         self._X = None if X is None else as_matrix_value(X, self.shape, "X")
         self.layers = layers
         self._raw = None
@@ -220,11 +220,18 @@ class AnnDataOOM(anndata.AnnData):
     def uns(self, value) -> None:
         if not isinstance(value, Mapping):
             raise ValueError("Only mutable mapping types (e.g. dict) are allowed for `.uns`.")
-        self._uns = GuardedUns(value)
+        self._uns = GuardedUns(value, owner=self)
 
     @uns.deleter
     def uns(self) -> None:
-        self._uns = GuardedUns()
+        self._uns = GuardedUns(owner=self)
+
+    def _has_lazy_matrix(self) -> bool:
+        """Whether X, a layer or ``raw.X`` is a lazy matrix (scanpy cannot read it)."""
+        raw = getattr(self, "_raw", None)
+        layers = getattr(self, "_layers", None) or {}
+        parts = (getattr(self, "_X", None), None if raw is None else raw.X, *layers.values())
+        return any(hasattr(m, "matrix") for m in parts)
 
     @property
     def layers(self) -> BackedLayers:

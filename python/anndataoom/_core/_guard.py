@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 from types import FrameType
 
@@ -324,11 +325,19 @@ class GuardedUns(dict):
 
     scanpy's ``rank_genes_groups`` (and others) write ``uns[key] = {}``
     before reading X; refusing that first write keeps a refused call from
-    leaving a half-written entry behind.  Copies are plain dicts.
+    leaving a half-written entry behind.  When no matrix of the owner is
+    lazy (X, layers and ``raw.X`` all in memory) the function can read
+    them, so its writes go through.  Copies are plain dicts.
     """
 
+    def __init__(self, *args, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._owner = None if owner is None else weakref.ref(owner)
+
     def __setitem__(self, key, value) -> None:
-        guard_scanpy(f"writing uns[{key!r}]", uns_write=True)
+        owner = None if self._owner is None else self._owner()
+        if owner is None or owner._has_lazy_matrix():
+            guard_scanpy(f"writing uns[{key!r}]", uns_write=True)
         super().__setitem__(key, value)
 
     def copy(self) -> dict:
