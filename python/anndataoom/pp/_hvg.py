@@ -111,13 +111,17 @@ def _select(mean, disp_norm, cutoff, n_vars):
     return np.nan_to_num(disp_norm, nan=-np.inf) >= _nth_highest(disp_norm, n)
 
 
-def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
-    """Compute scanpy's per-batch table from the genes' mean and variance."""
+def dispersion_table(mean, var, *, flavor, n_bins, log):
+    """Return scanpy's ``means``, ``dispersions``, ``mean_bin`` and ``dispersions_norm``.
+
+    With ``log`` (Seurat's convention) the dispersion is logged and the mean
+    log1p'd; ``means`` holds the mean used for binning.
+    """
     mean = mean.copy()
     mean[mean == 0] = 1e-12
     with np.errstate(divide="ignore", invalid="ignore"):
         disp = var / mean
-        if flavor == "seurat":
+        if log:
             disp[disp == 0] = np.nan
             disp = np.log(disp)
             mean = np.log1p(mean)
@@ -125,7 +129,14 @@ def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
     df["mean_bin"] = _mean_bins(df["means"], flavor, n_bins)
     stats = _disp_stats(df, flavor)
     df["dispersions_norm"] = (df["dispersions"] - stats["avg"]) / stats["dev"]
-    df["highly_variable"] = _select(mean, df["dispersions_norm"].to_numpy(), cutoff, len(names))
+    return df
+
+
+def _one_batch(mean, var, names, *, flavor, n_bins, cutoff):
+    """Compute scanpy's per-batch table from the genes' mean and variance."""
+    df = dispersion_table(mean, var, flavor=flavor, n_bins=n_bins, log=flavor == "seurat")
+    df["highly_variable"] = _select(df["means"].to_numpy(), df["dispersions_norm"].to_numpy(),
+                                    cutoff, len(names))
     df.index = names
     return df
 
