@@ -10,7 +10,8 @@ import scanpy as sc
 from anndataoom import pp
 
 MINE = ["calculate_qc_metrics", "filter_cells", "filter_genes", "highly_variable_genes", "log1p",
-        "neighbors", "normalize_total", "scale"]
+        "neighbors", "normalize_total", "recipe_seurat", "recipe_weinreb17", "recipe_zheng17",
+        "scale", "scrublet", "scrublet_simulate_doublets"]
 
 
 @pytest.mark.parametrize("name", MINE)

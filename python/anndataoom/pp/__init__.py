@@ -14,8 +14,10 @@ from anndataoom.pp._neighbors import KnnTransformer, neighbors
 from anndataoom.pp._normalize import normalize_total
 from anndataoom.pp._pca import pca
 from anndataoom.pp._qc import calculate_qc_metrics
+from anndataoom.pp._recipes import recipe_seurat, recipe_weinreb17, recipe_zheng17
 from anndataoom.pp._regress import regress_out
 from anndataoom.pp._scale import scale
+from anndataoom.pp._scrublet import scrublet, scrublet_simulate_doublets
 from anndataoom.pp._sqrt import sqrt
 
 __all__ = [
@@ -30,7 +32,12 @@ __all__ = [
     "neighbors",
     "normalize_total",
     "pca",
+    "recipe_seurat",
+    "recipe_weinreb17",
+    "recipe_zheng17",
     "regress_out",
     "scale",
+    "scrublet",
+    "scrublet_simulate_doublets",
     "sqrt",
 ]
