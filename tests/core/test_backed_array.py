@@ -344,6 +344,27 @@ def test_a_transform_after_astype_sees_the_new_type(tmp_path):
     b.close()
 
 
+def test_casts_chain_and_wrap_as_numpy(tmp_path):
+    path = tmp_path / "f.h5ad"
+    x = np.array([[2.7, -1.5, 0.0], [300.0, 70000.0, -1.0]])
+    ad.AnnData(sp.csr_matrix(x)).write_h5ad(path)
+    X = oom.read(path).X
+    # the first cast truncates even when another follows
+    np.testing.assert_array_equal(X.astype(np.int32).astype(np.float64).toarray(),
+                                  x.astype(np.int32).astype(np.float64))
+    # integers to narrower integers keep the low bits
+    ints = X.astype(np.int32)
+    for dt in (np.int8, np.uint16, np.uint8):
+        got = ints.astype(dt).toarray()
+        assert got.dtype == dt
+        np.testing.assert_array_equal(got, x.astype(np.int32).astype(dt))
+    # a Python int that does not fit the integer result: numpy's OverflowError
+    with pytest.raises(OverflowError):
+        ints.astype(np.int8).multiply(1000)
+    with pytest.raises(OverflowError):
+        x.astype(np.int32).astype(np.int8) * np.int8(1) * 1000
+
+
 def test_astype(small_file):
     X = _open(small_file)
     full = dense(ad.read_h5ad(small_file).X)

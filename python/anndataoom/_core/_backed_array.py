@@ -251,6 +251,8 @@ class BackedArray(StreamedReads, LazyMatrix):
         if o.dtype.kind not in "biuf":
             raise TypeError(f"multiply needs numbers, got dtype {o.dtype}")
         out_dtype = np.result_type(self.dtype, other if np.ndim(other) == 0 else o.dtype)
+        if isinstance(other, int) and out_dtype.kind in "iu":
+            np.asarray(other, dtype=out_dtype)  # numpy's OverflowError for int8 * 1000
         n_rows, n_cols = self.shape
         if o.ndim == 0:
             return self._lazy_op(_oom.lazy_multiply, out_dtype, float(o))

@@ -13,12 +13,17 @@ pub trait Scalar: Copy + Send + Sync + Default + PartialEq + 'static {
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    /// The value's bits as an `i64` for an integer type (`None` for floats).
+    fn to_i64_bits(self) -> Option<i64>;
+    /// From an integer, keeping the low bits as numpy's integer casts do
+    /// (300 → 44 as `int8`, −1 → 65535 as `uint16`).
+    fn from_i64_wrapping(v: i64) -> Self;
     /// The [`Values`] variant holding a vector of this type.
     fn into_values(v: Vec<Self>) -> Values;
 }
 
 macro_rules! scalar {
-    ($t:ty, $d:ident) => {
+    ($t:ty, $d:ident, $int:literal) => {
         impl Scalar for $t {
             const DTYPE: Dtype = Dtype::$d;
             #[inline]
@@ -29,22 +34,32 @@ macro_rules! scalar {
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
+            #[inline]
+            #[allow(clippy::cast_possible_wrap)]
+            fn to_i64_bits(self) -> Option<i64> {
+                $int.then_some(self as i64)
+            }
+            #[inline]
+            #[allow(clippy::cast_possible_truncation)]
+            fn from_i64_wrapping(v: i64) -> Self {
+                v as $t
+            }
             fn into_values(v: Vec<Self>) -> Values {
                 Values::$d(v)
             }
         }
     };
 }
-scalar!(f32, F32);
-scalar!(f64, F64);
-scalar!(i8, I8);
-scalar!(i16, I16);
-scalar!(i32, I32);
-scalar!(i64, I64);
-scalar!(u8, U8);
-scalar!(u16, U16);
-scalar!(u32, U32);
-scalar!(u64, U64);
+scalar!(f32, F32, false);
+scalar!(f64, F64, false);
+scalar!(i8, I8, true);
+scalar!(i16, I16, true);
+scalar!(i32, I32, true);
+scalar!(i64, I64, true);
+scalar!(u8, U8, true);
+scalar!(u16, U16, true);
+scalar!(u32, U32, true);
+scalar!(u64, U64, true);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dtype {

@@ -39,7 +39,7 @@ pub use log1p::Log1p;
 pub use multiply::Multiply;
 pub use normalize::Normalize;
 pub use op::{Op, Transform};
-pub use ops::{cast_block, gather, map_block, to_float};
+pub use ops::{cast_block, cast_value, gather, map_block, to_float};
 pub use pearson::Pearson;
 pub use power::Power;
 pub use regress::{Design, Regress};
@@ -119,9 +119,13 @@ impl View {
         out
     }
 
-    /// This view with its output cast to `dtype`.
+    /// This view with its output cast to `dtype` (after a pending cast, which
+    /// becomes a step: `astype(int32).astype(float64)` truncates).
     pub fn with_cast(&self, dtype: Option<Dtype>) -> View {
         let mut out = self.clone();
+        if let (Some(prev), Some(_)) = (out.cast, dtype) {
+            out.ops.push(Cast { dtype: prev }.into());
+        }
         out.cast = dtype;
         out
     }

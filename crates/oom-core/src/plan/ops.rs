@@ -31,7 +31,21 @@ fn convert(v: &Values, dtype: Dtype) -> Values {
     if v.dtype() == dtype {
         return v.clone();
     }
-    values_of!(dtype, T => with_values!(v, x => x.iter().map(|e| T::from_f64(e.to_f64())).collect::<Vec<T>>()))
+    values_of!(dtype, T => with_values!(v, x => x.iter().map(|&e| cast_value::<_, T>(e)).collect::<Vec<T>>()))
+}
+
+/// One value as numpy's `astype` gives it: integers to integers wrap (keep
+/// the low bits, exactly, even past 2⁵³), floats to integers truncate toward
+/// zero first (numpy leaves out-of-range values undefined; here they wrap
+/// from `i64`, as numpy does on x86 for the narrow types).
+#[inline]
+pub fn cast_value<S: Scalar, T: Scalar>(e: S) -> T {
+    if T::DTYPE.is_float() {
+        T::from_f64(e.to_f64())
+    } else {
+        #[allow(clippy::cast_possible_truncation)]
+        T::from_i64_wrapping(e.to_i64_bits().unwrap_or_else(|| e.to_f64() as i64))
+    }
 }
 
 /// The block with values converted to `dtype`.
@@ -135,6 +149,28 @@ pub fn map_block(
 mod tests {
     use super::*;
     use crate::plan::{Log1p, Normalize, Scale, Transform};
+
+    #[test]
+    fn casts_follow_numpy_astype() {
+        // integers wrap to narrower integers, exactly even past 2^53
+        let ints = Values::I64(vec![300, -1, 70_000, (1 << 60) + 1]);
+        assert_eq!(convert(&ints, Dtype::I8), Values::I8(vec![44, -1, 112, 1]));
+        assert_eq!(
+            convert(&ints, Dtype::U16),
+            Values::U16(vec![300, 65_535, 4_464, 1])
+        );
+        assert_eq!(
+            convert(&Values::U64(vec![u64::MAX]), Dtype::I64),
+            Values::I64(vec![-1])
+        );
+        // floats truncate toward zero; integers to floats round
+        let floats = Values::F64(vec![2.7, -1.5, 0.0, f64::NAN]);
+        assert_eq!(convert(&floats, Dtype::I32), Values::I32(vec![2, -1, 0, 0]));
+        assert_eq!(
+            convert(&Values::I32(vec![16_777_217]), Dtype::F32),
+            Values::F32(vec![16_777_216.0])
+        );
+    }
 
     fn csr() -> Block {
         // [[1, 0, 3], [0, 2, 0]] as int32

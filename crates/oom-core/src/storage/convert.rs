@@ -7,13 +7,14 @@
 
 use crate::block::{Dtype, Scalar, Values};
 use crate::error::{OomError, Result};
+use crate::plan::cast_value;
 use crate::with_dtype;
 
 /// What a read turns the stored values into.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
     /// Values of this dtype, converted as [`crate::plan::cast_block`] does
-    /// (`T::from_f64(x.to_f64())`).
+    /// ([`cast_value`], numpy's `astype`).
     Values(Dtype),
     /// Column indices of an axis of length `ncols`: int32, each checked to
     /// lie in `0..min(ncols, 2^31)` (stored int32 indices are copied as they
@@ -136,7 +137,7 @@ le!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
 fn values<S: Le, T: Le>(src: &[u8], dst: &mut [u8]) {
     let (s, t) = (size_of::<S>(), size_of::<T>());
     for (a, b) in src.chunks_exact(s).zip(dst.chunks_exact_mut(t)) {
-        T::from_f64(S::load(a).to_f64()).store(b);
+        cast_value::<S, T>(S::load(a)).store(b);
     }
 }
 

@@ -232,6 +232,28 @@ fn an_op_after_a_cast_sees_the_cast_values() {
     assert_eq!(got, want);
 }
 
+#[test]
+fn a_cast_after_a_cast_keeps_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = stored(&dir.path().join("m.h5ad"), false)
+        .with_op(Multiply {
+            scalar: 0.5,
+            row: None,
+            col: None,
+            dtype: Dtype::F64,
+        })
+        .with_cast(Some(Dtype::I32))
+        .with_cast(Some(Dtype::F64));
+    assert_eq!(v.dtype(), Dtype::F64);
+    let got = to_dense(&v.read(0, v.nrows()).unwrap());
+    let want: Vec<Vec<f64>> = dense_matrix(ROWS, COLS)
+        .iter()
+        .map(|row| row.iter().map(|x| (x * 0.5).trunc()).collect())
+        .collect();
+    assert_eq!(got, want);
+    same(&v, &round_trip(&v), "two casts");
+}
+
 fn value_error(r: Result<View, OomError>) -> String {
     match r {
         Err(OomError::Value(msg)) => msg,
