@@ -121,3 +121,22 @@ def test_scale_after_seurat_hvg_reuses_its_pass(gen_files, monkeypatch, name):
     b = b[:, hvg].copy()
     sc.pp.scale(b, max_value=10)
     _check(fused, b)
+
+
+def test_a_constant_gene_scales_to_zeros_not_nan(tmp_path):
+    """Its variance (sums of squares minus the squared mean) can round below 0."""
+    import anndata as ad
+
+    import anndataoom as oom
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([np.full(200, 1.1), rng.normal(size=200)]).astype(np.float32)
+    ad.AnnData(x).write_h5ad(tmp_path / "c.h5ad")
+    a = oom.read(tmp_path / "c.h5ad")
+    pp.scale(a)
+    got = a.X.toarray()
+    assert np.isfinite(got).all() and a.var["std"].iloc[0] == 1.0
+    np.testing.assert_allclose(got[:, 0], 0.0, atol=1e-6)
+    # the other column as numpy scales it (ddof 1)
+    col = x[:, 1].astype(np.float64)
+    np.testing.assert_allclose(got[:, 1], (col - col.mean()) / col.std(ddof=1), rtol=1e-5)

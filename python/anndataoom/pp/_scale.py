@@ -28,8 +28,10 @@ def mean_std(x, mask=None):
         groups = None if mask is None else np.where(mask, 0, SKIP).astype(np.uint32)
         r = passes.moments(x, groups, 1)
         mean, var = r["mean"][0], r["var"][0]
+    # A constant column's variance (sums of squares minus the squared mean)
+    # can round below 0; its std is then 0 → 1, not NaN (NaN data stays NaN).
     with np.errstate(invalid="ignore"):
-        std = np.sqrt(var)
+        std = np.sqrt(np.maximum(var, 0))
     std[std == 0] = 1
     return mean, std
 
