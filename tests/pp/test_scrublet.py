@@ -470,6 +470,27 @@ def test_simulate_refused_above_cap(both, files, reads, monkeypatch):
     assert reads == []
 
 
+def test_simulate_dense_input_is_sized_by_its_counts(both, files, tmp_path, monkeypatch):
+    """A dense file is read as dense rows, but the doublets are as sparse as its counts."""
+    m = ad.read_h5ad(files["hvg"])
+    m.X = m.X.toarray().astype(np.float64)
+    path = tmp_path / "dense.h5ad"
+    m.write_h5ad(path)
+    b, a = both(path)
+    # room for the rows read and the sparse doublets, not for dense doublets
+    monkeypatch.setenv("ANNDATAOOM_MAX_DENSE_BYTES", str(3 * m.X.nbytes))
+    _assert_same_sim(scrublet_simulate_doublets(b), sc.pp.scrublet_simulate_doublets(a))
+
+
+def test_a_batch_too_small_to_score_is_named(both, files):
+    b, a = both(files["csr"])
+    labels = np.where(np.arange(a.n_obs) < 2, "tiny", "rest")
+    b.obs["s"] = labels
+    with pytest.raises(ValueError, match="batch 'tiny'.*2 cells"):
+        scrublet(b, batch_key="s", threshold=THR, verbose=False)
+    assert "scrublet" not in b.uns and "doublet_score" not in b.obs
+
+
 @pytest.mark.parametrize(("ours", "theirs"), [(scrublet, sc.pp.scrublet),
                                               (scrublet_simulate_doublets, sc.pp.scrublet_simulate_doublets)])
 def test_signature_as_scanpy(ours, theirs):

@@ -23,6 +23,7 @@ from anndataoom import _distributed as passes
 from anndataoom import _oom
 from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, is_float, set_matrix, transform
+from anndataoom.pp._docs import doc_adata, doc_copy, doc_params
 from anndataoom.pp._filter import filter_cells, filter_genes
 from anndataoom.pp._hvg import dispersion_table
 from anndataoom.pp._log1p import log1p
@@ -31,6 +32,10 @@ from anndataoom.pp._pca import pca
 from anndataoom.pp._scale import scale
 
 __all__ = ["recipe_seurat", "recipe_weinreb17", "recipe_zheng17"]
+
+_DOC_PLOT = """\
+plot
+    Show scanpy's plot of the gene dispersions vs. means."""
 
 
 # -- scanpy's deprecated ``filter_genes_dispersion`` on a lazy matrix ---------------
@@ -129,6 +134,7 @@ def _lazy_x(adata, name):
 # -- the recipes ----------------------------------------------------------------------
 
 
+@doc_params(adata=doc_adata, plot=_DOC_PLOT, copy=doc_copy)
 @with_pass_bars("recipe_zheng17")
 def recipe_zheng17(
     adata,
@@ -154,17 +160,13 @@ def recipe_zheng17(
 
     Parameters
     ----------
-    adata
-        An :class:`~anndataoom.AnnDataOOM` (``X`` stays on disk) or an
-        in-memory :class:`~anndata.AnnData` (handed over to scanpy).
+    {adata}
     n_top_genes
         Number of genes to keep (ties at the cutoff are all kept, as scanpy).
     log
         Take the logarithm.
-    plot
-        Show scanpy's plot of the gene dispersions vs. means.
-    copy
-        Return a new object instead of updating ``adata``.
+    {plot}
+    {copy}
 
     Returns
     -------
@@ -172,8 +174,9 @@ def recipe_zheng17(
 
     Notes
     -----
-    Five passes over the data (gene counts, cell totals, gene moments,
-    cell totals of the kept genes, scale's gene moments); X stays lazy.
+    Six passes over the data (gene counts, cell totals, gene sums and
+    sums of squares, cell totals of the kept genes, scale's gene moments);
+    X stays lazy.
     ``n_top_genes`` is checked before anything changes: not an integer gives
     ``TypeError``, below 1 or above the number of genes ``ValueError`` (scanpy
     gives ``IndexError`` or keeps every gene).
@@ -201,6 +204,7 @@ def recipe_zheng17(
     return adata if copy else None
 
 
+@doc_params(adata=doc_adata, plot=_DOC_PLOT, copy=doc_copy)
 @with_pass_bars("recipe_seurat")
 def recipe_seurat(adata, *, log: bool = True, plot: bool = False, copy: bool = False):
     """Normalize and filter as Seurat (Satija et al. 2015) — scanpy's ``recipe_seurat``.
@@ -218,15 +222,11 @@ def recipe_seurat(adata, *, log: bool = True, plot: bool = False, copy: bool = F
 
     Parameters
     ----------
-    adata
-        An :class:`~anndataoom.AnnDataOOM` (``X`` stays on disk) or an
-        in-memory :class:`~anndata.AnnData` (handed over to scanpy).
+    {adata}
     log
         Logarithmize the data.
-    plot
-        Show scanpy's plot of the gene dispersions vs. means.
-    copy
-        Return a new object instead of updating ``adata``.
+    {plot}
+    {copy}
 
     Returns
     -------
@@ -234,8 +234,8 @@ def recipe_seurat(adata, *, log: bool = True, plot: bool = False, copy: bool = F
 
     Notes
     -----
-    Four passes over the data (counts per cell and gene, cell totals, gene
-    moments, scale's gene moments); X stays lazy.
+    Streamed passes over the data (counts per cell and gene, cell totals,
+    gene sums and sums of squares, scale's gene moments); X stays lazy.
     """
     x = _lazy_x(adata, "recipe_seurat")
     if x is None:
@@ -280,6 +280,7 @@ def _normalize_weinreb(x, max_fraction):
                      dtype=str(dt))
 
 
+@doc_params(adata=doc_adata, copy=doc_copy)
 @with_pass_bars("recipe_weinreb17")
 def recipe_weinreb17(
     adata,
@@ -307,9 +308,7 @@ def recipe_weinreb17(
 
     Parameters
     ----------
-    adata
-        An :class:`~anndataoom.AnnDataOOM` (``X`` stays on disk) or an
-        in-memory :class:`~anndata.AnnData` (handed over to scanpy).
+    {adata}
     log
         Logarithmize the data.
     mean_threshold
@@ -323,8 +322,7 @@ def recipe_weinreb17(
         where scanpy's default ``'randomized'`` approximates it.
     random_state
         Passed on to the PCA.
-    copy
-        Return a new object instead of updating ``adata``.
+    {copy}
 
     Returns
     -------
@@ -354,6 +352,9 @@ def recipe_weinreb17(
     with np.errstate(divide="ignore", invalid="ignore"):
         cv = pop_std / (mean + dt.type(0.0001))
     keep = np.flatnonzero((mean > mean_threshold) & (cv > cv_threshold))
+    if keep.size == 0:
+        raise ValueError(f"no gene has mean > {mean_threshold} and coefficient of variation "
+                         f"> {cv_threshold}: nothing is left for the PCA (scanpy fails there too)")
     adata._inplace_subset_var(keep)
     x = get_array(adata)
     z = transform(x, _oom.lazy_scale, mean[keep].astype(np.float64),

@@ -89,7 +89,7 @@ class _Batch:
     factors: np.ndarray  # normalize_total's size factors of the kept cells
 
 
-def _prepare(ad_obs) -> _Batch:
+def _prepare(ad_obs, name: str) -> _Batch:
     """Do scanpy's steps before the doublet simulation lazily on ``ad_obs`` (in place)."""
     from anndataoom._core import AnnDataOOM
     from anndataoom.pp import (
@@ -100,8 +100,14 @@ def _prepare(ad_obs) -> _Batch:
         normalize_total,
     )
 
+    n_obs = ad_obs.n_obs
     filter_genes(ad_obs, min_cells=3)
     filter_cells(ad_obs, min_genes=3)
+    if 0 in ad_obs.shape:
+        raise ValueError(
+            f"scrublet{name}: no cells with ≥ 3 genes expressed in ≥ 3 of its {n_obs:,} cells "
+            "are left to score (scanpy fails here too). Give a batch_key with larger batches, "
+            "or leave such cells out.")
     counts = ad_obs.X
     norm = normalize_total(ad_obs, inplace=False)
     # scanpy: normalise X, log1p a copy of it, HVGs on that copy.
@@ -303,7 +309,7 @@ def scrublet(  # noqa: PLR0913
 
     # Everything lazy first, and every size checked, before reading any values.
     if adata_sim is None:
-        prepared = [_prepare(g) for g in groups]
+        prepared = [_prepare(g, name) for g, name in zip(groups, names, strict=True)]
         for b, name in zip(prepared, names, strict=True):
             n_obs, n_hvg = b.counts.shape
             n_sim = _sim_count(n_obs, sim_doublet_ratio)
@@ -421,15 +427,20 @@ def scrublet_simulate_doublets(
     probe.set_state(check_random_state(random_seed).get_state())
     pairs = sample_comb((n_obs, n_obs), n_sim, random_state=probe)
     rows = np.unique(pairs).astype(np.int64)
-    per_row = x.nnz / max(n_obs, 1) if x.is_sparse else n_vars
-    nbytes = (2 * rows.size + 4 * n_sim) * per_row * (x.dtype.itemsize + 4)
-    _refuse_above_cap(
-        nbytes, f"simulating {n_sim:,} doublets from {rows.size:,} rows × {n_vars:,} genes",
-        "Simulate from the cells × highly variable genes only (as oom.pp.scrublet does), "
-        "or per batch of cells.")
+    what = f"simulating {n_sim:,} doublets from {rows.size:,} rows × {n_vars:,} genes"
+    hint = ("Simulate from the cells × highly variable genes only (as oom.pp.scrublet does), "
+            "or per batch of cells.")
+    item = x.dtype.itemsize
+    per_row = x.nnz / max(n_obs, 1) * (item + 4) if x.is_sparse else n_vars * item
+    _refuse_above_cap(rows.size * per_row, what, hint)
     if rows.size:
         block = x._subset(rows, None).to_memory()
     else:
         block = sp.csr_matrix((0, n_vars), dtype=x.dtype)
     counts = _rows_in_place(block, rows, n_obs, x.dtype)
+    # scanpy sums the two parents' sparse rows (and keeps a copy): about four
+    # rows' worth of stored values per doublet, next to the rows read.
+    per_doublet = 4 * counts.nnz / max(rows.size, 1) * (item + 4)
+    _refuse_above_cap(counts.data.nbytes + counts.indices.nbytes + n_sim * per_doublet,
+                      what, hint)
     return sc.pp.scrublet_simulate_doublets(anndata.AnnData(X=counts), **kw)
