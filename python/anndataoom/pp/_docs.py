@@ -17,6 +17,16 @@ copy
     Work on (and return) a copy of ``adata``; the matrix itself is never
     copied, only its lazy description."""
 
+doc_dist_params = """\
+theta
+    Negative-binomial overdispersion (> 0).
+clip
+    Clip residuals to ``±clip``; ``None`` = ``sqrt(n_obs)``."""
+
+doc_check_values = """\
+check_values
+    Warn when the values are not non-negative integers."""
+
 doc_lazy = """\
 Notes
 -----

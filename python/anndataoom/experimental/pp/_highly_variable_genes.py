@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from anndataoom.pp._docs import doc_check_values, doc_dist_params, doc_params
 from anndataoom.pp._hvg import highly_variable_genes as _hvg
 
 __all__ = ["highly_variable_genes"]
 
 
+@doc_params(dist_params=doc_dist_params, check_values=doc_check_values)
 def highly_variable_genes(
     adata,
     *,
@@ -32,10 +34,7 @@ def highly_variable_genes(
     adata
         An :class:`~anndataoom.AnnDataOOM` whose ``X`` (or ``layer``) holds
         counts, or an in-memory AnnData (handed over to scanpy).
-    theta
-        Negative-binomial overdispersion (> 0).
-    clip
-        Clip residuals to ``±clip``; ``None`` = ``sqrt(n_obs)``.
+    {dist_params}
     n_top_genes
         Number of genes to select (required).
     batch_key
@@ -44,8 +43,7 @@ def highly_variable_genes(
         Accepted for scanpy compatibility; blocks are sized by the core.
     flavor
         Only ``"pearson_residuals"`` (as in scanpy).
-    check_values
-        Warn when the values are not non-negative integers.
+    {check_values}
     layer
         Use this layer instead of ``X``.
     subset

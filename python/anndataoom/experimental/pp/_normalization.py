@@ -15,7 +15,9 @@ import numpy as np
 
 from anndataoom import _oom
 from anndataoom._distributed import run_pass
+from anndataoom._progress import with_pass_bars
 from anndataoom.pp._backed import get_array, set_matrix, wrap
+from anndataoom.pp._docs import doc_check_values, doc_dist_params, doc_params
 from anndataoom.pp._pca import _empty, _given, _handle_mask_var, pca
 
 __all__ = ["normalize_pearson_residuals", "normalize_pearson_residuals_pca", "pearson_matrix"]
@@ -40,6 +42,8 @@ def pearson_matrix(m, *, theta: float, clip: float | None, check_values: bool):
                                        float(clip), "float64")
 
 
+@doc_params(dist_params=doc_dist_params, check_values=doc_check_values)
+@with_pass_bars("normalize_pearson_residuals")
 def normalize_pearson_residuals(
     adata,
     *,
@@ -63,12 +67,8 @@ def normalize_pearson_residuals(
     adata
         An :class:`~anndataoom.AnnDataOOM` whose ``X`` (or ``layer``) holds
         counts, or an in-memory AnnData (handed over to scanpy).
-    theta
-        Negative-binomial overdispersion (> 0).
-    clip
-        Clip residuals to ``±clip``; ``None`` = ``sqrt(n_obs)``.
-    check_values
-        Warn when the values are not non-negative integers.
+    {dist_params}
+    {check_values}
     layer
         Use (and replace) this layer instead of ``X``.
     inplace
@@ -102,6 +102,8 @@ def normalize_pearson_residuals(
     return adata if copy else None
 
 
+@doc_params(dist_params=doc_dist_params, check_values=doc_check_values)
+@with_pass_bars("normalize_pearson_residuals_pca")
 def normalize_pearson_residuals_pca(
     adata,
     *,
@@ -126,10 +128,7 @@ def normalize_pearson_residuals_pca(
     adata
         An :class:`~anndataoom.AnnDataOOM` whose ``X`` holds counts, or an
         in-memory AnnData (handed over to scanpy).
-    theta
-        Negative-binomial overdispersion (> 0).
-    clip
-        Clip residuals to ``±clip``; ``None`` = ``sqrt(n_obs)``.
+    {dist_params}
     n_comps
         Number of principal components.
     random_state
@@ -140,8 +139,7 @@ def normalize_pearson_residuals_pca(
         Boolean mask or ``var`` column of the genes to use.
     use_highly_variable
         Deprecated (as in scanpy); use ``mask_var``.
-    check_values
-        Warn when the values are not non-negative integers.
+    {check_values}
     inplace
         Store the results in ``adata``; otherwise return them as a new object.
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from anndataoom._progress import with_pass_bars
 from anndataoom.experimental.pp._highly_variable_genes import highly_variable_genes
 from anndataoom.experimental.pp._normalization import normalize_pearson_residuals, store_pca
 from anndataoom.pp._backed import get_array
+from anndataoom.pp._docs import doc_check_values, doc_dist_params, doc_params
 from anndataoom.pp._pca import pca
 
 __all__ = ["recipe_pearson_residuals"]
 
 
+@doc_params(dist_params=doc_dist_params, check_values=doc_check_values)
+@with_pass_bars("recipe_pearson_residuals")
 def recipe_pearson_residuals(
     adata,
     *,
@@ -37,10 +41,7 @@ def recipe_pearson_residuals(
     adata
         An :class:`~anndataoom.AnnDataOOM` whose ``X`` holds counts, or an
         in-memory AnnData (handed over to scanpy).
-    theta
-        Negative-binomial overdispersion (> 0).
-    clip
-        Clip residuals to ``±clip``; ``None`` = ``sqrt(n_obs)``.
+    {dist_params}
     n_top_genes
         Number of genes to select.
     batch_key
@@ -53,8 +54,7 @@ def recipe_pearson_residuals(
         Seed of the PCA (see :func:`anndataoom.pp.pca`).
     kwargs_pca
         More keyword arguments for :func:`anndataoom.pp.pca`.
-    check_values
-        Warn when the values are not non-negative integers.
+    {check_values}
     inplace
         Store the results in ``adata``; otherwise return them.
 
