@@ -365,16 +365,70 @@ pub struct ResidualParams {
     pub f32_product: bool,
 }
 
-/// One pass of the residual sums over a dense row-major block (rows
-/// `row0..row0 + nrows`), column by column, each column's cells in order
+/// The residual sums of one row over columns `cols`, `x[j - cols.start]`
+/// being the row's value in column `j`, and the row's place `row` in the
+/// matrix. Without `mean`: `acc[g·ncols + j] += r`; with `mean`:
+/// `+= (r − mean)²`. Each column sees its cells in order across calls
 /// (scanpy's summation order, so the results match it to the last bit).
-/// Without `mean`: `acc[g·ncols + j] += r`; with `mean`: `+= (r − mean)²`.
-// A block, its place in the matrix and the column range: a struct would only
-// rename the arguments of this one hot call.
-#[allow(clippy::too_many_arguments)]
-pub fn residual_block(
-    dense: &[f64],
-    nrows: usize,
+/// Branch-free, so the compiler can vectorise the divisions and square roots.
+pub fn residual_row(
+    x: &[f64],
+    row: usize,
+    p: &ResidualParams,
+    mean: Option<&[f64]>,
+    acc: &mut [f64],
+    cols: std::ops::Range<usize>,
+    ncols: usize,
+) {
+    let g = p.groups.as_ref().map_or(0, |gs| gs[row]);
+    if g == SKIP {
+        return;
+    }
+    let base = g as usize * ncols;
+    let (ci, t) = (p.row_sum[row], p.total[g as usize]);
+    let (theta, clip) = (p.theta, p.clip);
+    let span = base + cols.start..base + cols.end;
+    let (gs, acc) = (&p.col_sum[span.clone()], &mut acc[span.clone()]);
+    let res = |x: f64, g: f64| {
+        let prod = if p.f32_product {
+            round32(g * ci)
+        } else {
+            g * ci
+        };
+        let mu = prod / t;
+        let r = (x - mu) / (mu + mu * mu / theta).sqrt();
+        // Python's min(max(r, -clip), clip): NaN (a cell without counts)
+        // propagates, as in scanpy.
+        let r = if -clip > r { -clip } else { r };
+        if clip < r {
+            clip
+        } else {
+            r
+        }
+    };
+    // A column without counts is skipped: adding +0 leaves its 0 as it is.
+    let terms = x.iter().zip(gs).zip(acc.iter_mut());
+    match mean {
+        None => {
+            for ((&x, &g), a) in terms {
+                let r = res(x, g);
+                *a += if g == 0.0 { 0.0 } else { r };
+            }
+        }
+        Some(m) => {
+            for (((&x, &g), a), &m) in terms.zip(&m[span]) {
+                let d = res(x, g) - m;
+                *a += if g == 0.0 { 0.0 } else { d * d };
+            }
+        }
+    }
+}
+
+/// [`residual_row`] over every row of an f64 block (rows `row0..`): a dense
+/// row as it is, a CSR row scattered into a zeroed scratch row of the
+/// column range (no dense copy of the whole block).
+fn residual_rows(
+    block: &Block,
     row0: usize,
     p: &ResidualParams,
     mean: Option<&[f64]>,
@@ -382,37 +436,29 @@ pub fn residual_block(
     cols: std::ops::Range<usize>,
     ncols: usize,
 ) {
-    // Rows outer, columns inner: each column still sees its cells in order.
-    for r in 0..nrows {
-        let g = p.groups.as_ref().map_or(0, |gs| gs[row0 + r]);
-        if g == SKIP {
-            continue;
-        }
-        let base = g as usize * ncols;
-        let (ci, t) = (p.row_sum[row0 + r], p.total[g as usize]);
-        let row = &dense[r * ncols..(r + 1) * ncols];
-        for j in cols.clone() {
-            let k = base + j;
-            let gs = p.col_sum[k];
-            if gs == 0.0 {
-                continue;
+    match block {
+        Block::Dense(d) => {
+            let v = d.data.as_slice::<f64>().expect("f64");
+            for r in 0..d.nrows {
+                let x = &v[r * ncols + cols.start..r * ncols + cols.end];
+                residual_row(x, row0 + r, p, mean, acc, cols.clone(), ncols);
             }
-            let prod = if p.f32_product {
-                round32(gs * ci)
-            } else {
-                gs * ci
-            };
-            let mu = prod / t;
-            let res = (row[j] - mu) / (mu + mu * mu / p.theta).sqrt();
-            // Python's min(max(res, -clip), clip): NaN (a cell without
-            // counts) propagates, as in scanpy.
-            let res = if -p.clip > res { -p.clip } else { res };
-            let res = if p.clip < res { p.clip } else { res };
-            match mean {
-                None => acc[k] += res,
-                Some(m) => {
-                    let d = res - m[k];
-                    acc[k] += d * d;
+        }
+        Block::Csr(c) => {
+            let v = c.data.as_slice::<f64>().expect("f64");
+            let mut scratch = vec![0.0; cols.len()];
+            let (c0, c1) = (cols.start as i32, cols.end as i32);
+            for r in 0..c.nrows {
+                let (a, b) = (c.indptr[r] as usize, c.indptr[r + 1] as usize);
+                let idx = &c.indices[a..b];
+                let lo = a + idx.partition_point(|&j| j < c0);
+                let hi = a + idx.partition_point(|&j| j < c1);
+                for k in lo..hi {
+                    scratch[(c.indices[k] - c0) as usize] = v[k];
+                }
+                residual_row(&scratch, row0 + r, p, mean, acc, cols.clone(), ncols);
+                for k in lo..hi {
+                    scratch[(c.indices[k] - c0) as usize] = 0.0;
                 }
             }
         }
@@ -449,16 +495,10 @@ pub fn residual_variances(ctx: &Ctx, view: &View, p: &ResidualParams) -> Result<
             ctx.check()?;
             let b = (a + step).min(nrows);
             let block = crate::plan::cast_block(view.read(a, b)?, Dtype::F64);
-            let dense = match block {
-                Block::Csr(c) => c.to_dense(),
-                Block::Dense(d) => d,
-            };
-            let vals = dense.data.as_slice::<f64>().expect("f64");
-            let rows = dense.nrows;
             let row0 = usize::try_from(a).expect("fits");
             parts.par_iter_mut().enumerate().for_each(|(i, acc)| {
                 let cols = i * chunk..((i + 1) * chunk).min(ncols);
-                residual_block(vals, rows, row0, p, mean, acc, cols, ncols);
+                residual_rows(&block, row0, p, mean, acc, cols, ncols);
             });
             ctx.advance(b - a);
             a = b;
@@ -642,11 +682,27 @@ mod tests {
         };
         // rows 0 and 1..3 as two blocks give the sums of one block
         let mut s = vec![0.0; 2];
-        residual_block(&x[..2], 1, 0, &p, None, &mut s, 0..2, 2);
-        residual_block(&x[2..], 2, 1, &p, None, &mut s, 0..2, 2);
+        let dense = |rows: &[f64]| {
+            Block::Dense(Dense {
+                nrows: rows.len() / 2,
+                ncols: 2,
+                data: Values::F64(rows.to_vec()),
+            })
+        };
+        residual_rows(&dense(&x[..2]), 0, &p, None, &mut s, 0..2, 2);
+        residual_rows(&dense(&x[2..]), 1, &p, None, &mut s, 0..2, 2);
         let mean: Vec<f64> = s.iter().map(|v| v / 3.0).collect();
         let mut q = vec![0.0; 2];
-        residual_block(&x, 3, 0, &p, Some(&mean), &mut q, 0..2, 2);
+        // the same rows as CSR, one column at a time: the same sums
+        let sparse = Block::Csr(Csr {
+            nrows: 3,
+            ncols: 2,
+            indptr: vec![0, 1, 3, 4],
+            indices: vec![0, 0, 1, 1],
+            data: Values::F64(vec![1.0, 3.0, 2.0, 4.0]),
+        });
+        residual_rows(&sparse, 0, &p, Some(&mean), &mut q, 0..1, 2);
+        residual_rows(&sparse, 0, &p, Some(&mean), &mut q, 1..2, 2);
         for j in 0..2 {
             let res: Vec<f64> = (0..3)
                 .map(|i| {
