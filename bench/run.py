@@ -25,6 +25,8 @@ then neighbors, UMAP, Leiden and markers) on ``bench/gen.py --mode mixed``
 data (a connected kNN graph, as an atlas gives): contender ``ours`` with our
 graph steps, ``scanpy`` with scanpy's on the same ``X_pca``, plus the kNN
 recall and UMAP neighbour preservation of each (``contenders/_main_job.py``).
+``--workload recipes`` times ``recipe_zheng17`` and ``recipe_pearson_residuals``
+(1,000 genes each, each on the file's counts; contenders ``ours`` and ``scanpy``).
 
 With no arguments: the 100k side-by-side pipeline run of all contenders.
 """
@@ -77,6 +79,10 @@ WORKLOADS = {
         "ours": ("ours_main.py", "main", True),
         "scanpy": ("scanpy_main.py", "main", True),
     },
+    "recipes": {
+        "ours": ("ours_recipes.py", "main", True),
+        "scanpy": ("scanpy_recipes.py", "main", True),
+    },
 }
 CONTENDERS = WORKLOADS["pipeline"]
 #: Stage names of each workload, in the order the scripts run them.
@@ -85,9 +91,10 @@ STAGES = {
     "markers": ("import", "read", "normalize", "log1p", "groups", "t-test", "wilcoxon"),
     "main-job": ("import", "read", "qc", "filter", "normalize+log1p", "hvg", "scale", "pca",
                  "neighbors", "umap", "leiden", "markers", "quality"),
+    "recipes": ("import", "read", "zheng17", "read2", "pearson"),
 }
 #: Data of each workload (``bench/gen.py --mode``).
-DATA_MODE = {"pipeline": "tile", "markers": "tile", "main-job": "mixed"}
+DATA_MODE = {"pipeline": "tile", "markers": "tile", "main-job": "mixed", "recipes": "mixed"}
 
 
 def log(msg: str) -> None:
